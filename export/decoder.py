@@ -1,0 +1,190 @@
+"""The PyTorch twin of the shader decoder: texel = MLP(latents at a mip pair, positional code, LOD).
+
+`decode_texels` is the one definition of the math. The trainer calls it with float parameters
+(plus fake quantization); `decode_mip` calls it with the dequantized contents of a file. The Slang
+shader mirrors it line by line, and the parity tests hold them together.
+
+Per colour mip m (size w_m x h_m), texel (x, y):
+    uv        = ((x + 0.5) / w_m, (y + 0.5) / h_m)
+    hi, lo    = latent levels m and m + 1 (clamped to the pyramid)
+    p         = uv * size(hi) - 0.5                 latent-texel coordinates, texel centres at ints
+    hi feats  = bilinear(hi, p)                      or, for "gather4", the 4 nearest texels
+                                                     concatenated plus frac(p) (the MLP blends)
+    lo feats  = bilinear(lo, uv * size(lo) - 0.5)
+    pe        = tri(2^k * (p + 0.5) + phase)  k = 0..2, phase in {0, 0.25}, x and y
+    lod       = m / max(1, mips - 1)
+    out       = MLP([hi, lo, pe, lod])               hswish3 between layers, linear at the end
+Latent fetches clamp to the edge; tri(t) = 1 - 4 |frac(t) - 0.5| lies in [-1, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import layout
+from .model import CONST, COPY, NORMAL_Z, STORED, NTCModel
+
+
+def hswish3(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(x, max=3.0) * torch.clamp(x / 3.0 + 0.5, 0.0, 1.0)
+
+
+def triangle(t: torch.Tensor) -> torch.Tensor:
+    return 1.0 - 4.0 * torch.abs(torch.frac(t) - 0.5)
+
+
+@dataclass
+class LatentPyramid:
+    """Static description of the latent levels, flattened into one [texels, features] table."""
+    sizes: torch.Tensor    # long [levels, 2] (w, h)
+    offsets: torch.Tensor  # long [levels] first row of each level in the flat table
+    mips: int
+    hr_sampling: str
+
+    @staticmethod
+    def build(levels: list[tuple[int, int]], mips: int, hr_sampling: str,
+              device: torch.device | str = "cpu") -> "LatentPyramid":
+        sizes = torch.tensor(levels, dtype=torch.long, device=device)
+        counts = sizes[:, 0] * sizes[:, 1]
+        offsets = torch.cumsum(counts, 0) - counts
+        return LatentPyramid(sizes, offsets, mips, hr_sampling)
+
+    @property
+    def texels(self) -> int:
+        return int((self.sizes[:, 0] * self.sizes[:, 1]).sum())
+
+
+def _taps(pyr: LatentPyramid, level: torch.Tensor, uv: torch.Tensor):
+    """Indices of the 4 nearest latent texels around uv in `level`, and the bilinear fraction."""
+    size = pyr.sizes[level].to(uv.dtype)                      # [N, 2]
+    p = uv * size - 0.5
+    p0 = torch.floor(p)
+    frac = p - p0
+    i0 = p0.long()
+    w, h = pyr.sizes[level, 0], pyr.sizes[level, 1]
+    x0 = i0[:, 0].clamp(0, None).minimum(w - 1)
+    x1 = (i0[:, 0] + 1).clamp(0, None).minimum(w - 1)
+    y0 = i0[:, 1].clamp(0, None).minimum(h - 1)
+    y1 = (i0[:, 1] + 1).clamp(0, None).minimum(h - 1)
+    base = pyr.offsets[level]
+    idx = torch.stack([base + y0 * w + x0, base + y0 * w + x1,
+                       base + y1 * w + x0, base + y1 * w + x1], 0)  # [4, N]
+    return idx, frac, p
+
+
+def _bilinear(table: torch.Tensor, idx: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+    v = table[idx.reshape(-1)].reshape(4, idx.shape[1], table.shape[1])
+    fx, fy = frac[:, :1], frac[:, 1:]
+    top = v[0] + (v[1] - v[0]) * fx
+    bottom = v[2] + (v[3] - v[2]) * fx
+    return top + (bottom - top) * fy
+
+
+def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
+                  uv: torch.Tensor) -> torch.Tensor:
+    """MLP input rows for texels at `uv` of colour mips `mip` (one per row)."""
+    last = pyr.sizes.shape[0] - 1
+    hi = mip.clamp(max=last)
+    lo = (mip + 1).clamp(max=last)
+    idx_hi, frac_hi, p_hi = _taps(pyr, hi, uv)
+    idx_lo, frac_lo, _ = _taps(pyr, lo, uv)
+    if pyr.hr_sampling == "gather4":
+        v = table[idx_hi.reshape(-1)].reshape(4, uv.shape[0], table.shape[1])
+        hi_feats = [v[0], v[1], v[2], v[3], frac_hi]
+    else:
+        hi_feats = [_bilinear(table, idx_hi, frac_hi)]
+    q = p_hi + 0.5
+    pe = []
+    for k in range(layout.PE_OCTAVES):
+        for phase in (0.0, 0.25):
+            pe.append(triangle(q * float(1 << k) + phase))
+    lod = (mip.to(uv.dtype) / max(1, pyr.mips - 1))[:, None]
+    return torch.cat(hi_feats + [_bilinear(table, idx_lo, frac_lo)] + pe + [lod], 1)
+
+
+def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]):
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        x = torch.addmm(b, x, w.t())
+        if i + 1 < len(weights):
+            x = hswish3(x)
+    return x
+
+
+def decode_texels(table, pyr, weights, biases, mip, uv):
+    """Stored-channel values (about [0, 1]) for texels at `uv` of colour mips `mip`."""
+    return mlp_forward(encode_inputs(table, pyr, mip, uv), weights, biases)
+
+
+def texel_uv(w: int, h: int, device="cpu") -> torch.Tensor:
+    """Texel-centre uv of every texel of a w x h image, row-major, [h*w, 2]."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
+                            indexing="ij")
+    return torch.stack([(xs.reshape(-1) + 0.5) / w, (ys.reshape(-1) + 0.5) / h], 1).float()
+
+
+# ----------------------------------------------------------------------------------------------
+# decoding a file
+
+@dataclass
+class FileDecoder:
+    """Dequantized contents of an NTCModel as torch tensors, ready for `decode_texels`."""
+    model: NTCModel
+    table: torch.Tensor
+    pyramid: LatentPyramid
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+
+    @staticmethod
+    def from_model(model: NTCModel, device="cpu") -> "FileDecoder":
+        lat = model.latent
+        rows = [torch.from_numpy(lat.dequantize(q)).reshape(lat.features, -1).t()
+                for q in model.latents]
+        table = torch.cat(rows, 0).contiguous().to(device)
+        pyr = LatentPyramid.build(lat.levels, model.mips, lat.hr_sampling, device)
+        weights = [torch.from_numpy(l.dequantized()).to(device) for l in model.layers]
+        biases = [torch.from_numpy(l.bias.astype(np.float32)).to(device) for l in model.layers]
+        return FileDecoder(model, table, pyr, weights, biases)
+
+    @torch.no_grad()
+    def stored_mip(self, mip: int, chunk: int = 1 << 16) -> torch.Tensor:
+        """[h, w, stored] float values of colour mip `mip`."""
+        w, h = layout.mip_size(self.model.width, self.model.height, mip)
+        uv = texel_uv(w, h, self.table.device)
+        mips = torch.full((uv.shape[0],), mip, dtype=torch.long, device=uv.device)
+        out = [decode_texels(self.table, self.pyramid, self.weights, self.biases,
+                             mips[i:i + chunk], uv[i:i + chunk])
+               for i in range(0, uv.shape[0], chunk)]
+        return torch.cat(out, 0).reshape(h, w, -1)
+
+    def textures_mip(self, mip: int) -> list[np.ndarray]:
+        """Float [h, w, C] arrays in [0, 1], one per source texture, in its channel layout."""
+        return reconstruct(self.model, self.stored_mip(mip).cpu().numpy())
+
+
+def reconstruct(model: NTCModel, stored: np.ndarray) -> list[np.ndarray]:
+    """Turn stored channels into each source texture's channels (constants, copies, normal Z)."""
+    stored = np.clip(stored, 0.0, 1.0)
+    h, w = stored.shape[:2]
+    out = []
+    for tex in model.textures:
+        chans: list[np.ndarray] = []
+        for c in tex.channels:
+            if c.kind == STORED:
+                chans.append(stored[..., c.index])
+            elif c.kind == CONST:
+                chans.append(np.full((h, w), c.value, np.float32))
+            elif c.kind == COPY:
+                chans.append(chans[c.index])
+            elif c.kind == NORMAL_Z:
+                x = chans[0] * 2.0 - 1.0
+                y = chans[1] * 2.0 - 1.0
+                chans.append(np.sqrt(np.maximum(0.0, 1.0 - x * x - y * y)) * 0.5 + 0.5)
+        out.append(np.stack(chans, -1).astype(np.float32))
+    return out
+
+
+def to_uint(x: np.ndarray, bit_depth: int) -> np.ndarray:
+    peak = (1 << bit_depth) - 1
+    return np.round(np.clip(x, 0.0, 1.0) * peak).astype(np.uint8 if bit_depth == 8 else np.uint16)

@@ -1,0 +1,1 @@
+"""Texture sets in, trained and quantized neural textures out (PyTorch; CPU always, CUDA when present)."""

@@ -1,0 +1,160 @@
+"""ntc-compress: compress a folder of PBR textures into one neural texture file."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from export.format import atomic_write
+
+from .compress import DEFAULT_BPP, CompressSettings, compress
+from .fit import TrainConfig
+from .network import NetworkConfig
+from .presets import PRESETS
+from .textures import MANIFEST_NAME, ROLES, InputError, load_texture_set
+
+EPILOG = f"""\
+roles from file names (case and separators ignored; first match wins):
+  orm                occlusionRoughnessMetallic, occlusionRoughMetal, ORM
+  metallicRoughness  metallicRoughness, metalRoughness (glTF: G roughness, B metallic)
+  normal             normal, nrm          baseColor   baseColor, albedo, diffuse, color, base
+  emissive           emissive, emission   roughness   roughness, rough
+  metallic           metallic, metalness, metal       occlusion   occlusion, ao
+  height             height, depth, displacement      opacity     opacity, alpha
+Files matching nothing are listed and skipped. baseColor and emissive are sRGB, the rest linear;
+alpha is always linear. A normal map is stored as X,Y with Z rebuilt (unless Z is not a unit-
+normal Z, then it is stored). Constant channels and exact channel copies (grey RGB) cost nothing.
+
+manifest ({MANIFEST_NAME} in the folder, or --manifest FILE) wins over names:
+  {{"rock_metal.jpg": "normal",
+   "rock_rough.jpg": {{"role": "roughness", "channels": 1, "colorspace": "linear", "weight": 2}},
+   "focus.png": "mask",  "notes.png": "skip"}}
+  roles: {", ".join(ROLES)}, skip. "mask" marks an importance mask (white = keep sharp).
+
+presets (exact bpp depends on the set and is printed): {", ".join(n for n, _, _ in PRESETS)}
+bpp = file bytes * 8 / texels of mip 0, for the whole set with its full mip chain.
+"""
+
+
+def _weights(values: list[str]) -> dict[str, float]:
+    out = {}
+    for v in values:
+        name, sep, num = v.partition("=")
+        try:
+            w = float(num)
+        except ValueError:
+            w = -1.0
+        if not sep or not name or not w > 0:
+            raise InputError(f"--weight expects NAME=POSITIVE_NUMBER, got '{v}'")
+        out[name] = w
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ntc-compress", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Compress a folder of PBR textures (one material, all textures the same size, "
+                    "1-16 channels in all, 8/16-bit PNG or JPEG) into one .ntc neural texture "
+                    "file that decodes every mip level.")
+    p.add_argument("input", help="folder of texture images")
+    p.add_argument("-o", "--output", required=True, help="output .ntc file (written atomically)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--bpp", type=float, help=f"bits per texel budget: the richest preset within "
+                      f"it (default {DEFAULT_BPP})")
+    rate.add_argument("--target-psnr", type=float, metavar="DB",
+                      help="search presets for the smallest whose decoded set PSNR reaches DB")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps,
+                   help="training steps per preset (default %(default)s)")
+    p.add_argument("--batch", type=int, default=TrainConfig.batch,
+                   help="texels per step (default %(default)s)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto = CUDA when present, else CPU")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--bits", type=int, default=NetworkConfig.bits, choices=range(2, 9),
+                   metavar="{2..8}", help="latent quantization bits (default %(default)s)")
+    p.add_argument("--weights-format", default="int8", choices=("int8", "fp16"),
+                   help="MLP weight storage (default int8 with per-output scales)")
+    p.add_argument("--manifest", help=f"manifest file (default: {MANIFEST_NAME} in the folder)")
+    p.add_argument("--weight", action="append", default=[], metavar="NAME=W",
+                   help="loss weight for a texture (file stem) or role, e.g. normal=2; repeatable")
+    p.add_argument("--mask", help="importance mask image (white = keep sharp), same size as the set")
+    p.add_argument("--mask-strength", type=float, default=4.0,
+                   help="loss weight added where the mask is white (default %(default)s)")
+    p.add_argument("--report", help="write the full report as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _check_args(a) -> None:
+    if a.bpp is not None and not 0 < a.bpp <= 64:
+        raise InputError(f"--bpp {a.bpp}: expected a number in (0, 64]")
+    if a.target_psnr is not None and not 10 <= a.target_psnr <= 100:
+        raise InputError(f"--target-psnr {a.target_psnr}: expected 10..100 dB")
+    if a.steps < 10:
+        raise InputError(f"--steps {a.steps}: at least 10")
+    if a.batch < 64:
+        raise InputError(f"--batch {a.batch}: at least 64")
+    if a.mask_strength < 0:
+        raise InputError("--mask-strength must be >= 0")
+    for target in [a.output] + ([a.report] if a.report else []):
+        path = Path(target)
+        if path.is_dir():
+            raise InputError(f"output {path} is a folder; give a file name")
+        if not path.parent.resolve().is_dir():
+            raise InputError(f"output folder {path.parent} does not exist")
+        if not os.access(path.parent.resolve(), os.W_OK):
+            raise InputError(f"output folder {path.parent} is not writable")
+
+
+def print_summary(report: dict, out: str) -> None:
+    print(f"wrote {out}: {report['file_bytes']:,} bytes, {report['bpp']:.3f} bpp "
+          f"({report['width']}x{report['height']}, {report['mips']} mips, "
+          f"{report['stored_channels']} stored channels, preset {report['preset']})")
+    print(f"{'texture':<44} {'role':<18} {'PSNR mip0':>9} {'SSIM':>6}")
+    for name, t in report["textures"].items():
+        ssim = f"{t['ssim']:.4f}" if t["ssim"] is not None else "-"
+        print(f"{name[:44]:<44} {t['role']:<18} {t['psnr']:>9.2f} {ssim:>6}")
+    mips = " ".join(f"{p:.1f}" for p in report["psnr_set_mip"])
+    print(f"{'set (pooled)':<44} {'':<18} {report['psnr_set']:>9.2f}")
+    print(f"set PSNR per mip: {mips}")
+    print(f"{report['steps']} steps, {report['seconds']:.1f} s on {report['device']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _check_args(args)
+        tset = load_texture_set(args.input, args.manifest, _weights(args.weight), args.mask)
+        out = Path(args.output).resolve()
+        if any(out == t.path.resolve() for t in tset.textures):
+            raise InputError(f"output {args.output} would overwrite an input texture")
+        if tset.skipped:
+            print(f"skipped (unknown role): {', '.join(tset.skipped)}", file=sys.stderr)
+        settings = CompressSettings(
+            bpp=args.bpp, target_psnr=args.target_psnr, device=args.device,
+            mask_strength=args.mask_strength,
+            train=TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
+                              progress=not args.quiet),
+            network=NetworkConfig(bits=args.bits, weight_format=args.weights_format))
+        log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+        result = compress(tset, settings, log)
+        atomic_write(out, result.data)
+        result.report["output"] = str(args.output)
+        if args.report:
+            atomic_write(args.report, json.dumps(result.report, indent=2).encode())
+        print_summary(result.report, args.output)
+        if result.report.get("target_reached") is False:
+            print(f"warning: target {args.target_psnr} dB not reached", file=sys.stderr)
+        return 0
+    except InputError as e:
+        print(f"ntc-compress: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ntc-compress: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Texture set in, `.ntc` bytes and a quality report out: the pipeline behind ntc-compress."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from export.format import from_bytes, to_bytes
+
+from .evaluate import evaluate
+from .fit import TrainConfig, fit
+from .network import NetworkConfig
+from .presets import pick_for_bpp, preset_table
+from .targets import build_targets, plan_channels
+from .textures import InputError, TextureSet
+
+DEFAULT_BPP = 4.0
+
+
+@dataclass
+class CompressSettings:
+    bpp: float | None = None          # pick the richest preset within this many bits per texel
+    target_psnr: float | None = None  # or: the smallest preset whose decoded set reaches this
+    train: TrainConfig = None         # steps, batch, learning rates, seed
+    network: NetworkConfig = None     # bits, sampling, hidden layers, weight format
+    device: str = "auto"
+    mask_strength: float = 4.0
+
+    def __post_init__(self):
+        self.train = self.train or TrainConfig()
+        self.network = self.network or NetworkConfig()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available (use --device cpu)")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"unknown device '{name}' (auto, cpu or cuda)")
+    return torch.device(name)
+
+
+@dataclass
+class CompressResult:
+    data: bytes     # the complete .ntc file
+    report: dict
+
+
+def _train_one(tset, infos, stored, targets, preset, settings, device, log=print):
+    name, cfg, bpp = preset
+    w, h = tset.size
+    t0 = time.perf_counter()
+    net, tlog = fit(targets, cfg, settings.train, w, h, device, desc=f"{name} ({bpp:.2f} bpp)")
+    extra = {"preset": name, "steps": tlog.steps, "seed": settings.train.seed,
+             "batch": settings.train.batch}
+    data = to_bytes(net.export(infos, extra))
+    # Quality is measured on the file as written, decoded by the reference decoder.
+    quality = evaluate(from_bytes(data), targets.source_mips)
+    seconds = time.perf_counter() - t0
+    log(f"  {name}: {len(data) * 8 / (w * h):.3f} bpp, set PSNR {quality['psnr_set']:.2f} dB "
+        f"({tlog.steps} steps, {seconds:.0f} s)")
+    return data, quality, tlog, seconds
+
+
+def compress(tset: TextureSet, settings: CompressSettings, log=print) -> CompressResult:
+    device = resolve_device(settings.device)
+    t_start = time.perf_counter()
+    infos, stored = plan_channels(tset)
+    if stored == 0:
+        raise InputError("every channel of the set is constant: nothing to compress")
+    w, h = tset.size
+    targets = build_targets(tset, infos, stored, settings.mask_strength)
+    table = preset_table(w, h, stored, infos, settings.network)
+
+    train = lambda i: (table[i], *_train_one(tset, infos, stored, targets, table[i], settings,
+                                             device, log))
+    trials: dict[int, tuple] = {}
+    if settings.target_psnr is None:
+        best = train(table.index(pick_for_bpp(table, settings.bpp or DEFAULT_BPP)))
+    else:
+        # Binary search over presets ordered by bpp for the smallest that reaches the target.
+        lo, hi = 0, len(table) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            trials[mid] = train(mid)
+            if trials[mid][2]["psnr_set"] >= settings.target_psnr:
+                hi = mid - 1
+            else:
+                lo = mid + 1
+        reached = [i for i, t in trials.items() if t[2]["psnr_set"] >= settings.target_psnr]
+        best = trials[min(reached)] if reached else trials[max(trials)]
+        if not reached:
+            log(f"warning: no preset reaches {settings.target_psnr:.2f} dB; writing the richest "
+                f"({best[0][0]}, {best[2]['psnr_set']:.2f} dB)")
+    (name, cfg, _), data, quality, tlog, _ = best
+    report = {
+        "input": str(tset.folder),
+        "width": w, "height": h, "mips": targets.mip_sizes.shape[0],
+        "textures_in": [t.path.name for t in tset.textures],
+        "skipped": tset.skipped,
+        "stored_channels": stored,
+        "preset": name,
+        "features": cfg.features, "bits": cfg.bits, "grid_scale": cfg.grid_scale,
+        "hr_sampling": cfg.hr_sampling, "weight_format": cfg.weight_format,
+        "file_bytes": len(data),
+        "bpp": len(data) * 8 / (w * h),
+        **quality,
+        "steps": tlog.steps,
+        "seconds": time.perf_counter() - t_start,
+        "train_seconds": tlog.seconds,
+        "device": str(device),
+        "training_curve": [{"seconds": s, "step": st, "psnr_estimate": p} for s, st, p in tlog.curve],
+    }
+    for info in infos:
+        report["textures"][info.name]["role"] = info.role
+    if settings.target_psnr is not None:
+        report["target_psnr"] = settings.target_psnr
+        report["target_reached"] = quality["psnr_set"] >= settings.target_psnr
+        report["search"] = [{"preset": t[0][0], "bpp": len(t[1]) * 8 / (w * h),
+                             "psnr_set": t[2]["psnr_set"]} for _, t in sorted(trials.items())]
+    return CompressResult(data, report)

@@ -1,0 +1,110 @@
+"""The training loop: Adam, cosine learning rates, quantization-aware schedule, progress bar."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from .network import NetworkConfig, NeuralTexture
+from .targets import TrainingTargets, locate
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 6000
+    batch: int = 4096
+    lr_latents: float = 0.05
+    lr_mlp: float = 0.005
+    freeze_latents_at: float = 0.85   # then latents are rounded and frozen ...
+    quantize_weights_at: float = 0.85  # ... and the MLP fine-tunes through fake int8 weights
+    mip_uniform_share: float = 0.25  # of each batch drawn mip-uniformly, so small mips train too
+    seed: int = 0
+    log_every: int = 0     # record (seconds, step, PSNR estimate) this often; 0 = 20 points
+    progress: bool = True
+
+
+@dataclass
+class TrainLog:
+    seconds: float = 0.0
+    steps: int = 0
+    curve: list[tuple[float, int, float]] = field(default_factory=list)  # (s, step, psnr est.)
+
+
+def _cosine(step: int, total: int) -> float:
+    return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def _sample_rows(offsets: torch.Tensor, n: int, uniform_share: float, gen) -> torch.Tensor:
+    """Rows of the flattened mip chain: most uniform over texels (mips by area, as RTXNTC), the
+    rest with the mip drawn uniformly, else the smallest mips would barely be seen."""
+    total = int(offsets[-1])
+    n_mip = int(n * uniform_share)
+    rows = torch.randint(0, total, (n - n_mip,), generator=gen)
+    mips = torch.randint(0, offsets.numel() - 1, (n_mip,), generator=gen)
+    counts = offsets[mips + 1] - offsets[mips]
+    local = (torch.rand(n_mip, generator=gen) * counts).long().minimum(counts - 1)
+    return torch.cat([rows, offsets[mips] + local])
+
+
+def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
+        width: int, height: int, device: torch.device, desc: str = "training") -> tuple[NeuralTexture, TrainLog]:
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    stored = targets.values.shape[1]
+    net = NeuralTexture(net_cfg, width, height, stored, device)
+    values = targets.values.to(device)
+    importance = targets.importance.to(device) if targets.importance is not None else None
+    ch_w = targets.channel_weights.to(device)
+    ch_w = ch_w / ch_w.mean()
+    offsets, sizes = targets.mip_offsets.to(device), targets.mip_sizes.to(device)
+    with torch.no_grad():  # start the output layer at the mean colour
+        net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0))
+    opt = torch.optim.Adam([
+        {"params": [net.latents], "lr": cfg.lr_latents},
+        {"params": list(net.weights) + list(net.biases), "lr": cfg.lr_mlp},
+    ], betas=(0.9, 0.99), eps=1e-15)
+    base_lr = [g["lr"] for g in opt.param_groups]
+    freeze_step = int(cfg.steps * cfg.freeze_latents_at)
+    wq_step = int(cfg.steps * cfg.quantize_weights_at)
+    log_every = cfg.log_every or max(1, cfg.steps // 20)
+    log, ema, t0 = TrainLog(), None, time.perf_counter()
+    bar = tqdm(total=cfg.steps, desc=desc, unit="step", disable=not cfg.progress,
+               dynamic_ncols=True, leave=False)
+    net.train()
+    for step in range(cfg.steps):
+        if step == freeze_step:
+            net.freeze_latents()
+            opt.param_groups[0]["params"] = []
+        if step == wq_step:
+            net.quantize_weights = True
+        rows = _sample_rows(offsets.cpu(), cfg.batch, cfg.mip_uniform_share, gen).to(device)
+        mip, uv = locate(rows, offsets, sizes)
+        pred = net(mip, uv)
+        err = (pred - values[rows]) ** 2
+        per_texel = (err * ch_w).mean(1)
+        if importance is not None:
+            per_texel = per_texel * importance[rows]
+        loss = per_texel.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
+        opt.param_groups[0]["lr"] = base_lr[0] * _cosine(step, max(1, freeze_step))
+        opt.param_groups[1]["lr"] = base_lr[1] * _cosine(step, cfg.steps)
+        opt.step()
+        net.clamp_()
+        mse = float(err.detach().mean())
+        ema = mse if ema is None else 0.95 * ema + 0.05 * mse
+        if step % 10 == 0 or step == cfg.steps - 1:
+            psnr = 10 * math.log10(1 / max(ema, 1e-12))
+            bar.set_postfix(loss=f"{float(loss.detach()):.2e}", psnr=f"{psnr:.1f}dB", refresh=False)
+            if step % log_every == 0 or step == cfg.steps - 1:
+                log.curve.append((time.perf_counter() - t0, step + 1, psnr))
+        bar.update(1)
+    bar.close()
+    net.eval()
+    log.seconds, log.steps = time.perf_counter() - t0, cfg.steps
+    return net, log
+

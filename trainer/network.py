@@ -1,0 +1,117 @@
+"""Trainable neural texture: float latents + MLP, trained through export's decode function."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from export import layout
+from export.decoder import LatentPyramid, decode_texels
+from export.model import LatentInfo, LayerWeights, NTCModel, TextureInfo
+
+
+@dataclass
+class NetworkConfig:
+    features: int = 8
+    bits: int = 4
+    grid_scale: float = 4.0
+    hr_sampling: str = "bilinear"
+    hidden: tuple[int, ...] = (64, 48, 32)
+    weight_format: str = "int8"
+
+
+def quantize_latents(z: torch.Tensor, qmax: int) -> torch.Tensor:
+    """Round latents in [-1, 1] to the nearest of qmax+1 levels (straight-through gradient)."""
+    zq = torch.round((z.clamp(-1, 1) + 1) * (qmax / 2)) * (2 / qmax) - 1
+    return z + (zq - z).detach()
+
+
+def fake_quant_int8(w: torch.Tensor) -> torch.Tensor:
+    """Per-output-row symmetric int8, straight-through, exactly as the exporter rounds."""
+    scale = (w.detach().abs().amax(1, keepdim=True) / 127).clamp(min=1e-12)
+    return w + (torch.round(w / scale).clamp(-127, 127) * scale - w).detach()
+
+
+def fake_quant_fp16(w: torch.Tensor) -> torch.Tensor:
+    return w + (w.half().float() - w).detach()
+
+
+class NeuralTexture(nn.Module):
+    def __init__(self, cfg: NetworkConfig, width: int, height: int, stored: int,
+                 device: torch.device | str = "cpu"):
+        super().__init__()
+        self.cfg, self.width, self.height, self.stored = cfg, width, height, stored
+        self.levels = layout.latent_level_sizes(width, height, cfg.grid_scale)
+        self.pyramid = LatentPyramid.build(self.levels, layout.mip_count(width, height),
+                                           cfg.hr_sampling, device)
+        self.qmax = (1 << cfg.bits) - 1
+        step = 2.0 / self.qmax
+        self.latents = nn.Parameter(
+            (torch.rand(self.pyramid.texels, cfg.features, device=device) - 0.5) * 4 * step)
+        dims = [layout.mlp_input_size(cfg.features, cfg.hr_sampling), *cfg.hidden, stored]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for n_in, n_out in zip(dims[:-1], dims[1:]):
+            bound = 1 / math.sqrt(n_in)
+            self.weights.append(nn.Parameter(torch.empty(n_out, n_in, device=device)
+                                             .uniform_(-bound, bound) * math.sqrt(3)))
+            self.biases.append(nn.Parameter(torch.zeros(n_out, device=device)))
+        self.latent_noise = True      # +-half-step uniform noise stands in for rounding
+        self.latents_frozen = False   # latents rounded for good; only the MLP still trains
+        self.quantize_weights = False  # fake-quantize weights as the exporter will
+
+    def freeze_latents(self) -> None:
+        with torch.no_grad():
+            self.latents.copy_(quantize_latents(self.latents, self.qmax))
+        self.latents.requires_grad_(False)
+        self.latents_frozen = True
+        self.latent_noise = False
+
+    def clamp_(self) -> None:
+        with torch.no_grad():
+            self.latents.clamp_(-1, 1)
+
+    def forward(self, mip: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        table = self.latents
+        if self.latents_frozen:
+            pass
+        elif self.training and self.latent_noise:
+            table = table + (torch.rand_like(table) - 0.5) * (2.0 / self.qmax)
+        else:
+            table = quantize_latents(table, self.qmax)
+        weights = list(self.weights)
+        if self.quantize_weights or not self.training:
+            fq = fake_quant_int8 if self.cfg.weight_format == "int8" else fake_quant_fp16
+            weights = [fq(w) for w in weights]
+        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv)
+
+    def export(self, textures: list[TextureInfo], extra: dict | None = None) -> NTCModel:
+        """Quantize into the file's in-memory form; decoding it reproduces eval-mode forward."""
+        cfg = self.cfg
+        with torch.no_grad():
+            z = self.latents.detach().clamp(-1, 1).cpu()
+            q = torch.round((z + 1) * (self.qmax / 2)).to(torch.uint8)
+            latents, start = [], 0
+            for w, h in self.levels:
+                rows = q[start:start + w * h]
+                latents.append(rows.t().reshape(cfg.features, h, w).numpy().copy())
+                start += w * h
+            layers = []
+            for w, b in zip(self.weights, self.biases):
+                w = w.detach().cpu().float()
+                bias = b.detach().cpu().float().numpy().astype(np.float32)
+                if cfg.weight_format == "int8":
+                    scale = (w.abs().amax(1) / 127).clamp(min=1e-12)
+                    wq = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+                    layers.append(LayerWeights(wq.numpy(), scale.numpy().astype(np.float32), bias))
+                else:
+                    layers.append(LayerWeights(w.half().numpy(), None, bias))
+        return NTCModel(width=self.width, height=self.height, textures=textures,
+                        stored_channels=self.stored,
+                        latent=LatentInfo(cfg.features, cfg.bits, float(cfg.grid_scale),
+                                          cfg.hr_sampling, list(self.levels)),
+                        latents=latents, layers=layers, weight_format=cfg.weight_format,
+                        extra=extra or {})

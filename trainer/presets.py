@@ -1,0 +1,60 @@
+"""Bit-rate presets: grid scale x latent features at 4 bits. The exact bpp of a preset depends on
+the set (MLP size amortised over its texels, its stored channels), so it is computed by
+serialising an untrained model of the same shape: the file size is known before training."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from export.format import to_bytes
+from export.model import TextureInfo
+
+from .network import NetworkConfig, NeuralTexture
+
+# (name, features, grid scale): latent bits per texel of mip 0 ~= features * 4 * 4/3 / scale^2
+PRESETS: list[tuple[str, int, float]] = [
+    ("p0.7", 8, 8.0),
+    ("p1.3", 16, 8.0),
+    ("p2", 12, 5.66),
+    ("p2.7", 8, 4.0),
+    ("p4", 12, 4.0),
+    ("p5.3", 16, 4.0),
+    ("p8", 12, 2.83),
+    ("p10.7", 8, 2.0),
+    ("p16", 12, 2.0),
+    ("p21", 16, 2.0),
+]
+
+
+def preset_config(name: str, base: NetworkConfig | None = None) -> NetworkConfig:
+    for n, f, g in PRESETS:
+        if n == name:
+            return replace(base or NetworkConfig(), features=f, grid_scale=g)
+    raise KeyError(name)
+
+
+def file_bytes(cfg: NetworkConfig, width: int, height: int, stored: int,
+               textures: list[TextureInfo]) -> int:
+    net = NeuralTexture(cfg, width, height, stored)
+    return len(to_bytes(net.export(textures)))
+
+
+def preset_table(width: int, height: int, stored: int, textures: list[TextureInfo],
+                 base: NetworkConfig | None = None) -> list[tuple[str, NetworkConfig, float]]:
+    """Every preset with its exact bpp for this set, in increasing bpp."""
+    rows = []
+    for name, _, _ in PRESETS:
+        cfg = preset_config(name, base)
+        rows.append((name, cfg, file_bytes(cfg, width, height, stored, textures) * 8 / (width * height)))
+    return sorted(rows, key=lambda r: r[2])
+
+
+def pick_for_bpp(table, bpp: float):
+    """The richest preset whose file stays within `bpp`, or the smallest if none does."""
+    within = [r for r in table if r[2] <= bpp * 1.0001]
+    return within[-1] if within else table[0]
+
+
+def bpp_values(table) -> np.ndarray:
+    return np.array([r[2] for r in table])

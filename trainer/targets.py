@@ -1,0 +1,129 @@
+"""What the network must reproduce: the channel plan and the full mip chain of every texture."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from export import layout
+from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
+
+from .textures import TextureSet
+
+# A normal map's Z is rebuilt on decode only if that reproduces the source this well (dB): object-
+# space or unnormalised maps keep their Z as a stored channel.
+NORMAL_Z_MIN_PSNR = 40.0
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp(min=0) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
+
+
+def rebuild_normal_z(xy: np.ndarray) -> np.ndarray:
+    x, y = xy[..., 0] * 2 - 1, xy[..., 1] * 2 - 1
+    return np.sqrt(np.maximum(0.0, 1.0 - x * x - y * y)) * 0.5 + 0.5
+
+
+def build_mips(pixels: np.ndarray, srgb: list[bool], normal: bool) -> list[np.ndarray]:
+    """Full mip chain, each level box-filtered from mip 0: colour in linear light, normals
+    averaged as vectors and renormalised, everything else as is."""
+    h, w, c = pixels.shape
+    base = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
+    srgb_mask = torch.tensor(srgb)[None, :, None, None]
+    lin = torch.where(srgb_mask, srgb_to_linear(base), base)
+    if normal and c >= 3:
+        lin = lin.clone()
+        lin[:, :3] = lin[:, :3] * 2 - 1
+    mips = [pixels]
+    for m in range(1, layout.mip_count(w, h)):
+        mw, mh = layout.mip_size(w, h, m)
+        d = F.interpolate(lin, size=(mh, mw), mode="area")
+        if normal and c >= 3:
+            d = d.clone()
+            d[:, :3] = F.normalize(d[:, :3], dim=1) * 0.5 + 0.5
+        d = torch.where(srgb_mask, linear_to_srgb(d), d).clamp(0, 1)
+        mips.append(d[0].permute(1, 2, 0).contiguous().numpy())
+    return mips
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def plan_channels(tset: TextureSet) -> tuple[list[TextureInfo], int]:
+    """How each source channel is reproduced: constant channels and exact copies (grey RGB) cost
+    nothing, a normal's Z is rebuilt from X and Y, everything else is a stored MLP output."""
+    infos, stored = [], 0
+    for tex in tset.textures:
+        px = tex.pixels
+        chans: list[ChannelInfo] = []
+        for i in range(tex.channels):
+            ch = px[..., i]
+            if tex.role == "normal" and i == 2 and \
+                    _psnr(rebuild_normal_z(px[..., :2]), ch) >= NORMAL_Z_MIN_PSNR:
+                chans.append(ChannelInfo(NORMAL_Z))
+            elif ch.min() == ch.max():
+                chans.append(ChannelInfo(CONST, value=float(ch.flat[0])))
+            elif (copy := next((j for j in range(i) if np.array_equal(px[..., j], ch)), None)) is not None:
+                chans.append(ChannelInfo(COPY, index=copy))
+            else:
+                chans.append(ChannelInfo(STORED, index=stored))
+                stored += 1
+        infos.append(TextureInfo(name=tex.name, file=tex.path.name, role=tex.role,
+                                 colorspace=tex.colorspace, bit_depth=tex.bit_depth,
+                                 channels=chans, weight=tex.weight))
+    return infos, stored
+
+
+def locate(rows: torch.Tensor, offsets: torch.Tensor, sizes: torch.Tensor):
+    """(mip, texel-centre uv) of rows of the flattened mip chain."""
+    mip = torch.searchsorted(offsets, rows, right=True) - 1
+    local = rows - offsets[mip]
+    w, h = sizes[mip, 0], sizes[mip, 1]
+    uv = torch.stack([(local % w + 0.5) / w, (local // w + 0.5) / h], 1).float()
+    return mip, uv
+
+
+@dataclass
+class TrainingTargets:
+    """Every texel of every mip, flattened: row r of `values` is texel r of the chain."""
+    values: torch.Tensor         # float32 [texels, stored]
+    importance: torch.Tensor | None  # float32 [texels] per-texel loss weight, or None
+    channel_weights: torch.Tensor    # float32 [stored]
+    mip_offsets: torch.Tensor    # long [mips + 1]
+    mip_sizes: torch.Tensor      # long [mips, 2] (w, h)
+    source_mips: list[list[np.ndarray]]  # per texture, per mip, the reference in its own layout
+
+
+def build_targets(tset: TextureSet, infos: list[TextureInfo], stored: int,
+                  mask_strength: float = 4.0) -> TrainingTargets:
+    w, h = tset.size
+    mips = layout.mip_count(w, h)
+    sizes = [layout.mip_size(w, h, m) for m in range(mips)]
+    source_mips = [build_mips(t.pixels, t.srgb_channels, t.role == "normal") for t in tset.textures]
+    per_mip, weights = [], np.ones(stored, np.float32)
+    for m, (mw, mh) in enumerate(sizes):
+        cols = np.zeros((mh * mw, stored), np.float32)
+        for tex, info, chain in zip(tset.textures, infos, source_mips):
+            for i, c in enumerate(info.channels):
+                if c.kind == STORED:
+                    cols[:, c.index] = chain[m][..., i].reshape(-1)
+                    weights[c.index] = tex.weight
+        per_mip.append(torch.from_numpy(cols))
+    counts = torch.tensor([mw * mh for mw, mh in sizes])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+    importance = None
+    if tset.mask is not None:
+        chain = build_mips(tset.mask[..., None], [False], False)
+        importance = torch.cat([torch.from_numpy(1.0 + mask_strength * c.reshape(-1))
+                                for c in chain]).float()
+    return TrainingTargets(torch.cat(per_mip, 0), importance, torch.from_numpy(weights),
+                           offsets, torch.tensor(sizes, dtype=torch.long), source_mips)
