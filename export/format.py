@@ -272,10 +272,12 @@ def _parse_header(h: dict) -> tuple[NTCModel, list[dict]]:
             _fail(f"header: texture '{name}' has {len(chans)} channels, expected 1..4")
         infos = [_parse_channel(c, name, i, stored) for i, c in enumerate(chans)]
         used.update(c.index for c in infos if c.kind == STORED)
-        weight = float(t.get("weight", 1.0)) if isinstance(t.get("weight", 1.0), (int, float)) else -1
+        weight = t.get("weight", 1.0)
+        if type(weight) not in (int, float) or not (math.isfinite(weight) and weight > 0):
+            _fail(f"header: texture '{name}' loss weight {weight!r} is not a positive number")
         textures.append(TextureInfo(name=name, file=str(t.get("file", name)), role=role,
                                     colorspace=cs, bit_depth=depth, channels=infos,
-                                    weight=weight))
+                                    weight=float(weight)))
     if not textures:
         _fail("header: no textures")
     if len({t.name for t in textures}) != len(textures):
@@ -359,9 +361,12 @@ def from_bytes(data: bytes) -> NTCModel:
         _fail("header checksum mismatch (corrupt file)")
     try:
         header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: also ints > 4300 digits
         _fail(f"header is not valid JSON ({type(e).__name__})")
-    model, dims = _parse_header(header)
+    try:
+        model, dims = _parse_header(header)
+    except OverflowError:  # an integer too large for a float where a number is expected
+        _fail("header: a number is out of range")
 
     expected = _expected_chunks(model, dims)
     table = _req(header, "chunks", list, "file")

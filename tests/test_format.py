@@ -1,0 +1,582 @@
+"""The .ntc container: exact round trips, and a reader that rejects every damaged or inconsistent
+file with NTCFormatError (never any other exception)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from export import layout
+from export.format import (ALIGN, MAGIC, PREAMBLE, VERSION, NTCFormatError, from_bytes,
+                           pack_bits, read_ntc, to_bytes, unpack_bits, write_ntc)
+from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, NTCModel, TextureInfo
+from trainer.network import NetworkConfig, NeuralTexture
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+def assert_models_equal(a: NTCModel, b: NTCModel) -> None:
+    assert (a.width, a.height, a.mips) == (b.width, b.height, b.mips)
+    assert a.textures == b.textures
+    assert a.stored_channels == b.stored_channels
+    assert a.latent == b.latent
+    assert (a.activation, a.weight_format, a.extra) == (b.activation, b.weight_format, b.extra)
+    assert len(a.latents) == len(b.latents)
+    for qa, qb in zip(a.latents, b.latents):
+        assert qa.dtype == qb.dtype == np.uint8
+        assert qa.shape == qb.shape
+        assert np.array_equal(qa, qb)
+    assert len(a.layers) == len(b.layers)
+    for la, lb in zip(a.layers, b.layers):
+        assert la.weight.dtype == lb.weight.dtype
+        assert la.weight.shape == lb.weight.shape
+        assert np.array_equal(la.weight, lb.weight)
+        assert (la.scale is None) == (lb.scale is None)
+        if la.scale is not None:
+            assert la.scale.dtype == lb.scale.dtype == np.float32
+            assert np.array_equal(la.scale, lb.scale)
+        assert lb.bias.dtype == np.float32
+        assert np.array_equal(la.bias, lb.bias)
+
+
+def split(data: bytes) -> tuple[dict, dict[str, bytes]]:
+    """A valid file -> (header dict, chunk name -> bytes)."""
+    _, _, hlen, _ = PREAMBLE.unpack_from(data)
+    header = json.loads(data[PREAMBLE.size:PREAMBLE.size + hlen])
+    chunks = {e["name"]: data[e["offset"]:e["offset"] + e["size"]] for e in header["chunks"]}
+    return header, chunks
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def assemble(header, chunks: dict[str, bytes], text=lambda b: b, version: int = VERSION) -> bytes:
+    """Rebuild a file from a (possibly edited) header: chunk offsets, sizes and every CRC are
+    recomputed, so the only thing wrong with the result is what the test changed on purpose.
+    Chunks are laid out in the order of header["chunks"] (entries may be removed or repeated)."""
+    names = [e["name"] for e in header["chunks"]] if isinstance(header, dict) else []
+    hlen = 0
+    for _ in range(10):
+        offset, table = _align(PREAMBLE.size + hlen), []
+        for name in names:
+            blob = chunks[name]
+            table.append({"name": name, "offset": offset, "size": len(blob),
+                          "crc32": zlib.crc32(blob)})
+            offset = _align(offset + len(blob))
+        if isinstance(header, dict):
+            header["chunks"] = table
+        hb = text(json.dumps(header, separators=(",", ":")).encode())
+        if len(hb) == hlen:
+            break
+        hlen = len(hb)
+    out = bytearray(PREAMBLE.pack(MAGIC, version, len(hb), zlib.crc32(hb)) + hb)
+    for name, entry in zip(names, table):
+        out += b"\0" * (entry["offset"] - len(out))
+        out += chunks[name]
+    return bytes(out)
+
+
+def with_header_bytes(data: bytes, header_bytes: bytes) -> bytes:
+    """Replace the header bytes (CRC fixed up), keep everything after it."""
+    _, _, hlen, _ = PREAMBLE.unpack_from(data)
+    return (PREAMBLE.pack(MAGIC, VERSION, len(header_bytes), zlib.crc32(header_bytes))
+            + header_bytes + data[PREAMBLE.size + hlen:])
+
+
+def untrained(cfg: NetworkConfig, w: int, h: int, textures: list[TextureInfo], stored: int,
+              seed: int = 0) -> NTCModel:
+    torch.manual_seed(seed)
+    return NeuralTexture(cfg, w, h, stored).export(textures, {"note": "untrained", "n": seed})
+
+
+def _tex(name, role, channels, colorspace="linear", depth=8, weight=1.0):
+    return TextureInfo(name=name, file=name + ".png", role=role, colorspace=colorspace,
+                       bit_depth=depth, channels=channels, weight=weight)
+
+
+# A set that uses every channel kind, 16-bit depth, an alpha channel and a non-default weight.
+MIXED_TEXTURES = [
+    _tex("albedo", "baseColor", [ChannelInfo(STORED, index=0), ChannelInfo(STORED, index=1),
+                                 ChannelInfo(STORED, index=2), ChannelInfo(STORED, index=3)],
+         colorspace="srgb"),
+    _tex("nrm", "normal", [ChannelInfo(STORED, index=4), ChannelInfo(STORED, index=5),
+                           ChannelInfo(NORMAL_Z)], weight=2.5),
+    _tex("grey", "roughness", [ChannelInfo(STORED, index=6), ChannelInfo(COPY, index=0),
+                               ChannelInfo(COPY, index=0)], depth=16),
+    _tex("flat", "metallic", [ChannelInfo(CONST, value=0.37254902)]),
+]
+
+ROUND_TRIP_CASES = {
+    # name: (config, width, height)
+    "bits2_gather4_fp16": (NetworkConfig(features=4, bits=2, grid_scale=8.0, hr_sampling="gather4",
+                                         hidden=(16,), weight_format="fp16"), 37, 5),
+    "bits3_int8": (NetworkConfig(features=12, bits=3, grid_scale=2.83, hidden=(24, 8)), 40, 24),
+    "bits5_int8": (NetworkConfig(features=16, bits=5, grid_scale=5.66, hidden=(8, 8, 8)), 13, 64),
+    "bits6_gather4": (NetworkConfig(features=8, bits=6, grid_scale=4.0, hr_sampling="gather4",
+                                    hidden=(12,)), 24, 40),
+    "bits7_fp16": (NetworkConfig(features=8, bits=7, grid_scale=2.0, hidden=(20,),
+                                 weight_format="fp16"), 9, 9),
+    "bits8_int8": (NetworkConfig(features=4, bits=8, grid_scale=4.0, hidden=()), 16, 16),
+    "one_texel": (NetworkConfig(features=4, bits=4, grid_scale=4.0, hidden=(8,)), 1, 1),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# bit packing
+
+@settings(max_examples=150, deadline=None)
+@given(bits=st.integers(2, 8), data=st.data())
+def test_pack_unpack_round_trip(bits, data):
+    values = np.array(data.draw(st.lists(st.integers(0, (1 << bits) - 1), max_size=300)), np.uint8)
+    packed = pack_bits(values, bits)
+    assert len(packed) == (values.size * bits + 7) // 8
+    out = unpack_bits(packed, bits, values.size)
+    assert out.dtype == np.uint8
+    assert np.array_equal(out, values)
+
+
+@pytest.mark.parametrize("bits, values, expected", [
+    (2, [1, 2, 3, 0], bytes([0b00111001])),           # LSB-first: value i at bits 2i..2i+1
+    (4, [0x1, 0x2, 0xF], bytes([0x21, 0x0F])),          # GL_UNSIGNED_SHORT_4_4_4_4_REV order
+    (3, [7, 0, 5], bytes([0b01000111, 0b00000001])),    # values straddle byte boundaries
+    (8, [0, 200, 255], bytes([0, 200, 255])),
+])
+def test_pack_bits_layout(bits, values, expected):
+    assert pack_bits(np.array(values, np.uint8), bits) == expected
+    assert unpack_bits(expected, bits, len(values)).tolist() == values
+
+
+# ----------------------------------------------------------------------------------------------
+# round trips
+
+def test_round_trip_trained_model(trained):
+    back = from_bytes(trained.data)
+    assert_models_equal(trained.model, back)
+    assert to_bytes(back) == trained.data  # re-serialising is byte-exact
+
+
+@pytest.mark.parametrize("case", sorted(ROUND_TRIP_CASES))
+def test_round_trip_every_layout(case):
+    cfg, w, h = ROUND_TRIP_CASES[case]
+    model = untrained(cfg, w, h, MIXED_TEXTURES, stored=7)
+    # use every latent value, so the packing of the top bits is exercised
+    rng = np.random.default_rng(1)
+    model.latents = [rng.integers(0, model.latent.qmax + 1, q.shape, dtype=np.uint8)
+                     for q in model.latents]
+    assert model.latents[0].max() == model.latent.qmax
+    data = to_bytes(model)
+    back = from_bytes(data)
+    assert_models_equal(model, back)
+    assert to_bytes(back) == data
+
+
+def test_assemble_helper_reproduces_the_file(trained):
+    """The mutation tests below rebuild files with `assemble`; unmodified, it must give back the
+    original bytes, so whatever the reader rejects later is the intended edit and nothing else."""
+    header, chunks = split(trained.data)
+    assert assemble(header, chunks) == trained.data
+
+
+# ----------------------------------------------------------------------------------------------
+# damaged files
+
+def _reject(data: bytes) -> NTCFormatError:
+    with pytest.raises(NTCFormatError) as e:
+        from_bytes(data)
+    assert "\n" not in str(e.value)
+    return e.value
+
+
+def test_rejects_empty():
+    _reject(b"")
+
+
+def test_rejects_bad_magic(trained):
+    _reject(b"NTCX" + trained.data[4:])
+    _reject(b"\x89PNG\r\n\x1a\n" + trained.data[8:])
+
+
+@pytest.mark.parametrize("version", [0, 2, 0xFFFFFFFF])
+def test_rejects_other_version(trained, version):
+    data = bytearray(trained.data)
+    struct.pack_into("<I", data, 4, version)
+    _reject(bytes(data))
+
+
+def test_rejects_every_truncation(trained):
+    data = trained.data
+    cuts = sorted(set(range(0, len(data), 50)) | {1, 15, 16, 17, len(data) - 1})
+    for n in cuts:
+        _reject(data[:n])
+
+
+def test_rejects_flipped_header_byte(trained):
+    data = trained.data
+    _, _, hlen, _ = PREAMBLE.unpack_from(data)
+    for pos in (PREAMBLE.size, PREAMBLE.size + hlen // 2, PREAMBLE.size + hlen - 1):
+        bad = bytearray(data)
+        bad[pos] ^= 0x04
+        _reject(bytes(bad))
+
+
+def test_rejects_flipped_byte_in_every_chunk(trained):
+    header, _ = split(trained.data)
+    assert len(header["chunks"]) >= 2 + 3 * 4  # latent levels + weight/scale/bias per layer
+    for entry in header["chunks"]:
+        for pos in (entry["offset"], entry["offset"] + entry["size"] // 2,
+                    entry["offset"] + entry["size"] - 1):
+            bad = bytearray(trained.data)
+            bad[pos] ^= 0x80
+            _reject(bytes(bad))
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"\0" * 16, b"garbage!"])
+def test_rejects_trailing_bytes(trained, extra):
+    _reject(trained.data + extra)
+
+
+def test_rejects_corrupt_header_length(trained):
+    data = bytearray(trained.data)
+    struct.pack_into("<I", data, 8, 0xFFFFFFF0)
+    _reject(bytes(data))
+    struct.pack_into("<I", data, 8, 0)
+    _reject(bytes(data))
+
+
+# ----------------------------------------------------------------------------------------------
+# headers that are valid JSON (CRC correct) but say something inconsistent
+
+def _set(path, value):
+    def edit(h, chunks):
+        node = h
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value(node[path[-1]]) if callable(value) else value
+        return h
+    return edit
+
+
+def _texname(name):
+    return _set(("textures", 0, "name"), name)
+
+
+def _drop_chunk(name):
+    def edit(h, chunks):
+        h["chunks"] = [e for e in h["chunks"] if e["name"] != name]
+        return h
+    return edit
+
+
+def _chunk_bytes(name, make):
+    def edit(h, chunks):
+        chunks[name] = make(chunks[name])
+        return h
+    return edit
+
+
+def _dup_texture_name(h, chunks):
+    h["textures"][1]["name"] = h["textures"][0]["name"]
+    return h
+
+
+def _dup_chunk(h, chunks):
+    h["chunks"].append(dict(h["chunks"][0]))
+    return h
+
+
+def _unknown_chunk(h, chunks):
+    chunks["extra.blob"] = b"\0" * 16
+    h["chunks"].append({"name": "extra.blob"})
+    return h
+
+
+def _five_channels(h, chunks):
+    h["textures"][0]["channels"].append({"kind": CONST, "value": 0.5})
+    h["textures"][0]["channels"].append({"kind": CONST, "value": 0.5})
+    return h
+
+
+def _stored_unused(h, chunks):
+    # channel 0 of the base colour now duplicates stored channel 1: stored 0 is never read
+    h["textures"][0]["channels"][0] = {"kind": STORED, "index": 1}
+    return h
+
+
+def _stored_out_of_range(h, chunks):
+    h["textures"][0]["channels"][0]["index"] = h["stored_channels"]
+    return h
+
+
+def _nan_f32(blob):
+    return np.full(len(blob) // 4, np.nan, "<f4").tobytes()
+
+
+def _inf_f32(blob):
+    return np.full(len(blob) // 4, np.inf, "<f4").tobytes()
+
+
+def _del(key):
+    def edit(h, chunks):
+        del h[key]
+        return h
+    return edit
+
+
+BAD_HEADERS = {
+    "format_name": _set(("format",), "zip"),
+    "header_version": _set(("version",), 2),
+    "missing_latents": _del("latents"),
+    "missing_mlp": _del("mlp"),
+    "not_an_object": lambda h, c: [h],
+    "width_zero": _set(("width",), 0),
+    "width_huge": _set(("width",), 20000),
+    "width_bool": _set(("width",), True),
+    "width_float": _set(("width",), 40.0),
+    "width_string": _set(("width",), "40"),
+    "mips_wrong": _set(("mips",), lambda v: v + 1),
+    "level_size_wrong": _set(("latents", "levels", 0, 0), lambda v: v + 1),
+    "level_missing": _set(("latents", "levels"), lambda v: v[:-1]),
+    "grid_scale_mismatch": _set(("latents", "grid_scale"), 2.0),
+    "grid_scale_nan": _set(("latents", "grid_scale"), float("nan")),
+    "bits_9": _set(("latents", "bits"), 9),
+    "bits_1": _set(("latents", "bits"), 1),
+    "features_not_multiple_of_4": _set(("latents", "features"), 6),
+    "features_too_many": _set(("latents", "features"), 36),
+    "hr_sampling_unknown": _set(("latents", "hr_sampling"), "nearest"),
+    "stored_index_out_of_range": _stored_out_of_range,
+    "stored_index_negative": _set(("textures", 0, "channels", 0, "index"), -1),
+    "stored_channels_unused": _stored_unused,
+    "stored_channels_count": _set(("stored_channels",), lambda v: v + 1),
+    "stored_channels_zero": _set(("stored_channels",), 0),
+    "unknown_role": _set(("textures", 0, "role"), "glossiness"),
+    "unknown_colorspace": _set(("textures", 0, "colorspace"), "rgb"),
+    "bit_depth_12": _set(("textures", 0, "bit_depth"), 12),
+    "unknown_channel_kind": _set(("textures", 2, "channels", 2, "kind"), "magic"),
+    "copy_not_an_earlier_channel": _set(("textures", 2, "channels", 2), {"kind": COPY, "of": 2}),
+    "normal_z_not_channel_2": _set(("textures", 1, "channels", 0), {"kind": NORMAL_Z}),
+    "const_above_1": _set(("textures", 2, "channels", 2, "value"), 1.5),
+    "const_nan": _set(("textures", 2, "channels", 2, "value"), float("nan")),
+    "const_inf": _set(("textures", 2, "channels", 2, "value"), float("inf")),
+    "five_channels": _five_channels,
+    "no_channels": _set(("textures", 0, "channels"), []),
+    "no_textures": _set(("textures",), []),
+    "textures_not_list": _set(("textures",), {"a": 1}),
+    "duplicate_texture_names": _dup_texture_name,
+    "name_slash": _texname("sub/evil"),
+    "name_backslash": _texname("sub\\evil"),
+    "name_dotdot": _texname(".."),
+    "name_dot": _texname("."),
+    "name_parent_path": _texname("../../etc/passwd"),
+    "name_empty": _texname(""),
+    "name_nul": _texname("a\0b"),
+    "mlp_layer_dims_mismatch": _set(("mlp", "layers", 1, 0), lambda v: v + 1),
+    "mlp_first_layer_inputs": _set(("mlp", "layers", 0, 0), lambda v: v + 4),
+    "mlp_outputs_not_stored": _set(("mlp", "layers", -1, 1), lambda v: v + 1),
+    "mlp_layer_shape": _set(("mlp", "layers", 0), lambda v: v[:1]),
+    "mlp_layer_float": _set(("mlp", "layers", 0), lambda v: [float(v[0]), v[1]]),
+    "mlp_no_layers": _set(("mlp", "layers"), []),
+    "mlp_activation": _set(("mlp", "activation"), "relu"),
+    "mlp_weight_format": _set(("mlp", "weights"), "int4"),
+    "missing_chunk": _drop_chunk("mlp.0.bias"),
+    "missing_latent_chunk": _drop_chunk("latent.0"),
+    "repeated_chunk": _dup_chunk,
+    "unknown_chunk": _unknown_chunk,
+    "short_chunk": _chunk_bytes("latent.0", lambda b: b[:-1]),
+    "long_chunk": _chunk_bytes("mlp.1.weight", lambda b: b + b"\0\0\0\0"),
+    "nan_bias": _chunk_bytes("mlp.0.bias", _nan_f32),
+    "inf_scale": _chunk_bytes("mlp.2.scale", _inf_f32),
+    "chunks_not_list": _set(("chunks",), {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEADERS))
+def test_rejects_inconsistent_header(trained, case):
+    header, chunks = split(trained.data)
+    header = BAD_HEADERS[case](header, chunks)
+    _reject(assemble(header, chunks))
+
+
+def test_rejects_misaligned_and_overlapping_chunks(trained):
+    header, chunks = split(trained.data)
+    data = assemble(header, chunks)
+    h2, _ = split(data)
+    # point chunk 1 at chunk 0's offset (overlap) and at an odd offset (misaligned); CRC fixed
+    for offset in (h2["chunks"][0]["offset"], h2["chunks"][1]["offset"] + 1):
+        h = json.loads(json.dumps(h2))
+        h["chunks"][1]["offset"] = offset
+        _, _, hlen, _ = PREAMBLE.unpack_from(data)
+        hb = json.dumps(h, separators=(",", ":")).encode()
+        assert len(hb) == hlen  # same length: every other chunk stays where the table says
+        _reject(with_header_bytes(data, hb))
+
+
+def test_rejects_fp16_weights_that_are_not_finite():
+    cfg, w, h = ROUND_TRIP_CASES["bits7_fp16"]
+    data = to_bytes(untrained(cfg, w, h, MIXED_TEXTURES, stored=7))
+    header, chunks = split(data)
+    chunks["mlp.0.weight"] = np.full(len(chunks["mlp.0.weight"]) // 2, np.inf, "<f2").tobytes()
+    _reject(assemble(header, chunks))
+
+
+@pytest.mark.parametrize("header_bytes", [
+    b"", b"\xff\xfe\xfd{}", b"{not json", b"null", b"[]", b'"ntc"', b"1e999",
+    b"[" * 100000 + b"]" * 100000,
+], ids=["empty", "not_utf8", "not_json", "null", "list", "string", "number", "deep_nesting"])
+def test_rejects_header_that_is_not_an_ntc_object(trained, header_bytes):
+    _reject(with_header_bytes(trained.data, header_bytes))
+
+
+@pytest.mark.parametrize("field, path", [
+    ("weight", ("textures", 0, "weight")),
+    ("grid_scale", ("latents", "grid_scale")),
+    ("const", ("textures", 2, "channels", 2, "value")),
+])
+def test_rejects_integer_too_large_for_a_float(trained, field, path):
+    """A 400-digit integer is valid JSON; float() of it raises OverflowError, which must surface
+    as NTCFormatError."""
+    header, chunks = split(trained.data)
+    header = _set(path, 10 ** 400)(header, chunks)
+    _reject(assemble(header, chunks))
+
+
+def test_rejects_integer_too_long_to_parse(trained):
+    """Python refuses to parse integers over 4300 digits (ValueError, not JSONDecodeError)."""
+    header, chunks = split(trained.data)
+    header["extra"] = {"n": 0}
+    data = assemble(header, chunks, text=lambda b: b.replace(b'"n":0', b'"n":' + b"9" * 5000))
+    _reject(data)
+
+
+# ----------------------------------------------------------------------------------------------
+# fuzzing: anything but a model or NTCFormatError is a bug
+
+def _accept_or_format_error(data: bytes) -> None:
+    try:
+        model = from_bytes(data)
+    except NTCFormatError:
+        return
+    assert isinstance(model, NTCModel)
+    # whatever the reader accepts is a consistent model: it serialises and reads back identically
+    assert_models_equal(model, from_bytes(to_bytes(model)))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_random_bytes_and_truncation(trained, data):
+    buf = bytearray(trained.data)
+    for _ in range(data.draw(st.integers(0, 6))):
+        pos = data.draw(st.integers(0, len(buf) - 1))
+        buf[pos] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        buf = buf[:data.draw(st.integers(0, len(buf)))]
+    _accept_or_format_error(bytes(buf))
+
+
+_JSONISH = list(b'0123456789-+.eE,:{}[]" \\/truefalsn')
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_header_text_with_valid_crc(trained, data):
+    """Edit the JSON text of the header (same length, CRC fixed up) so the edits get past the
+    checksum and reach the header's validation."""
+    _, _, hlen, _ = PREAMBLE.unpack_from(trained.data)
+    header = bytearray(trained.data[PREAMBLE.size:PREAMBLE.size + hlen])
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, hlen - 1))
+        header[pos] = data.draw(st.sampled_from(_JSONISH))
+    _accept_or_format_error(with_header_bytes(trained.data, bytes(header)))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_header_numbers_with_valid_crc(trained, data):
+    """Change digits only: the header stays valid JSON, so every edit reaches the semantic checks
+    (sizes, indices, offsets, chunk CRCs recorded in the header)."""
+    _, _, hlen, _ = PREAMBLE.unpack_from(trained.data)
+    header = bytearray(trained.data[PREAMBLE.size:PREAMBLE.size + hlen])
+    digits = [i for i, b in enumerate(header) if 48 <= b <= 57]
+    for _ in range(data.draw(st.integers(1, 3))):
+        header[data.draw(st.sampled_from(digits))] = data.draw(st.integers(48, 57))
+    _accept_or_format_error(with_header_bytes(trained.data, bytes(header)))
+
+
+# ----------------------------------------------------------------------------------------------
+# files on disk
+
+def test_read_ntc_missing_path_and_folder(tmp_path):
+    with pytest.raises(NTCFormatError):
+        read_ntc(tmp_path / "nope.ntc")
+    with pytest.raises(NTCFormatError):
+        read_ntc(tmp_path)
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(NTCFormatError):
+        read_ntc(tmp_path / "afile" / "below.ntc")
+
+
+def test_read_ntc_names_the_file(tmp_path, trained):
+    p = tmp_path / "cut.ntc"
+    p.write_bytes(trained.data[:100])
+    with pytest.raises(NTCFormatError, match="cut.ntc"):
+        read_ntc(p)
+
+
+def test_write_ntc_writes_exactly_the_file(tmp_path, trained):
+    dest = tmp_path / "out.ntc"
+    dest.write_bytes(b"old contents")
+    n = write_ntc(dest, trained.model)
+    assert n == len(trained.data) == dest.stat().st_size
+    assert dest.read_bytes() == trained.data
+    assert sorted(os.listdir(tmp_path)) == ["out.ntc"]  # no temporary file left behind
+    assert_models_equal(read_ntc(dest), trained.model)
+
+
+@pytest.mark.parametrize("fail_in", ["replace", "fsync"])
+@pytest.mark.parametrize("existing", [False, True])
+def test_write_ntc_failure_leaves_nothing_partial(tmp_path, trained, monkeypatch, fail_in, existing):
+    dest = tmp_path / "out.ntc"
+    if existing:
+        dest.write_bytes(b"previous file")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, fail_in, boom)
+    with pytest.raises(OSError):
+        write_ntc(dest, trained.model)
+    monkeypatch.undo()
+    if existing:
+        assert dest.read_bytes() == b"previous file"
+        assert sorted(os.listdir(tmp_path)) == ["out.ntc"]
+    else:
+        assert not dest.exists()
+        assert os.listdir(tmp_path) == []
+
+
+def test_write_ntc_refuses_invalid_model_without_writing(tmp_path, trained):
+    model = from_bytes(trained.data)
+    model.latents[0] = model.latents[0].copy()
+    model.latents[0][0, 0, 0] = model.latent.qmax + 1  # out of range for the bit depth
+    dest = tmp_path / "out.ntc"
+    with pytest.raises(ValueError):
+        write_ntc(dest, model)
+    assert os.listdir(tmp_path) == []
+
+
+def test_level_bytes_match_layout(trained):
+    """Chunk sizes in the file are what layout says (what the GPU uploader will assume)."""
+    header, chunks = split(trained.data)
+    lat = trained.model.latent
+    for j, size in enumerate(lat.levels):
+        assert len(chunks[f"latent.{j}"]) == layout.latent_level_bytes(size, lat.features, lat.bits)
+        assert len(chunks[f"latent.{j}"]) == math.ceil(size[0] * size[1] * lat.features * lat.bits / 8)
