@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                       f"it (default {DEFAULT_BPP})")
     rate.add_argument("--target-psnr", type=float, metavar="DB",
                       help="search presets for the smallest whose decoded set PSNR reaches DB")
+    rate.add_argument("--preset", choices=[n for n, _, _ in PRESETS],
+                      help="a preset by name (see below)")
     p.add_argument("--steps", type=int, default=TrainConfig.steps,
                    help="training steps per preset (default %(default)s)")
     p.add_argument("--batch", type=int, default=TrainConfig.batch,
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if tset.skipped:
             print(f"skipped (unknown role): {', '.join(tset.skipped)}", file=sys.stderr)
         settings = CompressSettings(
-            bpp=args.bpp, target_psnr=args.target_psnr, device=args.device,
+            bpp=args.bpp, target_psnr=args.target_psnr, preset=args.preset, device=args.device,
             mask_strength=args.mask_strength,
             train=TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
                               progress=not args.quiet),

@@ -22,6 +22,7 @@ DEFAULT_BPP = 4.0
 class CompressSettings:
     bpp: float | None = None          # pick the richest preset within this many bits per texel
     target_psnr: float | None = None  # or: the smallest preset whose decoded set reaches this
+    preset: str | None = None         # or: this preset by name
     train: TrainConfig = None         # steps, batch, learning rates, seed
     network: NetworkConfig = None     # bits, sampling, hidden layers, weight format
     device: str = "auto"
@@ -77,7 +78,12 @@ def compress(tset: TextureSet, settings: CompressSettings, log=print) -> Compres
     train = lambda i: (table[i], *_train_one(tset, infos, stored, targets, table[i], settings,
                                              device, log))
     trials: dict[int, tuple] = {}
-    if settings.target_psnr is None:
+    names = [row[0] for row in table]
+    if settings.preset is not None:
+        if settings.preset not in names:
+            raise InputError(f"unknown preset '{settings.preset}' (known: {', '.join(names)})")
+        best = train(names.index(settings.preset))
+    elif settings.target_psnr is None:
         best = train(table.index(pick_for_bpp(table, settings.bpp or DEFAULT_BPP)))
     else:
         # Binary search over presets ordered by bpp for the smallest that reaches the target.

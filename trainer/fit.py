@@ -24,6 +24,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 0     # record (seconds, step, PSNR estimate) this often; 0 = 20 points
     progress: bool = True
+    latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
 
 
 @dataclass
@@ -49,6 +50,30 @@ def _sample_rows(offsets: torch.Tensor, n: int, uniform_share: float, gen) -> to
     return torch.cat([rows, offsets[mips] + local])
 
 
+@torch.no_grad()
+def init_latents_pca(net: NeuralTexture, targets: TrainingTargets, gen) -> None:
+    """Start each latent level as the set's principal components at that level's resolution, so
+    the MLP starts from latents that already carry the image instead of noise: a large head start
+    when the step budget is small (CPU). Features beyond the channel count stay random."""
+    w, h = int(targets.mip_sizes[0, 0]), int(targets.mip_sizes[0, 1])
+    img = targets.values[: w * h].reshape(h, w, -1).permute(2, 0, 1)[None]   # [1, S, H, W]
+    flat = img[0].reshape(img.shape[1], -1).t()
+    sample = flat[torch.randint(0, flat.shape[0], (min(flat.shape[0], 1 << 18),), generator=gen)]
+    mean = sample.mean(0)
+    cov = (sample - mean).t() @ (sample - mean) / sample.shape[0]
+    evals, evecs = torch.linalg.eigh(cov.double())
+    k = min(net.cfg.features, flat.shape[1])
+    basis = evecs[:, -k:].flip(1).float()                      # [S, k], strongest first
+    scale = 1.0 / (3.0 * evals[-k:].flip(0).clamp(min=1e-8).sqrt().float())
+    start = 0
+    for lw, lh in net.levels:
+        level = torch.nn.functional.interpolate(img, size=(lh, lw), mode="area")
+        rows = level[0].reshape(img.shape[1], -1).t()
+        coeffs = ((rows - mean) @ basis * scale).clamp(-1, 1)   # ~3 sigma -> +-1
+        net.latents.data[start:start + lw * lh, :k] = coeffs.to(net.latents.device)
+        start += lw * lh
+
+
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         width: int, height: int, device: torch.device, desc: str = "training") -> tuple[NeuralTexture, TrainLog]:
     torch.manual_seed(cfg.seed)
@@ -59,9 +84,12 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     importance = targets.importance.to(device) if targets.importance is not None else None
     ch_w = targets.channel_weights.to(device)
     ch_w = ch_w / ch_w.mean()
-    offsets, sizes = targets.mip_offsets.to(device), targets.mip_sizes.to(device)
+    cpu_offsets = targets.mip_offsets
+    offsets, sizes = cpu_offsets.to(device), targets.mip_sizes.to(device)
     with torch.no_grad():  # start the output layer at the mean colour
         net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0))
+    if cfg.latent_init == "pca":
+        init_latents_pca(net, targets, gen)
     opt = torch.optim.Adam([
         {"params": [net.latents], "lr": cfg.lr_latents},
         {"params": list(net.weights) + list(net.biases), "lr": cfg.lr_mlp},
@@ -80,7 +108,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             opt.param_groups[0]["params"] = []
         if step == wq_step:
             net.quantize_weights = True
-        rows = _sample_rows(offsets.cpu(), cfg.batch, cfg.mip_uniform_share, gen).to(device)
+        rows = _sample_rows(cpu_offsets, cfg.batch, cfg.mip_uniform_share, gen).to(device)
         mip, uv = locate(rows, offsets, sizes)
         pred = net(mip, uv)
         err = (pred - values[rows]) ** 2

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -75,13 +75,12 @@ class NeuralTexture(nn.Module):
             self.latents.clamp_(-1, 1)
 
     def forward(self, mip: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-        table = self.latents
-        if self.latents_frozen:
-            pass
-        elif self.training and self.latent_noise:
-            table = table + (torch.rand_like(table) - 0.5) * (2.0 / self.qmax)
-        else:
-            table = quantize_latents(table, self.qmax)
+        table = self.latents  # already on the quantization grid once frozen
+        if not self.latents_frozen:
+            if self.training and self.latent_noise:
+                table = table + (torch.rand_like(table) - 0.5) * (2.0 / self.qmax)
+            else:
+                table = quantize_latents(table, self.qmax)
         weights = list(self.weights)
         if self.quantize_weights or not self.training:
             fq = fake_quant_int8 if self.cfg.weight_format == "int8" else fake_quant_fp16

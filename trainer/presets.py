@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from export.format import to_bytes
 from export.model import TextureInfo
 
@@ -55,6 +53,3 @@ def pick_for_bpp(table, bpp: float):
     within = [r for r in table if r[2] <= bpp * 1.0001]
     return within[-1] if within else table[0]
 
-
-def bpp_values(table) -> np.ndarray:
-    return np.array([r[2] for r in table])
