@@ -1,0 +1,205 @@
+"""Rate-distortion of neural texture sets against BC1 / BC7(+BC5) / ASTC, measured in one run.
+
+    python -m bench.rate_distortion [--sets WaterBottle,Bench] [--presets p1.3,p2.7] [--steps N]
+
+For every shared set: train at several presets (quality measured on the decoded file), encode the
+same textures with the real classical encoders (bench/classical.py), and write under
+bench/results/: rate_distortion.md (tables), rate_distortion.json (all figures), rate_distortion.png
+(PSNR vs bpp), and the convergence study (PSNR vs training steps/time on a 1K 9-channel set).
+
+bpp everywhere is bits per texel of mip 0 for the whole set. Classical sets are charged for their
+full mip chain (block arithmetic per level), as the neural file is; quality is compared at mip 0.
+Each run's result is cached in bench/results/cache/ (keyed by set, preset, steps, seed), so an
+interrupted benchmark resumes; --fresh ignores the cache.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import classical
+from export import layout
+from trainer.compress import CompressSettings, compress
+from trainer.fit import TrainConfig
+from trainer.textures import load_texture_set
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+
+# Shared sets, with manifests where file names mislead (Godot's rock_metal.jpg is its normal map)
+# or greyscale maps are stored as RGB JPEGs (kept as one channel, for every codec alike).
+SETS: dict[str, tuple[str, dict | None]] = {
+    "WaterBottle": ("scenes/WaterBottle", None),
+    "Bench": ("scenes/Bench_1024x2048", None),
+    "Godot_Rock": ("materials/Godot_Rock", {
+        "rock_albedo.jpg": "baseColor", "rock_metal.jpg": "normal",
+        "rock_rough.jpg": {"role": "roughness", "channels": 1},
+        "rock_ao.jpg": {"role": "occlusion", "channels": 1},
+        "rock_depth.jpg": {"role": "height", "channels": 1}}),
+    "MaterialX_Brick": ("materials/MaterialX_Brick", None),
+    "Godot_Bricks": ("materials/Godot_Bricks", {
+        "texture_bricks.jpg": "baseColor", "texture_bricks_normal.jpg": "normal",
+        "texture_bricks_ao.jpg": {"role": "occlusion", "channels": 1},
+        "texture_bricks_metal.jpg": {"role": "metallic", "channels": 1},
+        "texture_bricks_depth.jpg": {"role": "height", "channels": 1}}),
+}
+DEFAULT_PRESETS = ("p1.3", "p2.7", "p5.3", "p8")
+# Convergence: the 1K 9-channel case (WaterBottle baseColor + normal + ORM, box-filtered to 1024^2).
+CONVERGENCE_SET, CONVERGENCE_PRESET = "WaterBottle_1K", "p4"
+CONVERGENCE_STEPS = (750, 1500, 3000, 6000, 12000, 24000)
+
+
+def load_set(name: str):
+    if name == "WaterBottle_1K":
+        return _half_size(load_set("WaterBottle"), drop=("emissive",))
+    folder, manifest = SETS[name]
+    if manifest is None:
+        return load_texture_set(DATA / folder)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(manifest, f)
+    try:
+        return load_texture_set(DATA / folder, manifest=f.name)
+    finally:
+        os.unlink(f.name)
+
+
+def _half_size(tset, drop=()):
+    """The set at half resolution (2x2 box filter of the stored values), without roles in `drop`."""
+    tset.textures = [t for t in tset.textures if t.role not in drop]
+    for t in tset.textures:
+        h, w, c = t.pixels.shape
+        t.pixels = np.ascontiguousarray(
+            t.pixels[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2, c).mean((1, 3)))
+    return tset
+
+
+def _to_u8(tex) -> np.ndarray:
+    peak = (1 << tex.bit_depth) - 1
+    return np.round(tex.pixels * peak).astype(np.uint16 if tex.bit_depth == 16 else np.uint8)
+
+
+def classical_rows(tset) -> list[dict]:
+    """Every classical scheme on the set at mip 0; bpp with and without the mip chain."""
+    w, h = tset.size
+    texs = [{"channels": t.channels, "role": t.role} for t in tset.textures]
+    images = [_to_u8(t) for t in tset.textures]
+    rows = []
+    for kind in classical.SET_KINDS:
+        codecs = classical.set_codecs(kind, texs)
+        sq = n = 0.0
+        bits0 = bits_chain = 0.0
+        per_tex, t0 = {}, time.perf_counter()
+        for tex, img, codec in zip(tset.textures, images, codecs):
+            dec, bpt = classical.roundtrip(codec, img, srgb=tex.colorspace == "srgb",
+                                           normal=tex.role == "normal")
+            err = ((dec.astype(np.float64) - img) ** 2)
+            per_tex[tex.name] = {"codec": codec, "psnr": _psnr(err.mean())}
+            sq, n = sq + err.sum(), n + err.size
+            bits0 += bpt
+            bits_chain += _chain_bits(codec, w, h)
+        rows.append({"codec": kind, "bpp_mip0": bits0, "bpp": bits_chain / (w * h),
+                     "psnr_set": _psnr(sq / n), "textures": per_tex,
+                     "encode_seconds": time.perf_counter() - t0})
+    return rows
+
+
+def _chain_bits(codec: str, w: int, h: int) -> float:
+    """Exact bits of a full mip chain in a block format (whole blocks per level)."""
+    block = int(codec[4:].split("x")[0]) if codec.startswith("astc") else 4
+    block_bits = 128 if codec.startswith("astc") or codec in ("bc3", "bc5", "bc7") else 64
+    total = 0
+    for m in range(layout.mip_count(w, h)):
+        mw, mh = layout.mip_size(w, h, m)
+        total += math.ceil(mw / block) * math.ceil(mh / block) * block_bits
+    return total
+
+
+def _psnr(mse: float) -> float:
+    return float("inf") if mse <= 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool) -> dict:
+    cache = RESULTS / "cache" / f"{name}.{preset}.{steps}.{seed}.json"
+    if cache.exists() and not fresh:
+        return json.loads(cache.read_text())
+    settings = CompressSettings(preset=preset,
+                                train=TrainConfig(steps=steps, seed=seed, progress=False))
+    result = compress(tset, settings, log=lambda *a: None)
+    rep = result.report
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(rep))
+    return rep
+
+
+def bits_to_match(points: list[tuple[float, float]], target: float) -> float | None:
+    """bpp at which the neural curve (bpp, psnr sorted by bpp) reaches `target`, interpolated in
+    log-bpp; None when even the richest measured point stays below."""
+    for (b0, p0), (b1, p1) in zip(points, points[1:]):
+        if p0 >= target:
+            return b0
+        if p0 < target <= p1:
+            t = (target - p0) / (p1 - p0)
+            return math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
+    return points[0][0] if points and points[0][1] >= target else None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--presets", default=",".join(DEFAULT_PRESETS))
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-convergence", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="ignore cached runs")
+    a = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {"steps": a.steps, "seed": a.seed, "machine": f"{os.cpu_count()} CPU cores",
+           "sets": {}}
+    for name in a.sets.split(","):
+        tset = load_set(name)
+        w, h = tset.size
+        print(f"== {name}: {w}x{h}, {[t.path.name for t in tset.textures]}", flush=True)
+        t0 = time.perf_counter()
+        rows = classical_rows(tset)
+        print(f"   classical codecs: {time.perf_counter() - t0:.0f} s", flush=True)
+        neural = []
+        for preset in a.presets.split(","):
+            rep = neural_run(name, tset, preset, a.steps, a.seed, a.fresh)
+            neural.append(rep)
+            print(f"   {preset}: {rep['bpp']:.2f} bpp, {rep['psnr_set']:.2f} dB, "
+                  f"{rep['seconds']:.0f} s", flush=True)
+        out["sets"][name] = {"size": [w, h], "textures": [t.path.name for t in tset.textures],
+                             "channels": sum(t.channels for t in tset.textures),
+                             "classical": rows, "neural": neural}
+    if not a.no_convergence:
+        tset = load_set(CONVERGENCE_SET)
+        conv = []
+        for steps in CONVERGENCE_STEPS:
+            rep = neural_run(CONVERGENCE_SET, tset, CONVERGENCE_PRESET, steps, a.seed, a.fresh)
+            conv.append({"steps": steps, "seconds": rep["seconds"],
+                         "train_seconds": rep["train_seconds"], "bpp": rep["bpp"],
+                         "psnr_set": rep["psnr_set"]})
+            print(f"   convergence {steps} steps: {rep['psnr_set']:.2f} dB, {rep['seconds']:.0f} s",
+                  flush=True)
+        out["convergence"] = {"set": CONVERGENCE_SET, "preset": CONVERGENCE_PRESET,
+                              "channels": sum(t.channels for t in tset.textures),
+                              "size": list(tset.size), "runs": conv}
+    (RESULTS / "rate_distortion.json").write_text(json.dumps(out, indent=1))
+    from bench.report import write_report
+    write_report(out, RESULTS)
+    print(f"wrote {RESULTS / 'rate_distortion.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
