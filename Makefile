@@ -3,10 +3,21 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Mesa's EGL + llvmpipe: headless OpenGL 4.5 for the GL decoder and its tests (Debian names).
+GL_PACKAGES := libegl1 libgl1-mesa-dri libegl-mesa0 libgles2 libgl1 libglx-mesa0 xvfb xauth
 DEMO_OUT := build/demo
 BENCH_ARGS ?=
 
-.PHONY: setup test demo bench bench-quick clean
+.PHONY: setup system-packages test demo bench clean
+
+# Installs the GL packages with apt-get when they are missing and we are root; otherwise says what
+# to install (the GL tests then fail with a message naming EGL).
+system-packages:
+	@if ldconfig -p | grep -q 'libEGL_mesa.so' && command -v xvfb-run >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(GL_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(GL_PACKAGES) >/dev/null; \
+	else echo "warning: Mesa EGL not found; install: $(GL_PACKAGES)" >&2; fi
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
@@ -16,7 +27,7 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 	$(BIN)/pip install -q -c .ci/constraints.txt -e '.[bench,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: system-packages $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q

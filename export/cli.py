@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
-import imageio.v3 as iio
-
 from .decoder import FileDecoder, to_uint
 from .format import NTCFormatError, atomic_write, read_ntc
+from .images import encode_png
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,13 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help=".ntc file")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     p.add_argument("--mip", type=int, default=0, help="mip level to decode (default 0)")
-    p.add_argument("--backend", default="torch", choices=("torch",),
-                   help="decoder: the PyTorch reference (default)")
+    p.add_argument("--backend", default="torch", choices=("torch", "gl"),
+                   help="decoder: the PyTorch reference (default), or gl: the generated GLSL "
+                        "decoder in a headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    gl_errors: tuple[type[BaseException], ...] = ()  # the GL backend's error type, once imported
     try:
         model = read_ntc(args.input)
         if not 0 <= args.mip < model.mips:
@@ -35,16 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output)
         if out.exists() and not out.is_dir():
             raise NTCFormatError(f"output {out} exists and is not a folder")
-        images = FileDecoder.from_model(model).textures_mip(args.mip)
+        if args.backend == "gl":
+            from viewer.gl_decode import NTCGLError, decode_file_gl  # imports GL code lazily
+            gl_errors = (NTCGLError,)
+            images = decode_file_gl(model, args.mip)
+        else:
+            images = FileDecoder.from_model(model).textures_mip(args.mip)
         out.mkdir(parents=True, exist_ok=True)
         suffix = "" if args.mip == 0 else f"_mip{args.mip}"
         for tex, img in zip(model.textures, images):
             pixels = to_uint(img, tex.bit_depth)
-            if pixels.shape[2] == 1:
-                pixels = pixels[:, :, 0]
-            buf = io.BytesIO()
-            iio.imwrite(buf, pixels, extension=".png")
-            atomic_write(out / f"{tex.name}{suffix}.png", buf.getvalue())
+            atomic_write(out / f"{tex.name}{suffix}.png", encode_png(pixels))
             print(out / f"{tex.name}{suffix}.png")
         return 0
     except NTCFormatError as e:
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as e:
         print(f"ntc-decode: error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 1
+    except gl_errors as e:
+        print(f"ntc-decode: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
 
 

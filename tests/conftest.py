@@ -98,6 +98,11 @@ def height16(h: int = H, w: int = W) -> np.ndarray:
     return np.clip(np.rint(v * 65535), 0, 65535).astype(np.uint16)
 
 
+def emissive16(h: int = H, w: int = W) -> np.ndarray:
+    """16-bit RGB (Pillow would read it as 8-bit): exercises the exact PNG path."""
+    return (base_color(h, w).astype(np.uint16)[..., ::-1] * 257 + 77).astype(np.uint16)
+
+
 def rgba(h: int = H, w: int = W) -> np.ndarray:
     x, y = _grid(h, w)
     a = np.clip(np.rint((0.5 + 0.45 * np.sin((x + y) / 6.0)) * 255), 0, 255).astype(np.uint8)
@@ -128,13 +133,18 @@ RICH_SET = {
     **DEFAULT_SET,
     "mat_height.png": height16,     # 16-bit greyscale
     "mat_roughness.png": grey,      # 8-bit greyscale
+    "mat_emissive.png": emissive16,  # 16-bit RGB
 }
 
 
 def write_set(folder: Path, files: dict | None = None, h: int = H, w: int = W) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, make in (files or DEFAULT_SET).items():
-        iio.imwrite(folder / name, make(h, w))
+        img = make(h, w)
+        if img.dtype == np.uint16:
+            write_png16(folder / name, img)
+        else:
+            iio.imwrite(folder / name, img)
     return folder
 
 

@@ -20,6 +20,7 @@ from conftest import (DEFAULT_SET, H, RICH_SET, ROOT, W, base_color, grey, norma
 from export import cli as decode_cli
 from export.decoder import FileDecoder, to_uint
 from export.format import read_ntc
+from export.images import read_pixels
 from trainer import cli as compress_cli
 
 BIN = Path(sys.executable).parent
@@ -263,12 +264,13 @@ def test_decode_writes_one_png_per_texture_in_the_source_layout(compressed, tmp_
     reference = dict(zip([t.name for t in model.textures],
                          FileDecoder.from_model(model).textures_mip(0)))
     for name in RICH_SET:
-        src = iio.imread(compressed["folder"] / name)
-        got = iio.imread(out / name)
-        assert got.shape == src.shape, name    # channel count (greyscale stays 2-D)
-        assert got.dtype == src.dtype, name    # bit depth (uint16 for the 16-bit height)
+        src = read_pixels(compressed["folder"] / name)
+        got = read_pixels(out / name)
+        assert got.shape == src.shape, name    # channel count
+        assert got.dtype == src.dtype, name    # bit depth (uint16 for the 16-bit height, emissive)
         expected = to_uint(reference[name[:-4]], 16 if src.dtype == np.uint16 else 8)
         np.testing.assert_array_equal(got, expected.reshape(got.shape))
+    assert iio.imread(out / "mat_roughness.png").ndim == 2  # greyscale stays greyscale
     assert np.all(iio.imread(out / "mat_orm.png")[..., 2] == 0)  # the constant channel, exactly
 
 

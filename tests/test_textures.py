@@ -124,9 +124,6 @@ def test_palette_png_becomes_rgb(tmp_path):
     np.testing.assert_array_equal(np.rint(pixels * 255).astype(np.uint8), expected)
 
 
-@pytest.mark.xfail(strict=True, reason="Pillow (behind imageio) decodes 16-bit RGB/RGBA PNGs as "
-                   "8-bit: read_image reports bit depth 8 and drops the low byte, so a 16-bit "
-                   "colour or normal map silently loses precision and decodes back as 8-bit")
 def test_16_bit_rgb_png_keeps_16_bits(tmp_path):
     src = (normal_map().astype(np.uint16) * 257 + 100).astype(np.uint16)
     write_png16(tmp_path / "n16_normal.png", src)

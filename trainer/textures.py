@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
+
+from export.images import ImageError, read_pixels
 
 MANIFEST_NAME = "ntc.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -129,11 +130,9 @@ def _load_manifest(path: Path) -> dict:
 def read_image(path: Path) -> tuple[np.ndarray, int]:
     """Float32 [H, W, C] in [0, 1] and the source bit depth; palette images become RGB(A)."""
     try:
-        img = iio.imread(path)
-    except Exception as e:  # imageio raises many types for bad files
-        raise InputError(f"cannot read image {path.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if img.ndim == 2:
-        img = img[:, :, None]
+        img = read_pixels(path)
+    except ImageError as e:
+        raise InputError(str(e)) from None
     if img.ndim != 3 or not 1 <= img.shape[2] <= 4 or img.shape[0] < 1 or img.shape[1] < 1:
         raise InputError(f"{path.name}: unsupported image shape {img.shape}")
     if img.dtype == np.uint8:
