@@ -1,0 +1,87 @@
+"""The Slang -> GLSL build step and the GLSL specialisation (no GL context needed)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from export import layout
+from shaders import build, glsl
+
+
+def _need_slangc():
+    try:
+        return build.find_slangc()
+    except build.ShaderBuildError as e:
+        pytest.skip(str(e))
+
+
+def test_committed_glsl_equals_a_fresh_compile():
+    _need_slangc()
+    fresh = build.build_all()
+    assert set(fresh) == {name for *_, name in build.TARGETS}
+    for name, text in fresh.items():
+        committed = (build.GENERATED / name).read_text()
+        assert committed == text, f"shaders/generated/{name} is stale: run python -m shaders.build"
+    assert build.main(["--check"]) == 0
+
+
+def test_compile_errors_name_the_cause(tmp_path, monkeypatch):
+    _need_slangc()
+    bad = tmp_path / "bad.slang"
+    bad.write_text('[shader("fragment")]\n'
+                   "float4 main() : SV_Target0 { return undefinedThing; }\n")
+    with pytest.raises(build.ShaderBuildError, match=r"slangc failed on bad\.slang .*"
+                       r"undefined identifier at bad\.slang:2:"):
+        build.compile_glsl(bad, "main", "fragment")
+    with pytest.raises(build.ShaderBuildError, match="does not exist"):
+        build.compile_glsl(tmp_path / "missing.slang", "main", "fragment")
+    with pytest.raises(build.ShaderBuildError, match="unknown stage"):
+        build.compile_glsl(bad, "main", "pixel")
+    monkeypatch.setenv("NTC_SLANGC", str(tmp_path / "no-slangc"))
+    with pytest.raises(build.ShaderBuildError, match="slangc not found"):
+        build.compile_glsl(bad, "main", "fragment")
+
+
+def test_missing_slangtorch_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("NTC_SLANGC", raising=False)
+    monkeypatch.setattr(build.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(build.ShaderBuildError, match="slangtorch .*not installed"):
+        build.find_slangc()
+
+
+def test_specialise_rewrites_every_constant_and_sizes_the_weights():
+    src = glsl.load_generated("ntc_load.frag.glsl")
+    declared = glsl.spec_constants(src)
+    assert {"NTC_FEATURES", "NTC_LAYERS", "NTC_GATHER4", "NTC_HW_FILTER"} <= set(declared)
+    values = {name: 4 for name in declared}
+    out = glsl.specialise(src, values, weight_vec4=123)
+    assert "constant_id" not in out
+    for name in declared:
+        assert re.search(rf"\nconst int {name}_0 = 4;", out)
+    assert re.findall(r"ntcWeights_0\[(\d+)\]", out) == ["123", "123"]  # struct + block
+    assert glsl.weights_capacity(src) == 4095
+    with pytest.raises(glsl.SpecialisationError, match="missing"):
+        glsl.specialise(src, {"NTC_FEATURES": 8})
+    with pytest.raises(glsl.SpecialisationError, match="unknown"):
+        glsl.specialise(src, {**values, "NTC_NOPE": 1})
+    with pytest.raises(glsl.SpecialisationError, match="weight vec4s"):
+        glsl.specialise(src, values, weight_vec4=5000)
+
+
+@pytest.mark.parametrize("features", [4, 8, 12, 32])
+@pytest.mark.parametrize("hr", layout.HR_SAMPLINGS)
+def test_input_order_is_a_vec4_aligned_permutation(features, hr):
+    order = glsl.input_order(features, hr)
+    n = layout.mlp_input_size(features, hr)
+    assert len(order) == layout.pad4(n)
+    assert sorted(o for o in order if o >= 0) == list(range(n))  # every file column exactly once
+    f4 = features
+    hi = 4 * f4 if hr == "gather4" else f4
+    # the shader's groups: hi taps, lo, pe, then (lod, [frac.x, frac.y]) in the last vec4
+    assert order[hi:hi + f4] == list(range(n - f4 - layout.PE_INPUTS - 1, n - layout.PE_INPUTS - 1))
+    assert order[hi + f4 + layout.PE_INPUTS] == n - 1  # lod starts the last vec4
+    if hr == "gather4":
+        assert order[-3:] == [4 * features, 4 * features + 1, -1]
+    assert np.all(np.diff([o for o in order[:hi] if o >= 0]) == 1)
