@@ -5,6 +5,7 @@ stays fast on a 2-core machine that is busy with other work.
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 import sys
@@ -28,7 +29,6 @@ from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # so the tests also run when pytest is started outside the repo
     sys.path.insert(0, str(ROOT))
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 torch.set_num_threads(1)
 
@@ -158,6 +158,17 @@ def texture_set(tmp_path) -> Path:
 def rich_texture_set(tmp_path) -> Path:
     """The default set plus a 16-bit greyscale height map and an 8-bit greyscale roughness."""
     return write_set(tmp_path / "rich", RICH_SET)
+
+
+def mean_prediction_psnr(source_mips) -> float:
+    """Set PSNR at mip 0 of predicting each channel's mean: what a network that learned nothing gets."""
+    sq, n = 0.0, 0
+    for chain in source_mips:
+        ref = np.round(chain[0] * 255) / 255
+        pred = np.round(ref.mean(axis=(0, 1), keepdims=True) * 255) / 255
+        sq += float(((ref - pred) ** 2).sum())
+        n += ref.size
+    return 10 * math.log10(n / sq)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import mean_prediction_psnr
 from export import layout
 from export.decoder import FileDecoder, texel_uv
 from export.format import from_bytes, to_bytes
@@ -103,21 +104,10 @@ def test_every_mip_has_the_source_layout(trained):
         assert np.all(orm[..., 2] == 0.0)  # the constant metallic of the source, exactly
 
 
-def _mean_psnr(targets) -> float:
-    """PSNR of predicting each channel's mean at mip 0: what a network that learned nothing gets."""
-    sq, n = 0.0, 0
-    for chain in targets.source_mips:
-        ref = np.round(chain[0] * 255) / 255
-        pred = np.round(ref.mean(axis=(0, 1), keepdims=True) * 255) / 255
-        sq += float(((ref - pred) ** 2).sum())
-        n += ref.size
-    return 10 * math.log10(n / sq)
-
-
 def test_trained_fixture_learned_the_set(trained):
     """The round-trip tests above are only meaningful if the network reproduces the textures."""
     q = evaluate(from_bytes(trained.data), trained.targets.source_mips)
-    assert q["psnr_set"] > _mean_psnr(trained.targets) + 12.0  # measured: 31.4 vs 15.8 dB
+    assert q["psnr_set"] > mean_prediction_psnr(trained.targets.source_mips) + 12.0  # measured: 31.4 vs 15.8 dB
 
 
 # ----------------------------------------------------------------------------------------------

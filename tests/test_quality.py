@@ -8,13 +8,11 @@ worst mip 35.3 dB, SSIM >= 0.975. 100 steps give 24.3 dB (baseColor 23.8, ORM 21
 """
 from __future__ import annotations
 
-import math
-
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, mean_prediction_psnr
 from export.format import from_bytes
 from trainer.compress import CompressSettings, compress
 from trainer.evaluate import evaluate
@@ -47,22 +45,12 @@ def bottle_crop(tmp_path_factory):
     return tset, result
 
 
-def _mean_prediction_psnr(source_mips) -> float:
-    sq, n = 0.0, 0
-    for chain in source_mips:
-        ref = np.round(chain[0] * 255) / 255
-        pred = np.round(ref.mean(axis=(0, 1), keepdims=True) * 255) / 255
-        sq += float(((ref - pred) ** 2).sum())
-        n += ref.size
-    return 10 * math.log10(n / sq)
-
-
 def test_quality_floor_on_a_real_crop(bottle_crop):
     tset, result = bottle_crop
     r = result.report
     assert (r["width"], r["height"], r["preset"], r["steps"]) == (64, 64, PRESET, STEPS)
     infos, stored = plan_channels(tset)
-    baseline = _mean_prediction_psnr(build_targets(tset, infos, stored).source_mips)
+    baseline = mean_prediction_psnr(build_targets(tset, infos, stored).source_mips)
     assert baseline < SET_FLOOR_DB - 15  # the floor is far above a network that learned nothing
     assert r["psnr_set"] >= SET_FLOOR_DB, r["psnr_set"]
     assert len(r["psnr_set_mip"]) == 7
