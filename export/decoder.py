@@ -82,14 +82,27 @@ def _bilinear(table: torch.Tensor, idx: torch.Tensor, frac: torch.Tensor) -> tor
     return top + (bottom - top) * fy
 
 
-def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
-                  uv: torch.Tensor) -> torch.Tensor:
-    """MLP input rows for texels at `uv` of colour mips `mip` (one per row)."""
+def _level_pair(pyr: LatentPyramid, mip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour mip m reads latent levels m and m + 1, clamped to the pyramid."""
     last = pyr.sizes.shape[0] - 1
-    hi = mip.clamp(max=last)
-    lo = (mip + 1).clamp(max=last)
+    return mip.clamp(max=last), (mip + 1).clamp(max=last)
+
+
+def latent_rows(pyr: LatentPyramid, mip: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Every table row that decoding these texels reads (the trainer updates only those)."""
+    hi, lo = _level_pair(pyr, mip)
+    return torch.cat([_taps(pyr, hi, uv)[0].reshape(-1), _taps(pyr, lo, uv)[0].reshape(-1)])
+
+
+def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
+                  uv: torch.Tensor, remap: torch.Tensor | None = None) -> torch.Tensor:
+    """MLP input rows for texels at `uv` of colour mips `mip` (one per row). With `remap`, `table`
+    holds only some rows of the pyramid's table and remap[full row] is the row in `table`."""
+    hi, lo = _level_pair(pyr, mip)
     idx_hi, frac_hi, p_hi = _taps(pyr, hi, uv)
     idx_lo, frac_lo, _ = _taps(pyr, lo, uv)
+    if remap is not None:
+        idx_hi, idx_lo = remap[idx_hi], remap[idx_lo]
     if pyr.hr_sampling == "gather4":
         v = table[idx_hi.reshape(-1)].reshape(4, uv.shape[0], table.shape[1])
         hi_feats = [v[0], v[1], v[2], v[3], frac_hi]
@@ -112,9 +125,9 @@ def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch
     return x
 
 
-def decode_texels(table, pyr, weights, biases, mip, uv):
+def decode_texels(table, pyr, weights, biases, mip, uv, remap=None):
     """Stored-channel values (about [0, 1]) for texels at `uv` of colour mips `mip`."""
-    return mlp_forward(encode_inputs(table, pyr, mip, uv), weights, biases)
+    return mlp_forward(encode_inputs(table, pyr, mip, uv, remap), weights, biases)
 
 
 def texel_uv(w: int, h: int, device="cpu") -> torch.Tensor:

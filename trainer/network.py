@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from export import layout
-from export.decoder import LatentPyramid, decode_texels
+from export.decoder import LatentPyramid, decode_texels, latent_rows
 from export.model import LatentInfo, LayerWeights, NTCModel, TextureInfo
 
 
@@ -39,6 +39,14 @@ def fake_quant_fp16(w: torch.Tensor) -> torch.Tensor:
     return w + (w.half().float() - w).detach()
 
 
+@dataclass
+class LatentRows:
+    """The rows of the latent table one training batch reads (see NeuralTexture.gather_rows)."""
+    index: torch.Tensor   # long [R] rows of the full table, sorted, unique
+    values: torch.Tensor  # [R, features] leaf copy of those rows
+    remap: torch.Tensor   # long [table rows]: full row -> row of `values` (valid for `index`)
+
+
 class NeuralTexture(nn.Module):
     def __init__(self, cfg: NetworkConfig, width: int, height: int, stored: int,
                  device: torch.device | str = "cpu"):
@@ -62,6 +70,7 @@ class NeuralTexture(nn.Module):
         self.latent_noise = True      # +-half-step uniform noise stands in for rounding
         self.latents_frozen = False   # latents rounded for good; only the MLP still trains
         self.quantize_weights = False  # fake-quantize weights as the exporter will
+        self._remap: torch.Tensor | None = None  # full row -> row of this step's LatentRows
 
     def freeze_latents(self) -> None:
         with torch.no_grad():
@@ -70,12 +79,14 @@ class NeuralTexture(nn.Module):
         self.latents_frozen = True
         self.latent_noise = False
 
-    def clamp_(self) -> None:
-        with torch.no_grad():
-            self.latents.clamp_(-1, 1)
-
-    def forward(self, mip: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-        table = self.latents  # already on the quantization grid once frozen
+    def forward(self, mip: torch.Tensor, uv: torch.Tensor,
+                rows: LatentRows | None = None) -> torch.Tensor:
+        """Decode texels. With `rows` (training), only the latent rows this batch reads take part:
+        noise is drawn for them and their gradient lands in rows.values.grad, so a step costs the
+        same whatever the table size (the full table would be noised and updated every step)."""
+        table, remap = self.latents, None  # already on the quantization grid once frozen
+        if rows is not None:
+            table, remap = rows.values, rows.remap
         if not self.latents_frozen:
             if self.training and self.latent_noise:
                 table = table + (torch.rand_like(table) - 0.5) * (2.0 / self.qmax)
@@ -85,7 +96,17 @@ class NeuralTexture(nn.Module):
         if self.quantize_weights or not self.training:
             fq = fake_quant_int8 if self.cfg.weight_format == "int8" else fake_quant_fp16
             weights = [fq(w) for w in weights]
-        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv)
+        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap)
+
+    def gather_rows(self, mip: torch.Tensor, uv: torch.Tensor) -> LatentRows:
+        """The latent rows a batch reads, as a fresh leaf tensor to train this step."""
+        index = torch.unique(latent_rows(self.pyramid, mip, uv))
+        if self._remap is None:
+            self._remap = torch.zeros(self.latents.shape[0], dtype=torch.long,
+                                      device=self.latents.device)
+        self._remap[index] = torch.arange(index.numel(), device=index.device)
+        values = self.latents.detach()[index].requires_grad_(not self.latents_frozen)
+        return LatentRows(index, values, self._remap)
 
     def export(self, textures: list[TextureInfo], extra: dict | None = None) -> NTCModel:
         """Quantize into the file's in-memory form; decoding it reproduces eval-mode forward."""
