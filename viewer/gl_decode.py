@@ -1,8 +1,22 @@
 """Load mode: decode a whole texture set on the GPU once, with the generated decoder shader.
 
-Each colour mip is one offscreen draw of shaders/ntc_load.slang's fragment entry into
-ceil(stored / 4) RGBA32F targets; reading them back gives the stored channels, and
-`export.decoder.reconstruct` turns those into the source textures exactly as the PyTorch path does.
+Into ordinary GL textures, for rendering (shaders/ntc_load.slang: textureMain):
+
+    decode_to_textures(tex)      one DecodedTexture per source texture (viewer/gl_resources.py:
+                                 texel_format picks SRGB8_ALPHA8 / R8..RGBA8 / R16..RGBA16), every
+                                 mip level written by the decoder, then sampled with hardware
+                                 trilinear / anisotropic filtering
+    load_ntc_textures(path, ctx) the same from a file (validated before any GL object exists);
+                                 the latents and weights are released once decoded
+
+Each colour mip is one draw into that level of up to 8 textures at once (MRT), so the MLP runs
+once per texel for the whole set; the remap (ntc_remap.slang) runs per texture and the fixed-
+function output quantises to the texture's format. With GL_FRAMEBUFFER_SRGB off the sRGB textures
+receive the sRGB-encoded values as they are: stored bytes == export.decoder.to_uint(value, 8). On
+llvmpipe the float -> UNORM conversion rounds half to even, like to_uint's np.round.
+
+Into float arrays, exact (fragmentMain: ceil(stored / 4) RGBA32F targets; `reconstruct` then turns
+the stored channels into the source textures exactly as the PyTorch path does):
 
     decode_file_gl(model, mip)   == export.decoder.FileDecoder.from_model(model).textures_mip(mip)
     decode_ntc_gl(path, mip)     the same from a file: the reader validates it (NTCFormatError)
@@ -17,6 +31,8 @@ values off by 1-2). Decoding once on load is MLP-bound, so exactness costs no me
 """
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from export import layout
@@ -25,20 +41,26 @@ from export.format import read_ntc
 from export.model import NTCModel
 from shaders import glsl
 
-from .gl_resources import (PASS_BINDING, NTCGLError, NTCTextureGL, build_program, check_context,
-                           create_context)
+from .gl_resources import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
+                           GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, PASS_BINDING,
+                           REMAP_BINDING, DecodedTexture, NTCGLError, NTCTextureGL,
+                           allocate_decoded, build_program, check_context, create_context,
+                           remap_block)
 
 VERTEX = "ntc_load.vert.glsl"
 FRAGMENT = "ntc_load.frag.glsl"
+TEXTURE_FRAGMENT = "ntc_load_textures.frag.glsl"
+TARGETS_PER_DRAW = 8  # SV_Target0..7 of textureMain; GL 4.5 guarantees 8 draw buffers
 # One triangle that covers the viewport (clip space), see vertexMain.
 _FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
 
 
-def load_shaders(model: NTCModel, hw_filter: bool = False) -> tuple[str, str]:
+def load_shaders(model: NTCModel, hw_filter: bool = False, fragment: str = FRAGMENT
+                 ) -> tuple[str, str]:
     """(vertex, fragment) GLSL of the load pass, specialised for `model`."""
     try:
         vert = glsl.load_generated(VERTEX)
-        frag = glsl.specialise(glsl.load_generated(FRAGMENT),
+        frag = glsl.specialise(glsl.load_generated(fragment),
                                glsl.decoder_constants(model, hw_filter),
                                glsl.weight_vec4_count(model))
     except glsl.SpecialisationError as e:
@@ -47,12 +69,14 @@ def load_shaders(model: NTCModel, hw_filter: bool = False) -> tuple[str, str]:
 
 
 class GLLoadDecoder:
-    """The load pass for one NTCTextureGL: program, fullscreen triangle, pass uniform block."""
+    """The load pass for one NTCTextureGL: program, fullscreen triangle, pass uniform block.
+    `stored_mip` reads back the stored channels as floats."""
+    fragment = FRAGMENT
 
     def __init__(self, tex: NTCTextureGL, hw_filter: bool = False):
         self.tex = tex
         ctx = tex.ctx
-        vert, frag = load_shaders(tex.model, hw_filter)
+        vert, frag = load_shaders(tex.model, hw_filter, self.fragment)
         self.program = build_program(ctx, vert, frag, "load-mode decoder")
         self.vbo = ctx.buffer(_FULLSCREEN.tobytes())
         self.pass_ubo = ctx.buffer(reserve=16)
@@ -73,10 +97,7 @@ class GLLoadDecoder:
         try:
             fbo.use()
             ctx.viewport = (0, 0, w, h)
-            self.pass_ubo.write(np.array([mip, w, h, 0], np.int32).tobytes())
-            self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
-            self.tex.bind()
-            self.vao.render(vertices=3)
+            self._draw(mip, w, h)
             out = np.empty((h, w, 4 * self.targets), np.float32)
             for i in range(self.targets):
                 data = fbo.read(components=4, attachment=i, dtype="f4")
@@ -91,6 +112,12 @@ class GLLoadDecoder:
             raise NTCGLError(f"load-mode decode of mip {mip} failed: {err}")
         return out[:, :, :model.stored_channels]
 
+    def _draw(self, mip: int, w: int, h: int, first_texture: int = 0) -> None:
+        self.pass_ubo.write(np.array([mip, w, h, first_texture], np.int32).tobytes())
+        self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
+        self.tex.bind()
+        self.vao.render(vertices=3)
+
     def vram_bytes(self) -> dict[str, int]:
         """Bytes of the pass's own GL objects (render targets are transient, per mip)."""
         return {"load_pass_buffers": self.vbo.size + self.pass_ubo.size}
@@ -98,6 +125,84 @@ class GLLoadDecoder:
     def release(self) -> None:
         for obj in (self.vao, self.vbo, self.pass_ubo, self.program):
             obj.release()
+
+
+class GLTextureDecoder(GLLoadDecoder):
+    """The load pass that writes the source textures (textureMain) into GL texture levels."""
+    fragment = TEXTURE_FRAGMENT
+
+    def __init__(self, tex: NTCTextureGL, hw_filter: bool = False):
+        self.remap_ubo = tex.ctx.buffer(remap_block(tex.model))  # NTCGLError on > 16 textures
+        try:
+            super().__init__(tex, hw_filter)
+        except BaseException:
+            self.remap_ubo.release()
+            raise
+        # moderngl attaches only level 0 of a texture, so the framebuffer is a raw GL one.
+        gl = tex._gl
+        name = ctypes.c_uint(0)
+        gl.glGenFramebuffers(1, ctypes.byref(name))
+        self.fbo = name.value
+
+    def allocate(self) -> list[DecodedTexture]:
+        """Empty textures (full mip chains) for every texture of the set."""
+        return allocate_decoded(self.tex.ctx, self.tex.model)
+
+    def decode_into(self, textures: list[DecodedTexture], mips=None) -> None:
+        """Decode colour mips `mips` (default: all) of every texture into `textures` (from
+        `allocate`): one draw per mip and group of 8 textures."""
+        gl, model, ctx = self.tex._gl, self.tex.model, self.tex.ctx
+        if len(textures) != len(model.textures):
+            raise ValueError(f"{len(textures)} textures for a set of {len(model.textures)}")
+        saved = {cap: gl.glIsEnabled(cap) for cap in (GL_BLEND, GL_SCISSOR_TEST,
+                                                      GL_FRAMEBUFFER_SRGB)}
+        for cap in saved:  # exact bytes: no blending, no clipping, no linear -> sRGB encoding
+            gl.glDisable(cap)
+        self.remap_ubo.bind_to_uniform_block(REMAP_BINDING)
+        gl.glBindFramebuffer(GL_FRAMEBUFFER, self.fbo)
+        try:
+            for mip in range(model.mips) if mips is None else mips:
+                w, h = layout.mip_size(model.width, model.height, mip)
+                gl.glViewport(0, 0, w, h)
+                for first in range(0, len(textures), TARGETS_PER_DRAW):
+                    group = textures[first:first + TARGETS_PER_DRAW]
+                    self._attach(group, mip)
+                    self._draw(mip, w, h, first)
+        finally:
+            self._attach([], 0)
+            self._home.use()
+            for cap, on in saved.items():
+                if on:
+                    gl.glEnable(cap)
+        err = ctx.error
+        if err != "GL_NO_ERROR":
+            raise NTCGLError(f"load-mode decode into textures failed: {err}")
+
+    def _attach(self, group: list[DecodedTexture], mip: int) -> None:
+        gl = self.tex._gl
+        for i in range(TARGETS_PER_DRAW):
+            glo = group[i].texture.glo if i < len(group) else 0
+            gl.glFramebufferTexture(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + i, glo, mip)
+        if not group:
+            return
+        bufs = (ctypes.c_uint * len(group))(*(GL_COLOR_ATTACHMENT0 + i for i in range(len(group))))
+        gl.glDrawBuffers(len(group), bufs)
+        status = gl.glCheckFramebufferStatus(GL_FRAMEBUFFER)
+        if status != GL_FRAMEBUFFER_COMPLETE:
+            formats = ", ".join(d.internal_format for d in group)
+            raise NTCGLError(f"the driver cannot render into {formats} (framebuffer status "
+                             f"0x{status:04X})")
+
+    def vram_bytes(self) -> dict[str, int]:
+        return {"load_pass_buffers": self.vbo.size + self.pass_ubo.size + self.remap_ubo.size}
+
+    def release(self) -> None:
+        super().release()
+        self.remap_ubo.release()
+        if self.fbo:
+            name = ctypes.c_uint(self.fbo)
+            self.tex._gl.glDeleteFramebuffers(1, ctypes.byref(name))
+            self.fbo = 0
 
 
 def decode_mips_gl(model: NTCModel, mips=None, ctx=None, hw_filter: bool = False
@@ -120,6 +225,31 @@ def decode_mips_gl(model: NTCModel, mips=None, ctx=None, hw_filter: bool = False
             tex.release()
         if own:
             ctx.release()
+
+
+def decode_to_textures(tex: NTCTextureGL, hw_filter: bool = False) -> list[DecodedTexture]:
+    """Every mip of every texture of the set in `tex`, decoded into new GL textures (the caller
+    releases them; `tex` may be released right after)."""
+    dec = GLTextureDecoder(tex, hw_filter)
+    try:
+        textures = dec.allocate()
+        try:
+            dec.decode_into(textures)
+        except BaseException:
+            for t in textures:
+                t.release()
+            raise
+        return textures
+    finally:
+        dec.release()
+
+
+def load_ntc_textures(path, ctx, hw_filter: bool = False) -> list[DecodedTexture]:
+    """Read and validate a .ntc file (NTCFormatError on a bad one, before touching GL), decode it
+    into GL textures; nothing but those textures stays on the GPU."""
+    model = read_ntc(path)
+    with NTCTextureGL(model, ctx) as tex:
+        return decode_to_textures(tex, hw_filter)
 
 
 def decode_file_gl(model: NTCModel, mip: int, ctx=None, hw_filter: bool = False

@@ -10,6 +10,9 @@
   weights   one std140 uniform block (ntc_decode.slang's NtcModel): ntcInfo, then per layer the
             dequantized weights [out_pad][in_pad] (int8 * scale, or fp16, as float32) and bias.
 
+Load mode decodes a set into ordinary GL textures (`DecodedTexture`, format by `texel_format`) with
+the output remap of ntc_remap.slang, driven by `remap_block`.
+
 moderngl 5.13 can neither give a texture array a GL_RGBA4 internal format nor write its mip levels,
 so the latent texture is made with a few raw GL calls on the current context (`_RawGL`).
 
@@ -21,12 +24,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 from export import layout
 from export.format import latent_to_texel_order, pack_bits
-from export.model import NTCModel
+from export.model import CONST, COPY, NORMAL_Z, STORED, NTCModel, TextureInfo
 from shaders import glsl
 
 GL_VERSION_REQUIRED = 450
@@ -34,6 +38,8 @@ GL_VERSION_REQUIRED = 450
 LATENT_UNIT = 0       # texture unit of ntcLatents   ([[vk::binding(0)]] in ntc_decode.slang)
 MODEL_BINDING = 1     # uniform block NtcModel        ([[vk::binding(1)]])
 PASS_BINDING = 2      # uniform block NtcPass         ([[vk::binding(2)]] in ntc_load.slang)
+REMAP_BINDING = 3     # uniform block NtcRemap        ([[vk::binding(3)]] in ntc_remap.slang)
+MAX_TEXTURES = 16     # NTC_MAX_TEXTURES in ntc_remap.slang
 
 # GL enums
 GL_TEXTURE_2D_ARRAY = 0x8C1A
@@ -61,6 +67,13 @@ GL_UNPACK_SKIP_IMAGES = 0x806D
 GL_PIXEL_UNPACK_BUFFER = 0x88EC
 GL_PIXEL_UNPACK_BUFFER_BINDING = 0x88EF
 GL_TEXTURE_RED_SIZE = 0x805C
+GL_TEXTURE_2D = 0x0DE1
+GL_FRAMEBUFFER = 0x8D40
+GL_FRAMEBUFFER_COMPLETE = 0x8CD5
+GL_COLOR_ATTACHMENT0 = 0x8CE0
+GL_BLEND = 0x0BE2
+GL_SCISSOR_TEST = 0x0C11
+GL_FRAMEBUFFER_SRGB = 0x8DB9
 
 
 class NTCGLError(Exception):
@@ -139,6 +152,16 @@ class _RawGL:
         "glGetTexLevelParameteriv": (None, [ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                             ctypes.POINTER(ctypes.c_int)]),
         "glGetError": (ctypes.c_uint, []),
+        "glGenFramebuffers": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
+        "glDeleteFramebuffers": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
+        "glBindFramebuffer": (None, [ctypes.c_uint, ctypes.c_uint]),
+        "glFramebufferTexture": (None, [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_int]),
+        "glDrawBuffers": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
+        "glCheckFramebufferStatus": (ctypes.c_uint, [ctypes.c_uint]),
+        "glViewport": (None, [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]),
+        "glIsEnabled": (ctypes.c_ubyte, [ctypes.c_uint]),
+        "glEnable": (None, [ctypes.c_uint]),
+        "glDisable": (None, [ctypes.c_uint]),
     }
 
     def __init__(self):
@@ -331,3 +354,137 @@ class NTCTextureGL:
 
     def __exit__(self, *exc):
         self.release()
+
+
+# ----------------------------------------------------------------------------------------------
+# load mode: the set decoded into ordinary GL textures
+
+@dataclass(frozen=True)
+class TexelFormat:
+    name: str        # GL internal format, e.g. "GL_SRGB8_ALPHA8"
+    enum: int
+    components: int  # moderngl components
+    dtype: str       # moderngl dtype ("f1": UNORM8, "nu2": UNORM16)
+    bytes: int       # per texel
+
+    @property
+    def bits(self) -> int:
+        return 16 if self.dtype == "nu2" else 8
+
+
+TEXEL_FORMATS = {f.name: f for f in (
+    TexelFormat("GL_R8", 0x8229, 1, "f1", 1),
+    TexelFormat("GL_RG8", 0x822B, 2, "f1", 2),
+    TexelFormat("GL_RGBA8", 0x8058, 4, "f1", 4),
+    TexelFormat("GL_SRGB8_ALPHA8", 0x8C43, 4, "f1", 4),
+    TexelFormat("GL_R16", 0x822A, 1, "nu2", 2),
+    TexelFormat("GL_RG16", 0x822C, 2, "nu2", 4),
+    TexelFormat("GL_RGBA16", 0x805B, 4, "nu2", 8),
+)}
+
+
+def texel_format(tex: TextureInfo) -> TexelFormat:
+    """The GL format a source texture is decoded into, so that any shader samples it unchanged:
+    - sRGB colour: GL_SRGB8_ALPHA8 (the sampler linearises, filtering happens in linear light);
+      GL has no 16-bit sRGB format, so 16-bit colour sources are decoded to 8 bits too.
+    - everything else by channel count and source depth: R8/RG8/RGBA8, or R16/RG16/RGBA16 UNORM.
+      3 channels take the RGBA format (RGB8 is not a required render format, and drivers pad it
+      to 4 bytes anyway, so the byte count stays honest).
+    - normals are data: a normal whose Z is rebuilt (NORMAL_Z) is decoded with its Z into RGBA8,
+      not kept as RG8 with Z rebuilt at sample time: every PBR shader then reads it unchanged, and
+      filtering the rebuilt unit normals is what the source's mips hold (rebuilding Z from
+      filtered X, Y is not). It costs 2 bytes a texel more than RG8."""
+    n = len(tex.channels)
+    if tex.colorspace == "srgb":
+        return TEXEL_FORMATS["GL_SRGB8_ALPHA8"]
+    rgba = "R" if n == 1 else "RG" if n == 2 else "RGBA"
+    return TEXEL_FORMATS[f"GL_{rgba}{16 if tex.bit_depth == 16 else 8}"]
+
+
+_KIND_CODES = {STORED: 0, CONST: 1, COPY: 2, NORMAL_Z: 3}  # NTC_REMAP_* in ntc_remap.slang
+
+
+def texel_channel_map(tex: TextureInfo) -> list[tuple[int, int, float]]:
+    """(kind code, index, value) of each of the 4 texel channels of `tex` in ntcRemap: channel c
+    of the source is texel channel c; the rest is what GL gives for a narrower format (0, 0, 1),
+    except that a 1-channel sRGB texture repeats its grey in G and B (it is stored as RGBA)."""
+    out = []
+    for c in range(4):
+        if c < len(tex.channels):
+            ch = tex.channels[c]
+            out.append((_KIND_CODES[ch.kind], ch.index if ch.kind in (STORED, COPY) else 0,
+                        ch.value if ch.kind == CONST else 0.0))
+        elif c < 3 and len(tex.channels) == 1 and tex.colorspace == "srgb":
+            out.append((_KIND_CODES[COPY], 0, 0.0))
+        else:
+            out.append((_KIND_CODES[CONST], 0, 1.0 if c == 3 else 0.0))
+    return out
+
+
+def remap_block(model: NTCModel) -> bytes:
+    """Contents of the NtcRemap uniform block (std140: int4 kind[16], int4 index[16],
+    float4 value[16]) for the textures of `model`, in file order."""
+    if len(model.textures) > MAX_TEXTURES:
+        raise NTCGLError(f"{len(model.textures)} textures, the GL decoder writes at most "
+                         f"{MAX_TEXTURES}")
+    kind = np.zeros((MAX_TEXTURES, 4), np.int32)
+    index = np.zeros((MAX_TEXTURES, 4), np.int32)
+    value = np.zeros((MAX_TEXTURES, 4), np.float32)
+    for t, tex in enumerate(model.textures):
+        for c, (k, i, v) in enumerate(texel_channel_map(tex)):
+            kind[t, c], index[t, c], value[t, c] = k, i, v
+    return kind.tobytes() + index.tobytes() + value.tobytes()
+
+
+@dataclass
+class DecodedTexture:
+    """One source texture decoded into a GL_TEXTURE_2D with its full mip chain."""
+    name: str            # the source texture's name (file stem)
+    texture: object      # moderngl.Texture
+    format: TexelFormat
+    channels: int        # source channels: texel channels 0..channels-1
+    levels: int
+    bytes: int           # exact: sum over levels of w * h * format.bytes
+
+    @property
+    def internal_format(self) -> str:
+        return self.format.name
+
+    def read(self, level: int) -> np.ndarray:
+        """[h, w, channels] uint8 / uint16 of one level, row 0 = the image's top row."""
+        w, h = layout.mip_size(*self.texture.size, level)
+        dtype = np.uint16 if self.format.bits == 16 else np.uint8
+        texels = np.frombuffer(self.texture.read(level=level), dtype)
+        return texels.reshape(h, w, self.format.components)[:, :, :self.channels]
+
+    def release(self) -> None:
+        self.texture.release()
+
+
+def allocate_decoded(ctx, model: NTCModel) -> list[DecodedTexture]:
+    """Empty GL textures with full mip chains for every texture of `model`, trilinear (and the
+    driver's largest anisotropy) for sampling."""
+    size, mips = (model.width, model.height), model.mips
+    texels = sum(w * h for w, h in (layout.mip_size(*size, m) for m in range(mips)))
+    out = []
+    try:
+        for tex in model.textures:
+            fmt = texel_format(tex)
+            t = ctx.texture(size, fmt.components, dtype=fmt.dtype, internal_format=fmt.enum)
+            out.append(DecodedTexture(tex.name, t, fmt, len(tex.channels), mips,
+                                      texels * fmt.bytes))
+            # moderngl allocates (and lets one read) the levels below 0 only through
+            # build_mipmaps; it also sets GL_LINEAR_MIPMAP_LINEAR / GL_LINEAR.
+            t.build_mipmaps()
+            if ctx.max_anisotropy > 1:
+                t.anisotropy = ctx.max_anisotropy
+    except BaseException:
+        for d in out:
+            d.release()
+        raise
+    err = ctx.error
+    if err != "GL_NO_ERROR":
+        for d in out:
+            d.release()
+        raise NTCGLError(f"allocating the decoded textures failed: {err}")
+    return out

@@ -38,13 +38,13 @@ const int NTC_GATHER4_0 = 0;
 
 vec2 ntcLevelSize_0(int level_0)
 {
-    uint _S1 = uint(level_0);
     uint w_0;
     uint h_0;
     uint layers_0;
     uint levels_0;
-    ((w_0) = textureSize((ntcLatents_0), int((_S1))).x), ((h_0) = textureSize((ntcLatents_0), int((_S1))).y), ((layers_0) = textureSize((ntcLatents_0), int((_S1))).z), ((levels_0) = textureQueryLevels((ntcLatents_0)));
-    return vec2(float(w_0), float(h_0));
+    ((w_0) = textureSize((ntcLatents_0), int((0U))).x), ((h_0) = textureSize((ntcLatents_0), int((0U))).y), ((layers_0) = textureSize((ntcLatents_0), int((0U))).z), ((levels_0) = textureQueryLevels((ntcLatents_0)));
+    uint _S1 = uint(level_0);
+    return vec2(float(max(w_0 >> _S1, 1U)), float(max(h_0 >> _S1, 1U)));
 }
 
 struct NtcTaps_0
@@ -332,6 +332,12 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
     return;
 }
 
+void ntcDecodeFragment_0(vec4 fragCoord_0, out vec4  stored_0[4])
+{
+    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(fragCoord_0.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), stored_0);
+    return;
+}
+
 layout(location = 0)
 out vec4 entryPointParam_fragmentMain_c0_0;
 
@@ -354,13 +360,13 @@ struct LoadTargets_0
 
 void main()
 {
-    vec4  stored_0[4];
-    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(gl_FragCoord.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), stored_0);
+    vec4  stored_1[4];
+    ntcDecodeFragment_0(gl_FragCoord, stored_1);
     LoadTargets_0 t_4;
-    t_4.c0_0 = stored_0[0];
-    t_4.c1_0 = stored_0[1];
-    t_4.c2_0 = stored_0[2];
-    t_4.c3_0 = stored_0[3];
+    t_4.c0_0 = stored_1[0];
+    t_4.c1_0 = stored_1[1];
+    t_4.c2_0 = stored_1[2];
+    t_4.c3_0 = stored_1[3];
     LoadTargets_0 _S21 = t_4;
     entryPointParam_fragmentMain_c0_0 = t_4.c0_0;
     entryPointParam_fragmentMain_c1_0 = _S21.c1_0;

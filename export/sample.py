@@ -1,0 +1,189 @@
+"""The PyTorch twin of sample mode (shaders/ntc_sample.slang): filtered stored channels at any uv.
+
+    lod_from_derivatives(dx, dy, size, mips)     GL's LOD lambda, clamped to [0, mips - 1]
+    sample_latent(decoder, uv, lod, wrap)        one decode at the nearest mip and the wrapped uv
+    sample_trilinear(decoder_or_mips, uv, lod, wrap)
+                                                 trilinear filtering of the exactly decoded mips
+    sample_stochastic(decoder_or_mips, uv, lod, wrap, pixel, frame)
+                                                 one texel of the trilinear footprint, drawn with
+                                                 the shader's hash (the same choice, bit for bit)
+
+uv is [N, 2] float32 with (0, 0) at the top-left of the image as the file's arrays go; `wrap` is a
+glTF sampler wrap value (the GL enum) for both axes or a (wrapS, wrapT) pair. Each function returns
+[N, stored] float32 stored channels (unclamped, as ntcDecode gives them).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import layout
+from .decoder import FileDecoder, decode_texels
+
+FILTERS = {"latent": 0, "stochastic": 1, "trilinear": 2}  # NTC_FILTER_* in ntc_sample.slang
+REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = 10497, 33648, 33071  # glTF sampler wrap values
+WRAPS = {"repeat": REPEAT, "mirrored_repeat": MIRRORED_REPEAT, "clamp_to_edge": CLAMP_TO_EDGE}
+
+
+def wrap_pair(wrap) -> tuple[int, int]:
+    """(wrapS, wrapT) from one mode or a pair; modes are GL enums or WRAPS names."""
+    pair = (wrap, wrap) if isinstance(wrap, (int, str)) else tuple(wrap)
+    out = tuple(WRAPS[w] if isinstance(w, str) else int(w) for w in pair)
+    if len(out) != 2 or not set(out) <= set(WRAPS.values()):
+        raise ValueError(f"wrap {wrap!r}: expected one of {sorted(WRAPS)} or their GL enums")
+    return out
+
+
+def lod_from_derivatives(dx: torch.Tensor, dy: torch.Tensor, size: tuple[int, int],
+                         mips: int) -> torch.Tensor:
+    """lambda = log2(max(|dUV/dx * size|, |dUV/dy * size|)) clamped to [0, mips - 1] (float32)."""
+    s = torch.tensor(size, dtype=torch.float32)
+    dx, dy = torch.as_tensor(dx, dtype=torch.float32), torch.as_tensor(dy, dtype=torch.float32)
+    rho = torch.maximum(((dx * s) ** 2).sum(-1).sqrt(), ((dy * s) ** 2).sum(-1).sqrt())
+    return torch.log2(rho.clamp(min=1e-20)).clamp(0.0, float(mips - 1))
+
+
+def wrap_index(i: torch.Tensor, n: int, mode: int) -> torch.Tensor:
+    """GL 4.5 table 8.20 on integer texel indices of an n-texel axis."""
+    if mode == CLAMP_TO_EDGE:
+        return i.clamp(0, n - 1)
+    if mode == MIRRORED_REPEAT:
+        a = torch.remainder(i, 2 * n) - n
+        return n - 1 - torch.where(a >= 0, a, -1 - a)
+    return torch.remainder(i, n)
+
+
+def wrap_uv(uv: torch.Tensor, size: torch.Tensor, wrap) -> torch.Tensor:
+    """The latent filter's uv: wrapped into [0, 1], then clamped to the texel centres of a mip of
+    `size` ([N, 2]), as ntcWrapUv does."""
+    out = []
+    for a, mode in enumerate(wrap_pair(wrap)):
+        u = uv[:, a]
+        if mode == REPEAT:
+            u = u - torch.floor(u)
+        elif mode == MIRRORED_REPEAT:
+            t = u - 2.0 * torch.floor(u * 0.5)
+            u = torch.where(t > 1.0, 2.0 - t, t)
+        half = 0.5 / size[:, a].to(torch.float32)
+        out.append(torch.minimum(torch.maximum(u, half), 1.0 - half))
+    return torch.stack(out, 1)
+
+
+def mip_sizes(width: int, height: int, mip: torch.Tensor) -> torch.Tensor:
+    """[N, 2] long (w, h) of colour mip `mip` per row."""
+    sizes = torch.tensor([layout.mip_size(width, height, m) for m in range(int(mip.max()) + 1)])
+    return sizes[mip]
+
+
+def _footprint(uv: torch.Tensor, size: torch.Tensor):
+    """First texel of the bilinear footprint (before wrapping) and the second texel's weights."""
+    p = uv * size.to(torch.float32) - 0.5
+    p0 = torch.floor(p)
+    return p0.long(), p - p0
+
+
+def _stored_mips(decoder_or_mips) -> list[torch.Tensor]:
+    if isinstance(decoder_or_mips, FileDecoder):
+        return [decoder_or_mips.stored_mip(m) for m in range(decoder_or_mips.model.mips)]
+    return [torch.as_tensor(m) for m in decoder_or_mips]
+
+
+def _fetch(mips: list[torch.Tensor], mip: torch.Tensor, texel: torch.Tensor, wrap) -> torch.Tensor:
+    """Stored channels of (wrapped) `texel` [N, 2] of mip `mip` [N]."""
+    ws, wt = wrap_pair(wrap)
+    out = torch.empty(mip.shape[0], mips[0].shape[-1])
+    for m in mip.unique().tolist():
+        rows = mip == m
+        h, w = mips[m].shape[:2]
+        x = wrap_index(texel[rows, 0], w, ws)
+        y = wrap_index(texel[rows, 1], h, wt)
+        out[rows] = mips[m][y, x]
+    return out
+
+
+def _bilinear(mips, mip: torch.Tensor, uv: torch.Tensor, wrap) -> torch.Tensor:
+    size = torch.tensor([m.shape[1::-1] for m in mips])[mip]
+    first, f = _footprint(uv, size)
+    taps = [_fetch(mips, mip, first + torch.tensor(d), wrap)
+            for d in ((0, 0), (1, 0), (0, 1), (1, 1))]
+    fx, fy = f[:, :1], f[:, 1:]
+    top = taps[0] + (taps[1] - taps[0]) * fx
+    bottom = taps[2] + (taps[3] - taps[2]) * fx
+    return top + (bottom - top) * fy
+
+
+@torch.no_grad()
+def sample_trilinear(decoder_or_mips, uv: torch.Tensor, lod: torch.Tensor, wrap) -> torch.Tensor:
+    """Trilinear filtering of the decoded mips (a FileDecoder, or its stored_mip list): bilinear in
+    mips floor(lod) and floor(lod) + 1 with the texel indices wrapped, blended by frac(lod)."""
+    mips = _stored_mips(decoder_or_mips)
+    lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
+    m0 = torch.floor(lod).long()
+    t = (lod - m0)[:, None]
+    lo = _bilinear(mips, m0, uv, wrap)
+    hi = _bilinear(mips, (m0 + 1).clamp(max=len(mips) - 1), uv, wrap)
+    return lo + (hi - lo) * t
+
+
+@torch.no_grad()
+def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wrap) -> torch.Tensor:
+    """One decode per row at the nearest mip round(lod) (half up) and the wrapped uv."""
+    lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
+    mip = torch.floor(lod + 0.5).long()
+    model = decoder.model
+    uv = wrap_uv(uv, mip_sizes(model.width, model.height, mip), wrap)
+    return decode_texels(decoder.table, decoder.pyramid, decoder.weights, decoder.biases, mip, uv)
+
+
+def pcg3d(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ntcPcg3d: three 32-bit hashes of uint32 arrays (x, y, z); numpy arrays wrap like uint."""
+    def mix(x, y, z):
+        x = x + y * z
+        y = y + z * x
+        return x, y, z + x * y
+
+    x, y, z = (np.asarray(c, np.uint32) * np.uint32(1664525) + np.uint32(1013904223)
+               for c in (x, y, z))
+    x, y, z = mix(x, y, z)
+    x, y, z = (c ^ (c >> np.uint32(16)) for c in (x, y, z))
+    return mix(x, y, z)
+
+
+def stochastic_texels(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor, frame: int,
+                      size: tuple[int, int]):
+    """The shader's draw: (mip [N], texel [N, 2] before wrapping) for pixels [N, 2] in `frame`.
+    Mip floor(lod) + 1 with probability frac(lod), then each axis' second footprint texel with
+    probability equal to its bilinear weight."""
+    px = pixel.numpy().astype(np.uint32)
+    h = pcg3d(px[:, 0], px[:, 1], np.full(len(px), frame, np.uint32))
+    r = [torch.from_numpy((c >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / 16777216.0))
+         for c in h]
+    lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
+    m0 = torch.floor(lod)
+    mip = (m0 + (r[0] < lod - m0).float()).long()
+    first, f = _footprint(uv, mip_sizes(*size, mip))
+    step = torch.stack([r[1] < f[:, 0], r[2] < f[:, 1]], 1).long()
+    return mip, first + step
+
+
+@torch.no_grad()
+def sample_stochastic(decoder_or_mips, uv: torch.Tensor, lod: torch.Tensor, wrap,
+                      pixel: torch.Tensor, frame: int) -> torch.Tensor:
+    """Stored channels of the texel the shader draws for each pixel in `frame`."""
+    mips = _stored_mips(decoder_or_mips)
+    h, w = mips[0].shape[:2]
+    mip, texel = stochastic_texels(uv, lod, pixel, frame, (w, h))
+    return _fetch(mips, mip, texel, wrap)
+
+
+def harness_uv(size: tuple[int, int], origin, step_x, step_y):
+    """uv [h*w, 2] (float32, the harness's own arithmetic) and pixel [h*w, 2] of a harness image
+    of `size` (w, h), row-major from window row 0: uv = origin + (x+.5)*step_x + (y+.5)*step_y."""
+    w, h = size
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    pixel = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)
+    fc = pixel.to(torch.float32) + 0.5
+    origin, step_x, step_y = (torch.tensor(v, dtype=torch.float32)
+                              for v in (origin, step_x, step_y))
+    uv = origin + fc[:, :1] * step_x + fc[:, 1:] * step_y
+    return uv, pixel

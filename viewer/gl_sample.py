@@ -1,0 +1,92 @@
+"""Sample mode's harness: render shaders/ntc_sample_harness.slang offscreen, read the result back.
+
+Pixel (x, y) of a harness image (row 0 = window row 0) samples the set at
+uv = origin + (x + 0.5) * step_x + (y + 0.5) * step_y, with ntcSample's filter and wrap modes chosen
+per render (uniforms, no recompile). export/sample.py computes the same images in PyTorch
+(`harness_uv` gives each pixel's uv); the tests and the decode benchmarks drive this class.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from export.sample import FILTERS, wrap_pair
+from shaders import glsl
+
+from .gl_resources import NTCGLError, NTCTextureGL, build_program
+
+HARNESS_BINDING = 2  # uniform block NtcSampleHarness ([[vk::binding(2)]])
+VERTEX = "ntc_sample_harness.vert.glsl"
+FRAGMENT = "ntc_sample_harness.frag.glsl"
+# One triangle that covers the viewport (clip space), see vertexMain.
+_FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
+
+
+def sample_shaders(model, hw_filter: bool = False) -> tuple[str, str]:
+    """(vertex, fragment) GLSL of the harness, specialised for `model`."""
+    try:
+        vert = glsl.load_generated(VERTEX)
+        frag = glsl.specialise(glsl.load_generated(FRAGMENT),
+                               glsl.decoder_constants(model, hw_filter),
+                               glsl.weight_vec4_count(model))
+    except glsl.SpecialisationError as e:
+        raise NTCGLError(str(e)) from None
+    return vert, frag
+
+
+class GLSampleHarness:
+    """The sample-mode harness program for one NTCTextureGL."""
+
+    def __init__(self, tex: NTCTextureGL, hw_filter: bool = False):
+        self.tex = tex
+        ctx = tex.ctx
+        vert, frag = sample_shaders(tex.model, hw_filter)
+        self.program = build_program(ctx, vert, frag, "sample-mode decoder")
+        self.vbo = ctx.buffer(_FULLSCREEN.tobytes())
+        self.pass_ubo = ctx.buffer(reserve=64)
+        self.vao = ctx.vertex_array(self.program, [(self.vbo, "2f", "position_0")])
+        self.targets = (tex.model.stored_channels + 3) // 4
+        # rebound after each render: moderngl rebinds "the current" framebuffer when it creates the
+        # next one, which must not be a released one (as in gl_decode)
+        self._home = ctx.fbo if ctx.fbo is not None else ctx.detect_framebuffer()
+
+    def render(self, size: tuple[int, int], origin, step_x, step_y,
+               filter_mode: str = "trilinear", wrap="repeat", frame: int = 0,
+               hardware_derivatives: bool = False) -> np.ndarray:
+        """[h, w, stored] float32 stored channels of a (w, h) harness image. `filter_mode` is a key
+        of export.sample.FILTERS, `wrap` a glTF wrap value or name (or a (wrapS, wrapT) pair);
+        with `hardware_derivatives` the shader takes ddx/ddy of uv instead of the steps."""
+        model, ctx = self.tex.model, self.tex.ctx
+        if filter_mode not in FILTERS:
+            raise ValueError(f"filter '{filter_mode}': expected one of {', '.join(FILTERS)}")
+        ws, wt = wrap_pair(wrap)
+        w, h = size
+        block = np.concatenate([
+            np.array([*origin, 0.0, 0.0, *step_x, *step_y], np.float32).view(np.int32),
+            np.array([model.width, model.height, model.mips, FILTERS[filter_mode],
+                      ws, wt, frame, int(hardware_derivatives)], np.int32)])
+        colour = [ctx.texture((w, h), 4, dtype="f4") for _ in range(self.targets)]
+        fbo = ctx.framebuffer(color_attachments=colour)
+        try:
+            fbo.use()
+            ctx.viewport = (0, 0, w, h)
+            self.pass_ubo.write(block.tobytes())
+            self.pass_ubo.bind_to_uniform_block(HARNESS_BINDING)
+            self.tex.bind()
+            self.vao.render(vertices=3)
+            out = np.empty((h, w, 4 * self.targets), np.float32)
+            for i in range(self.targets):
+                data = fbo.read(components=4, attachment=i, dtype="f4")
+                out[:, :, 4 * i:4 * i + 4] = np.frombuffer(data, np.float32).reshape(h, w, 4)
+        finally:
+            self._home.use()
+            fbo.release()
+            for t in colour:
+                t.release()
+        err = ctx.error
+        if err != "GL_NO_ERROR":
+            raise NTCGLError(f"sample-mode render failed: {err}")
+        return out[:, :, :model.stored_channels]
+
+    def release(self) -> None:
+        for obj in (self.vao, self.vbo, self.pass_ubo, self.program):
+            obj.release()
