@@ -11,6 +11,7 @@ from export.format import atomic_write
 
 from .compress import DEFAULT_BPP, CompressSettings, compress
 from .fit import TrainConfig
+from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
 from .presets import PRESETS
 from .textures import MANIFEST_NAME, ROLES, InputError, load_texture_set
@@ -32,6 +33,15 @@ manifest ({MANIFEST_NAME} in the folder, or --manifest FILE) wins over names:
    "rock_rough.jpg": {{"role": "roughness", "channels": 1, "colorspace": "linear", "weight": 2}},
    "focus.png": "mask",  "notes.png": "skip"}}
   roles: {", ".join(ROLES)}, skip. "mask" marks an importance mask (white = keep sharp).
+
+glTF scenes: INPUT may be a .gltf or .glb file; -o then names an output FOLDER. Every textured
+material becomes one set (its base colour, normal, metallic-roughness / ORM, occlusion and emissive
+images; smaller ones resized up to the largest) written as OUT_DIR/<material>.ntc, and
+OUT_DIR/<scene>.gltf is a copy of the scene whose materials name their .ntc through the
+{NTC_EXTENSION} extension (listed in extensionsUsed, not required: the original images are copied
+beside it as the fallback, so every glTF viewer still renders it). --bpp/--preset/--target-psnr
+apply per material; --weight takes baseColor, normal, orm, metallicRoughness, occlusion, emissive.
+  ntc-compress scene.gltf -o scene_ntc/ --bpp 4
 
 presets (exact bpp depends on the set and is printed): {", ".join(n for n, _, _ in PRESETS)}
 bpp = file bytes * 8 / texels of mip 0, for the whole set with its full mip chain.
@@ -57,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ntc-compress", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Compress a folder of PBR textures (one material, all textures the same size, "
                     "1-16 channels in all, 8/16-bit PNG or JPEG) into one .ntc neural texture "
-                    "file that decodes every mip level.")
-    p.add_argument("input", help="folder of texture images")
-    p.add_argument("-o", "--output", required=True, help="output .ntc file (written atomically)")
+                    "file that decodes every mip level; or every material of a glTF scene "
+                    "(.gltf/.glb) into one .ntc each plus a copy of the scene that uses them.")
+    p.add_argument("input", help="folder of texture images, or a .gltf/.glb scene")
+    p.add_argument("-o", "--output", required=True,
+                   help="output .ntc file (written atomically); for a scene, an output folder")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--bpp", type=float, help=f"bits per texel budget: the richest preset within "
                       f"it (default {DEFAULT_BPP})")
@@ -100,7 +112,20 @@ def _check_args(a) -> None:
         raise InputError(f"--batch {a.batch}: at least 64")
     if a.mask_strength < 0:
         raise InputError("--mask-strength must be >= 0")
-    for target in [a.output] + ([a.report] if a.report else []):
+    targets = [a.output] + ([a.report] if a.report else [])
+    if is_scene_path(a.input):
+        if a.manifest or a.mask:
+            raise InputError("--manifest and --mask apply to a folder of textures, not to a glTF "
+                             "scene (its materials say what each image is)")
+        out = Path(a.output)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"output {out} is a file; for a glTF scene -o names an output folder")
+        if not out.resolve().parent.is_dir():
+            raise InputError(f"output folder {out.parent} does not exist")
+        if not os.access(out.resolve() if out.is_dir() else out.resolve().parent, os.W_OK):
+            raise InputError(f"output folder {out} is not writable")
+        targets = targets[1:]
+    for target in targets:
         path = Path(target)
         if path.is_dir():
             raise InputError(f"output {path} is a folder; give a file name")
@@ -124,22 +149,45 @@ def print_summary(report: dict, out: str) -> None:
     print(f"{report['steps']} steps, {report['seconds']:.1f} s on {report['device']}")
 
 
+def _settings(args) -> CompressSettings:
+    return CompressSettings(
+        bpp=args.bpp, target_psnr=args.target_psnr, preset=args.preset, device=args.device,
+        mask_strength=args.mask_strength,
+        train=TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
+                          progress=not args.quiet),
+        network=NetworkConfig(bits=args.bits, weight_format=args.weights_format))
+
+
+def _main_scene(args, log) -> int:
+    report = compress_scene(args.input, args.output, _settings(args), _weights(args.weight), log)
+    if args.report:
+        atomic_write(args.report, json.dumps(report, indent=2).encode())
+    print(f"wrote {report['output']} (materials use {NTC_EXTENSION}; the original images are kept "
+          f"as the fallback)")
+    print(f"{'material':<32} {'file':<32} {'size':>9} {'bpp':>7} {'PSNR':>7}")
+    for m in report["materials"]:
+        if "file" in m:
+            print(f"{m['material'][:32]:<32} {m['file'][:32]:<32} {m['width']}x{m['height']:<4} "
+                  f"{m['bpp']:>7.3f} {m['psnr_set']:>7.2f}")
+        else:
+            print(f"{m['material'][:32]:<32} {'(images kept)':<32} {m['width']}x{m['height']:<4}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        if is_scene_path(args.input):
+            log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+            return _main_scene(args, log)
         tset = load_texture_set(args.input, args.manifest, _weights(args.weight), args.mask)
         out = Path(args.output).resolve()
         if any(out == t.path.resolve() for t in tset.textures):
             raise InputError(f"output {args.output} would overwrite an input texture")
         if tset.skipped:
             print(f"skipped (unknown role): {', '.join(tset.skipped)}", file=sys.stderr)
-        settings = CompressSettings(
-            bpp=args.bpp, target_psnr=args.target_psnr, preset=args.preset, device=args.device,
-            mask_strength=args.mask_strength,
-            train=TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
-                              progress=not args.quiet),
-            network=NetworkConfig(bits=args.bits, weight_format=args.weights_format))
+        settings = _settings(args)
         log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
         result = compress(tset, settings, log)
         atomic_write(out, result.data)

@@ -1,0 +1,149 @@
+"""Neural texture sets of a scene's materials, compressed once and cached beside the scene.
+
+`ensure_ntc(scene, material, settings)` returns the .ntc file of the material's set
+(trainer.gltf.material_texture_set): the file the scene names through NTC_texture_set when it has
+one, else a cached file, else it compresses the set now (with a progress bar) and caches it. The
+cache lives in `<scene dir>/<scene stem>.ntc-cache/` (or `cache_dir`), one file per set named
+`<material>-<key>.ntc`, where the key hashes the set's pixels, roles and colour spaces, the
+compression settings (bpp / target PSNR / preset, steps, batch, seed, network) and the .ntc format
+version: any change gives a new key, identical sets in several materials or scenes share a file.
+Files are written atomically (a partial file is never seen). Nothing is written anywhere else.
+
+Which texture of the set feeds which glTF slot: `slot_texture_names(material)`; each decoded
+texture is sampled exactly as glTF samples the original image (see trainer/gltf.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from export.format import NTCFormatError, atomic_write, read_ntc
+from trainer.gltf import material_texture_set, safe_name, set_key, slot_texture_names
+from trainer.textures import InputError
+
+from .scene import Material, Scene
+
+CACHE_SUFFIX = ".ntc-cache"
+
+__all__ = ["NTCCacheError", "cache_folder", "ensure_ntc", "ensure_all", "slot_texture_names",
+           "ntc_slot_map", "cached_path"]
+
+
+class NTCCacheError(Exception):
+    """The cache cannot be used (read-only folder, ...) or a set cannot be compressed. One line."""
+
+
+def cache_folder(scene: Scene, cache_dir: str | Path | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return scene.path.parent / f"{scene.path.stem}{CACHE_SUFFIX}"
+
+
+def ntc_slot_map(material: Material) -> dict[str, str]:
+    """glTF slot -> texture name inside the material's .ntc (the file's own mapping when the
+    scene names one through NTC_texture_set)."""
+    if material.ntc is not None:
+        return dict(material.ntc.textures)
+    return slot_texture_names(material)
+
+
+def cached_path(scene: Scene, material: Material, key: str,
+                cache_dir: str | Path | None = None) -> Path:
+    return cache_folder(scene, cache_dir) / \
+        f"{safe_name(material.name, f'material{material.index}')}-{key[:20]}.ntc"
+
+
+def _valid(path: Path) -> bool:
+    try:
+        read_ntc(path)
+        return True
+    except NTCFormatError:
+        return False
+
+
+def _writable_folder(folder: Path) -> None:
+    hint = "pass --cache-dir DIR to keep the neural texture cache elsewhere"
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise NTCCacheError(f"cannot create the neural texture cache {folder}: its parent does "
+                            f"not exist; {hint}") from None
+    except OSError as e:
+        raise NTCCacheError(f"cannot create the neural texture cache {folder} "
+                            f"({e.strerror or e}); {hint}") from None
+    if not folder.is_dir():
+        raise NTCCacheError(f"the neural texture cache {folder} is not a folder; {hint}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise NTCCacheError(f"the neural texture cache {folder} is not writable; {hint}")
+
+
+def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path | None = None,
+               log=print, use_scene_ntc: bool = True) -> Path | None:
+    """Path of the material's .ntc, compressing and caching it when missing; None when the
+    material has no textures (or only constant ones). `settings`: trainer.compress.
+    CompressSettings. Raises NTCCacheError."""
+    if use_scene_ntc and material.ntc is not None:
+        if _valid(material.ntc.path):
+            if log:
+                log(f"material '{material.name}': using {material.ntc.path.name} "
+                    f"(named by the scene)")
+            return material.ntc.path
+        if log:
+            log(f"material '{material.name}': {material.ntc.path.name} named by the scene is not "
+                f"a valid .ntc file; using the cache instead")
+        material.ntc = None  # so ntc_slot_map gives the cached set's mapping
+    try:
+        tset = material_texture_set(scene, material, log)
+    except InputError as e:
+        raise NTCCacheError(f"material '{material.name}': {e}") from None
+    if tset is None:
+        return None
+    key = set_key(tset, settings)
+    path = cached_path(scene, material, key, cache_dir)
+    if path.is_file():
+        if _valid(path):
+            if log:
+                log(f"material '{material.name}': using cached {path.name}")
+            return path
+        if log:
+            log(f"material '{material.name}': cached {path.name} is damaged; compressing again")
+    # Check the folder before training, so a read-only scene fails in a second, not after minutes.
+    _writable_folder(path.parent)
+    from trainer.compress import compress
+    w, h = tset.size
+    if log:
+        log(f"material '{material.name}': compressing {w}x{h} "
+            f"({', '.join(t.name for t in tset.textures)}) into the cache {path.parent}")
+    try:
+        result = compress(tset, settings, log or (lambda *a, **k: None))
+    except InputError as e:
+        if "constant" in str(e):
+            if log:
+                log(f"material '{material.name}': {e}; using its images")
+            return None
+        raise NTCCacheError(f"material '{material.name}': {e}") from None
+    report = dict(result.report, scene=str(scene.path), material=material.name, key=key,
+                  slots=slot_texture_names(material))
+    report.pop("training_curve", None)
+    try:
+        atomic_write(path, result.data)
+        atomic_write(path.with_suffix(".json"), json.dumps(report, indent=2).encode())
+    except OSError as e:
+        raise NTCCacheError(f"cannot write {path} ({e.strerror or e}); pass --cache-dir DIR to "
+                            f"keep the neural texture cache elsewhere") from None
+    if log:
+        log(f"material '{material.name}': cached {path.name} ({report['bpp']:.2f} bpp, "
+            f"set PSNR {report['psnr_set']:.2f} dB)")
+    return path
+
+
+def ensure_all(scene: Scene, settings, cache_dir: str | Path | None = None,
+               log=print) -> dict[int, Path]:
+    """ensure_ntc for every material with textures: material index -> .ntc path."""
+    out = {}
+    for m in scene.materials:
+        p = ensure_ntc(scene, m, settings, cache_dir, log)
+        if p is not None:
+            out[m.index] = p
+    return out
