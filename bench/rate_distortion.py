@@ -159,13 +159,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-convergence", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="ignore cached runs")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="torch CPU threads (default: all cores). Two 1-thread processes sharing "
+                         "the cache (e.g. one with --sets '' for the convergence runs) finish "
+                         "sooner than one 2-thread process on a 2-core machine")
     a = ap.parse_args(argv)
     import torch
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(a.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"steps": a.steps, "seed": a.seed, "machine": f"{os.cpu_count()} CPU cores",
+    out = {"steps": a.steps, "seed": a.seed,
+           "machine": f"{os.cpu_count()} CPU cores, {a.threads} torch thread(s) per process",
            "sets": {}}
-    for name in a.sets.split(","):
+    for name in filter(None, a.sets.split(",")):
         tset = load_set(name)
         w, h = tset.size
         print(f"== {name}: {w}x{h}, {[t.path.name for t in tset.textures]}", flush=True)
@@ -184,7 +189,10 @@ def main(argv=None) -> int:
     if not a.no_convergence:
         tset = load_set(CONVERGENCE_SET)
         conv = []
-        for steps in CONVERGENCE_STEPS:
+        # A convergence-only helper process (--sets '') takes the longest runs first, so it and
+        # the main process, which comes to them last and in order, meet in the middle.
+        order = CONVERGENCE_STEPS if out["sets"] else CONVERGENCE_STEPS[::-1]
+        for steps in order:
             rep = neural_run(CONVERGENCE_SET, tset, CONVERGENCE_PRESET, steps, a.seed, a.fresh)
             conv.append({"steps": steps, "seconds": rep["seconds"],
                          "train_seconds": rep["train_seconds"], "bpp": rep["bpp"],
@@ -194,6 +202,10 @@ def main(argv=None) -> int:
         out["convergence"] = {"set": CONVERGENCE_SET, "preset": CONVERGENCE_PRESET,
                               "channels": sum(t.channels for t in tset.textures),
                               "size": list(tset.size), "runs": conv}
+    if not out["sets"]:
+        print("no sets measured: the runs are cached, no report written")
+        return 0
+    out.get("convergence", {}).get("runs", []).sort(key=lambda r: r["steps"])
     (RESULTS / "rate_distortion.json").write_text(json.dumps(out, indent=1))
     from bench.report import write_report
     write_report(out, RESULTS)
