@@ -32,7 +32,8 @@ def hswish3(x: torch.Tensor) -> torch.Tensor:
 
 
 def triangle(t: torch.Tensor) -> torch.Tensor:
-    return 1.0 - 4.0 * torch.abs(torch.frac(t) - 0.5)
+    # t - floor(t), as the shaders' frac: torch.frac keeps the sign and differs for t < 0
+    return 1.0 - 4.0 * torch.abs(t - torch.floor(t) - 0.5)
 
 
 @dataclass

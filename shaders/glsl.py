@@ -27,7 +27,7 @@ _SPEC = re.compile(r"layout\(constant_id = (\d+)\)\s*\n"
 _WEIGHTS = re.compile(r"vec4\s+ntcWeights_0\[(\d+)\]")
 
 MAX_LAYERS = 8      # NTC_OUT0..NTC_OUT7 in ntc_decode.slang
-MAX_WIDTH_VEC4 = 64  # NTC_MAX_VEC4 in ntc_decode.slang
+MAX_WIDTH_VEC4 = 64  # NTC_MAX_VEC4 in ntc_decode_core.slang
 MAX_OUT_VEC4 = 4    # four render targets / result[4]
 
 

@@ -12,6 +12,9 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcPass_0
 {
     ivec4 ntcPass_0;
 }NtcPass_0;
+layout(binding = 0)
+uniform sampler2DArray ntcLatents_0;
+
 struct SLANG_ParameterGroup_NtcModel_0
 {
     vec4 ntcInfo_0;
@@ -24,17 +27,8 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcModel_0
     vec4 ntcInfo_0;
     vec4  ntcWeights_0[4095];
 }NtcModel_0;
-layout(binding = 0)
-uniform sampler2DArray ntcLatents_0;
-
 layout(constant_id = 11)
 const int NTC_HW_FILTER_0 = 0;
-
-layout(constant_id = 0)
-const int NTC_FEATURES_0 = 8;
-
-layout(constant_id = 10)
-const int NTC_GATHER4_0 = 0;
 
 vec2 ntcLevelSize_0(int level_0)
 {
@@ -57,9 +51,8 @@ struct NtcTaps_0
     vec2 p_0;
 };
 
-NtcTaps_0 ntcTaps_0(int level_1, vec2 uv_0)
+NtcTaps_0 ntcTaps_0(vec2 size_0, vec2 uv_0)
 {
-    vec2 size_0 = ntcLevelSize_0(level_1);
     NtcTaps_0 t_0;
     vec2 _S2 = uv_0 * size_0 - 0.5;
     t_0.p_0 = _S2;
@@ -78,25 +71,31 @@ NtcTaps_0 ntcTaps_0(int level_1, vec2 uv_0)
     return t_0;
 }
 
-vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_2)
+vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_1)
 {
-    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_2);
+    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_1);
     return (texelFetch((ntcLatents_0), ((_S8)).xyz, ((_S8)).w)) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
 }
 
-vec4 ntcBilinear_0(int level_3, int layer_1, vec2 uv_1)
+vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
 {
     if(NTC_HW_FILTER_0 != 0)
     {
-        return (textureLod((ntcLatents_0), (vec3(uv_1, float(layer_1))), (float(level_3)))) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
+        return (textureLod((ntcLatents_0), (vec3(uv_1, float(layer_1))), (float(level_2)))) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
     }
-    NtcTaps_0 t_1 = ntcTaps_0(level_3, uv_1);
-    vec4 v0_0 = ntcTexel_0(t_1.x0_0, t_1.y0_0, layer_1, level_3);
-    vec4 v2_0 = ntcTexel_0(t_1.x0_0, t_1.y1_0, layer_1, level_3);
-    float _S9 = t_1.f_0.x;
-    vec4 top_0 = v0_0 + (ntcTexel_0(t_1.x1_0, t_1.y0_0, layer_1, level_3) - v0_0) * _S9;
-    return top_0 + (v2_0 + (ntcTexel_0(t_1.x1_0, t_1.y1_0, layer_1, level_3) - v2_0) * _S9 - top_0) * t_1.f_0.y;
+    NtcTaps_0 t_1 = ntcTaps_0(ntcLevelSize_0(level_2), uv_1);
+    vec4 _S9 = ntcTexel_0(t_1.x0_0, t_1.y0_0, layer_1, level_2);
+    vec4 _S10 = ntcTexel_0(t_1.x0_0, t_1.y1_0, layer_1, level_2);
+    float _S11 = t_1.f_0.x;
+    vec4 top_0 = _S9 + (ntcTexel_0(t_1.x1_0, t_1.y0_0, layer_1, level_2) - _S9) * _S11;
+    return top_0 + (_S10 + (ntcTexel_0(t_1.x1_0, t_1.y1_0, layer_1, level_2) - _S10) * _S11 - top_0) * t_1.f_0.y;
 }
+
+layout(constant_id = 10)
+const int NTC_GATHER4_0 = 0;
+
+layout(constant_id = 0)
+const int NTC_FEATURES_0 = 8;
 
 vec4 triangle_0(vec4 t_2)
 {
@@ -174,27 +173,28 @@ vec4 hswish3_0(vec4 x_1)
     return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
-void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
 {
     int o_0;
     vec4  act_0[128];
-    int last_0 = int(NtcModel_0.ntcInfo_0.w);
-    int _S10 = min(mip_0, last_0);
-    int _S11 = min(mip_0 + 1, last_0);
+    int _S12 = int(NtcModel_0.ntcInfo_0.w);
+    int _S13 = min(mip_0, _S12);
+    int _S14 = min(mip_0 + 1, _S12);
+    int nL_0 = NTC_FEATURES_0 / 4;
     int hiVec4_0;
     if(NTC_GATHER4_0 != 0)
     {
-        hiVec4_0 = 4 * (NTC_FEATURES_0 / 4);
+        hiVec4_0 = 4 * nL_0;
     }
     else
     {
-        hiVec4_0 = NTC_FEATURES_0 / 4;
+        hiVec4_0 = nL_0;
     }
-    NtcTaps_0 t_3 = ntcTaps_0(_S10, uv_2);
+    NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S13), uv_2);
     int l_0 = 0;
     for(;;)
     {
-        if(l_0 < (NTC_FEATURES_0 / 4))
+        if(l_0 < nL_0)
         {
         }
         else
@@ -203,19 +203,19 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(NTC_GATHER4_0 != 0)
         {
-            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S10);
-            act_0[NTC_FEATURES_0 / 4 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S10);
-            act_0[2 * (NTC_FEATURES_0 / 4) + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S10);
-            act_0[3 * (NTC_FEATURES_0 / 4) + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S10);
+            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S13);
+            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S13);
+            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S13);
+            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S13);
         }
         else
         {
-            act_0[l_0] = ntcBilinear_0(_S10, l_0, uv_2);
+            act_0[l_0] = ntcBilinear_0(_S13, l_0, uv_2);
         }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S11, l_0, uv_2);
+        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S14, l_0, uv_2);
         l_0 = l_0 + 1;
     }
-    vec2 _S12 = t_3.p_0 + 0.5;
+    vec2 _S15 = t_3.p_0 + 0.5;
     int k_0 = 0;
     for(;;)
     {
@@ -226,25 +226,25 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         {
             break;
         }
-        vec2 s_0 = _S12 * float(1 << k_0);
-        act_0[hiVec4_0 + NTC_FEATURES_0 / 4 + k_0] = triangle_0(vec4(s_0, s_0 + 0.25));
+        vec2 s_0 = _S15 * float(1 << k_0);
+        act_0[hiVec4_0 + nL_0 + k_0] = triangle_0(vec4(s_0, s_0 + 0.25));
         k_0 = k_0 + 1;
     }
     float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
-    int _S13 = hiVec4_0 + NTC_FEATURES_0 / 4 + 3;
-    vec4 _S14;
+    int _S16 = hiVec4_0 + nL_0 + 3;
+    vec4 _S17;
     if(NTC_GATHER4_0 != 0)
     {
-        _S14 = vec4(lod_0, t_3.f_0, 0.0);
+        _S17 = vec4(lod_0, t_3.f_0, 0.0);
     }
     else
     {
-        _S14 = vec4(lod_0, 0.0, 0.0, 0.0);
+        _S17 = vec4(lod_0, 0.0, 0.0, 0.0);
     }
-    act_0[_S13] = _S14;
-    int _S15 = _S13 + 1;
+    act_0[_S16] = _S17;
+    int _S18 = _S16 + 1;
     int base_0 = 0;
-    int nIn_0 = _S15;
+    int nIn_0 = _S18;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -257,14 +257,14 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         {
             break;
         }
-        int nOut_0 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * nOut_0 * nIn_0;
-        int _S16 = layer_3 + 1;
-        bool _S17 = _S16 < NTC_LAYERS_0;
+        int _S19 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S19 * nIn_0;
+        int _S20 = layer_3 + 1;
+        bool _S21 = _S20 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < nOut_0)
+            if(o_0 < _S19)
             {
             }
             else
@@ -272,7 +272,7 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S18 = base_0 + 4 * o_0 * nIn_0;
+            int _S22 = base_0 + 4 * o_0 * nIn_0;
             int i_0 = 0;
             for(;;)
             {
@@ -283,30 +283,30 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S18 + i_0], act_0[src_0 + i_0]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S18 + nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S18 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S18 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S22 + i_0], act_0[src_0 + i_0]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S22 + nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S22 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S22 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
                 i_0 = i_0 + 1;
             }
-            if(_S17)
+            if(_S21)
             {
-                _S14 = hswish3_0(acc_0);
+                _S17 = hswish3_0(acc_0);
             }
             else
             {
-                _S14 = acc_0;
+                _S17 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S14;
+            act_0[dst_0 + o_0] = _S17;
             o_0 = o_0 + 1;
         }
-        int _S19 = biasBase_0 + nOut_0;
-        base_0 = _S19;
-        nIn_0 = nOut_0;
-        layer_3 = _S16;
-        int _S20 = src_0;
+        int _S23 = biasBase_0 + _S19;
+        base_0 = _S23;
+        nIn_0 = _S19;
+        layer_3 = _S20;
+        int _S24 = src_0;
         src_0 = dst_0;
-        dst_0 = _S20;
+        dst_0 = _S24;
     }
     o_0 = 0;
     for(;;)
@@ -320,15 +320,21 @@ void ntcDecode_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S14 = act_0[src_0 + o_0];
+            _S17 = act_0[src_0 + o_0];
         }
         else
         {
-            _S14 = vec4(0.0);
+            _S17 = vec4(0.0);
         }
-        result_0[o_0] = _S14;
+        result_0[o_0] = _S17;
         o_0 = o_0 + 1;
     }
+    return;
+}
+
+void ntcDecode_0(int mip_1, vec2 uv_3, out vec4  result_1[4])
+{
+    ntcDecodeWith_0(mip_1, uv_3, result_1);
     return;
 }
 
@@ -367,11 +373,11 @@ void main()
     t_4.c1_0 = stored_1[1];
     t_4.c2_0 = stored_1[2];
     t_4.c3_0 = stored_1[3];
-    LoadTargets_0 _S21 = t_4;
+    LoadTargets_0 _S25 = t_4;
     entryPointParam_fragmentMain_c0_0 = t_4.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S21.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S21.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S21.c3_0;
+    entryPointParam_fragmentMain_c1_0 = _S25.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S25.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S25.c3_0;
     return;
 }
 

@@ -18,6 +18,9 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcSampleHarness_0
     ivec4 harnessSet_0;
     ivec4 harnessMode_0;
 }NtcSampleHarness_0;
+layout(binding = 0)
+uniform sampler2DArray ntcLatents_0;
+
 struct SLANG_ParameterGroup_NtcModel_0
 {
     vec4 ntcInfo_0;
@@ -30,162 +33,18 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcModel_0
     vec4 ntcInfo_0;
     vec4  ntcWeights_0[4095];
 }NtcModel_0;
-layout(binding = 0)
-uniform sampler2DArray ntcLatents_0;
-
 layout(constant_id = 11)
 const int NTC_HW_FILTER_0 = 0;
 
-layout(constant_id = 0)
-const int NTC_FEATURES_0 = 8;
-
-layout(constant_id = 10)
-const int NTC_GATHER4_0 = 0;
-
-struct NtcSampler_0
-{
-    ivec2 size_0;
-    int mips_0;
-    int filter_0;
-    ivec2 wrap_0;
-    uint frame_0;
-};
-
-float ntcLod_0(NtcSampler_0 s_0, vec2 dUVdx_0, vec2 dUVdy_0)
-{
-    vec2 _S1 = vec2(s_0.size_0);
-    return clamp(log2(max(max(length(dUVdx_0 * _S1), length(dUVdy_0 * _S1)), 9.99999968265522539e-21)), 0.0, float(s_0.mips_0 - 1));
-}
-
-ivec2 ntcMipSize_0(ivec2 size_1, int mip_0)
-{
-    return max(ivec2((size_1.x) >> mip_0, (size_1.y) >> mip_0), ivec2(1));
-}
-
-vec2 ntcWrapUv_0(vec2 uv_0, ivec2 size_2, ivec2 wrap_1)
-{
-    vec2 w_0 = uv_0;
-    int a_0 = 0;
-    for(;;)
-    {
-        if(a_0 < 2)
-        {
-        }
-        else
-        {
-            break;
-        }
-        int _S2 = a_0;
-        if((wrap_1[a_0]) == 10497)
-        {
-            w_0[a_0] = uv_0[a_0] - floor(uv_0[a_0]);
-        }
-        else
-        {
-            if((wrap_1[_S2]) == 33648)
-            {
-                float t_0 = uv_0[a_0] - 2.0 * floor(uv_0[a_0] * 0.5);
-                float _S3;
-                if(t_0 > 1.0)
-                {
-                    _S3 = 2.0 - t_0;
-                }
-                else
-                {
-                    _S3 = t_0;
-                }
-                w_0[a_0] = _S3;
-            }
-        }
-        a_0 = a_0 + 1;
-    }
-    vec2 half_0 = 0.5 / vec2(size_2);
-    return clamp(w_0, half_0, 1.0 - half_0);
-}
-
-uvec3 ntcPcg3d_0(uvec3 v_0)
-{
-    uvec3 _S4 = v_0 * 1664525U + 1013904223U;
-    uvec3 _S5 = _S4;
-    _S5[0] = _S5[0] + _S4.y * _S4.z;
-    _S5[1] = _S5[1] + _S5.z * _S5.x;
-    _S5[2] = _S5[2] + _S5.x * _S5.y;
-    uvec3 _S6 = _S5 ^ (_S5 >> 16U);
-    _S5 = _S6;
-    _S5[0] = _S5[0] + _S6.y * _S6.z;
-    _S5[1] = _S5[1] + _S5.z * _S5.x;
-    _S5[2] = _S5[2] + _S5.x * _S5.y;
-    return _S5;
-}
-
-void ntcFootprint_0(vec2 uv_1, ivec2 size_3, out ivec2 first_0, out vec2 f_0)
-{
-    vec2 p_0 = uv_1 * vec2(size_3) - 0.5;
-    vec2 p0_0 = floor(p_0);
-    first_0 = ivec2(p0_0);
-    f_0 = p_0 - p0_0;
-    return;
-}
-
-int ntcFloorDiv_0(int i_0, int n_0)
-{
-    int _S7;
-    if(i_0 >= 0)
-    {
-        int _S8 = i_0 / n_0;
-        _S7 = _S8;
-    }
-    else
-    {
-        int _S9 = (- i_0 - 1) / n_0;
-        _S7 = - _S9 - 1;
-    }
-    return _S7;
-}
-
-int ntcWrapIndex_0(int i_1, int n_1, int mode_0)
-{
-    if(mode_0 == 33071)
-    {
-        return clamp(i_1, 0, n_1 - 1);
-    }
-    if(mode_0 == 33648)
-    {
-        int _S10 = 2 * n_1;
-        int _S11 = ntcFloorDiv_0(i_1, _S10);
-        int a_1 = i_1 - _S10 * _S11 - n_1;
-        int _S12 = n_1 - 1;
-        int _S13;
-        if(a_1 >= 0)
-        {
-            _S13 = a_1;
-        }
-        else
-        {
-            _S13 = -1 - a_1;
-        }
-        return _S12 - _S13;
-    }
-    int _S14 = ntcFloorDiv_0(i_1, n_1);
-    return i_1 - n_1 * _S14;
-}
-
-vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_4, ivec2 wrap_2)
-{
-    int _S15 = ntcWrapIndex_0(texel_0.x, size_4.x, wrap_2.x);
-    int _S16 = ntcWrapIndex_0(texel_0.y, size_4.y, wrap_2.y);
-    return (vec2(ivec2(_S15, _S16)) + 0.5) / vec2(size_4);
-}
-
 vec2 ntcLevelSize_0(int level_0)
 {
-    uint w_1;
+    uint w_0;
     uint h_0;
     uint layers_0;
     uint levels_0;
-    ((w_1) = textureSize((ntcLatents_0), int((0U))).x), ((h_0) = textureSize((ntcLatents_0), int((0U))).y), ((layers_0) = textureSize((ntcLatents_0), int((0U))).z), ((levels_0) = textureQueryLevels((ntcLatents_0)));
-    uint _S17 = uint(level_0);
-    return vec2(float(max(w_1 >> _S17, 1U)), float(max(h_0 >> _S17, 1U)));
+    ((w_0) = textureSize((ntcLatents_0), int((0U))).x), ((h_0) = textureSize((ntcLatents_0), int((0U))).y), ((layers_0) = textureSize((ntcLatents_0), int((0U))).z), ((levels_0) = textureQueryLevels((ntcLatents_0)));
+    uint _S1 = uint(level_0);
+    return vec2(float(max(w_0 >> _S1, 1U)), float(max(h_0 >> _S1, 1U)));
 }
 
 struct NtcTaps_0
@@ -194,54 +53,59 @@ struct NtcTaps_0
     int x1_0;
     int y0_0;
     int y1_0;
-    vec2 f_1;
-    vec2 p_1;
+    vec2 f_0;
+    vec2 p_0;
 };
 
-NtcTaps_0 ntcTaps_0(int level_1, vec2 uv_2)
+NtcTaps_0 ntcTaps_0(vec2 size_0, vec2 uv_0)
 {
-    vec2 size_5 = ntcLevelSize_0(level_1);
-    NtcTaps_0 t_1;
-    vec2 _S18 = uv_2 * size_5 - 0.5;
-    t_1.p_1 = _S18;
-    vec2 p0_1 = floor(_S18);
-    t_1.f_1 = _S18 - p0_1;
-    ivec2 _S19 = ivec2(p0_1);
-    ivec2 hi_0 = ivec2(size_5) - 1;
-    int _S20 = _S19.x;
-    int _S21 = hi_0.x;
-    t_1.x0_0 = clamp(_S20, 0, _S21);
-    t_1.x1_0 = clamp(_S20 + 1, 0, _S21);
-    int _S22 = _S19.y;
-    int _S23 = hi_0.y;
-    t_1.y0_0 = clamp(_S22, 0, _S23);
-    t_1.y1_0 = clamp(_S22 + 1, 0, _S23);
-    return t_1;
+    NtcTaps_0 t_0;
+    vec2 _S2 = uv_0 * size_0 - 0.5;
+    t_0.p_0 = _S2;
+    vec2 p0_0 = floor(_S2);
+    t_0.f_0 = _S2 - p0_0;
+    ivec2 _S3 = ivec2(p0_0);
+    ivec2 hi_0 = ivec2(size_0) - 1;
+    int _S4 = _S3.x;
+    int _S5 = hi_0.x;
+    t_0.x0_0 = clamp(_S4, 0, _S5);
+    t_0.x1_0 = clamp(_S4 + 1, 0, _S5);
+    int _S6 = _S3.y;
+    int _S7 = hi_0.y;
+    t_0.y0_0 = clamp(_S6, 0, _S7);
+    t_0.y1_0 = clamp(_S6 + 1, 0, _S7);
+    return t_0;
 }
 
-vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_2)
+vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_1)
 {
-    ivec4 _S24 = ivec4(x_0, y_0, layer_0, level_2);
-    return (texelFetch((ntcLatents_0), ((_S24)).xyz, ((_S24)).w)) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
+    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_1);
+    return (texelFetch((ntcLatents_0), ((_S8)).xyz, ((_S8)).w)) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
 }
 
-vec4 ntcBilinear_0(int level_3, int layer_1, vec2 uv_3)
+vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
 {
     if(NTC_HW_FILTER_0 != 0)
     {
-        return (textureLod((ntcLatents_0), (vec3(uv_3, float(layer_1))), (float(level_3)))) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
+        return (textureLod((ntcLatents_0), (vec3(uv_1, float(layer_1))), (float(level_2)))) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
     }
-    NtcTaps_0 t_2 = ntcTaps_0(level_3, uv_3);
-    vec4 v0_0 = ntcTexel_0(t_2.x0_0, t_2.y0_0, layer_1, level_3);
-    vec4 v2_0 = ntcTexel_0(t_2.x0_0, t_2.y1_0, layer_1, level_3);
-    float _S25 = t_2.f_1.x;
-    vec4 top_0 = v0_0 + (ntcTexel_0(t_2.x1_0, t_2.y0_0, layer_1, level_3) - v0_0) * _S25;
-    return top_0 + (v2_0 + (ntcTexel_0(t_2.x1_0, t_2.y1_0, layer_1, level_3) - v2_0) * _S25 - top_0) * t_2.f_1.y;
+    NtcTaps_0 t_1 = ntcTaps_0(ntcLevelSize_0(level_2), uv_1);
+    vec4 _S9 = ntcTexel_0(t_1.x0_0, t_1.y0_0, layer_1, level_2);
+    vec4 _S10 = ntcTexel_0(t_1.x0_0, t_1.y1_0, layer_1, level_2);
+    float _S11 = t_1.f_0.x;
+    vec4 top_0 = _S9 + (ntcTexel_0(t_1.x1_0, t_1.y0_0, layer_1, level_2) - _S9) * _S11;
+    return top_0 + (_S10 + (ntcTexel_0(t_1.x1_0, t_1.y1_0, layer_1, level_2) - _S10) * _S11 - top_0) * t_1.f_0.y;
 }
 
-vec4 triangle_0(vec4 t_3)
+layout(constant_id = 10)
+const int NTC_GATHER4_0 = 0;
+
+layout(constant_id = 0)
+const int NTC_FEATURES_0 = 8;
+
+vec4 triangle_0(vec4 t_2)
 {
-    return 1.0 - 4.0 * abs(fract(t_3) - 0.5);
+    return 1.0 - 4.0 * abs(fract(t_2) - 0.5);
 }
 
 layout(constant_id = 1)
@@ -315,27 +179,28 @@ vec4 hswish3_0(vec4 x_1)
     return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
-void ntcDecode_0(int mip_1, vec2 uv_4, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
 {
     int o_0;
     vec4  act_0[128];
-    int last_0 = int(NtcModel_0.ntcInfo_0.w);
-    int _S26 = min(mip_1, last_0);
-    int _S27 = min(mip_1 + 1, last_0);
+    int _S12 = int(NtcModel_0.ntcInfo_0.w);
+    int _S13 = min(mip_0, _S12);
+    int _S14 = min(mip_0 + 1, _S12);
+    int nL_0 = NTC_FEATURES_0 / 4;
     int hiVec4_0;
     if(NTC_GATHER4_0 != 0)
     {
-        hiVec4_0 = 4 * (NTC_FEATURES_0 / 4);
+        hiVec4_0 = 4 * nL_0;
     }
     else
     {
-        hiVec4_0 = NTC_FEATURES_0 / 4;
+        hiVec4_0 = nL_0;
     }
-    NtcTaps_0 t_4 = ntcTaps_0(_S26, uv_4);
+    NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S13), uv_2);
     int l_0 = 0;
     for(;;)
     {
-        if(l_0 < (NTC_FEATURES_0 / 4))
+        if(l_0 < nL_0)
         {
         }
         else
@@ -344,19 +209,19 @@ void ntcDecode_0(int mip_1, vec2 uv_4, out vec4  result_0[4])
         }
         if(NTC_GATHER4_0 != 0)
         {
-            act_0[l_0] = ntcTexel_0(t_4.x0_0, t_4.y0_0, l_0, _S26);
-            act_0[NTC_FEATURES_0 / 4 + l_0] = ntcTexel_0(t_4.x1_0, t_4.y0_0, l_0, _S26);
-            act_0[2 * (NTC_FEATURES_0 / 4) + l_0] = ntcTexel_0(t_4.x0_0, t_4.y1_0, l_0, _S26);
-            act_0[3 * (NTC_FEATURES_0 / 4) + l_0] = ntcTexel_0(t_4.x1_0, t_4.y1_0, l_0, _S26);
+            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S13);
+            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S13);
+            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S13);
+            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S13);
         }
         else
         {
-            act_0[l_0] = ntcBilinear_0(_S26, l_0, uv_4);
+            act_0[l_0] = ntcBilinear_0(_S13, l_0, uv_2);
         }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S27, l_0, uv_4);
+        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S14, l_0, uv_2);
         l_0 = l_0 + 1;
     }
-    vec2 _S28 = t_4.p_1 + 0.5;
+    vec2 _S15 = t_3.p_0 + 0.5;
     int k_0 = 0;
     for(;;)
     {
@@ -367,25 +232,25 @@ void ntcDecode_0(int mip_1, vec2 uv_4, out vec4  result_0[4])
         {
             break;
         }
-        vec2 s_1 = _S28 * float(1 << k_0);
-        act_0[hiVec4_0 + NTC_FEATURES_0 / 4 + k_0] = triangle_0(vec4(s_1, s_1 + 0.25));
+        vec2 s_0 = _S15 * float(1 << k_0);
+        act_0[hiVec4_0 + nL_0 + k_0] = triangle_0(vec4(s_0, s_0 + 0.25));
         k_0 = k_0 + 1;
     }
-    float lod_0 = float(mip_1) / NtcModel_0.ntcInfo_0.x;
-    int _S29 = hiVec4_0 + NTC_FEATURES_0 / 4 + 3;
-    vec4 _S30;
+    float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
+    int _S16 = hiVec4_0 + nL_0 + 3;
+    vec4 _S17;
     if(NTC_GATHER4_0 != 0)
     {
-        _S30 = vec4(lod_0, t_4.f_1, 0.0);
+        _S17 = vec4(lod_0, t_3.f_0, 0.0);
     }
     else
     {
-        _S30 = vec4(lod_0, 0.0, 0.0, 0.0);
+        _S17 = vec4(lod_0, 0.0, 0.0, 0.0);
     }
-    act_0[_S29] = _S30;
-    int _S31 = _S29 + 1;
+    act_0[_S16] = _S17;
+    int _S18 = _S16 + 1;
     int base_0 = 0;
-    int nIn_0 = _S31;
+    int nIn_0 = _S18;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -398,14 +263,14 @@ void ntcDecode_0(int mip_1, vec2 uv_4, out vec4  result_0[4])
         {
             break;
         }
-        int nOut_0 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * nOut_0 * nIn_0;
-        int _S32 = layer_3 + 1;
-        bool _S33 = _S32 < NTC_LAYERS_0;
+        int _S19 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S19 * nIn_0;
+        int _S20 = layer_3 + 1;
+        bool _S21 = _S20 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < nOut_0)
+            if(o_0 < _S19)
             {
             }
             else
@@ -413,41 +278,41 @@ void ntcDecode_0(int mip_1, vec2 uv_4, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S34 = base_0 + 4 * o_0 * nIn_0;
-            int i_2 = 0;
+            int _S22 = base_0 + 4 * o_0 * nIn_0;
+            int i_0 = 0;
             for(;;)
             {
-                if(i_2 < nIn_0)
+                if(i_0 < nIn_0)
                 {
                 }
                 else
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S34 + i_2], act_0[src_0 + i_2]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S34 + nIn_0 + i_2], act_0[src_0 + i_2]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S34 + 2 * nIn_0 + i_2], act_0[src_0 + i_2]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S34 + 3 * nIn_0 + i_2], act_0[src_0 + i_2]);
-                i_2 = i_2 + 1;
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S22 + i_0], act_0[src_0 + i_0]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S22 + nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S22 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S22 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                i_0 = i_0 + 1;
             }
-            if(_S33)
+            if(_S21)
             {
-                _S30 = hswish3_0(acc_0);
+                _S17 = hswish3_0(acc_0);
             }
             else
             {
-                _S30 = acc_0;
+                _S17 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S30;
+            act_0[dst_0 + o_0] = _S17;
             o_0 = o_0 + 1;
         }
-        int _S35 = biasBase_0 + nOut_0;
-        base_0 = _S35;
-        nIn_0 = nOut_0;
-        layer_3 = _S32;
-        int _S36 = src_0;
+        int _S23 = biasBase_0 + _S19;
+        base_0 = _S23;
+        nIn_0 = _S19;
+        layer_3 = _S20;
+        int _S24 = src_0;
         src_0 = dst_0;
-        dst_0 = _S36;
+        dst_0 = _S24;
     }
     o_0 = 0;
     for(;;)
@@ -461,19 +326,160 @@ void ntcDecode_0(int mip_1, vec2 uv_4, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S30 = act_0[src_0 + o_0];
+            _S17 = act_0[src_0 + o_0];
         }
         else
         {
-            _S30 = vec4(0.0);
+            _S17 = vec4(0.0);
         }
-        result_0[o_0] = _S30;
+        result_0[o_0] = _S17;
         o_0 = o_0 + 1;
     }
     return;
 }
 
-void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_1[4])
+struct NtcSampler_0
+{
+    ivec2 size_1;
+    int mips_0;
+    int filter_0;
+    ivec2 wrap_0;
+    uint frame_0;
+};
+
+float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
+{
+    vec2 _S25 = vec2(s_1.size_1);
+    return clamp(log2(max(max(length(dUVdx_0 * _S25), length(dUVdy_0 * _S25)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
+}
+
+ivec2 ntcMipSize_0(ivec2 size_2, int mip_1)
+{
+    return max(ivec2((size_2.x) >> mip_1, (size_2.y) >> mip_1), ivec2(1));
+}
+
+vec2 ntcWrapUv_0(vec2 uv_3, ivec2 size_3, ivec2 wrap_1)
+{
+    vec2 w_1 = uv_3;
+    int a_0 = 0;
+    for(;;)
+    {
+        if(a_0 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        int _S26 = a_0;
+        if((wrap_1[a_0]) == 10497)
+        {
+            w_1[a_0] = uv_3[a_0] - floor(uv_3[a_0]);
+        }
+        else
+        {
+            if((wrap_1[_S26]) == 33648)
+            {
+                float t_4 = uv_3[a_0] - 2.0 * floor(uv_3[a_0] * 0.5);
+                float _S27;
+                if(t_4 > 1.0)
+                {
+                    _S27 = 2.0 - t_4;
+                }
+                else
+                {
+                    _S27 = t_4;
+                }
+                w_1[a_0] = _S27;
+            }
+        }
+        a_0 = a_0 + 1;
+    }
+    vec2 half_0 = 0.5 / vec2(size_3);
+    return clamp(w_1, half_0, 1.0 - half_0);
+}
+
+uvec3 ntcPcg3d_0(uvec3 v_0)
+{
+    uvec3 _S28 = v_0 * 1664525U + 1013904223U;
+    uvec3 _S29 = _S28;
+    _S29[0] = _S29[0] + _S28.y * _S28.z;
+    _S29[1] = _S29[1] + _S29.z * _S29.x;
+    _S29[2] = _S29[2] + _S29.x * _S29.y;
+    uvec3 _S30 = _S29 ^ (_S29 >> 16U);
+    _S29 = _S30;
+    _S29[0] = _S29[0] + _S30.y * _S30.z;
+    _S29[1] = _S29[1] + _S29.z * _S29.x;
+    _S29[2] = _S29[2] + _S29.x * _S29.y;
+    return _S29;
+}
+
+void ntcFootprint_0(vec2 uv_4, ivec2 size_4, out ivec2 first_0, out vec2 f_1)
+{
+    vec2 p_1 = uv_4 * vec2(size_4) - 0.5;
+    vec2 p0_1 = floor(p_1);
+    first_0 = ivec2(p0_1);
+    f_1 = p_1 - p0_1;
+    return;
+}
+
+int ntcFloorDiv_0(int i_1, int n_0)
+{
+    int _S31;
+    if(i_1 >= 0)
+    {
+        int _S32 = i_1 / n_0;
+        _S31 = _S32;
+    }
+    else
+    {
+        int _S33 = (- i_1 - 1) / n_0;
+        _S31 = - _S33 - 1;
+    }
+    return _S31;
+}
+
+int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
+{
+    if(mode_0 == 33071)
+    {
+        return clamp(i_2, 0, n_1 - 1);
+    }
+    if(mode_0 == 33648)
+    {
+        int _S34 = 2 * n_1;
+        int _S35 = ntcFloorDiv_0(i_2, _S34);
+        int a_1 = i_2 - _S34 * _S35 - n_1;
+        int _S36 = n_1 - 1;
+        int _S37;
+        if(a_1 >= 0)
+        {
+            _S37 = a_1;
+        }
+        else
+        {
+            _S37 = -1 - a_1;
+        }
+        return _S36 - _S37;
+    }
+    int _S38 = ntcFloorDiv_0(i_2, n_1);
+    return i_2 - n_1 * _S38;
+}
+
+vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_5, ivec2 wrap_2)
+{
+    int _S39 = ntcWrapIndex_0(texel_0.x, size_5.x, wrap_2.x);
+    int _S40 = ntcWrapIndex_0(texel_0.y, size_5.y, wrap_2.y);
+    return (vec2(ivec2(_S39, _S40)) + 0.5) / vec2(size_5);
+}
+
+void ntcDecode_0(int mip_2, vec2 uv_5, out vec4  result_1[4])
+{
+    ntcDecodeWith_0(mip_2, uv_5, result_1);
+    return;
+}
+
+void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
@@ -485,9 +491,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     int k_1;
     if((s_2.filter_0) == 0)
     {
-        int _S37 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S37;
-        tapUv_0[0] = ntcWrapUv_0(uv_5, ntcMipSize_0(s_2.size_0, _S37), s_2.wrap_0);
+        int _S41 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S41;
+        tapUv_0[0] = ntcWrapUv_0(uv_6, ntcMipSize_0(s_2.size_1, _S41), s_2.wrap_0);
         taps_0 = 1;
     }
     else
@@ -505,11 +511,11 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_0;
             }
-            ivec2 size_6 = ntcMipSize_0(s_2.size_0, taps_0);
+            ivec2 size_6 = ntcMipSize_0(s_2.size_1, taps_0);
             ivec2 first_1;
             vec2 f_2;
-            ntcFootprint_0(uv_5, size_6, first_1, f_2);
-            ivec2 _S38 = first_1;
+            ntcFootprint_0(uv_6, size_6, first_1, f_2);
+            ivec2 _S42 = first_1;
             if((r_0.y) < (f_2.x))
             {
                 j_0 = 1;
@@ -526,10 +532,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 k_1 = 0;
             }
-            ivec2 texel_1 = _S38 + ivec2(j_0, k_1);
+            ivec2 texel_1 = _S42 + ivec2(j_0, k_1);
             tapMip_0[0] = taps_0;
-            vec2 _S39 = ntcTexelUv_0(texel_1, size_6, s_2.wrap_0);
-            tapUv_0[0] = _S39;
+            vec2 _S43 = ntcTexelUv_0(texel_1, size_6, s_2.wrap_0);
+            tapUv_0[0] = _S43;
             taps_0 = 1;
         }
         else
@@ -552,19 +558,19 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                int mip_2 = mip0_0 + j_0;
-                ivec2 size_7 = ntcMipSize_0(s_2.size_0, mip_2);
+                int mip_3 = mip0_0 + j_0;
+                ivec2 size_7 = ntcMipSize_0(s_2.size_1, mip_3);
                 ivec2 first_2;
                 vec2 f_3;
-                ntcFootprint_0(uv_5, size_7, first_2, f_3);
-                float _S40;
+                ntcFootprint_0(uv_6, size_7, first_2, f_3);
+                float _S44;
                 if(j_0 == 0)
                 {
-                    _S40 = 1.0 - t_5;
+                    _S44 = 1.0 - t_5;
                 }
                 else
                 {
-                    _S40 = t_5;
+                    _S44 = t_5;
                 }
                 k_1 = 0;
                 for(;;)
@@ -576,33 +582,33 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     {
                         break;
                     }
-                    int _S41 = k_1 & 1;
-                    int _S42 = k_1 >> 1;
-                    ivec2 d_0 = ivec2(_S41, _S42);
+                    int _S45 = k_1 & 1;
+                    int _S46 = k_1 >> 1;
+                    ivec2 d_0 = ivec2(_S45, _S46);
                     int k_2 = 4 * j_0 + k_1;
-                    tapMip_0[k_2] = mip_2;
-                    vec2 _S43 = ntcTexelUv_0(first_2 + d_0, size_7, s_2.wrap_0);
-                    tapUv_0[k_2] = _S43;
-                    float _S44;
-                    if(_S41 != 0)
+                    tapMip_0[k_2] = mip_3;
+                    vec2 _S47 = ntcTexelUv_0(first_2 + d_0, size_7, s_2.wrap_0);
+                    tapUv_0[k_2] = _S47;
+                    float _S48;
+                    if(_S45 != 0)
                     {
-                        _S44 = f_3.x;
+                        _S48 = f_3.x;
                     }
                     else
                     {
-                        _S44 = 1.0 - f_3.x;
+                        _S48 = 1.0 - f_3.x;
                     }
-                    float _S45 = _S40 * _S44;
-                    float _S46;
-                    if(_S42 != 0)
+                    float _S49 = _S44 * _S48;
+                    float _S50;
+                    if(_S46 != 0)
                     {
-                        _S46 = f_3.y;
+                        _S50 = f_3.y;
                     }
                     else
                     {
-                        _S46 = 1.0 - f_3.y;
+                        _S50 = 1.0 - f_3.y;
                     }
-                    tapWeight_0[k_2] = _S45 * _S46;
+                    tapWeight_0[k_2] = _S49 * _S50;
                     k_1 = k_1 + 1;
                 }
                 j_0 = j_0 + 1;
@@ -620,7 +626,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         {
             break;
         }
-        result_1[j_0] = vec4(0.0);
+        result_2[j_0] = vec4(0.0);
         j_0 = j_0 + 1;
     }
     k_1 = 0;
@@ -645,7 +651,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            result_1[j_0] = result_1[j_0] + tapWeight_0[k_1] * stored_0[j_0];
+            result_2[j_0] = result_2[j_0] + tapWeight_0[k_1] * stored_0[j_0];
             j_0 = j_0 + 1;
         }
         k_1 = k_1 + 1;
@@ -675,47 +681,47 @@ struct SampleTargets_0
 
 void main()
 {
-    vec2 uv_6 = NtcSampleHarness_0.harnessOrigin_0.xy + gl_FragCoord.x * NtcSampleHarness_0.harnessStep_0.xy + gl_FragCoord.y * NtcSampleHarness_0.harnessStep_0.zw;
-    vec2 gx_0 = dFdx(uv_6);
-    vec2 gy_0 = dFdy(uv_6);
+    vec2 uv_7 = NtcSampleHarness_0.harnessOrigin_0.xy + gl_FragCoord.x * NtcSampleHarness_0.harnessStep_0.xy + gl_FragCoord.y * NtcSampleHarness_0.harnessStep_0.zw;
+    vec2 gx_0 = dFdx(uv_7);
+    vec2 gy_0 = dFdy(uv_7);
     bool hardware_0 = (NtcSampleHarness_0.harnessMode_0.w) != 0;
     NtcSampler_0 s_3;
-    s_3.size_0 = NtcSampleHarness_0.harnessSet_0.xy;
+    s_3.size_1 = NtcSampleHarness_0.harnessSet_0.xy;
     s_3.mips_0 = NtcSampleHarness_0.harnessSet_0.z;
     s_3.filter_0 = NtcSampleHarness_0.harnessSet_0.w;
     s_3.wrap_0 = NtcSampleHarness_0.harnessMode_0.xy;
     s_3.frame_0 = uint(NtcSampleHarness_0.harnessMode_0.z);
     vec4  stored_1[4];
-    NtcSampler_0 _S47 = s_3;
-    vec2 _S48;
+    NtcSampler_0 _S51 = s_3;
+    vec2 _S52;
     if(hardware_0)
     {
-        _S48 = gx_0;
+        _S52 = gx_0;
     }
     else
     {
-        _S48 = NtcSampleHarness_0.harnessStep_0.xy;
+        _S52 = NtcSampleHarness_0.harnessStep_0.xy;
     }
-    vec2 _S49;
+    vec2 _S53;
     if(hardware_0)
     {
-        _S49 = gy_0;
+        _S53 = gy_0;
     }
     else
     {
-        _S49 = NtcSampleHarness_0.harnessStep_0.zw;
+        _S53 = NtcSampleHarness_0.harnessStep_0.zw;
     }
-    ntcSample_0(_S47, uv_6, _S48, _S49, uvec2(gl_FragCoord.xy), stored_1);
+    ntcSample_0(_S51, uv_7, _S52, _S53, uvec2(gl_FragCoord.xy), stored_1);
     SampleTargets_0 t_6;
     t_6.c0_0 = stored_1[0];
     t_6.c1_0 = stored_1[1];
     t_6.c2_0 = stored_1[2];
     t_6.c3_0 = stored_1[3];
-    SampleTargets_0 _S50 = t_6;
+    SampleTargets_0 _S54 = t_6;
     entryPointParam_fragmentMain_c0_0 = t_6.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S50.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S50.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S50.c3_0;
+    entryPointParam_fragmentMain_c1_0 = _S54.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S54.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S54.c3_0;
     return;
 }
 
