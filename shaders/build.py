@@ -27,6 +27,13 @@ TARGETS: list[tuple[str, str, str, str]] = [
     ("ntc_load.slang", "textureMain", "fragment", "ntc_load_textures.frag.glsl"),
     ("ntc_sample_harness.slang", "vertexMain", "vertex", "ntc_sample_harness.vert.glsl"),
     ("ntc_sample_harness.slang", "fragmentMain", "fragment", "ntc_sample_harness.frag.glsl"),
+    ("pbr.slang", "vertexMain", "vertex", "pbr.vert.glsl"),
+    ("pbr.slang", "fragmentMain", "fragment", "pbr.frag.glsl"),
+    ("pbr_ntc.slang", "fragmentMain", "fragment", "pbr_ntc.frag.glsl"),
+    ("viewer_post.slang", "vertexMain", "vertex", "viewer_post.vert.glsl"),
+    ("viewer_post.slang", "fragmentMain", "fragment", "viewer_post.frag.glsl"),
+    ("viewer_post.slang", "textVertex", "vertex", "viewer_text.vert.glsl"),
+    ("viewer_post.slang", "textFragment", "fragment", "viewer_text.frag.glsl"),
 ]
 
 

@@ -1,0 +1,281 @@
+"""ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
+
+    ntc-view [SCENE] [--mode reference|load|sample] [--filter latent|stochastic|trilinear]
+             [--bpp B] [--steps N] [--cache-dir DIR]
+             [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
+
+Without SCENE it opens the shipped assets/WaterBottle/PF_WaterBottle_MR.gltf. Load and sample mode
+need each material's neural texture set: viewer/ntc_cache.ensure_ntc finds it (the scene's own
+NTC_texture_set, or the cache beside the scene / in --cache-dir) or compresses it once with --bpp
+and --steps.
+
+Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, F cycles the
+sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
+orbits, right or middle drag pans, the wheel zooms; Esc quits.
+
+Headless (EGL, no display needed): renders --frames timed frames after one warm-up frame (which
+compiles the shaders; its wall time is reported as first_frame_ms, the GPU upload before it, with
+load mode's decode, as setup_ms; compressing a material is not counted), then writes --stats
+(JSON: mode, filter, frames, size, gpu_ms / cpu_ms median and p95, vram_bytes total and by
+category, driver_vram_bytes or null, ...) and --screenshot (PNG of the last frame), both atomically.
+--compare adds psnr_vs_reference (the last frame against a reference-mode render of the same view).
+
+Any problem with the scene, a .ntc file, the GL driver or the input is one line on stderr and
+exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle" / \
+    "PF_WaterBottle_MR.gltf"
+DEFAULT_WINDOW = (1024, 768)
+DEFAULT_HEADLESS = (256, 256)
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text}: expected WxH, e.g. 256x256") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise UsageError(f"--size {text}: width and height must be 1..16384")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .renderer import FILTER_NAMES, MODES
+    p = argparse.ArgumentParser(
+        prog="ntc-view", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="keys: 1/2/3 mode, F filter, D diff, O overlay, Esc quit; mouse: left orbit, "
+               "right/middle pan, wheel zoom")
+    p.add_argument("scene", nargs="?", help="a .gltf or .glb file (default: the shipped "
+                   "WaterBottle)")
+    p.add_argument("--mode", choices=MODES, default="reference",
+                   help="material texture source (default %(default)s)")
+    p.add_argument("--filter", choices=FILTER_NAMES, default="trilinear",
+                   help="sample-mode filter (default %(default)s)")
+    p.add_argument("--bpp", type=float, default=None,
+                   help="bits per texel when a material must be compressed (default: "
+                        "ntc-compress's)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps when a material must be compressed (default: "
+                        "ntc-compress's)")
+    p.add_argument("--hidden", default=None,
+                   help="MLP hidden layer widths when a material must be compressed, e.g. "
+                        "64,48,32 (default: ntc-compress's)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where compressed materials are cached (default: <scene>.ntc-cache "
+                        "beside the scene)")
+    p.add_argument("--headless", action="store_true", help="render offscreen (EGL), no window")
+    p.add_argument("--frames", type=int, default=30, help="headless: timed frames "
+                   "(default %(default)s)")
+    p.add_argument("--size", default=None, help="WxH of the window / headless image "
+                   f"(default {DEFAULT_WINDOW[0]}x{DEFAULT_WINDOW[1]} windowed, "
+                   f"{DEFAULT_HEADLESS[0]}x{DEFAULT_HEADLESS[1]} headless)")
+    p.add_argument("--stats", help="headless: write frame time and VRAM figures here (JSON)")
+    p.add_argument("--screenshot", help="headless: write the last frame here (PNG)")
+    p.add_argument("--diff", action="store_true", help="start with the diff view on")
+    p.add_argument("--compare", action="store_true",
+                   help="headless: add the last frame's PSNR against reference mode to --stats")
+    p.add_argument("--overlay", action="store_true",
+                   help="headless: draw the text overlay into the screenshot (always on in the "
+                        "window; O toggles it)")
+    p.add_argument("--orbit", default=None, help=argparse.SUPPRESS)   # "yaw,pitch,zoom" degrees
+    p.add_argument("--script", default=None, help=argparse.SUPPRESS)  # window test hook
+    return p
+
+
+def _settings(args):
+    from trainer.compress import CompressSettings
+    from trainer.fit import TrainConfig
+    from trainer.network import NetworkConfig
+    from trainer.textures import InputError
+    train = TrainConfig() if args.steps is None else TrainConfig(steps=args.steps)
+    network = NetworkConfig()
+    if args.hidden:
+        try:
+            widths = tuple(int(v) for v in args.hidden.split(","))
+        except ValueError:
+            widths = ()
+        if not widths or min(widths) < 1:
+            raise InputError(f"--hidden {args.hidden}: expected widths like 64,48,32")
+        network = NetworkConfig(hidden=widths)
+    return CompressSettings(bpp=args.bpp, train=train, network=network)
+
+
+def _check_args(args) -> None:
+    from trainer.textures import InputError
+    if args.bpp is not None and not 0 < args.bpp <= 64:
+        raise InputError(f"--bpp {args.bpp}: expected a number in (0, 64]")
+    if args.steps is not None and args.steps < 10:
+        raise InputError(f"--steps {args.steps}: at least 10")
+    if args.frames < 1:
+        raise InputError(f"--frames {args.frames}: at least 1")
+    if args.size:
+        parse_size(args.size)
+    if not args.headless:
+        for opt in ("stats", "screenshot"):
+            if getattr(args, opt):
+                raise InputError(f"--{opt} needs --headless")
+
+
+def apply_orbit(renderer, text: str | None) -> None:
+    """Hidden --orbit YAW,PITCH[,ZOOM]: degrees added to the framed view, zoom steps."""
+    if not text:
+        return
+    import math
+    from trainer.textures import InputError
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        parts = []
+    if not 2 <= len(parts) <= 3:
+        raise InputError(f"--orbit {text}: expected YAW,PITCH[,ZOOM]")
+    cam = renderer.camera
+    cam.yaw += math.radians(parts[0])
+    cam.pitch = max(-1.55, min(1.55, cam.pitch + math.radians(parts[1])))
+    if len(parts) == 3:
+        cam.zoom(parts[2])
+
+
+def png_bytes(image) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def run_headless(scene, args, provider, log) -> dict:
+    """Render offscreen; returns the stats dict (also written to --stats)."""
+    from export.format import atomic_write
+
+    from .gl_resources import create_context
+    from .renderer import FrameTimer, Renderer, psnr
+    size = parse_size(args.size) if args.size else DEFAULT_HEADLESS
+    if args.mode != "reference":  # compress what is missing now, outside setup_ms
+        for index in sorted({p.material for p in scene.primitives}):
+            material = scene.material(index)
+            if index >= 0 and material.slots:
+                provider(material)
+    ctx = create_context()
+    renderer = None
+    try:
+        # setup: upload (and in load mode decode) everything; finish, since GL runs lazily
+        t0 = time.perf_counter()
+        renderer = Renderer(ctx, scene, size, mode=args.mode, filter_mode=args.filter,
+                            ntc_provider=provider, overlay=args.overlay, timer_latency=0, log=log)
+        apply_orbit(renderer, args.orbit)
+        if args.diff:
+            renderer.set_diff(True)
+        ctx.finish()
+        setup_ms = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        renderer.render()            # warm-up: the driver compiles the programs at first draw
+        ctx.finish()
+        first_ms = (time.perf_counter() - t0) * 1e3
+        renderer.timer.reset()
+        for _ in range(args.frames):
+            renderer.render()
+        renderer.timer.flush()
+        image = renderer.read()
+        vram = renderer.vram()
+        stats = {
+            "mode": args.mode, "filter": args.filter, "frames": args.frames,
+            "size": list(size),
+            "gpu_ms": FrameTimer.summary(renderer.timer.gpu_ms),
+            "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
+            "vram_bytes": vram,
+            "driver_vram_bytes": renderer.driver_vram(),
+            "setup_ms": setup_ms,
+            "first_frame_ms": first_ms,
+            "diff": bool(args.diff),
+            "scene": str(scene.path),
+            "renderer": ctx.info.get("GL_RENDERER"),
+            "vram_objects": [{"category": c, "label": lbl, "bytes": n}
+                             for c, lbl, n in sorted(renderer.ledger.entries())],
+        }
+        if args.compare:
+            current = renderer.render_mode_image(args.mode)
+            reference = renderer.render_mode_image("reference")
+            value = psnr(current, reference)
+            stats["psnr_vs_reference"] = None if value == float("inf") else value
+        if args.screenshot:
+            atomic_write(Path(args.screenshot), png_bytes(image))
+        if args.stats:
+            atomic_write(Path(args.stats), (json.dumps(stats, indent=2) + "\n").encode())
+        return stats
+    finally:
+        if renderer is not None:
+            renderer.release()
+        ctx.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from export.format import NTCFormatError
+    from trainer.textures import InputError
+
+    from .gl_resources import NTCGLError
+    from .ntc_cache import NTCCacheError
+    from .scene import SceneError, load_scene
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    try:
+        _check_args(args)
+        scene_path = Path(args.scene) if args.scene else DEFAULT_SCENE
+        scene = load_scene(scene_path, log=log)
+        settings = _settings(args)
+
+        paths: dict[int, Path | None] = {}
+
+        def provider(material):
+            """The material's .ntc (compressed and cached on first use), once per material."""
+            from .ntc_cache import ensure_ntc
+            if material.index not in paths:
+                paths[material.index] = ensure_ntc(scene, material, settings, args.cache_dir,
+                                                   log=log)
+            return paths[material.index]
+
+        if args.headless:
+            stats = run_headless(scene, args, provider, log)
+            gpu, cpu = stats["gpu_ms"], stats["cpu_ms"]
+            print(f"{args.mode} ({args.filter}) {stats['size'][0]}x{stats['size'][1]}: "
+                  f"GPU {gpu['median']:.2f} ms, CPU {cpu['median']:.2f} ms (median of "
+                  f"{args.frames}), VRAM {stats['vram_bytes']['total']:,} bytes"
+                  + (f", PSNR vs reference {stats['psnr_vs_reference']:.2f} dB"
+                     if stats.get("psnr_vs_reference") is not None else ""))
+            return 0
+        from .window import run_window
+        size = parse_size(args.size) if args.size else DEFAULT_WINDOW
+        return run_window(scene, args, provider, size, log)
+    except UsageError as e:
+        print(f"ntc-view: error: {e}", file=sys.stderr)
+        return 2
+    except (SceneError, NTCFormatError, NTCGLError, InputError, NTCCacheError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"ntc-view: error: {msg}", file=sys.stderr)
+        return 1
+    except OSError as e:  # writing --stats / --screenshot, reading the scene's files
+        where = f" {e.filename}" if e.filename else ""
+        print(f"ntc-view: error: cannot write or read{where}: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
