@@ -144,6 +144,17 @@ def test_cache_is_reused_and_only_written_in_its_folder(tmp_path, counted):
     assert not list((tmp_path / "s" / "x.ntc-cache").glob("*.tmp"))
 
 
+def test_materials_with_the_same_set_share_one_cached_file(tmp_path, counted):
+    b = textured_builder()
+    b.material(**dict(b.doc["materials"][0], name="Mat Two"))  # same images, another material
+    b.node(mesh=b.mesh(), name="twin")
+    scene = load_scene(b.write(tmp_path / "s" / "x.gltf"), log=None)
+    first = ensure_ntc(scene, scene.materials[0], settings(), log=None)
+    second = ensure_ntc(scene, scene.materials[1], settings(), log=None)
+    assert second == first and len(counted) == 1
+    assert len(list((tmp_path / "s" / "x.ntc-cache").glob("*.ntc"))) == 1
+
+
 def test_damaged_cache_file_is_recompressed(tmp_path, counted):
     scene = load_scene(textured_builder().write(tmp_path / "s" / "x.gltf"), log=None)
     path = ensure_ntc(scene, scene.materials[0], settings(), log=None)

@@ -50,8 +50,14 @@ def ntc_slot_map(material: Material) -> dict[str, str]:
 
 def cached_path(scene: Scene, material: Material, key: str,
                 cache_dir: str | Path | None = None) -> Path:
-    return cache_folder(scene, cache_dir) / \
-        f"{safe_name(material.name, f'material{material.index}')}-{key[:20]}.ntc"
+    folder = cache_folder(scene, cache_dir)
+    own = folder / f"{safe_name(material.name, f'material{material.index}')}-{key[:20]}.ntc"
+    if not own.is_file() and folder.is_dir():
+        # the same set (same key) already cached for another material: share its file
+        shared = sorted(folder.glob(f"*-{key[:20]}.ntc"))
+        if shared:
+            return shared[0]
+    return own
 
 
 def _valid(path: Path) -> bool:

@@ -573,8 +573,9 @@ class Renderer:
         self._released = False
         self._ntc_models: dict[int, object] = {}
         self._bindings: dict[tuple[str, int], Binding] = {}
-        self._loaded: dict[int, LoadedSet] = {}
-        self._sampled: dict[int, SampledSet] = {}
+        self._ntc_paths: dict[int, Path] = {}   # material -> its .ntc (shared sets share one)
+        self._loaded: dict[int | Path, LoadedSet] = {}
+        self._sampled: dict[int | Path, SampledSet] = {}
         self._draw_ubos: dict[tuple[str, int], object] = {}
         self.targets: dict[str, RenderTarget] = {}
         # The framebuffer bound now, made current again on release and before load-mode decodes
@@ -691,6 +692,8 @@ class Renderer:
             path = None
             if self.ntc_provider is not None and index >= 0 and mat.slots:
                 path = self.ntc_provider(mat)
+            if path is not None:
+                self._ntc_paths[index] = Path(path).resolve()
             self._ntc_models[index] = read_ntc(path) if path is not None else None
         return self._ntc_models[index]
 
@@ -705,15 +708,18 @@ class Renderer:
         if model is None:
             b = self._texture_binding(mat, None)
         elif mode == "load":
-            if index not in self._loaded:
+            # materials whose sets are one file share one GL copy of it
+            shared = self._ntc_paths.get(index, index)
+            if shared not in self._loaded:
                 self._home.use()
-                self._loaded[index] = LoadedSet(self.ctx, model, self.ledger, label)
-            b = self._texture_binding(mat, (model, self._loaded[index]))
+                self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label)
+            b = self._texture_binding(mat, (model, self._loaded[shared]))
         else:
-            if index not in self._sampled:
-                self._sampled[index] = SampledSet(self.ctx, model, self.programs, self.ledger,
-                                                  label)
-            b = self._sample_binding(mat, model, self._sampled[index])
+            shared = self._ntc_paths.get(index, index)
+            if shared not in self._sampled:
+                self._sampled[shared] = SampledSet(self.ctx, model, self.programs, self.ledger,
+                                                   label)
+            b = self._sample_binding(mat, model, self._sampled[shared])
         self._bindings[key] = b
         return b
 

@@ -1,0 +1,614 @@
+"""ntc-view on the shared glTF scenes: image quality, frame time and VRAM of every texture source.
+
+Measured in one run on one OpenGL context:
+
+    python -m bench.viewer [--scenes WaterBottle,FlightHelmet] [--steps N] [--bpp B]
+                           [--size WxH] [--frames N] [--cache-dir DIR]
+
+For each scene (../shared/data/scenes: WaterBottle/PF_WaterBottle_MR.gltf, 2048^2 textures, and
+FlightHelmet_512/FlightHelmet.gltf, five 512^2 materials; a path to any .gltf/.glb works too):
+
+1. every textured material's neural texture set is compressed once through the viewer's cache
+   (viewer/ntc_cache.ensure_ntc with --bpp and --steps, the same settings key ntc-view uses) in
+   --cache-dir (default bench/results/cache/viewer/<scene>/), so the shared data folder, which is
+   read-only, is never written; an interrupted run resumes from the cache;
+2. each row renders the scene headless with ntc-view's renderer (viewer/renderer.Renderer, a fresh
+   one per row on the same context, so its VRAM ledger is that row's footprint), at --size from the
+   renderer's initial view (the camera framing the scene's bounds), exactly as
+   `ntc-view --headless` does: set-up (upload; load mode also decodes), one untimed warm-up frame
+   (driver compiles), then --frames timed frames. Rows: reference (the images), load (decoded on
+   load), sample with each filter (trilinear, stochastic, latent);
+3. per row: PSNR of the last frame against the reference row's last frame (same camera, 8-bit RGB,
+   whole image), GPU ms (GL timer query) median / p95, CPU ms (the renderer's clock: building and
+   submitting the frame), wall ms per frame (ending with ctx.finish()) and this process's CPU time
+   per frame (on a software renderer that is the rendering work), VRAM by the renderer's ledger
+   categories and total, and the texture memory (ledger categories textures + decoded + latents +
+   weights: whatever holds material texture data in that mode);
+4. per scene: texture VRAM of sample mode / reference mode (the target is <= 1/10) and against the
+   same textures in block formats, BC7 for colour / ORM / occlusion / emissive and BC5 for normal
+   maps, each with a full mip chain of whole 4x4 blocks per level
+   (bench.rate_distortion._chain_bits); frame-time ratios sample / reference and load / reference.
+
+Writes bench/results/viewer.md, viewer.json and one screenshot per row,
+bench/results/viewer/<scene>_<row>.png (row: reference, load, sample_trilinear, sample_stochastic,
+sample_latent). Time: the compression dominates (see bench/README.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+CACHE = RESULTS / "cache" / "viewer"
+SCENES = {
+    "WaterBottle": DATA / "scenes" / "WaterBottle" / "PF_WaterBottle_MR.gltf",
+    "FlightHelmet": DATA / "scenes" / "FlightHelmet_512" / "FlightHelmet.gltf",
+}
+# (row name, renderer mode, sample filter)
+ROWS = (("reference", "reference", "trilinear"),
+        ("load", "load", "trilinear"),
+        ("sample_trilinear", "sample", "trilinear"),
+        ("sample_stochastic", "sample", "stochastic"),
+        ("sample_latent", "sample", "latent"))
+TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights")
+VRAM_TARGET = 0.1          # sample-mode texture memory <= 1/10 of the reference images'
+DEFAULT_SIZE = (512, 512)
+DEFAULT_FRAMES = 5
+
+
+def log_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
+                 progress: bool = True):
+    """CompressSettings as ntc-view builds them (viewer/cli._settings), steps/bpp defaulting to
+    the trainer's."""
+    from trainer.compress import DEFAULT_BPP, CompressSettings
+    from trainer.fit import TrainConfig
+    from trainer.network import NetworkConfig
+    train = TrainConfig(progress=progress) if steps is None else \
+        TrainConfig(steps=steps, progress=progress)
+    network = NetworkConfig() if not hidden else NetworkConfig(hidden=tuple(hidden))
+    return CompressSettings(bpp=DEFAULT_BPP if bpp is None else bpp, train=train,
+                            network=network)
+
+
+# ----------------------------------------------------------------------------------------------
+# block-format reference point
+
+def block_format_textures(scene) -> list[dict]:
+    """The textures reference mode uploads for the materials the scene draws (one per image,
+    colour space and normal handling, as viewer/renderer.ImageTextures keys them), each with
+    the block format a real-time renderer would store it in: BC5 for normal maps, BC7 for the
+    rest, and the bytes of its full mip chain in that format and in RGBA8."""
+    from bench.rate_distortion import _chain_bits
+    from viewer.renderer import COLOUR_SLOTS, mip_chain_texels
+    used = sorted({p.material for p in scene.primitives})
+    seen: dict[tuple, dict] = {}
+    for index in used:
+        mat = scene.material(index)
+        for slot, ts in mat.slots.items():
+            key = (ts.image.key, slot in COLOUR_SLOTS, slot == "normal")
+            w, h = ts.image.size
+            if key not in seen:
+                codec = "bc5" if slot == "normal" else "bc7"
+                seen[key] = {"image": ts.image.name, "size": [w, h], "slots": [],
+                             "format": codec.upper(),
+                             "block_bytes": _chain_bits(codec, w, h) // 8,
+                             "rgba8_bytes": mip_chain_texels(w, h) * 4}
+            entry = seen[key]
+            tag = f"{mat.name}/{slot}"
+            if tag not in entry["slots"]:
+                entry["slots"].append(tag)
+    return list(seen.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# one row
+
+def _summary(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    a = np.asarray(values, np.float64)
+    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95))}
+
+
+def background_mask(image: np.ndarray) -> np.ndarray:
+    """bool [h, w]: pixels showing the empty background (the renderer's clear colour)."""
+    from viewer.renderer import BACKGROUND
+    bg = np.rint(np.array(BACKGROUND) * 255)
+    return np.all(np.abs(image.astype(int) - bg) <= 1, axis=2)
+
+
+def object_fraction(image: np.ndarray) -> float:
+    """Share of pixels that are not the empty background (the object is in the picture)."""
+    return float(1.0 - np.mean(background_mask(image)))
+
+
+def object_psnr(image: np.ndarray, reference: np.ndarray) -> float | None:
+    """PSNR over the pixels where either frame shows the scene (not background); None when
+    identical there or when neither does."""
+    mask = ~(background_mask(image) & background_mask(reference))
+    if not mask.any():
+        return None
+    d = image[mask].astype(np.float64) - reference[mask].astype(np.float64)
+    mse = float(np.mean(d * d))
+    return None if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
+               log=log_stderr) -> tuple[dict, np.ndarray]:
+    """One headless run of ntc-view's renderer as viewer/cli.run_headless does it (set-up, one
+    warm-up frame, `frames` timed frames), also timing each frame on the clock (to ctx.finish())
+    and by this process's CPU time. Returns (figures, last frame as uint8 [h, w, 3])."""
+    from viewer.renderer import FrameTimer, Renderer
+    renderer = None
+    try:
+        t0 = time.perf_counter()
+        renderer = Renderer(ctx, scene, size, mode=mode, filter_mode=filt, ntc_provider=provider,
+                            overlay=False, timer_latency=0, log=log)
+        ctx.finish()
+        setup_ms = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        renderer.render()            # warm-up: the driver compiles the programs at first draw
+        ctx.finish()
+        first_ms = (time.perf_counter() - t0) * 1e3
+        renderer.timer.reset()
+        wall, proc = [], []
+        for _ in range(frames):
+            c0, t0 = time.process_time(), time.perf_counter()
+            renderer.render()
+            ctx.finish()
+            wall.append((time.perf_counter() - t0) * 1e3)
+            proc.append((time.process_time() - c0) * 1e3)
+        renderer.timer.flush()
+        image = renderer.read()
+        vram = renderer.vram()
+        by = vram["by_category"]
+        gpu = FrameTimer.summary(renderer.timer.gpu_ms)
+        row = {
+            "mode": mode, "filter": filt if mode == "sample" else None, "frames": frames,
+            "gpu_ms": gpu, "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
+            "wall_ms": _summary(wall), "process_cpu_ms": _summary(proc),
+            "gpu_ms_frames": list(renderer.timer.gpu_ms), "wall_ms_frames": wall,
+            "setup_ms": setup_ms, "first_frame_ms": first_ms,
+            "vram_bytes": vram,
+            "texture_vram_bytes": sum(by[c] for c in TEXTURE_CATEGORIES),
+            "driver_vram_bytes": renderer.driver_vram(),
+            "vram_objects": [{"category": c, "label": lbl, "bytes": n}
+                             for c, lbl, n in sorted(renderer.ledger.entries())],
+            "object_fraction": object_fraction(image),
+        }
+        row["timer_covers_work"] = bool(gpu and row["wall_ms"]
+                                        and gpu["median"] >= 0.5 * row["wall_ms"]["median"])
+        return row, image
+    finally:
+        if renderer is not None:
+            renderer.release()
+
+
+# ----------------------------------------------------------------------------------------------
+# one scene, all scenes
+
+def _ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def _frame_ratios(row: dict, ref: dict) -> dict:
+    out = {}
+    for key in ("gpu_ms", "wall_ms", "cpu_ms", "process_cpu_ms"):
+        a, b = row.get(key), ref.get(key)
+        out[key] = _ratio(a and a["median"], b and b["median"])
+    return out
+
+
+def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
+                  frames: int = DEFAULT_FRAMES, cache_dir=None, shots_dir=None,
+                  rows=ROWS, log=log_stderr) -> dict:
+    """Compress what the cache lacks, then render every row of `rows`; the scene's dict of
+    viewer.json. Screenshots go to shots_dir/<name>_<row>.png when shots_dir is given."""
+    from viewer.cli import png_bytes
+    from viewer.ntc_cache import ensure_ntc
+    from viewer.renderer import psnr
+    from viewer.scene import load_scene
+
+    from export.format import atomic_write, read_ntc
+
+    log = log or (lambda *a: None)
+    scene_path = Path(scene_path)
+    scene = load_scene(scene_path, log=log)
+    cache_dir = Path(cache_dir) if cache_dir is not None else CACHE / name
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. neural sets, compressed now (outside every timing) or found in the cache
+    paths: dict[int, Path | None] = {}
+    materials = []
+    t_compress = time.perf_counter()
+    for index in sorted({p.material for p in scene.primitives}):
+        mat = scene.material(index)
+        if index < 0 or not mat.slots:
+            continue
+        t0 = time.perf_counter()
+        path = ensure_ntc(scene, mat, settings, cache_dir, log=log)
+        seconds = time.perf_counter() - t0
+        paths[index] = path
+        entry = {"material": mat.name, "index": index, "file": None, "seconds_this_run": seconds}
+        if path is not None:
+            model = read_ntc(path)
+            entry.update(file=str(path), file_bytes=path.stat().st_size,
+                         size=[model.width, model.height],
+                         textures=[t.name for t in model.textures])
+            report = path.with_suffix(".json")
+            if report.is_file():
+                rep = json.loads(report.read_text())
+                entry.update({k: rep.get(k) for k in ("bpp", "psnr_set", "preset", "steps",
+                                                      "seconds", "device", "key")})
+        materials.append(entry)
+    compress_s = time.perf_counter() - t_compress
+
+    # materials whose sets are identical (same cache key): the viewer keeps one file, upload
+    # and decode per material, the reference one texture per image
+    groups: dict[str, list[str]] = {}
+    for m in materials:
+        if m.get("key"):
+            groups.setdefault(m["key"], []).append(m["material"])
+    identical = [names for names in groups.values() if len(names) > 1]
+
+    def provider(material):
+        return paths.get(material.index)
+
+    # 2. rows on the shared context
+    t_render = time.perf_counter()
+    results, images = [], {}
+    for row_name, mode, filt in rows:
+        log(f"{name}: {row_name} at {size[0]}x{size[1]}, {frames} frame(s)")
+        row, image = render_row(ctx, scene, provider, mode, filt, size, frames, log=log)
+        row["name"] = row_name
+        images[row_name] = image
+        if shots_dir is not None:
+            shot = Path(shots_dir) / f"{name}_{row_name}.png"
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(shot, png_bytes(image))
+            row["screenshot"] = str(shot)
+        results.append(row)
+    render_s = time.perf_counter() - t_render
+
+    # 3. figures against the reference row
+    ref = next(r for r in results if r["mode"] == "reference")
+    for r in results:
+        value = psnr(images[r["name"]], images[ref["name"]])
+        r["psnr_vs_reference"] = None if value == float("inf") else value
+        r["psnr_vs_reference_object"] = object_psnr(images[r["name"]], images[ref["name"]])
+        r["texture_vram_vs_reference"] = _ratio(r["texture_vram_bytes"],
+                                                ref["texture_vram_bytes"])
+        r["frame_time_vs_reference"] = _frame_ratios(r, ref)
+    bc = block_format_textures(scene)
+    bc_bytes = sum(t["block_bytes"] for t in bc)
+    for r in results:
+        r["texture_vram_vs_block_formats"] = _ratio(r["texture_vram_bytes"], bc_bytes)
+    by_name = {r["name"]: r for r in results}
+    sample = by_name.get("sample_trilinear") or next(
+        (r for r in results if r["mode"] == "sample"), None)
+    load = by_name.get("load")
+    ratios = {}
+    if sample is not None:
+        v = sample["texture_vram_vs_reference"]
+        ratios.update({"texture_vram_sample_over_reference": v,
+                       "texture_vram_sample_meets_target": v is not None and v <= VRAM_TARGET,
+                       "texture_vram_sample_over_block_formats":
+                           sample["texture_vram_vs_block_formats"],
+                       "frame_time_sample_over_reference": sample["frame_time_vs_reference"]})
+    if load is not None:
+        ratios.update({"texture_vram_load_over_reference": load["texture_vram_vs_reference"],
+                       "texture_vram_load_over_block_formats":
+                           load["texture_vram_vs_block_formats"],
+                       "frame_time_load_over_reference": load["frame_time_vs_reference"]})
+    return {
+        "name": name, "path": str(scene_path), "cache_dir": str(cache_dir),
+        "primitives": len(scene.primitives), "materials": materials,
+        "ntc_file_bytes": sum(m.get("file_bytes", 0) for m in materials),
+        "identical_sets": identical,
+        "block_format_textures": bc, "block_format_bytes": bc_bytes,
+        "rgba8_bytes": sum(t["rgba8_bytes"] for t in bc),
+        "rows": results, "ratios": ratios,
+        "compress_seconds": compress_s, "render_seconds": render_s,
+    }
+
+
+def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAMES,
+            cache_dir=None, shots_dir=None, rows=ROWS, log=log_stderr) -> dict:
+    """Every scene of `scenes` ((name, path) pairs) on one context; the dict of viewer.json.
+    `cache_dir`: the folder holding one cache folder per scene (default bench/results/cache/
+    viewer)."""
+    import torch
+    t0 = time.perf_counter()
+    out = {
+        "device": ctx.info.get("GL_RENDERER"), "gl_version": ctx.info.get("GL_VERSION"),
+        "gl_vendor": ctx.info.get("GL_VENDOR"),
+        "lp_num_threads": os.environ.get("LP_NUM_THREADS", "unset"),
+        "machine": f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch thread(s)",
+        "settings": {"steps": settings.train.steps, "bpp": settings.bpp,
+                     "hidden": list(settings.network.hidden), "batch": settings.train.batch,
+                     "seed": settings.train.seed, "size": list(size), "frames": frames},
+        "vram_target": VRAM_TARGET, "texture_categories": list(TEXTURE_CATEGORIES),
+        "scenes": [],
+    }
+    base = Path(cache_dir) if cache_dir is not None else CACHE
+    for name, path in scenes:
+        out["scenes"].append(measure_scene(ctx, name, path, settings, size, frames,
+                                           base / name, shots_dir, rows, log))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# report
+
+def _mb(n) -> str:
+    return "-" if n is None else f"{n / 2 ** 20:.2f}"
+
+
+def _f(v, fmt=".2f", none="-") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _x(v) -> str:
+    """A ratio as 'x', with 1/n for small ones."""
+    if v is None:
+        return "-"
+    if 0 < v < 1:
+        return f"{v:.3f} (1/{1 / v:.1f})"
+    return f"{v:.2f}"
+
+
+def clock_of(rows: list[dict]) -> tuple[str, str]:
+    """The clock the frame-time ratios rest on: the GL timer where it covers every row's frame,
+    else the wall clock (llvmpipe's timer misses draws it rasterises at the flush)."""
+    if all(r["timer_covers_work"] for r in rows):
+        return "gpu_ms", "GL timer"
+    return "wall_ms", "wall clock"
+
+
+def _label(r: dict) -> str:
+    return r["name"] if r["mode"] != "sample" else f"sample ({r['filter']})"
+
+
+def scene_report(s: dict, out: dict) -> list[str]:
+    rows = s["rows"]
+    key, clock = clock_of(rows)
+    lines = [f"## {s['name']}", "",
+             f"`{s['path']}`: {s['primitives']} primitives; neural sets in `{s['cache_dir']}` "
+             f"(compression this run {s['compress_seconds']:.0f} s, rendering "
+             f"{s['render_seconds']:.0f} s).", "",
+             "| material | size | textures | preset | bpp | set PSNR (dB) | .ntc bytes | "
+             "training s |", "|---|---|---|---|---:|---:|---:|---:|"]
+    for m in s["materials"]:
+        if m["file"] is None:
+            lines.append(f"| {m['material']} | - | (keeps its images) | | | | | |")
+            continue
+        lines.append(f"| {m['material']} | {m['size'][0]}x{m['size'][1]} | "
+                     f"{', '.join(m['textures'])} | {m.get('preset') or '-'} | "
+                     f"{_f(m.get('bpp'))} | {_f(m.get('psnr_set'))} | {m['file_bytes']:,} | "
+                     f"{_f(m.get('seconds'), '.0f')} |")
+    cats = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers")
+    lines += ["", f"Quality and frame time (`x reference`: frame time against the reference "
+                  f"row by the {clock}):", "",
+              "| row | PSNR vs reference (dB) | on scene pixels (dB) | GPU ms median / p95 | "
+              "CPU ms median | wall ms median | process CPU ms | x reference | set-up ms | "
+              "first frame ms | scene pixels |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        g, c, w, p = r["gpu_ms"], r["cpu_ms"], r["wall_ms"], r["process_cpu_ms"]
+        flag = "" if r["timer_covers_work"] else "*"
+        lines.append(
+            f"| {_label(r)} | {_f(r['psnr_vs_reference'], '.2f', 'ref')} | "
+            f"{_f(r['psnr_vs_reference_object'], '.2f', 'ref')} | "
+            f"{_f(g and g['median'])} / {_f(g and g['p95'])}{flag} | {_f(c and c['median'])} | "
+            f"{_f(w and w['median'], '.1f')} | {_f(p and p['median'], '.1f')} | "
+            f"{_f(r['frame_time_vs_reference'].get(key))} | {r['setup_ms']:.0f} | "
+            f"{r['first_frame_ms']:.0f} | {100 * r['object_fraction']:.0f} % |")
+    lines += ["", "VRAM by the renderer's ledger (MiB = 2^20 bytes):", "",
+              "| row | texture VRAM bytes | x reference | x BC7+BC5 | "
+              + " | ".join(cats) + " | other | total | driver |",
+              "|---|---:|---:|---:|" + "---:|" * len(cats) + "---:|---:|---:|"]
+    for r in rows:
+        by = r["vram_bytes"]["by_category"]
+        other = r["vram_bytes"]["total"] - sum(by[c] for c in cats)
+        lines.append(
+            f"| {_label(r)} | {r['texture_vram_bytes']:,} | "
+            f"{_x(r['texture_vram_vs_reference'])} | {_x(r['texture_vram_vs_block_formats'])} | "
+            + " | ".join(_mb(by[cat]) for cat in cats)
+            + f" | {_mb(other)} | {_mb(r['vram_bytes']['total'])} | "
+              f"{_mb(r['driver_vram_bytes'])} |")
+    ratios = s["ratios"]
+    bc = s["block_format_textures"]
+    lines += ["", f"- Texture memory as block formats (full mip chains, whole 4x4 blocks per "
+                  f"level): {s['block_format_bytes']:,} bytes for {len(bc)} textures "
+                  f"({', '.join(sorted({t['format'] for t in bc}))}; RGBA8 with mips "
+                  f"{s['rgba8_bytes']:,}); the .ntc files hold {s['ntc_file_bytes']:,} bytes."]
+    for names in s.get("identical_sets", []):
+        lines.append(f"- {', '.join(names)} have identical texture sets (one cache key), yet "
+                     f"the viewer compresses, caches, uploads and (load mode) decodes the set "
+                     f"once per material, while reference mode uploads each image once: load "
+                     f"and sample rows carry {len(names) - 1} extra copy(ies).")
+    v = ratios.get("texture_vram_sample_over_reference")
+    if v is not None:
+        lines.append(
+            f"- **Sample mode / reference texture VRAM: {_x(v)}** (target <= 1/"
+            f"{1 / out['vram_target']:.0f}: {'met' if ratios['texture_vram_sample_meets_target'] else 'NOT met'}); "
+            f"against BC7+BC5: {_x(ratios['texture_vram_sample_over_block_formats'])}. "
+            f"Load mode / reference: {_x(ratios.get('texture_vram_load_over_reference'))}, "
+            f"against BC7+BC5: {_x(ratios.get('texture_vram_load_over_block_formats'))}.")
+    fs, fl = ratios.get("frame_time_sample_over_reference"), \
+        ratios.get("frame_time_load_over_reference")
+    if fs or fl:
+        def both(fr):
+            if not fr:
+                return "-"
+            parts = [f"**{_f(fr.get(key))}x** by {clock}"]
+            if key != "gpu_ms":
+                parts.append(f"{_f(fr.get('gpu_ms'))}x by GL timer")
+            parts.append(f"{_f(fr.get('process_cpu_ms'))}x by process CPU time")
+            return ", ".join(parts)
+        lines.append(f"- Frame time, sample (trilinear) / reference: {both(fs)}; load / "
+                     f"reference: {both(fl)}.")
+    if not all(r["timer_covers_work"] for r in rows):
+        lines.append("- `*`: the GL timer read under half the wall clock of the same frames (a "
+                     "software renderer rasterises at the flush, outside the query); the wall "
+                     "clock is the figure to use there.")
+    shots = [r.get("screenshot") for r in rows if r.get("screenshot")]
+    if shots:
+        lines.append("- Screenshots: " + ", ".join(
+            f"`{Path(p).relative_to(ROOT) if Path(p).is_relative_to(ROOT) else p}`"
+            for p in shots) + ".")
+    return lines + [""]
+
+
+def report(out: dict) -> str:
+    st = out["settings"]
+    lines = [
+        "# ntc-view on the shared scenes", "",
+        f"Device: `{out['device']}` ({out['gl_version']}, {out['gl_vendor']}); "
+        f"LP_NUM_THREADS={out['lp_num_threads']}; training: {out['machine']}.",
+        f"Settings: --steps {st['steps']}, --bpp {st['bpp']} (hidden layers "
+        f"{','.join(map(str, st['hidden']))}, batch {st['batch']}, seed {st['seed']}); "
+        f"{st['size'][0]}x{st['size'][1]}, {st['frames']} timed frame(s) per row after one "
+        f"warm-up frame; run time {out['seconds']:.0f} s.",
+        "",
+        "Each row is a fresh `viewer.renderer.Renderer` on the same context, from the initial "
+        "view (camera framing the scene's bounds), so its VRAM ledger is that row's footprint. "
+        "PSNR: the row's last frame against the reference row's last frame, 8-bit RGB, whole "
+        "image, and over the pixels where either frame shows the scene (the background is "
+        "identical in every row); a stochastic frame is one un-accumulated sample. GPU ms: "
+        "GL timer query per frame; CPU ms: the renderer's clock (building and submitting a "
+        "frame); wall ms: one frame to `ctx.finish()`; process CPU ms: this process's CPU time "
+        "per frame (all threads). Texture VRAM = ledger categories "
+        + " + ".join(out["texture_categories"])
+        + " (the reference images, load mode's decoded textures, sample mode's latents and MLP "
+          "weights; the 1x1 white texture of empty slots is in `textures` in every mode). "
+          "Block formats: BC7 for colour, ORM, occlusion and emissive, BC5 for normal maps, full "
+          "mip chains. 'scene pixels': the share of the frame that is not background; 'driver': "
+          "GL_NVX_gpu_memory_info's memory in use (whole GPU), where the driver has it.",
+        "",
+    ]
+    for s in out["scenes"]:
+        lines += scene_report(s, out)
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: expected WxH, e.g. 512x512") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be 1..16384")
+    return w, h
+
+
+def scene_list(text: str) -> list[tuple[str, Path]]:
+    out = []
+    for item in filter(None, (v.strip() for v in text.split(","))):
+        if item in SCENES:
+            out.append((item, SCENES[item]))
+        elif Path(item).suffix.lower() in (".gltf", ".glb"):
+            out.append((Path(item).stem, Path(item)))
+        else:
+            raise argparse.ArgumentTypeError(
+                f"scene '{item}': expected one of {', '.join(SCENES)} or a .gltf/.glb path")
+    return out
+
+
+def main(argv=None) -> int:
+    from trainer.fit import TrainConfig
+    p = argparse.ArgumentParser(prog="python -m bench.viewer",
+                                description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenes", type=scene_list, default=list(SCENES.items()),
+                   help=f"comma-separated: {', '.join(SCENES)} or .gltf/.glb paths "
+                        f"(default all)")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps,
+                   help="training steps per material (default %(default)s, the trainer's)")
+    p.add_argument("--bpp", type=float, default=None,
+                   help="bits per texel budget per material (default: ntc-compress's, 4)")
+    p.add_argument("--hidden", default=None, help="MLP hidden widths, e.g. 64,48,32 (default: "
+                   "the trainer's)")
+    p.add_argument("--size", type=parse_size, default=DEFAULT_SIZE, metavar="WxH",
+                   help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
+    p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                   help="timed frames per row after one warm-up frame (default %(default)s)")
+    p.add_argument("--cache-dir", type=Path, default=CACHE,
+                   help="compressed materials, one folder per scene (default "
+                        "bench/results/cache/viewer)")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help="folder for viewer.md, viewer.json and viewer/ (screenshots)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="torch CPU threads for the training (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    a = p.parse_args(argv)
+    if a.steps < 10:
+        p.error("--steps: at least 10")
+    if a.frames < 1:
+        p.error("--frames: at least 1")
+    if a.bpp is not None and not 0 < a.bpp <= 64:
+        p.error("--bpp: expected a number in (0, 64]")
+    hidden = None
+    if a.hidden:
+        try:
+            hidden = [int(v) for v in a.hidden.split(",")]
+        except ValueError:
+            p.error(f"--hidden {a.hidden}: expected widths like 64,48,32")
+    for name, path in a.scenes:
+        if not Path(path).is_file():
+            p.error(f"scene {name}: {path} does not exist")
+
+    import torch
+    torch.set_num_threads(a.threads)
+    from viewer.gl_resources import create_context
+    settings = settings_for(a.steps, a.bpp, hidden, progress=not a.no_progress)
+    from export.format import NTCFormatError
+    from trainer.textures import InputError
+    from viewer.gl_resources import NTCGLError
+    from viewer.ntc_cache import NTCCacheError
+    from viewer.scene import SceneError
+    try:
+        ctx = create_context()
+    except NTCGLError as e:
+        print(f"bench.viewer: error: {e}", file=sys.stderr)
+        return 1
+    print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
+          f"--steps {a.steps} --bpp {settings.bpp} --size {a.size[0]}x{a.size[1]} "
+          f"--frames {a.frames}", flush=True)
+    try:
+        out = measure(ctx, a.scenes, settings, a.size, a.frames, a.cache_dir,
+                      a.out / "viewer")
+    except (SceneError, NTCFormatError, NTCGLError, InputError, NTCCacheError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"bench.viewer: error: {msg}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.release()
+    md = report(out)
+    print()
+    print(md)
+    a.out.mkdir(parents=True, exist_ok=True)
+    from export.format import atomic_write
+    atomic_write(a.out / "viewer.json", (json.dumps(out, indent=1) + "\n").encode())
+    atomic_write(a.out / "viewer.md", md.encode())
+    print(f"wrote {a.out / 'viewer.md'}, {a.out / 'viewer.json'} and {a.out / 'viewer'}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
