@@ -160,6 +160,20 @@ def rich_texture_set(tmp_path) -> Path:
     return write_set(tmp_path / "rich", RICH_SET)
 
 
+@pytest.fixture(scope="module")
+def ctx():
+    """A headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine), one per test module; tests that
+    take it skip cleanly where none can be created."""
+    pytest.importorskip("moderngl")
+    from viewer import gl_resources  # GL imports only where GL is used
+    try:
+        c = gl_resources.create_context()
+    except gl_resources.NTCGLError as e:
+        pytest.skip(f"no OpenGL 4.5 context: {e}")
+    yield c
+    c.release()
+
+
 def mean_prediction_psnr(source_mips) -> float:
     """Set PSNR at mip 0 of predicting each channel's mean: what a network that learned nothing gets."""
     sq, n = 0.0, 0

@@ -11,8 +11,6 @@ import pytest
 
 from bench import decode
 from test_gl_parity import random_model
-from viewer import gl_resources
-from viewer.gl_resources import NTCGLError
 
 pytestmark = pytest.mark.gl
 
@@ -20,17 +18,6 @@ ROW_KEYS = {"name", "work", "gpu_ms", "wall_ms", "first_run_ms", "items", "unit"
             "rate_wall", "timer_covers_work", "cpu_ms", "gpu_ms_runs", "wall_ms_runs",
             "cpu_ms_runs"}
 SIZE = (32, 32)
-
-
-@pytest.fixture(scope="module")
-def ctx():
-    pytest.importorskip("moderngl")
-    try:
-        c = gl_resources.create_context()
-    except NTCGLError as e:
-        pytest.skip(f"no OpenGL 4.5 context: {e}")
-    yield c
-    c.release()
 
 
 def test_rows_and_report(ctx):

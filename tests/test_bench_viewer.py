@@ -21,18 +21,6 @@ ROW_KEYS = {"name", "mode", "filter", "frames", "gpu_ms", "cpu_ms", "wall_ms", "
             "texture_vram_vs_block_formats", "frame_time_vs_reference", "screenshot"}
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    pytest.importorskip("moderngl")
-    from viewer import gl_resources
-    try:
-        c = gl_resources.create_context()
-    except gl_resources.NTCGLError as e:
-        pytest.skip(f"no OpenGL 4.5 context: {e}")
-    yield c
-    c.release()
-
-
 def test_measure_and_report(ctx, tmp_path):
     from bench import viewer
     from viewer.renderer import CATEGORIES

@@ -32,17 +32,6 @@ GL_LINEAR_MIPMAP_LINEAR, GL_LINEAR = 0x2703, 0x2601
 GL_TEXTURE_INTERNAL_FORMAT = 0x1003
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    pytest.importorskip("moderngl")
-    try:
-        c = gl_resources.create_context()
-    except NTCGLError as e:
-        pytest.skip(f"no OpenGL 4.5 context: {e}")
-    yield c
-    c.release()
-
-
 def S(i):
     return ChannelInfo(STORED, index=i)
 

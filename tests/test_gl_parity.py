@@ -31,17 +31,6 @@ WITHIN1_MIN = 0.999
 EXACT_ATOL = 1e-5  # the texelFetch path runs decoder.py's float32 math in another order
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    pytest.importorskip("moderngl")
-    try:
-        c = gl_resources.create_context()
-    except NTCGLError as e:
-        pytest.skip(f"no OpenGL 4.5 context: {e}")
-    yield c
-    c.release()
-
-
 def random_model(w, h, stored, seed=0, **cfg):
     """A file-exact NTCModel with latents over the whole range and outputs spread around 0.5."""
     torch.manual_seed(seed)

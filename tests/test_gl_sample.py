@@ -25,9 +25,8 @@ from export.sample import (CLAMP_TO_EDGE, MIRRORED_REPEAT, REPEAT, harness_uv,
                            lod_from_derivatives, sample_latent, sample_stochastic,
                            sample_trilinear, stochastic_texels, wrap_index, wrap_pair)
 from test_gl_parity import eight_bit_figures, random_model
-from viewer import gl_resources
 from viewer.gl_decode import decode_mips_gl
-from viewer.gl_resources import NTCGLError, NTCTextureGL
+from viewer.gl_resources import NTCTextureGL
 from viewer.gl_sample import GLSampleHarness
 
 PSNR_MIN = 50.0
@@ -53,17 +52,6 @@ MODELS = {  # name: (width, height, stored channels, NetworkConfig)
     "gather4_fp16": (37, 21, 7, dict(features=8, bits=3, grid_scale=2.0, hidden=(16, 16),
                                      hr_sampling="gather4", weight_format="fp16")),
 }
-
-
-@pytest.fixture(scope="module")
-def ctx():
-    pytest.importorskip("moderngl")
-    try:
-        c = gl_resources.create_context()
-    except NTCGLError as e:
-        pytest.skip(f"no OpenGL 4.5 context: {e}")
-    yield c
-    c.release()
 
 
 class Setup:

@@ -19,18 +19,6 @@ from viewer_scenes import TINY_CLI, tiny_settings, write_quad_scene, write_spher
 
 
 @pytest.fixture(scope="module")
-def ctx():
-    pytest.importorskip("moderngl")
-    from viewer import gl_resources
-    try:
-        c = gl_resources.create_context()
-    except gl_resources.NTCGLError as e:
-        pytest.skip(f"no OpenGL 4.5 context: {e}")
-    yield c
-    c.release()
-
-
-@pytest.fixture(scope="module")
 def sphere(tmp_path_factory):
     """(scene, cache dir, provider): the sphere scene with its material compressed once."""
     from viewer.ntc_cache import ensure_ntc
