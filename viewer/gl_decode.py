@@ -45,7 +45,7 @@ from .gl_resources import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FR
                            GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, PASS_BINDING,
                            REMAP_BINDING, DecodedTexture, NTCGLError, NTCTextureGL,
                            allocate_decoded, build_program, check_context, create_context,
-                           remap_block)
+                           remap_block, render_float_targets)
 
 VERTEX = "ntc_load.vert.glsl"
 FRAGMENT = "ntc_load.frag.glsl"
@@ -92,24 +92,8 @@ class GLLoadDecoder:
         if not 0 <= mip < model.mips:
             raise ValueError(f"mip {mip}: the file has mips 0..{model.mips - 1}")
         w, h = layout.mip_size(model.width, model.height, mip)
-        colour = [ctx.texture((w, h), 4, dtype="f4") for _ in range(self.targets)]
-        fbo = ctx.framebuffer(color_attachments=colour)
-        try:
-            fbo.use()
-            ctx.viewport = (0, 0, w, h)
-            self._draw(mip, w, h)
-            out = np.empty((h, w, 4 * self.targets), np.float32)
-            for i in range(self.targets):
-                data = fbo.read(components=4, attachment=i, dtype="f4")
-                out[:, :, 4 * i:4 * i + 4] = np.frombuffer(data, np.float32).reshape(h, w, 4)
-        finally:
-            self._home.use()
-            fbo.release()
-            for t in colour:
-                t.release()
-        err = ctx.error
-        if err != "GL_NO_ERROR":
-            raise NTCGLError(f"load-mode decode of mip {mip} failed: {err}")
+        out = render_float_targets(ctx, self._home, (w, h), self.targets,
+                                   lambda: self._draw(mip, w, h), f"load-mode decode of mip {mip}")
         return out[:, :, :model.stored_channels]
 
     def _draw(self, mip: int, w: int, h: int, first_texture: int = 0) -> None:

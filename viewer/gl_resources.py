@@ -250,6 +250,32 @@ def model_block(model: NTCModel) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
+
+def render_float_targets(ctx, home, size: tuple[int, int], targets: int, draw, what: str) -> np.ndarray:
+    """Run `draw()` into `targets` RGBA32F attachments of `size` and read them back as
+    [h, w, 4 * targets] float32; `home` is the framebuffer to rebind afterwards (moderngl rebinds
+    "the current" framebuffer when it creates the next one, which must not be a released one)."""
+    w, h = size
+    colour = [ctx.texture((w, h), 4, dtype="f4") for _ in range(targets)]
+    fbo = ctx.framebuffer(color_attachments=colour)
+    try:
+        fbo.use()
+        ctx.viewport = (0, 0, w, h)
+        draw()
+        out = np.empty((h, w, 4 * targets), np.float32)
+        for i in range(targets):
+            data = fbo.read(components=4, attachment=i, dtype="f4")
+            out[:, :, 4 * i:4 * i + 4] = np.frombuffer(data, np.float32).reshape(h, w, 4)
+    finally:
+        home.use()
+        fbo.release()
+        for t in colour:
+            t.release()
+    err = ctx.error
+    if err != "GL_NO_ERROR":
+        raise NTCGLError(f"{what} failed: {err}")
+    return out
+
 class NTCTextureGL:
     """Latent texture array + weights uniform buffer of one NTCModel in a moderngl context."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from export.sample import FILTERS, wrap_pair
 from shaders import glsl
 
-from .gl_resources import NTCGLError, NTCTextureGL, build_program
+from .gl_resources import NTCGLError, NTCTextureGL, build_program, render_float_targets
 
 HARNESS_BINDING = 2  # uniform block NtcSampleHarness ([[vk::binding(2)]])
 VERTEX = "ntc_sample_harness.vert.glsl"
@@ -64,27 +64,15 @@ class GLSampleHarness:
             np.array([*origin, 0.0, 0.0, *step_x, *step_y], np.float32).view(np.int32),
             np.array([model.width, model.height, model.mips, FILTERS[filter_mode],
                       ws, wt, frame, int(hardware_derivatives)], np.int32)])
-        colour = [ctx.texture((w, h), 4, dtype="f4") for _ in range(self.targets)]
-        fbo = ctx.framebuffer(color_attachments=colour)
-        try:
-            fbo.use()
-            ctx.viewport = (0, 0, w, h)
+
+        def draw():
             self.pass_ubo.write(block.tobytes())
             self.pass_ubo.bind_to_uniform_block(HARNESS_BINDING)
             self.tex.bind()
             self.vao.render(vertices=3)
-            out = np.empty((h, w, 4 * self.targets), np.float32)
-            for i in range(self.targets):
-                data = fbo.read(components=4, attachment=i, dtype="f4")
-                out[:, :, 4 * i:4 * i + 4] = np.frombuffer(data, np.float32).reshape(h, w, 4)
-        finally:
-            self._home.use()
-            fbo.release()
-            for t in colour:
-                t.release()
-        err = ctx.error
-        if err != "GL_NO_ERROR":
-            raise NTCGLError(f"sample-mode render failed: {err}")
+
+        out = render_float_targets(ctx, self._home, (w, h), self.targets, draw,
+                                   "sample-mode render")
         return out[:, :, :model.stored_channels]
 
     def release(self) -> None:
