@@ -39,13 +39,12 @@ from export import layout
 from export.decoder import reconstruct
 from export.format import read_ntc
 from export.model import NTCModel
-from shaders import glsl
 
 from .gl_resources import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
                            GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, PASS_BINDING,
                            REMAP_BINDING, DecodedTexture, NTCGLError, NTCTextureGL,
                            allocate_decoded, build_program, check_context, create_context,
-                           remap_block, render_float_targets)
+                           remap_block, render_float_targets, decoder_shaders)
 
 VERTEX = "ntc_load.vert.glsl"
 FRAGMENT = "ntc_load.frag.glsl"
@@ -58,14 +57,7 @@ _FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
 def load_shaders(model: NTCModel, hw_filter: bool = False, fragment: str = FRAGMENT
                  ) -> tuple[str, str]:
     """(vertex, fragment) GLSL of the load pass, specialised for `model`."""
-    try:
-        vert = glsl.load_generated(VERTEX)
-        frag = glsl.specialise(glsl.load_generated(fragment),
-                               glsl.decoder_constants(model, hw_filter),
-                               glsl.weight_vec4_count(model))
-    except glsl.SpecialisationError as e:
-        raise NTCGLError(str(e)) from None
-    return vert, frag
+    return decoder_shaders(model, VERTEX, fragment, hw_filter)
 
 
 class GLLoadDecoder:

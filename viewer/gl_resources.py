@@ -251,6 +251,20 @@ def model_block(model: NTCModel) -> np.ndarray:
 
 
 
+
+def decoder_shaders(model: NTCModel, vertex: str, fragment: str, hw_filter: bool = False
+                    ) -> tuple[str, str]:
+    """(vertex, fragment) GLSL from shaders/generated/, the fragment specialised for `model`'s
+    network shape (shaders/glsl.py)."""
+    try:
+        vert = glsl.load_generated(vertex)
+        frag = glsl.specialise(glsl.load_generated(fragment),
+                               glsl.decoder_constants(model, hw_filter),
+                               glsl.weight_vec4_count(model))
+    except glsl.SpecialisationError as e:
+        raise NTCGLError(str(e)) from None
+    return vert, frag
+
 def render_float_targets(ctx, home, size: tuple[int, int], targets: int, draw, what: str) -> np.ndarray:
     """Run `draw()` into `targets` RGBA32F attachments of `size` and read them back as
     [h, w, 4 * targets] float32; `home` is the framebuffer to rebind afterwards (moderngl rebinds

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from export.sample import FILTERS, wrap_pair
-from shaders import glsl
 
-from .gl_resources import NTCGLError, NTCTextureGL, build_program, render_float_targets
+from .gl_resources import (NTCTextureGL, build_program, decoder_shaders,
+                           render_float_targets)
 
 HARNESS_BINDING = 2  # uniform block NtcSampleHarness ([[vk::binding(2)]])
 VERTEX = "ntc_sample_harness.vert.glsl"
@@ -23,14 +23,7 @@ _FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
 
 def sample_shaders(model, hw_filter: bool = False) -> tuple[str, str]:
     """(vertex, fragment) GLSL of the harness, specialised for `model`."""
-    try:
-        vert = glsl.load_generated(VERTEX)
-        frag = glsl.specialise(glsl.load_generated(FRAGMENT),
-                               glsl.decoder_constants(model, hw_filter),
-                               glsl.weight_vec4_count(model))
-    except glsl.SpecialisationError as e:
-        raise NTCGLError(str(e)) from None
-    return vert, frag
+    return decoder_shaders(model, VERTEX, FRAGMENT, hw_filter)
 
 
 class GLSampleHarness:
