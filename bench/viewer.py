@@ -158,11 +158,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
                             overlay=False, timer_latency=0, log=log)
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
-        t0 = time.perf_counter()
-        renderer.render()            # warm-up: the driver compiles the programs at first draw
-        ctx.finish()
-        first_ms = (time.perf_counter() - t0) * 1e3
-        renderer.timer.reset()
+        first_ms = renderer.warm_up()
         wall, proc = [], []
         for _ in range(frames):
             c0, t0 = time.process_time(), time.perf_counter()
@@ -184,8 +180,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
             "vram_bytes": vram,
             "texture_vram_bytes": sum(by[c] for c in TEXTURE_CATEGORIES),
             "driver_vram_bytes": renderer.driver_vram(),
-            "vram_objects": [{"category": c, "label": lbl, "bytes": n}
-                             for c, lbl, n in sorted(renderer.ledger.entries())],
+            "vram_objects": renderer.vram_objects(),
             "object_fraction": object_fraction(image),
         }
         row["timer_covers_work"] = bool(gpu and row["wall_ms"]

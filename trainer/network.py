@@ -105,7 +105,7 @@ class NeuralTexture(nn.Module):
             self._remap = torch.zeros(self.latents.shape[0], dtype=torch.long,
                                       device=self.latents.device)
         self._remap[index] = torch.arange(index.numel(), device=index.device)
-        values = self.latents.detach()[index].requires_grad_(not self.latents_frozen)
+        values = self.latents.detach()[index].requires_grad_()
         return LatentRows(index, values, self._remap)
 
     def export(self, textures: list[TextureInfo], extra: dict | None = None) -> NTCModel:

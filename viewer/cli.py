@@ -180,11 +180,7 @@ def run_headless(scene, args, provider, log) -> dict:
             renderer.set_diff(True)
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
-        t0 = time.perf_counter()
-        renderer.render()            # warm-up: the driver compiles the programs at first draw
-        ctx.finish()
-        first_ms = (time.perf_counter() - t0) * 1e3
-        renderer.timer.reset()
+        first_ms = renderer.warm_up()
         for _ in range(args.frames):
             renderer.render()
         renderer.timer.flush()
@@ -202,8 +198,7 @@ def run_headless(scene, args, provider, log) -> dict:
             "diff": bool(args.diff),
             "scene": str(scene.path),
             "renderer": ctx.info.get("GL_RENDERER"),
-            "vram_objects": [{"category": c, "label": lbl, "bytes": n}
-                             for c, lbl, n in sorted(renderer.ledger.entries())],
+            "vram_objects": renderer.vram_objects(),
         }
         if args.compare:
             current = renderer.render_mode_image(args.mode)

@@ -938,6 +938,16 @@ class Renderer:
             self.timer.end((time.perf_counter() - t0) * 1e3)
         self.frame_index += 1
 
+    def warm_up(self) -> float:
+        """Render and finish one frame (the driver compiles the programs at first draw), then
+        restart the frame timer; returns that frame's milliseconds."""
+        t0 = time.perf_counter()
+        self.render()
+        self.ctx.finish()
+        ms = (time.perf_counter() - t0) * 1e3
+        self.timer.reset()
+        return ms
+
     def read(self) -> np.ndarray:
         """The display target as uint8 [h, w, 3], top row first."""
         return self.targets["display"].read()
@@ -964,6 +974,11 @@ class Renderer:
 
     def driver_vram(self) -> int | None:
         return driver_vram_bytes(self.ctx, self.gl)
+
+    def vram_objects(self) -> list[dict]:
+        """Every GL object the viewer holds bytes in: category, label, bytes."""
+        return [{"category": c, "label": lbl, "bytes": n}
+                for c, lbl, n in sorted(self.ledger.entries())]
 
     def overlay_lines(self) -> list[str]:
         gpu = FrameTimer.summary(self.timer.gpu_ms)
