@@ -20,11 +20,12 @@ from export.decoder import FileDecoder, to_uint
 from export.format import NTCFormatError, from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from shaders import build, glsl
-from trainer.network import NetworkConfig, NeuralTexture
 from trainer.targets import srgb_to_linear
 from viewer import gl_decode, gl_resources
 from viewer.gl_decode import GLTextureDecoder, decode_to_textures, load_ntc_textures
 from viewer.gl_resources import NTCGLError, NTCTextureGL, remap_block, texel_format
+
+from test_gl_parity import set_model
 
 PSNR_MIN = 50.0
 WITHIN1_MIN = 0.999
@@ -38,18 +39,6 @@ def S(i):
 
 def tex(name, role, channels, colorspace="linear", bit_depth=8):
     return TextureInfo(name, f"{name}.png", role, colorspace, bit_depth, channels)
-
-
-def set_model(w, h, textures, seed=0, **cfg):
-    """A file-exact NTCModel with random latents, outputs spread around 0.5 (some clip)."""
-    stored = 1 + max(c.index for t in textures for c in t.channels if c.kind == STORED)
-    torch.manual_seed(seed)
-    net = NeuralTexture(NetworkConfig(**cfg), w, h, stored)
-    with torch.no_grad():
-        net.latents.uniform_(-1, 1)
-        net.weights[-1].mul_(0.5)
-        net.biases[-1].fill_(0.5)
-    return from_bytes(to_bytes(net.export(textures)))
 
 
 SETS = {

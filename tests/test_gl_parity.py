@@ -31,14 +31,22 @@ WITHIN1_MIN = 0.999
 EXACT_ATOL = 1e-5  # the texelFetch path runs decoder.py's float32 math in another order
 
 
-def random_model(w, h, stored, seed=0, **cfg):
-    """A file-exact NTCModel with latents over the whole range and outputs spread around 0.5."""
+def set_model(w, h, textures, seed=0, **cfg):
+    """A file-exact NTCModel of `textures` with latents over the whole range and outputs spread
+    around 0.5 (some clip)."""
+    stored = 1 + max(c.index for t in textures for c in t.channels if c.kind == STORED)
     torch.manual_seed(seed)
     net = NeuralTexture(NetworkConfig(**cfg), w, h, stored)
     with torch.no_grad():
         net.latents.uniform_(-1, 1)
         net.weights[-1].mul_(0.5)
         net.biases[-1].fill_(0.5)
+    return from_bytes(to_bytes(net.export(textures)))
+
+
+def random_model(w, h, stored, seed=0, **cfg):
+    """set_model with `stored` channels: a normal (XY + rebuilt Z) when stored >= 2, then data
+    textures of up to 4 channels."""
     chans = [ChannelInfo(STORED, index=i) for i in range(stored)]
     if stored >= 2:
         textures = [TextureInfo("nrm", "nrm.png", "normal", "linear", 8,
@@ -48,7 +56,7 @@ def random_model(w, h, stored, seed=0, **cfg):
         textures = []
     for i in range(0, len(chans), 4):
         textures.append(TextureInfo(f"t{i}", f"t{i}.png", "data", "linear", 8, chans[i:i + 4]))
-    return from_bytes(to_bytes(net.export(textures)))
+    return set_model(w, h, textures, seed, **cfg)
 
 
 def eight_bit_figures(got: list[np.ndarray], ref: list[np.ndarray]):
