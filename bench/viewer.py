@@ -115,13 +115,6 @@ def block_format_textures(scene) -> list[dict]:
 # ----------------------------------------------------------------------------------------------
 # one row
 
-def _summary(values: list[float]) -> dict | None:
-    if not values:
-        return None
-    a = np.asarray(values, np.float64)
-    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95))}
-
-
 def background_mask(image: np.ndarray) -> np.ndarray:
     """bool [h, w]: pixels showing the empty background (the renderer's clear colour)."""
     from viewer.renderer import BACKGROUND
@@ -174,7 +167,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         row = {
             "mode": mode, "filter": filt if mode == "sample" else None, "frames": frames,
             "gpu_ms": gpu, "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
-            "wall_ms": _summary(wall), "process_cpu_ms": _summary(proc),
+            "wall_ms": FrameTimer.summary(wall), "process_cpu_ms": FrameTimer.summary(proc),
             "gpu_ms_frames": list(renderer.timer.gpu_ms), "wall_ms_frames": wall,
             "setup_ms": setup_ms, "first_frame_ms": first_ms,
             "vram_bytes": vram,
