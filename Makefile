@@ -6,9 +6,13 @@ STAMP := $(VENV)/.installed-stamp
 # Mesa's EGL + llvmpipe: headless OpenGL 4.5 for the GL decoder and its tests (Debian names).
 GL_PACKAGES := libegl1 libgl1-mesa-dri libegl-mesa0 libgles2 libgl1 libglx-mesa0 xvfb xauth
 DEMO_OUT := build/demo
+RUN_OUT := build/run
+# The shipped default scene: assets/WaterBottle compressed by `ntc-compress scene.gltf -o DIR`.
+DEFAULT_SRC := assets/WaterBottle
+DEFAULT_SCENE := assets/WaterBottle_ntc
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages test demo bench clean
+.PHONY: setup system-packages test run demo assets bench clean
 
 # Installs the GL packages with apt-get when they are missing and we are root; otherwise says what
 # to install (the GL tests then fail with a message naming EGL).
@@ -31,6 +35,21 @@ setup: system-packages $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# ntc-view on the shipped default scene: a window when there is a display; otherwise each mode
+# rendered headless (EGL) into $(RUN_OUT)/ with its stats and PSNR against reference.
+run: setup
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/ntc-view; else \
+		echo "no display: rendering the default scene headless into $(RUN_OUT)/"; mkdir -p $(RUN_OUT); \
+		for m in reference load sample; do \
+			$(BIN)/ntc-view --headless --mode $$m --compare --overlay --frames 3 --size 640x480 \
+				--stats $(RUN_OUT)/$$m.json --screenshot $(RUN_OUT)/$$m.png || exit 1; \
+		done; fi
+
+# Regenerate the default scene's neural textures (and its copy of the scene) from $(DEFAULT_SRC).
+assets: setup
+	$(BIN)/ntc-compress $(DEFAULT_SRC)/PF_WaterBottle_MR.gltf -o $(DEFAULT_SCENE) --report $(DEFAULT_SCENE)/report.json
+	cp $(DEFAULT_SRC)/LICENSE.md $(DEFAULT_SCENE)/LICENSE.md
 
 # Compress the shipped default texture set and decode it back: the main job, end to end.
 demo: setup

@@ -234,6 +234,19 @@ def test_compress_gltf_writes_ntc_and_extended_copy(tmp_path):
     assert report["materials"][0]["file"] == "Mat_One.ntc" and "Mat One" in stdout
 
 
+def test_compress_gltf_report_may_go_into_the_new_output_folder(tmp_path):
+    """`make assets` writes OUT/report.json beside the scene copy, before OUT exists."""
+    scene_path = textured_builder().write(tmp_path / "s" / "x.gltf")
+    out = tmp_path / "out"
+    rc, _, err = run(compress_cli.main, [scene_path, "-o", out, "--report", out / "report.json",
+                                         *FAST])
+    assert rc == 0, err
+    assert json.loads((out / "report.json").read_text())["output"] == str(out / "x.gltf")
+    rc, _, err = run(compress_cli.main, [scene_path, "-o", out, "--report",
+                                         tmp_path / "missing" / "r.json", *FAST])
+    assert rc == 1 and "does not exist" in err
+
+
 def test_compress_glb_writes_gltf_bin_and_shares_identical_sets(tmp_path, counted):
     b = textured_builder()
     mat = json.loads(json.dumps(b.doc["materials"][0]))

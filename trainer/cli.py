@@ -125,10 +125,14 @@ def _check_args(a) -> None:
         if not os.access(out.resolve() if out.is_dir() else out.resolve().parent, os.W_OK):
             raise InputError(f"output folder {out} is not writable")
         targets = targets[1:]
+    # a scene's output folder is created by compress_scene, so a report may go into it
+    made = Path(a.output).resolve() if is_scene_path(a.input) else None
     for target in targets:
         path = Path(target)
         if path.is_dir():
             raise InputError(f"output {path} is a folder; give a file name")
+        if path.parent.resolve() == made and not made.exists():
+            continue
         if not path.parent.resolve().is_dir():
             raise InputError(f"output folder {path.parent} does not exist")
         if not os.access(path.parent.resolve(), os.W_OK):

@@ -4,10 +4,11 @@
              [--bpp B] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
 
-Without SCENE it opens the shipped assets/WaterBottle/PF_WaterBottle_MR.gltf. Load and sample mode
-need each material's neural texture set: viewer/ntc_cache.ensure_ntc finds it (the scene's own
-NTC_texture_set, or the cache beside the scene / in --cache-dir) or compresses it once with --bpp
-and --steps.
+Without SCENE it opens the shipped default scene, assets/WaterBottle_ntc/PF_WaterBottle_MR.gltf
+(512² WaterBottle whose neural textures `make assets` precompressed, so it opens in seconds). Load
+and sample mode need each material's neural texture set: viewer/ntc_cache.ensure_ntc finds it (the
+scene's own NTC_texture_set, or the cache beside the scene / in --cache-dir) or compresses it once
+with --bpp and --steps, showing progress.
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
@@ -32,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle" / \
+DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle_ntc" / \
     "PF_WaterBottle_MR.gltf"
 DEFAULT_WINDOW = (1024, 768)
 DEFAULT_HEADLESS = (256, 256)
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="keys: 1/2/3 mode, F filter, D diff, O overlay, Esc quit; mouse: left orbit, "
                "right/middle pan, wheel zoom")
     p.add_argument("scene", nargs="?", help="a .gltf or .glb file (default: the shipped "
-                   "WaterBottle)")
+                   "WaterBottle, assets/WaterBottle_ntc/)")
     p.add_argument("--mode", choices=MODES, default="reference",
                    help="material texture source (default %(default)s)")
     p.add_argument("--filter", choices=FILTER_NAMES, default="trilinear",
