@@ -207,7 +207,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     from viewer.cli import png_bytes
     from viewer.ntc_cache import ensure_ntc
     from viewer.renderer import psnr
-    from viewer.scene import load_scene
+    from export.gltf_scene import load_scene
 
     from export.format import atomic_write, read_ntc
 
@@ -569,7 +569,7 @@ def main(argv=None) -> int:
     from trainer.textures import InputError
     from viewer.gl_resources import NTCGLError
     from viewer.ntc_cache import NTCCacheError
-    from viewer.scene import SceneError
+    from export.gltf_scene import SceneError
     try:
         ctx = create_context()
     except NTCGLError as e:

@@ -17,7 +17,7 @@ from trainer.evaluate import evaluate
 from trainer.gltf import material_texture_set
 from trainer.targets import build_targets, plan_channels
 from viewer.cli import DEFAULT_SCENE
-from viewer.scene import load_scene
+from export.gltf_scene import load_scene
 
 SOURCE = ROOT / "assets" / "WaterBottle" / "PF_WaterBottle_MR.gltf"
 SET_FLOOR_DB = 40.0   # measured 41.01; a set trained on other images or decoded wrongly is far below

@@ -21,7 +21,7 @@ from trainer.fit import TrainConfig
 from trainer.gltf import NTC_EXTENSION, material_texture_set, set_key, slot_texture_names
 from viewer import ntc_cache
 from viewer.ntc_cache import NTCCacheError, ensure_all, ensure_ntc, ntc_slot_map
-from viewer.scene import load_scene
+from export.gltf_scene import load_scene
 
 FAST = ["--steps", "30", "--batch", "256", "--device", "cpu", "-q"]
 

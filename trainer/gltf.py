@@ -219,7 +219,7 @@ def apply_weights(tset: TextureSet, weights: dict[str, float] | None) -> None:
 # ntc-compress scene.gltf -o OUT_DIR
 
 def _load(scene_path: Path, log):
-    from viewer.scene import SceneError, load_scene, read_container
+    from export.gltf_scene import SceneError, load_scene, read_container
     try:
         scene = load_scene(scene_path, log=log)
         doc, binary = read_container(scene_path)
@@ -232,7 +232,7 @@ def _copy_plan(doc: dict, scene, binary: bytes | None, out_dir: Path) -> dict[Pa
     """Rewrite the buffer and image URIs of `doc` (in place) for OUT_DIR and return the files to
     write there: referenced files copied under the same relative path, a .glb's BIN chunk as
     <stem>.bin; data: URIs stay embedded."""
-    from viewer.scene import SceneError, resolve_uri
+    from export.gltf_scene import SceneError, resolve_uri
     folder = scene.path.parent.resolve()
     files: dict[Path, bytes] = {}
 

@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .gl_resources import NTCGLError
     from .ntc_cache import NTCCacheError
-    from .scene import SceneError, load_scene
+    from export.gltf_scene import SceneError, load_scene
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)

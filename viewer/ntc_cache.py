@@ -22,7 +22,7 @@ from export.format import NTCFormatError, atomic_write, read_ntc
 from trainer.gltf import material_texture_set, safe_name, set_key, slot_texture_names
 from trainer.textures import InputError
 
-from .scene import Material, Scene
+from export.gltf_scene import Material, Scene
 
 CACHE_SUFFIX = ".ntc-cache"
 

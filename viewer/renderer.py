@@ -1,4 +1,4 @@
-"""ntc-view's renderer: a glTF scene (viewer/scene.py) drawn with the PBR shaders of
+"""ntc-view's renderer: a glTF scene (export/gltf_scene.py) drawn with the PBR shaders of
 shaders/pbr*.slang from one of three material texture sources, switchable at run time:
 
     reference  the scene's images as RGBA8 / SRGB8_ALPHA8 textures with full mip chains (built on
