@@ -95,12 +95,38 @@ def latent_rows(pyr: LatentPyramid, mip: torch.Tensor, uv: torch.Tensor) -> torc
     return torch.cat([_taps(pyr, hi, uv)[0].reshape(-1), _taps(pyr, lo, uv)[0].reshape(-1)])
 
 
+def positional_encoding(size: torch.Tensor, uv: torch.Tensor, pe_grid: torch.Tensor | None):
+    """[N, 4 * PE_OCTAVES] triangle-wave encoding of uv in a latent level of `size` ([N, 2])
+    texels. pe_grid None: at uv (texel centres). pe_grid [N, 2]: the bilinear blend of the
+    encodings of the 4 centres of a pe_grid-texel grid around uv, for decoding between texel
+    centres (the latent filter), where the MLP has never seen the raw encoding.
+    ntc_decode_core.slang: ntcPositionalEncoding."""
+    def encode(q):
+        return torch.cat([triangle(q * float(1 << k) + phase)
+                          for k in range(layout.PE_OCTAVES) for phase in (0.0, 0.25)], 1)
+    size = size.to(uv.dtype)
+    if pe_grid is None:
+        return encode(uv * size)
+    grid = pe_grid.to(uv.dtype)
+    g = uv * grid - 0.5
+    g0 = torch.floor(g)
+    f = g - g0
+    corner = [encode((g0 + torch.tensor(d, dtype=uv.dtype) + 0.5) / grid * size)
+              for d in ((0, 0), (1, 0), (0, 1), (1, 1))]
+    fx, fy = f[:, :1], f[:, 1:]
+    top = corner[0] * (1 - fx) + corner[1] * fx
+    bottom = corner[2] * (1 - fx) + corner[3] * fx
+    return top * (1 - fy) + bottom * fy
+
+
 def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
-                  uv: torch.Tensor, remap: torch.Tensor | None = None) -> torch.Tensor:
+                  uv: torch.Tensor, remap: torch.Tensor | None = None,
+                  pe_grid: torch.Tensor | None = None) -> torch.Tensor:
     """MLP input rows for texels at `uv` of colour mips `mip` (one per row). With `remap`, `table`
-    holds only some rows of the pyramid's table and remap[full row] is the row in `table`."""
+    holds only some rows of the pyramid's table and remap[full row] is the row in `table`.
+    pe_grid: see positional_encoding (None for texel centres)."""
     hi, lo = _level_pair(pyr, mip)
-    idx_hi, frac_hi, p_hi = _taps(pyr, hi, uv)
+    idx_hi, frac_hi, _ = _taps(pyr, hi, uv)
     idx_lo, frac_lo, _ = _taps(pyr, lo, uv)
     if remap is not None:
         idx_hi, idx_lo = remap[idx_hi], remap[idx_lo]
@@ -109,13 +135,9 @@ def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
         hi_feats = [v[0], v[1], v[2], v[3], frac_hi]
     else:
         hi_feats = [_bilinear(table, idx_hi, frac_hi)]
-    q = p_hi + 0.5
-    pe = []
-    for k in range(layout.PE_OCTAVES):
-        for phase in (0.0, 0.25):
-            pe.append(triangle(q * float(1 << k) + phase))
+    pe = positional_encoding(pyr.sizes[hi], uv, pe_grid)
     lod = (mip.to(uv.dtype) / max(1, pyr.mips - 1))[:, None]
-    return torch.cat(hi_feats + [_bilinear(table, idx_lo, frac_lo)] + pe + [lod], 1)
+    return torch.cat(hi_feats + [_bilinear(table, idx_lo, frac_lo), pe, lod], 1)
 
 
 def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]):
@@ -126,9 +148,9 @@ def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch
     return x
 
 
-def decode_texels(table, pyr, weights, biases, mip, uv, remap=None):
+def decode_texels(table, pyr, weights, biases, mip, uv, remap=None, pe_grid=None):
     """Stored-channel values (about [0, 1]) for texels at `uv` of colour mips `mip`."""
-    return mlp_forward(encode_inputs(table, pyr, mip, uv, remap), weights, biases)
+    return mlp_forward(encode_inputs(table, pyr, mip, uv, remap, pe_grid), weights, biases)
 
 
 def texel_uv(w: int, h: int, device="cpu") -> torch.Tensor:

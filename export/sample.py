@@ -2,6 +2,7 @@
 
     lod_from_derivatives(dx, dy, size, mips)     GL's LOD lambda, clamped to [0, mips - 1]
     sample_latent(decoder, uv, lod, wrap)        one decode at the nearest mip and the wrapped uv
+                                                 (encoding blended over its texel centres)
     sample_trilinear(decoder_or_mips, uv, lod, wrap)
                                                  trilinear filtering of the exactly decoded mips
     sample_stochastic(decoder_or_mips, uv, lod, wrap, pixel, frame)
@@ -127,12 +128,15 @@ def sample_trilinear(decoder_or_mips, uv: torch.Tensor, lod: torch.Tensor, wrap)
 
 @torch.no_grad()
 def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wrap) -> torch.Tensor:
-    """One decode per row at the nearest mip round(lod) (half up) and the wrapped uv."""
+    """One decode per row at the nearest mip round(lod) (half up) and the wrapped uv, with the
+    positional encoding blended over that mip's texel centres."""
     lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
     mip = torch.floor(lod + 0.5).long()
     model = decoder.model
-    uv = wrap_uv(uv, mip_sizes(model.width, model.height, mip), wrap)
-    return decode_texels(decoder.table, decoder.pyramid, decoder.weights, decoder.biases, mip, uv)
+    size = mip_sizes(model.width, model.height, mip)
+    uv = wrap_uv(uv, size, wrap)
+    return decode_texels(decoder.table, decoder.pyramid, decoder.weights, decoder.biases, mip, uv,
+                         pe_grid=size)
 
 
 def pcg3d(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:

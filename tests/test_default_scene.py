@@ -69,3 +69,38 @@ def test_ntc_view_without_arguments_renders_the_default_scene(ctx, tmp_path, cap
     assert stats["psnr_vs_reference"] > 30
     img = np.asarray(Image.open(shot)).astype(int)
     assert img.std() > 10   # the bottle, not a blank frame
+
+
+def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
+    """The latent filter decodes between texel centres, where the MLP was never trained. With the
+    positional encoding blended over the 4 nearest texel centres it tracks trilinear filtering
+    of the decoded texture; with the raw encoding it shows the texel grid as noise. Measured on
+    this 512^2 set, repeat wrap, lod 0 / 1 / 2: blended 36.5 / 35.7 / 34.1 dB, raw 26.9 / 27.1 /
+    25.5 dB (on the 2K WaterBottle, away from the borders: 43.5 dB against 23.4 dB)."""
+    import math
+
+    import torch
+
+    from export.decoder import FileDecoder, decode_texels
+    from export.sample import REPEAT, mip_sizes, sample_latent, sample_trilinear, wrap_uv
+
+    shipped = load_scene(DEFAULT_SCENE, log=None)
+    dec = FileDecoder.from_model(read_ntc(next(m for m in shipped.materials if m.ntc).ntc.path))
+    mips = [dec.stored_mip(m) for m in range(dec.model.mips)]
+    gen = torch.Generator().manual_seed(0)
+
+    def psnr(a, b):
+        return 10 * math.log10(1 / float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean()))
+
+    with torch.no_grad():
+        for mip in range(3):
+            uv = torch.rand(20000, 2, generator=gen)
+            lod = torch.full((uv.shape[0],), float(mip))
+            reference = sample_trilinear(mips, uv, lod, REPEAT)
+            blended = psnr(sample_latent(dec, uv, lod, REPEAT), reference)
+            m = lod.long()
+            raw = decode_texels(dec.table, dec.pyramid, dec.weights, dec.biases, m,
+                                wrap_uv(uv, mip_sizes(dec.model.width, dec.model.height, m),
+                                        REPEAT))
+            assert blended >= 33.0, (mip, blended)
+            assert psnr(raw, reference) < blended - 6, (mip, psnr(raw, reference), blended)

@@ -116,6 +116,27 @@ vec4 triangle_0(vec4 t_2)
     return 1.0 - 4.0 * abs(fract(t_2) - 0.5);
 }
 
+vec4 ntcPositionalEncoding_0(vec2 size_1, vec2 uv_2, vec2 peGrid_0, int k_0)
+{
+    float scale_0 = float(1 << k_0);
+    if((peGrid_0.x) <= 0.0)
+    {
+        vec2 s_0 = uv_2 * size_1 * scale_0;
+        return triangle_0(vec4(s_0, s_0 + 0.25));
+    }
+    vec2 g_0 = uv_2 * peGrid_0 - 0.5;
+    vec2 g0_0 = floor(g_0);
+    vec2 f_1 = g_0 - g0_0;
+    vec2 s00_0 = (g0_0 + 0.5) / peGrid_0 * size_1 * scale_0;
+    vec2 s10_0 = (g0_0 + vec2(1.5, 0.5)) / peGrid_0 * size_1 * scale_0;
+    vec2 s01_0 = (g0_0 + vec2(0.5, 1.5)) / peGrid_0 * size_1 * scale_0;
+    vec2 s11_0 = (g0_0 + 1.5) / peGrid_0 * size_1 * scale_0;
+    float _S12 = f_1.x;
+    float _S13 = 1.0 - _S12;
+    float _S14 = f_1.y;
+    return (triangle_0(vec4(s00_0, s00_0 + 0.25)) * _S13 + triangle_0(vec4(s10_0, s10_0 + 0.25)) * _S12) * (1.0 - _S14) + (triangle_0(vec4(s01_0, s01_0 + 0.25)) * _S13 + triangle_0(vec4(s11_0, s11_0 + 0.25)) * _S12) * _S14;
+}
+
 layout(constant_id = 1)
 const int NTC_LAYERS_0 = 4;
 
@@ -187,13 +208,13 @@ vec4 hswish3_0(vec4 x_1)
     return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
-void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
 {
     int o_0;
     vec4  act_0[128];
-    int _S12 = int(NtcModel_0.ntcInfo_0.w);
-    int _S13 = min(mip_0, _S12);
-    int _S14 = min(mip_0 + 1, _S12);
+    int _S15 = int(NtcModel_0.ntcInfo_0.w);
+    int _S16 = min(mip_0, _S15);
+    int _S17 = min(mip_0 + 1, _S15);
     int nL_0 = NTC_FEATURES_0 / 4;
     int hiVec4_0;
     if(NTC_GATHER4_0 != 0)
@@ -204,7 +225,8 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
     {
         hiVec4_0 = nL_0;
     }
-    NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S13), uv_2);
+    vec2 _S18 = ntcLevelSize_0(_S16);
+    NtcTaps_0 t_3 = ntcTaps_0(_S18, uv_3);
     int l_0 = 0;
     for(;;)
     {
@@ -217,48 +239,46 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(NTC_GATHER4_0 != 0)
         {
-            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S13);
-            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S13);
-            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S13);
-            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S13);
+            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S16);
+            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S16);
+            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S16);
+            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S16);
         }
         else
         {
-            act_0[l_0] = ntcBilinear_0(_S13, l_0, uv_2);
+            act_0[l_0] = ntcBilinear_0(_S16, l_0, uv_3);
         }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S14, l_0, uv_2);
+        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S17, l_0, uv_3);
         l_0 = l_0 + 1;
     }
-    vec2 _S15 = t_3.p_0 + 0.5;
-    int k_0 = 0;
+    int k_1 = 0;
     for(;;)
     {
-        if(k_0 < 3)
+        if(k_1 < 3)
         {
         }
         else
         {
             break;
         }
-        vec2 s_0 = _S15 * float(1 << k_0);
-        act_0[hiVec4_0 + nL_0 + k_0] = triangle_0(vec4(s_0, s_0 + 0.25));
-        k_0 = k_0 + 1;
+        act_0[hiVec4_0 + nL_0 + k_1] = ntcPositionalEncoding_0(_S18, uv_3, peGrid_1, k_1);
+        k_1 = k_1 + 1;
     }
     float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
-    int _S16 = hiVec4_0 + nL_0 + 3;
-    vec4 _S17;
+    int _S19 = hiVec4_0 + nL_0 + 3;
+    vec4 _S20;
     if(NTC_GATHER4_0 != 0)
     {
-        _S17 = vec4(lod_0, t_3.f_0, 0.0);
+        _S20 = vec4(lod_0, t_3.f_0, 0.0);
     }
     else
     {
-        _S17 = vec4(lod_0, 0.0, 0.0, 0.0);
+        _S20 = vec4(lod_0, 0.0, 0.0, 0.0);
     }
-    act_0[_S16] = _S17;
-    int _S18 = _S16 + 1;
+    act_0[_S19] = _S20;
+    int _S21 = _S19 + 1;
     int base_0 = 0;
-    int nIn_0 = _S18;
+    int nIn_0 = _S21;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -271,14 +291,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         {
             break;
         }
-        int _S19 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * _S19 * nIn_0;
-        int _S20 = layer_3 + 1;
-        bool _S21 = _S20 < NTC_LAYERS_0;
+        int _S22 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S22 * nIn_0;
+        int _S23 = layer_3 + 1;
+        bool _S24 = _S23 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < _S19)
+            if(o_0 < _S22)
             {
             }
             else
@@ -286,7 +306,7 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S22 = base_0 + 4 * o_0 * nIn_0;
+            int _S25 = base_0 + 4 * o_0 * nIn_0;
             int i_0 = 0;
             for(;;)
             {
@@ -297,30 +317,30 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S22 + i_0], act_0[src_0 + i_0]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S22 + nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S22 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S22 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S25 + i_0], act_0[src_0 + i_0]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S25 + nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S25 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S25 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
                 i_0 = i_0 + 1;
             }
-            if(_S21)
+            if(_S24)
             {
-                _S17 = hswish3_0(acc_0);
+                _S20 = hswish3_0(acc_0);
             }
             else
             {
-                _S17 = acc_0;
+                _S20 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S17;
+            act_0[dst_0 + o_0] = _S20;
             o_0 = o_0 + 1;
         }
-        int _S23 = biasBase_0 + _S19;
-        base_0 = _S23;
-        nIn_0 = _S19;
-        layer_3 = _S20;
-        int _S24 = src_0;
+        int _S26 = biasBase_0 + _S22;
+        base_0 = _S26;
+        nIn_0 = _S22;
+        layer_3 = _S23;
+        int _S27 = src_0;
         src_0 = dst_0;
-        dst_0 = _S24;
+        dst_0 = _S27;
     }
     o_0 = 0;
     for(;;)
@@ -334,27 +354,27 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S17 = act_0[src_0 + o_0];
+            _S20 = act_0[src_0 + o_0];
         }
         else
         {
-            _S17 = vec4(0.0);
+            _S20 = vec4(0.0);
         }
-        result_0[o_0] = _S17;
+        result_0[o_0] = _S20;
         o_0 = o_0 + 1;
     }
     return;
 }
 
-void ntcDecode_0(int mip_1, vec2 uv_3, out vec4  result_1[4])
+void ntcDecode_0(int mip_1, vec2 uv_4, vec2 peGrid_2, out vec4  result_1[4])
 {
-    ntcDecodeWith_0(mip_1, uv_3, result_1);
+    ntcDecodeWith_0(mip_1, uv_4, peGrid_2, result_1);
     return;
 }
 
 void ntcDecodeFragment_0(vec4 fragCoord_0, out vec4  stored_0[4])
 {
-    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(fragCoord_0.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), stored_0);
+    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(fragCoord_0.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), vec2(0.0), stored_0);
     return;
 }
 
@@ -454,15 +474,15 @@ void main()
     t_4.t5_0 = ntcRemap_0(first_0 + 5, stored_2);
     t_4.t6_0 = ntcRemap_0(first_0 + 6, stored_2);
     t_4.t7_0 = ntcRemap_0(first_0 + 7, stored_2);
-    TextureTargets_0 _S25 = t_4;
+    TextureTargets_0 _S28 = t_4;
     entryPointParam_textureMain_t0_0 = t_4.t0_0;
-    entryPointParam_textureMain_t1_0 = _S25.t1_0;
-    entryPointParam_textureMain_t2_0 = _S25.t2_0;
-    entryPointParam_textureMain_t3_0 = _S25.t3_0;
-    entryPointParam_textureMain_t4_0 = _S25.t4_0;
-    entryPointParam_textureMain_t5_0 = _S25.t5_0;
-    entryPointParam_textureMain_t6_0 = _S25.t6_0;
-    entryPointParam_textureMain_t7_0 = _S25.t7_0;
+    entryPointParam_textureMain_t1_0 = _S28.t1_0;
+    entryPointParam_textureMain_t2_0 = _S28.t2_0;
+    entryPointParam_textureMain_t3_0 = _S28.t3_0;
+    entryPointParam_textureMain_t4_0 = _S28.t4_0;
+    entryPointParam_textureMain_t5_0 = _S28.t5_0;
+    entryPointParam_textureMain_t6_0 = _S28.t6_0;
+    entryPointParam_textureMain_t7_0 = _S28.t7_0;
     return;
 }
 

@@ -108,6 +108,27 @@ vec4 triangle_0(vec4 t_2)
     return 1.0 - 4.0 * abs(fract(t_2) - 0.5);
 }
 
+vec4 ntcPositionalEncoding_0(vec2 size_1, vec2 uv_2, vec2 peGrid_0, int k_0)
+{
+    float scale_0 = float(1 << k_0);
+    if((peGrid_0.x) <= 0.0)
+    {
+        vec2 s_0 = uv_2 * size_1 * scale_0;
+        return triangle_0(vec4(s_0, s_0 + 0.25));
+    }
+    vec2 g_0 = uv_2 * peGrid_0 - 0.5;
+    vec2 g0_0 = floor(g_0);
+    vec2 f_1 = g_0 - g0_0;
+    vec2 s00_0 = (g0_0 + 0.5) / peGrid_0 * size_1 * scale_0;
+    vec2 s10_0 = (g0_0 + vec2(1.5, 0.5)) / peGrid_0 * size_1 * scale_0;
+    vec2 s01_0 = (g0_0 + vec2(0.5, 1.5)) / peGrid_0 * size_1 * scale_0;
+    vec2 s11_0 = (g0_0 + 1.5) / peGrid_0 * size_1 * scale_0;
+    float _S12 = f_1.x;
+    float _S13 = 1.0 - _S12;
+    float _S14 = f_1.y;
+    return (triangle_0(vec4(s00_0, s00_0 + 0.25)) * _S13 + triangle_0(vec4(s10_0, s10_0 + 0.25)) * _S12) * (1.0 - _S14) + (triangle_0(vec4(s01_0, s01_0 + 0.25)) * _S13 + triangle_0(vec4(s11_0, s11_0 + 0.25)) * _S12) * _S14;
+}
+
 layout(constant_id = 1)
 const int NTC_LAYERS_0 = 4;
 
@@ -179,13 +200,13 @@ vec4 hswish3_0(vec4 x_1)
     return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
-void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
 {
     int o_0;
     vec4  act_0[128];
-    int _S12 = int(NtcModel_0.ntcInfo_0.w);
-    int _S13 = min(mip_0, _S12);
-    int _S14 = min(mip_0 + 1, _S12);
+    int _S15 = int(NtcModel_0.ntcInfo_0.w);
+    int _S16 = min(mip_0, _S15);
+    int _S17 = min(mip_0 + 1, _S15);
     int nL_0 = NTC_FEATURES_0 / 4;
     int hiVec4_0;
     if(NTC_GATHER4_0 != 0)
@@ -196,7 +217,8 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
     {
         hiVec4_0 = nL_0;
     }
-    NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S13), uv_2);
+    vec2 _S18 = ntcLevelSize_0(_S16);
+    NtcTaps_0 t_3 = ntcTaps_0(_S18, uv_3);
     int l_0 = 0;
     for(;;)
     {
@@ -209,48 +231,46 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(NTC_GATHER4_0 != 0)
         {
-            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S13);
-            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S13);
-            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S13);
-            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S13);
+            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S16);
+            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S16);
+            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S16);
+            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S16);
         }
         else
         {
-            act_0[l_0] = ntcBilinear_0(_S13, l_0, uv_2);
+            act_0[l_0] = ntcBilinear_0(_S16, l_0, uv_3);
         }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S14, l_0, uv_2);
+        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S17, l_0, uv_3);
         l_0 = l_0 + 1;
     }
-    vec2 _S15 = t_3.p_0 + 0.5;
-    int k_0 = 0;
+    int k_1 = 0;
     for(;;)
     {
-        if(k_0 < 3)
+        if(k_1 < 3)
         {
         }
         else
         {
             break;
         }
-        vec2 s_0 = _S15 * float(1 << k_0);
-        act_0[hiVec4_0 + nL_0 + k_0] = triangle_0(vec4(s_0, s_0 + 0.25));
-        k_0 = k_0 + 1;
+        act_0[hiVec4_0 + nL_0 + k_1] = ntcPositionalEncoding_0(_S18, uv_3, peGrid_1, k_1);
+        k_1 = k_1 + 1;
     }
     float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
-    int _S16 = hiVec4_0 + nL_0 + 3;
-    vec4 _S17;
+    int _S19 = hiVec4_0 + nL_0 + 3;
+    vec4 _S20;
     if(NTC_GATHER4_0 != 0)
     {
-        _S17 = vec4(lod_0, t_3.f_0, 0.0);
+        _S20 = vec4(lod_0, t_3.f_0, 0.0);
     }
     else
     {
-        _S17 = vec4(lod_0, 0.0, 0.0, 0.0);
+        _S20 = vec4(lod_0, 0.0, 0.0, 0.0);
     }
-    act_0[_S16] = _S17;
-    int _S18 = _S16 + 1;
+    act_0[_S19] = _S20;
+    int _S21 = _S19 + 1;
     int base_0 = 0;
-    int nIn_0 = _S18;
+    int nIn_0 = _S21;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -263,14 +283,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         {
             break;
         }
-        int _S19 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * _S19 * nIn_0;
-        int _S20 = layer_3 + 1;
-        bool _S21 = _S20 < NTC_LAYERS_0;
+        int _S22 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S22 * nIn_0;
+        int _S23 = layer_3 + 1;
+        bool _S24 = _S23 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < _S19)
+            if(o_0 < _S22)
             {
             }
             else
@@ -278,7 +298,7 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S22 = base_0 + 4 * o_0 * nIn_0;
+            int _S25 = base_0 + 4 * o_0 * nIn_0;
             int i_0 = 0;
             for(;;)
             {
@@ -289,30 +309,30 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S22 + i_0], act_0[src_0 + i_0]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S22 + nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S22 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S22 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S25 + i_0], act_0[src_0 + i_0]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S25 + nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S25 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S25 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
                 i_0 = i_0 + 1;
             }
-            if(_S21)
+            if(_S24)
             {
-                _S17 = hswish3_0(acc_0);
+                _S20 = hswish3_0(acc_0);
             }
             else
             {
-                _S17 = acc_0;
+                _S20 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S17;
+            act_0[dst_0 + o_0] = _S20;
             o_0 = o_0 + 1;
         }
-        int _S23 = biasBase_0 + _S19;
-        base_0 = _S23;
-        nIn_0 = _S19;
-        layer_3 = _S20;
-        int _S24 = src_0;
+        int _S26 = biasBase_0 + _S22;
+        base_0 = _S26;
+        nIn_0 = _S22;
+        layer_3 = _S23;
+        int _S27 = src_0;
         src_0 = dst_0;
-        dst_0 = _S24;
+        dst_0 = _S27;
     }
     o_0 = 0;
     for(;;)
@@ -326,13 +346,13 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S17 = act_0[src_0 + o_0];
+            _S20 = act_0[src_0 + o_0];
         }
         else
         {
-            _S17 = vec4(0.0);
+            _S20 = vec4(0.0);
         }
-        result_0[o_0] = _S17;
+        result_0[o_0] = _S20;
         o_0 = o_0 + 1;
     }
     return;
@@ -340,7 +360,7 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
 
 struct NtcSampler_0
 {
-    ivec2 size_1;
+    ivec2 size_2;
     int mips_0;
     int filter_0;
     ivec2 wrap_0;
@@ -349,18 +369,18 @@ struct NtcSampler_0
 
 float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
 {
-    vec2 _S25 = vec2(s_1.size_1);
-    return clamp(log2(max(max(length(dUVdx_0 * _S25), length(dUVdy_0 * _S25)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
+    vec2 _S28 = vec2(s_1.size_2);
+    return clamp(log2(max(max(length(dUVdx_0 * _S28), length(dUVdy_0 * _S28)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
 }
 
-ivec2 ntcMipSize_0(ivec2 size_2, int mip_1)
+ivec2 ntcMipSize_0(ivec2 size_3, int mip_1)
 {
-    return max(ivec2((size_2.x) >> mip_1, (size_2.y) >> mip_1), ivec2(1));
+    return max(ivec2((size_3.x) >> mip_1, (size_3.y) >> mip_1), ivec2(1));
 }
 
-vec2 ntcWrapUv_0(vec2 uv_3, ivec2 size_3, ivec2 wrap_1)
+vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_4, ivec2 wrap_1)
 {
-    vec2 w_1 = uv_3;
+    vec2 w_1 = uv_4;
     int a_0 = 0;
     for(;;)
     {
@@ -371,72 +391,72 @@ vec2 ntcWrapUv_0(vec2 uv_3, ivec2 size_3, ivec2 wrap_1)
         {
             break;
         }
-        int _S26 = a_0;
+        int _S29 = a_0;
         if((wrap_1[a_0]) == 10497)
         {
-            w_1[a_0] = uv_3[a_0] - floor(uv_3[a_0]);
+            w_1[a_0] = uv_4[a_0] - floor(uv_4[a_0]);
         }
         else
         {
-            if((wrap_1[_S26]) == 33648)
+            if((wrap_1[_S29]) == 33648)
             {
-                float t_4 = uv_3[a_0] - 2.0 * floor(uv_3[a_0] * 0.5);
-                float _S27;
+                float t_4 = uv_4[a_0] - 2.0 * floor(uv_4[a_0] * 0.5);
+                float _S30;
                 if(t_4 > 1.0)
                 {
-                    _S27 = 2.0 - t_4;
+                    _S30 = 2.0 - t_4;
                 }
                 else
                 {
-                    _S27 = t_4;
+                    _S30 = t_4;
                 }
-                w_1[a_0] = _S27;
+                w_1[a_0] = _S30;
             }
         }
         a_0 = a_0 + 1;
     }
-    vec2 half_0 = 0.5 / vec2(size_3);
+    vec2 half_0 = 0.5 / vec2(size_4);
     return clamp(w_1, half_0, 1.0 - half_0);
 }
 
 uvec3 ntcPcg3d_0(uvec3 v_0)
 {
-    uvec3 _S28 = v_0 * 1664525U + 1013904223U;
-    uvec3 _S29 = _S28;
-    _S29[0] = _S29[0] + _S28.y * _S28.z;
-    _S29[1] = _S29[1] + _S29.z * _S29.x;
-    _S29[2] = _S29[2] + _S29.x * _S29.y;
-    uvec3 _S30 = _S29 ^ (_S29 >> 16U);
-    _S29 = _S30;
-    _S29[0] = _S29[0] + _S30.y * _S30.z;
-    _S29[1] = _S29[1] + _S29.z * _S29.x;
-    _S29[2] = _S29[2] + _S29.x * _S29.y;
-    return _S29;
+    uvec3 _S31 = v_0 * 1664525U + 1013904223U;
+    uvec3 _S32 = _S31;
+    _S32[0] = _S32[0] + _S31.y * _S31.z;
+    _S32[1] = _S32[1] + _S32.z * _S32.x;
+    _S32[2] = _S32[2] + _S32.x * _S32.y;
+    uvec3 _S33 = _S32 ^ (_S32 >> 16U);
+    _S32 = _S33;
+    _S32[0] = _S32[0] + _S33.y * _S33.z;
+    _S32[1] = _S32[1] + _S32.z * _S32.x;
+    _S32[2] = _S32[2] + _S32.x * _S32.y;
+    return _S32;
 }
 
-void ntcFootprint_0(vec2 uv_4, ivec2 size_4, out ivec2 first_0, out vec2 f_1)
+void ntcFootprint_0(vec2 uv_5, ivec2 size_5, out ivec2 first_0, out vec2 f_2)
 {
-    vec2 p_1 = uv_4 * vec2(size_4) - 0.5;
+    vec2 p_1 = uv_5 * vec2(size_5) - 0.5;
     vec2 p0_1 = floor(p_1);
     first_0 = ivec2(p0_1);
-    f_1 = p_1 - p0_1;
+    f_2 = p_1 - p0_1;
     return;
 }
 
 int ntcFloorDiv_0(int i_1, int n_0)
 {
-    int _S31;
+    int _S34;
     if(i_1 >= 0)
     {
-        int _S32 = i_1 / n_0;
-        _S31 = _S32;
+        int _S35 = i_1 / n_0;
+        _S34 = _S35;
     }
     else
     {
-        int _S33 = (- i_1 - 1) / n_0;
-        _S31 = - _S33 - 1;
+        int _S36 = (- i_1 - 1) / n_0;
+        _S34 = - _S36 - 1;
     }
-    return _S31;
+    return _S34;
 }
 
 int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
@@ -447,54 +467,59 @@ int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
     }
     if(mode_0 == 33648)
     {
-        int _S34 = 2 * n_1;
-        int _S35 = ntcFloorDiv_0(i_2, _S34);
-        int a_1 = i_2 - _S34 * _S35 - n_1;
-        int _S36 = n_1 - 1;
-        int _S37;
+        int _S37 = 2 * n_1;
+        int _S38 = ntcFloorDiv_0(i_2, _S37);
+        int a_1 = i_2 - _S37 * _S38 - n_1;
+        int _S39 = n_1 - 1;
+        int _S40;
         if(a_1 >= 0)
         {
-            _S37 = a_1;
+            _S40 = a_1;
         }
         else
         {
-            _S37 = -1 - a_1;
+            _S40 = -1 - a_1;
         }
-        return _S36 - _S37;
+        return _S39 - _S40;
     }
-    int _S38 = ntcFloorDiv_0(i_2, n_1);
-    return i_2 - n_1 * _S38;
+    int _S41 = ntcFloorDiv_0(i_2, n_1);
+    return i_2 - n_1 * _S41;
 }
 
-vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_5, ivec2 wrap_2)
+vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_6, ivec2 wrap_2)
 {
-    int _S39 = ntcWrapIndex_0(texel_0.x, size_5.x, wrap_2.x);
-    int _S40 = ntcWrapIndex_0(texel_0.y, size_5.y, wrap_2.y);
-    return (vec2(ivec2(_S39, _S40)) + 0.5) / vec2(size_5);
+    int _S42 = ntcWrapIndex_0(texel_0.x, size_6.x, wrap_2.x);
+    int _S43 = ntcWrapIndex_0(texel_0.y, size_6.y, wrap_2.y);
+    return (vec2(ivec2(_S42, _S43)) + 0.5) / vec2(size_6);
 }
 
-void ntcDecode_0(int mip_2, vec2 uv_5, out vec4  result_1[4])
+void ntcDecode_0(int mip_2, vec2 uv_6, vec2 peGrid_2, out vec4  result_1[4])
 {
-    ntcDecodeWith_0(mip_2, uv_5, result_1);
+    ntcDecodeWith_0(mip_2, uv_6, peGrid_2, result_1);
     return;
 }
 
-void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
+void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
+    const vec2 _S44 = vec2(0.0);
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
     int taps_0;
     int j_0;
-    int k_1;
+    int k_2;
+    vec2 peGrid_3;
     if((s_2.filter_0) == 0)
     {
-        int _S41 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S41;
-        tapUv_0[0] = ntcWrapUv_0(uv_6, ntcMipSize_0(s_2.size_1, _S41), s_2.wrap_0);
+        int _S45 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S45;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S45);
+        tapUv_0[0] = ntcWrapUv_0(uv_7, size_7, s_2.wrap_0);
+        vec2 _S46 = vec2(size_7);
         taps_0 = 1;
+        peGrid_3 = _S46;
     }
     else
     {
@@ -511,12 +536,12 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_0;
             }
-            ivec2 size_6 = ntcMipSize_0(s_2.size_1, taps_0);
+            ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 first_1;
-            vec2 f_2;
-            ntcFootprint_0(uv_6, size_6, first_1, f_2);
-            ivec2 _S42 = first_1;
-            if((r_0.y) < (f_2.x))
+            vec2 f_3;
+            ntcFootprint_0(uv_7, size_8, first_1, f_3);
+            ivec2 _S47 = first_1;
+            if((r_0.y) < (f_3.x))
             {
                 j_0 = 1;
             }
@@ -524,18 +549,18 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 j_0 = 0;
             }
-            if((r_0.z) < (f_2.y))
+            if((r_0.z) < (f_3.y))
             {
-                k_1 = 1;
+                k_2 = 1;
             }
             else
             {
-                k_1 = 0;
+                k_2 = 0;
             }
-            ivec2 texel_1 = _S42 + ivec2(j_0, k_1);
+            ivec2 texel_1 = _S47 + ivec2(j_0, k_2);
             tapMip_0[0] = taps_0;
-            vec2 _S43 = ntcTexelUv_0(texel_1, size_6, s_2.wrap_0);
-            tapUv_0[0] = _S43;
+            vec2 _S48 = ntcTexelUv_0(texel_1, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S48;
             taps_0 = 1;
         }
         else
@@ -559,62 +584,63 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_3 = mip0_0 + j_0;
-                ivec2 size_7 = ntcMipSize_0(s_2.size_1, mip_3);
+                ivec2 size_9 = ntcMipSize_0(s_2.size_2, mip_3);
                 ivec2 first_2;
-                vec2 f_3;
-                ntcFootprint_0(uv_6, size_7, first_2, f_3);
-                float _S44;
+                vec2 f_4;
+                ntcFootprint_0(uv_7, size_9, first_2, f_4);
+                float _S49;
                 if(j_0 == 0)
                 {
-                    _S44 = 1.0 - t_5;
+                    _S49 = 1.0 - t_5;
                 }
                 else
                 {
-                    _S44 = t_5;
+                    _S49 = t_5;
                 }
-                k_1 = 0;
+                k_2 = 0;
                 for(;;)
                 {
-                    if(k_1 < 4)
+                    if(k_2 < 4)
                     {
                     }
                     else
                     {
                         break;
                     }
-                    int _S45 = k_1 & 1;
-                    int _S46 = k_1 >> 1;
-                    ivec2 d_0 = ivec2(_S45, _S46);
-                    int k_2 = 4 * j_0 + k_1;
-                    tapMip_0[k_2] = mip_3;
-                    vec2 _S47 = ntcTexelUv_0(first_2 + d_0, size_7, s_2.wrap_0);
-                    tapUv_0[k_2] = _S47;
-                    float _S48;
-                    if(_S45 != 0)
+                    int _S50 = k_2 & 1;
+                    int _S51 = k_2 >> 1;
+                    ivec2 d_0 = ivec2(_S50, _S51);
+                    int k_3 = 4 * j_0 + k_2;
+                    tapMip_0[k_3] = mip_3;
+                    vec2 _S52 = ntcTexelUv_0(first_2 + d_0, size_9, s_2.wrap_0);
+                    tapUv_0[k_3] = _S52;
+                    float _S53;
+                    if(_S50 != 0)
                     {
-                        _S48 = f_3.x;
+                        _S53 = f_4.x;
                     }
                     else
                     {
-                        _S48 = 1.0 - f_3.x;
+                        _S53 = 1.0 - f_4.x;
                     }
-                    float _S49 = _S44 * _S48;
-                    float _S50;
-                    if(_S46 != 0)
+                    float _S54 = _S49 * _S53;
+                    float _S55;
+                    if(_S51 != 0)
                     {
-                        _S50 = f_3.y;
+                        _S55 = f_4.y;
                     }
                     else
                     {
-                        _S50 = 1.0 - f_3.y;
+                        _S55 = 1.0 - f_4.y;
                     }
-                    tapWeight_0[k_2] = _S49 * _S50;
-                    k_1 = k_1 + 1;
+                    tapWeight_0[k_3] = _S54 * _S55;
+                    k_2 = k_2 + 1;
                 }
                 j_0 = j_0 + 1;
             }
             taps_0 = 4 * taps_0;
         }
+        peGrid_3 = _S44;
     }
     j_0 = 0;
     for(;;)
@@ -629,10 +655,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         result_2[j_0] = vec4(0.0);
         j_0 = j_0 + 1;
     }
-    k_1 = 0;
+    k_2 = 0;
     for(;;)
     {
-        if(k_1 < taps_0)
+        if(k_2 < taps_0)
         {
         }
         else
@@ -640,7 +666,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             break;
         }
         vec4  stored_0[4];
-        ntcDecode_0(tapMip_0[k_1], tapUv_0[k_1], stored_0);
+        ntcDecode_0(tapMip_0[k_2], tapUv_0[k_2], peGrid_3, stored_0);
         j_0 = 0;
         for(;;)
         {
@@ -651,10 +677,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_6, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            result_2[j_0] = result_2[j_0] + tapWeight_0[k_1] * stored_0[j_0];
+            result_2[j_0] = result_2[j_0] + tapWeight_0[k_2] * stored_0[j_0];
             j_0 = j_0 + 1;
         }
-        k_1 = k_1 + 1;
+        k_2 = k_2 + 1;
     }
     return;
 }
@@ -681,47 +707,47 @@ struct SampleTargets_0
 
 void main()
 {
-    vec2 uv_7 = NtcSampleHarness_0.harnessOrigin_0.xy + gl_FragCoord.x * NtcSampleHarness_0.harnessStep_0.xy + gl_FragCoord.y * NtcSampleHarness_0.harnessStep_0.zw;
-    vec2 gx_0 = dFdx(uv_7);
-    vec2 gy_0 = dFdy(uv_7);
+    vec2 uv_8 = NtcSampleHarness_0.harnessOrigin_0.xy + gl_FragCoord.x * NtcSampleHarness_0.harnessStep_0.xy + gl_FragCoord.y * NtcSampleHarness_0.harnessStep_0.zw;
+    vec2 gx_0 = dFdx(uv_8);
+    vec2 gy_0 = dFdy(uv_8);
     bool hardware_0 = (NtcSampleHarness_0.harnessMode_0.w) != 0;
     NtcSampler_0 s_3;
-    s_3.size_1 = NtcSampleHarness_0.harnessSet_0.xy;
+    s_3.size_2 = NtcSampleHarness_0.harnessSet_0.xy;
     s_3.mips_0 = NtcSampleHarness_0.harnessSet_0.z;
     s_3.filter_0 = NtcSampleHarness_0.harnessSet_0.w;
     s_3.wrap_0 = NtcSampleHarness_0.harnessMode_0.xy;
     s_3.frame_0 = uint(NtcSampleHarness_0.harnessMode_0.z);
     vec4  stored_1[4];
-    NtcSampler_0 _S51 = s_3;
-    vec2 _S52;
+    NtcSampler_0 _S56 = s_3;
+    vec2 _S57;
     if(hardware_0)
     {
-        _S52 = gx_0;
+        _S57 = gx_0;
     }
     else
     {
-        _S52 = NtcSampleHarness_0.harnessStep_0.xy;
+        _S57 = NtcSampleHarness_0.harnessStep_0.xy;
     }
-    vec2 _S53;
+    vec2 _S58;
     if(hardware_0)
     {
-        _S53 = gy_0;
+        _S58 = gy_0;
     }
     else
     {
-        _S53 = NtcSampleHarness_0.harnessStep_0.zw;
+        _S58 = NtcSampleHarness_0.harnessStep_0.zw;
     }
-    ntcSample_0(_S51, uv_7, _S52, _S53, uvec2(gl_FragCoord.xy), stored_1);
+    ntcSample_0(_S56, uv_8, _S57, _S58, uvec2(gl_FragCoord.xy), stored_1);
     SampleTargets_0 t_6;
     t_6.c0_0 = stored_1[0];
     t_6.c1_0 = stored_1[1];
     t_6.c2_0 = stored_1[2];
     t_6.c3_0 = stored_1[3];
-    SampleTargets_0 _S54 = t_6;
+    SampleTargets_0 _S59 = t_6;
     entryPointParam_fragmentMain_c0_0 = t_6.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S54.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S54.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S54.c3_0;
+    entryPointParam_fragmentMain_c1_0 = _S59.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S59.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S59.c3_0;
     return;
 }
 

@@ -161,6 +161,27 @@ vec4 triangle_0(vec4 t_2)
     return 1.0 - 4.0 * abs(fract(t_2) - 0.5);
 }
 
+vec4 ntcPositionalEncoding_0(vec2 size_1, vec2 uv_2, vec2 peGrid_0, int k_0)
+{
+    float scale_0 = float(1 << k_0);
+    if((peGrid_0.x) <= 0.0)
+    {
+        vec2 s_0 = uv_2 * size_1 * scale_0;
+        return triangle_0(vec4(s_0, s_0 + 0.25));
+    }
+    vec2 g_0 = uv_2 * peGrid_0 - 0.5;
+    vec2 g0_0 = floor(g_0);
+    vec2 f_1 = g_0 - g0_0;
+    vec2 s00_0 = (g0_0 + 0.5) / peGrid_0 * size_1 * scale_0;
+    vec2 s10_0 = (g0_0 + vec2(1.5, 0.5)) / peGrid_0 * size_1 * scale_0;
+    vec2 s01_0 = (g0_0 + vec2(0.5, 1.5)) / peGrid_0 * size_1 * scale_0;
+    vec2 s11_0 = (g0_0 + 1.5) / peGrid_0 * size_1 * scale_0;
+    float _S12 = f_1.x;
+    float _S13 = 1.0 - _S12;
+    float _S14 = f_1.y;
+    return (triangle_0(vec4(s00_0, s00_0 + 0.25)) * _S13 + triangle_0(vec4(s10_0, s10_0 + 0.25)) * _S12) * (1.0 - _S14) + (triangle_0(vec4(s01_0, s01_0 + 0.25)) * _S13 + triangle_0(vec4(s11_0, s11_0 + 0.25)) * _S12) * _S14;
+}
+
 layout(constant_id = 1)
 const int NTC_LAYERS_0 = 4;
 
@@ -232,13 +253,13 @@ vec4 hswish3_0(vec4 x_1)
     return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
-void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
 {
     int o_0;
     vec4  act_0[128];
-    int _S12 = int(NtcModel_0.ntcInfo_0.w);
-    int _S13 = min(mip_0, _S12);
-    int _S14 = min(mip_0 + 1, _S12);
+    int _S15 = int(NtcModel_0.ntcInfo_0.w);
+    int _S16 = min(mip_0, _S15);
+    int _S17 = min(mip_0 + 1, _S15);
     int nL_0 = NTC_FEATURES_0 / 4;
     int hiVec4_0;
     if(NTC_GATHER4_0 != 0)
@@ -249,7 +270,8 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
     {
         hiVec4_0 = nL_0;
     }
-    NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S13), uv_2);
+    vec2 _S18 = ntcLevelSize_0(_S16);
+    NtcTaps_0 t_3 = ntcTaps_0(_S18, uv_3);
     int l_0 = 0;
     for(;;)
     {
@@ -262,48 +284,46 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(NTC_GATHER4_0 != 0)
         {
-            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S13);
-            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S13);
-            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S13);
-            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S13);
+            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S16);
+            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S16);
+            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S16);
+            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S16);
         }
         else
         {
-            act_0[l_0] = ntcBilinear_0(_S13, l_0, uv_2);
+            act_0[l_0] = ntcBilinear_0(_S16, l_0, uv_3);
         }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S14, l_0, uv_2);
+        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S17, l_0, uv_3);
         l_0 = l_0 + 1;
     }
-    vec2 _S15 = t_3.p_0 + 0.5;
-    int k_0 = 0;
+    int k_1 = 0;
     for(;;)
     {
-        if(k_0 < 3)
+        if(k_1 < 3)
         {
         }
         else
         {
             break;
         }
-        vec2 s_0 = _S15 * float(1 << k_0);
-        act_0[hiVec4_0 + nL_0 + k_0] = triangle_0(vec4(s_0, s_0 + 0.25));
-        k_0 = k_0 + 1;
+        act_0[hiVec4_0 + nL_0 + k_1] = ntcPositionalEncoding_0(_S18, uv_3, peGrid_1, k_1);
+        k_1 = k_1 + 1;
     }
     float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
-    int _S16 = hiVec4_0 + nL_0 + 3;
-    vec4 _S17;
+    int _S19 = hiVec4_0 + nL_0 + 3;
+    vec4 _S20;
     if(NTC_GATHER4_0 != 0)
     {
-        _S17 = vec4(lod_0, t_3.f_0, 0.0);
+        _S20 = vec4(lod_0, t_3.f_0, 0.0);
     }
     else
     {
-        _S17 = vec4(lod_0, 0.0, 0.0, 0.0);
+        _S20 = vec4(lod_0, 0.0, 0.0, 0.0);
     }
-    act_0[_S16] = _S17;
-    int _S18 = _S16 + 1;
+    act_0[_S19] = _S20;
+    int _S21 = _S19 + 1;
     int base_0 = 0;
-    int nIn_0 = _S18;
+    int nIn_0 = _S21;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -316,14 +336,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         {
             break;
         }
-        int _S19 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * _S19 * nIn_0;
-        int _S20 = layer_3 + 1;
-        bool _S21 = _S20 < NTC_LAYERS_0;
+        int _S22 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S22 * nIn_0;
+        int _S23 = layer_3 + 1;
+        bool _S24 = _S23 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < _S19)
+            if(o_0 < _S22)
             {
             }
             else
@@ -331,7 +351,7 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S22 = base_0 + 4 * o_0 * nIn_0;
+            int _S25 = base_0 + 4 * o_0 * nIn_0;
             int i_0 = 0;
             for(;;)
             {
@@ -342,30 +362,30 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S22 + i_0], act_0[src_0 + i_0]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S22 + nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S22 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S22 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S25 + i_0], act_0[src_0 + i_0]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S25 + nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S25 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S25 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
                 i_0 = i_0 + 1;
             }
-            if(_S21)
+            if(_S24)
             {
-                _S17 = hswish3_0(acc_0);
+                _S20 = hswish3_0(acc_0);
             }
             else
             {
-                _S17 = acc_0;
+                _S20 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S17;
+            act_0[dst_0 + o_0] = _S20;
             o_0 = o_0 + 1;
         }
-        int _S23 = biasBase_0 + _S19;
-        base_0 = _S23;
-        nIn_0 = _S19;
-        layer_3 = _S20;
-        int _S24 = src_0;
+        int _S26 = biasBase_0 + _S22;
+        base_0 = _S26;
+        nIn_0 = _S22;
+        layer_3 = _S23;
+        int _S27 = src_0;
         src_0 = dst_0;
-        dst_0 = _S24;
+        dst_0 = _S27;
     }
     o_0 = 0;
     for(;;)
@@ -379,13 +399,13 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_2, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S17 = act_0[src_0 + o_0];
+            _S20 = act_0[src_0 + o_0];
         }
         else
         {
-            _S17 = vec4(0.0);
+            _S20 = vec4(0.0);
         }
-        result_0[o_0] = _S17;
+        result_0[o_0] = _S20;
         o_0 = o_0 + 1;
     }
     return;
@@ -397,32 +417,32 @@ struct PbrVertexOut_0
     vec3 worldPos_0;
     vec3 normal_0;
     vec4 tangent_0;
-    vec2 uv_3;
+    vec2 uv_4;
     vec2 uv1_0;
     vec4 colour_0;
 };
 
 vec2 pbrSlotUv_0(int slot_0, PbrVertexOut_0 v_0)
 {
-    int _S25 = 2 * slot_0;
-    vec4 r0_0 = PbrDraw_0.drawUv_0[_S25];
-    vec4 r1_0 = PbrDraw_0.drawUv_0[_S25 + 1];
-    vec2 _S26;
-    if((PbrDraw_0.drawUv_0[_S25].w) > 0.5)
+    int _S28 = 2 * slot_0;
+    vec4 r0_0 = PbrDraw_0.drawUv_0[_S28];
+    vec4 r1_0 = PbrDraw_0.drawUv_0[_S28 + 1];
+    vec2 _S29;
+    if((PbrDraw_0.drawUv_0[_S28].w) > 0.5)
     {
-        _S26 = v_0.uv1_0;
+        _S29 = v_0.uv1_0;
     }
     else
     {
-        _S26 = v_0.uv_3;
+        _S29 = v_0.uv_4;
     }
-    vec3 p_1 = vec3(_S26, 1.0);
+    vec3 p_1 = vec3(_S29, 1.0);
     return vec2(dot(r0_0.xyz, p_1), dot(r1_0.xyz, p_1));
 }
 
 struct NtcSampler_0
 {
-    ivec2 size_1;
+    ivec2 size_2;
     int mips_0;
     int filter_0;
     ivec2 wrap_0;
@@ -431,18 +451,18 @@ struct NtcSampler_0
 
 float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
 {
-    vec2 _S27 = vec2(s_1.size_1);
-    return clamp(log2(max(max(length(dUVdx_0 * _S27), length(dUVdy_0 * _S27)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
+    vec2 _S30 = vec2(s_1.size_2);
+    return clamp(log2(max(max(length(dUVdx_0 * _S30), length(dUVdy_0 * _S30)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
 }
 
-ivec2 ntcMipSize_0(ivec2 size_2, int mip_1)
+ivec2 ntcMipSize_0(ivec2 size_3, int mip_1)
 {
-    return max(ivec2((size_2.x) >> mip_1, (size_2.y) >> mip_1), ivec2(1));
+    return max(ivec2((size_3.x) >> mip_1, (size_3.y) >> mip_1), ivec2(1));
 }
 
-vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_3, ivec2 wrap_1)
+vec2 ntcWrapUv_0(vec2 uv_5, ivec2 size_4, ivec2 wrap_1)
 {
-    vec2 w_1 = uv_4;
+    vec2 w_1 = uv_5;
     int a_0 = 0;
     for(;;)
     {
@@ -453,72 +473,72 @@ vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_3, ivec2 wrap_1)
         {
             break;
         }
-        int _S28 = a_0;
+        int _S31 = a_0;
         if((wrap_1[a_0]) == 10497)
         {
-            w_1[a_0] = uv_4[a_0] - floor(uv_4[a_0]);
+            w_1[a_0] = uv_5[a_0] - floor(uv_5[a_0]);
         }
         else
         {
-            if((wrap_1[_S28]) == 33648)
+            if((wrap_1[_S31]) == 33648)
             {
-                float t_4 = uv_4[a_0] - 2.0 * floor(uv_4[a_0] * 0.5);
-                float _S29;
+                float t_4 = uv_5[a_0] - 2.0 * floor(uv_5[a_0] * 0.5);
+                float _S32;
                 if(t_4 > 1.0)
                 {
-                    _S29 = 2.0 - t_4;
+                    _S32 = 2.0 - t_4;
                 }
                 else
                 {
-                    _S29 = t_4;
+                    _S32 = t_4;
                 }
-                w_1[a_0] = _S29;
+                w_1[a_0] = _S32;
             }
         }
         a_0 = a_0 + 1;
     }
-    vec2 half_0 = 0.5 / vec2(size_3);
+    vec2 half_0 = 0.5 / vec2(size_4);
     return clamp(w_1, half_0, 1.0 - half_0);
 }
 
 uvec3 ntcPcg3d_0(uvec3 v_1)
 {
-    uvec3 _S30 = v_1 * 1664525U + 1013904223U;
-    uvec3 _S31 = _S30;
-    _S31[0] = _S31[0] + _S30.y * _S30.z;
-    _S31[1] = _S31[1] + _S31.z * _S31.x;
-    _S31[2] = _S31[2] + _S31.x * _S31.y;
-    uvec3 _S32 = _S31 ^ (_S31 >> 16U);
-    _S31 = _S32;
-    _S31[0] = _S31[0] + _S32.y * _S32.z;
-    _S31[1] = _S31[1] + _S31.z * _S31.x;
-    _S31[2] = _S31[2] + _S31.x * _S31.y;
-    return _S31;
+    uvec3 _S33 = v_1 * 1664525U + 1013904223U;
+    uvec3 _S34 = _S33;
+    _S34[0] = _S34[0] + _S33.y * _S33.z;
+    _S34[1] = _S34[1] + _S34.z * _S34.x;
+    _S34[2] = _S34[2] + _S34.x * _S34.y;
+    uvec3 _S35 = _S34 ^ (_S34 >> 16U);
+    _S34 = _S35;
+    _S34[0] = _S34[0] + _S35.y * _S35.z;
+    _S34[1] = _S34[1] + _S34.z * _S34.x;
+    _S34[2] = _S34[2] + _S34.x * _S34.y;
+    return _S34;
 }
 
-void ntcFootprint_0(vec2 uv_5, ivec2 size_4, out ivec2 first_0, out vec2 f_1)
+void ntcFootprint_0(vec2 uv_6, ivec2 size_5, out ivec2 first_0, out vec2 f_2)
 {
-    vec2 p_2 = uv_5 * vec2(size_4) - 0.5;
+    vec2 p_2 = uv_6 * vec2(size_5) - 0.5;
     vec2 p0_1 = floor(p_2);
     first_0 = ivec2(p0_1);
-    f_1 = p_2 - p0_1;
+    f_2 = p_2 - p0_1;
     return;
 }
 
 int ntcFloorDiv_0(int i_1, int n_0)
 {
-    int _S33;
+    int _S36;
     if(i_1 >= 0)
     {
-        int _S34 = i_1 / n_0;
-        _S33 = _S34;
+        int _S37 = i_1 / n_0;
+        _S36 = _S37;
     }
     else
     {
-        int _S35 = (- i_1 - 1) / n_0;
-        _S33 = - _S35 - 1;
+        int _S38 = (- i_1 - 1) / n_0;
+        _S36 = - _S38 - 1;
     }
-    return _S33;
+    return _S36;
 }
 
 int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
@@ -529,54 +549,59 @@ int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
     }
     if(mode_0 == 33648)
     {
-        int _S36 = 2 * n_1;
-        int _S37 = ntcFloorDiv_0(i_2, _S36);
-        int a_1 = i_2 - _S36 * _S37 - n_1;
-        int _S38 = n_1 - 1;
-        int _S39;
+        int _S39 = 2 * n_1;
+        int _S40 = ntcFloorDiv_0(i_2, _S39);
+        int a_1 = i_2 - _S39 * _S40 - n_1;
+        int _S41 = n_1 - 1;
+        int _S42;
         if(a_1 >= 0)
         {
-            _S39 = a_1;
+            _S42 = a_1;
         }
         else
         {
-            _S39 = -1 - a_1;
+            _S42 = -1 - a_1;
         }
-        return _S38 - _S39;
+        return _S41 - _S42;
     }
-    int _S40 = ntcFloorDiv_0(i_2, n_1);
-    return i_2 - n_1 * _S40;
+    int _S43 = ntcFloorDiv_0(i_2, n_1);
+    return i_2 - n_1 * _S43;
 }
 
-vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_5, ivec2 wrap_2)
+vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_6, ivec2 wrap_2)
 {
-    int _S41 = ntcWrapIndex_0(texel_0.x, size_5.x, wrap_2.x);
-    int _S42 = ntcWrapIndex_0(texel_0.y, size_5.y, wrap_2.y);
-    return (vec2(ivec2(_S41, _S42)) + 0.5) / vec2(size_5);
+    int _S44 = ntcWrapIndex_0(texel_0.x, size_6.x, wrap_2.x);
+    int _S45 = ntcWrapIndex_0(texel_0.y, size_6.y, wrap_2.y);
+    return (vec2(ivec2(_S44, _S45)) + 0.5) / vec2(size_6);
 }
 
-void ntcDecode_0(int mip_2, vec2 uv_6, out vec4  result_1[4])
+void ntcDecode_0(int mip_2, vec2 uv_7, vec2 peGrid_2, out vec4  result_1[4])
 {
-    ntcDecodeWith_0(mip_2, uv_6, result_1);
+    ntcDecodeWith_0(mip_2, uv_7, peGrid_2, result_1);
     return;
 }
 
-void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
+void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
+    const vec2 _S46 = vec2(0.0);
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
     int taps_0;
     int j_0;
-    int k_1;
+    int k_2;
+    vec2 peGrid_3;
     if((s_2.filter_0) == 0)
     {
-        int _S43 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S43;
-        tapUv_0[0] = ntcWrapUv_0(uv_7, ntcMipSize_0(s_2.size_1, _S43), s_2.wrap_0);
+        int _S47 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S47;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S47);
+        tapUv_0[0] = ntcWrapUv_0(uv_8, size_7, s_2.wrap_0);
+        vec2 _S48 = vec2(size_7);
         taps_0 = 1;
+        peGrid_3 = _S48;
     }
     else
     {
@@ -593,12 +618,12 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_0;
             }
-            ivec2 size_6 = ntcMipSize_0(s_2.size_1, taps_0);
+            ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 first_1;
-            vec2 f_2;
-            ntcFootprint_0(uv_7, size_6, first_1, f_2);
-            ivec2 _S44 = first_1;
-            if((r_0.y) < (f_2.x))
+            vec2 f_3;
+            ntcFootprint_0(uv_8, size_8, first_1, f_3);
+            ivec2 _S49 = first_1;
+            if((r_0.y) < (f_3.x))
             {
                 j_0 = 1;
             }
@@ -606,18 +631,18 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 j_0 = 0;
             }
-            if((r_0.z) < (f_2.y))
+            if((r_0.z) < (f_3.y))
             {
-                k_1 = 1;
+                k_2 = 1;
             }
             else
             {
-                k_1 = 0;
+                k_2 = 0;
             }
-            ivec2 texel_1 = _S44 + ivec2(j_0, k_1);
+            ivec2 texel_1 = _S49 + ivec2(j_0, k_2);
             tapMip_0[0] = taps_0;
-            vec2 _S45 = ntcTexelUv_0(texel_1, size_6, s_2.wrap_0);
-            tapUv_0[0] = _S45;
+            vec2 _S50 = ntcTexelUv_0(texel_1, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S50;
             taps_0 = 1;
         }
         else
@@ -641,62 +666,63 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_3 = mip0_0 + j_0;
-                ivec2 size_7 = ntcMipSize_0(s_2.size_1, mip_3);
+                ivec2 size_9 = ntcMipSize_0(s_2.size_2, mip_3);
                 ivec2 first_2;
-                vec2 f_3;
-                ntcFootprint_0(uv_7, size_7, first_2, f_3);
-                float _S46;
+                vec2 f_4;
+                ntcFootprint_0(uv_8, size_9, first_2, f_4);
+                float _S51;
                 if(j_0 == 0)
                 {
-                    _S46 = 1.0 - t_5;
+                    _S51 = 1.0 - t_5;
                 }
                 else
                 {
-                    _S46 = t_5;
+                    _S51 = t_5;
                 }
-                k_1 = 0;
+                k_2 = 0;
                 for(;;)
                 {
-                    if(k_1 < 4)
+                    if(k_2 < 4)
                     {
                     }
                     else
                     {
                         break;
                     }
-                    int _S47 = k_1 & 1;
-                    int _S48 = k_1 >> 1;
-                    ivec2 d_0 = ivec2(_S47, _S48);
-                    int k_2 = 4 * j_0 + k_1;
-                    tapMip_0[k_2] = mip_3;
-                    vec2 _S49 = ntcTexelUv_0(first_2 + d_0, size_7, s_2.wrap_0);
-                    tapUv_0[k_2] = _S49;
-                    float _S50;
-                    if(_S47 != 0)
+                    int _S52 = k_2 & 1;
+                    int _S53 = k_2 >> 1;
+                    ivec2 d_0 = ivec2(_S52, _S53);
+                    int k_3 = 4 * j_0 + k_2;
+                    tapMip_0[k_3] = mip_3;
+                    vec2 _S54 = ntcTexelUv_0(first_2 + d_0, size_9, s_2.wrap_0);
+                    tapUv_0[k_3] = _S54;
+                    float _S55;
+                    if(_S52 != 0)
                     {
-                        _S50 = f_3.x;
+                        _S55 = f_4.x;
                     }
                     else
                     {
-                        _S50 = 1.0 - f_3.x;
+                        _S55 = 1.0 - f_4.x;
                     }
-                    float _S51 = _S46 * _S50;
-                    float _S52;
-                    if(_S48 != 0)
+                    float _S56 = _S51 * _S55;
+                    float _S57;
+                    if(_S53 != 0)
                     {
-                        _S52 = f_3.y;
+                        _S57 = f_4.y;
                     }
                     else
                     {
-                        _S52 = 1.0 - f_3.y;
+                        _S57 = 1.0 - f_4.y;
                     }
-                    tapWeight_0[k_2] = _S51 * _S52;
-                    k_1 = k_1 + 1;
+                    tapWeight_0[k_3] = _S56 * _S57;
+                    k_2 = k_2 + 1;
                 }
                 j_0 = j_0 + 1;
             }
             taps_0 = 4 * taps_0;
         }
+        peGrid_3 = _S46;
     }
     j_0 = 0;
     for(;;)
@@ -711,10 +737,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         result_2[j_0] = vec4(0.0);
         j_0 = j_0 + 1;
     }
-    k_1 = 0;
+    k_2 = 0;
     for(;;)
     {
-        if(k_1 < taps_0)
+        if(k_2 < taps_0)
         {
         }
         else
@@ -722,7 +748,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             break;
         }
         vec4  stored_0[4];
-        ntcDecode_0(tapMip_0[k_1], tapUv_0[k_1], stored_0);
+        ntcDecode_0(tapMip_0[k_2], tapUv_0[k_2], peGrid_3, stored_0);
         j_0 = 0;
         for(;;)
         {
@@ -733,10 +759,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            result_2[j_0] = result_2[j_0] + tapWeight_0[k_1] * stored_0[j_0];
+            result_2[j_0] = result_2[j_0] + tapWeight_0[k_2] * stored_0[j_0];
             j_0 = j_0 + 1;
         }
-        k_1 = k_1 + 1;
+        k_2 = k_2 + 1;
     }
     return;
 }
@@ -798,69 +824,69 @@ vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
     {
         tex_1 = PbrDraw_0.drawSlotTex1_0[slot_1 - 4];
     }
-    vec4 _S53;
+    vec4 _S58;
     if(tex_1 >= 0)
     {
-        _S53 = ntcRemap_0(tex_1, stored_2);
+        _S58 = ntcRemap_0(tex_1, stored_2);
     }
     else
     {
-        _S53 = vec4(1.0);
+        _S58 = vec4(1.0);
     }
-    return _S53;
+    return _S58;
 }
 
 int pbrSlotFlags_0(int slot_2)
 {
-    int _S54;
+    int _S59;
     if(slot_2 < 4)
     {
-        _S54 = PbrDraw_0.drawSlotFlags0_0[slot_2];
+        _S59 = PbrDraw_0.drawSlotFlags0_0[slot_2];
     }
     else
     {
-        _S54 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
+        _S59 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
     }
-    return _S54;
+    return _S59;
 }
 
 vec3 pbrSrgbToLinear_0(vec3 c_1)
 {
     vec3 lo_0 = c_1 / 12.92000007629394531;
     vec3 hi_1 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
-    float _S55;
+    float _S60;
     if((c_1.x) <= 0.04044999927282333)
     {
-        _S55 = lo_0.x;
+        _S60 = lo_0.x;
     }
     else
     {
-        _S55 = hi_1.x;
+        _S60 = hi_1.x;
     }
-    float _S56;
+    float _S61;
     if((c_1.y) <= 0.04044999927282333)
     {
-        _S56 = lo_0.y;
+        _S61 = lo_0.y;
     }
     else
     {
-        _S56 = hi_1.y;
+        _S61 = hi_1.y;
     }
-    float _S57;
+    float _S62;
     if((c_1.z) <= 0.04044999927282333)
     {
-        _S57 = lo_0.z;
+        _S62 = lo_0.z;
     }
     else
     {
-        _S57 = hi_1.z;
+        _S62 = hi_1.z;
     }
-    return vec3(_S55, _S56, _S57);
+    return vec3(_S60, _S61, _S62);
 }
 
 vec4 pbrSlotValue_0(int slot_3, vec4 texel_3)
 {
-    vec4 _S58 = texel_3;
+    vec4 _S63 = texel_3;
     int flags_0 = pbrSlotFlags_0(slot_3);
     if((flags_0 & 1) == 0)
     {
@@ -868,9 +894,9 @@ vec4 pbrSlotValue_0(int slot_3, vec4 texel_3)
     }
     if((flags_0 & 2) != 0)
     {
-        _S58.xyz = pbrSrgbToLinear_0(_S58.xyz);
+        _S63.xyz = pbrSrgbToLinear_0(_S63.xyz);
     }
-    return _S58;
+    return _S63;
 }
 
 vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
@@ -888,18 +914,18 @@ float pbrDistributionGgx_0(float nDotH_0, float alpha_0)
 float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
-    float _S59 = 1.0 - a2_1;
-    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S59 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S59 + a2_1);
-    float _S60;
+    float _S64 = 1.0 - a2_1;
+    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S64 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S64 + a2_1);
+    float _S65;
     if(s_3 > 0.0)
     {
-        _S60 = 0.5 / s_3;
+        _S65 = 0.5 / s_3;
     }
     else
     {
-        _S60 = 0.0;
+        _S65 = 0.0;
     }
-    return _S60;
+    return _S65;
 }
 
 vec3 pbrEnvironmentAt_0(float y_2, float row_0)
@@ -923,8 +949,8 @@ vec3 pbrPrefiltered_0(vec3 r_1, float perceptualRoughness_0)
 vec3 pbrEnvBrdf_0(vec3 f0_1, float perceptualRoughness_1, float nDotV_1)
 {
     vec4 r_2 = perceptualRoughness_1 * vec4(-1.0, -0.02749999985098839, -0.57200002670288086, 0.02199999988079071) + vec4(1.0, 0.04250000044703484, 1.03999996185302734, -0.03999999910593033);
-    float _S61 = r_2.x;
-    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S61 * _S61, (exp2((-9.27999973297119141 * nDotV_1)))) * _S61 + r_2.y) + r_2.zw;
+    float _S66 = r_2.x;
+    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S66 * _S66, (exp2((-9.27999973297119141 * nDotV_1)))) * _S66 + r_2.y) + r_2.zw;
     return f0_1 * ab_0.x + ab_0.y;
 }
 
@@ -944,37 +970,37 @@ vec3 pbrAces_0(vec3 x_3)
 
 vec3 pbrLinearToSrgb_0(vec3 c_2)
 {
-    vec3 _S62 = clamp(c_2, vec3(0.0), vec3(1.0));
-    vec3 lo_1 = _S62 * 12.92000007629394531;
-    vec3 hi_2 = 1.0549999475479126 * pow(_S62, vec3(0.4166666567325592)) - 0.05499999970197678;
-    float _S63;
-    if((_S62.x) <= 0.00313080009073019)
+    vec3 _S67 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 lo_1 = _S67 * 12.92000007629394531;
+    vec3 hi_2 = 1.0549999475479126 * pow(_S67, vec3(0.4166666567325592)) - 0.05499999970197678;
+    float _S68;
+    if((_S67.x) <= 0.00313080009073019)
     {
-        _S63 = lo_1.x;
+        _S68 = lo_1.x;
     }
     else
     {
-        _S63 = hi_2.x;
+        _S68 = hi_2.x;
     }
-    float _S64;
-    if((_S62.y) <= 0.00313080009073019)
+    float _S69;
+    if((_S67.y) <= 0.00313080009073019)
     {
-        _S64 = lo_1.y;
+        _S69 = lo_1.y;
     }
     else
     {
-        _S64 = hi_2.y;
+        _S69 = hi_2.y;
     }
-    float _S65;
-    if((_S62.z) <= 0.00313080009073019)
+    float _S70;
+    if((_S67.z) <= 0.00313080009073019)
     {
-        _S65 = lo_1.z;
+        _S70 = lo_1.z;
     }
     else
     {
-        _S65 = hi_2.z;
+        _S70 = hi_2.z;
     }
-    return vec3(_S63, _S64, _S65);
+    return vec3(_S68, _S69, _S70);
 }
 
 struct PbrTexels_0
@@ -990,16 +1016,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_3.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
-    bool _S66;
+    bool _S71;
     if(alphaMode_0 == 1)
     {
-        _S66 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
+        _S71 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
     }
     else
     {
-        _S66 = false;
+        _S71 = false;
     }
-    if(_S66)
+    if(_S71)
     {
         discard;
     }
@@ -1016,20 +1042,20 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     }
     if(((pbrSlotFlags_0(1)) & 1) != 0)
     {
-        _S66 = (dot(t_6, t_6)) > 9.999999960041972e-13;
+        _S71 = (dot(t_6, t_6)) > 9.999999960041972e-13;
     }
     else
     {
-        _S66 = false;
+        _S71 = false;
     }
     vec3 n_4;
-    if(_S66)
+    if(_S71)
     {
         vec3 t_7 = normalize(t_6 - n_3 * dot(n_3, t_6));
         vec3 b_0 = cross(n_3, t_7) * handedness_0;
-        vec3 _S67 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        vec3 tn_0 = _S67;
-        tn_0.xy = _S67.xy * PbrDraw_0.drawParams_0.z;
+        vec3 _S72 = texels_0.normal_1.xyz * 2.0 - 1.0;
+        vec3 tn_0 = _S72;
+        tn_0.xy = _S72.xy * PbrDraw_0.drawParams_0.z;
         vec3 mapped_0 = t_7 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
         if((dot(mapped_0, mapped_0)) > 9.999999960041972e-13)
         {
@@ -1046,13 +1072,13 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     }
     if(!front_0)
     {
-        _S66 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
+        _S71 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
     }
     else
     {
-        _S66 = false;
+        _S71 = false;
     }
-    if(_S66)
+    if(_S71)
     {
         n_4 = - n_4;
     }
@@ -1060,16 +1086,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     float metallic_0 = clamp(PbrDraw_0.drawParams_0.x * mr_0.z, 0.0, 1.0);
     float perceptual_0 = clamp(PbrDraw_0.drawParams_0.y * mr_0.y, 0.02999999932944775, 1.0);
     float alpha_2 = perceptual_0 * perceptual_0;
-    vec3 _S68 = baseColor_1.xyz;
-    vec3 f0_2 = mix(vec3(0.03999999910593033), _S68, vec3(metallic_0));
-    vec3 diffuseColor_0 = _S68 * (1.0 - metallic_0);
+    vec3 _S73 = baseColor_1.xyz;
+    vec3 f0_2 = mix(vec3(0.03999999910593033), _S73, vec3(metallic_0));
+    vec3 diffuseColor_0 = _S73 * (1.0 - metallic_0);
     vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_3.worldPos_0);
-    float _S69 = max(dot(n_4, view_0), 0.00009999999747379);
+    float _S74 = max(dot(n_4, view_0), 0.00009999999747379);
     vec3 l_1 = PbrFrame_0.frameLightDir_0.xyz;
     vec3 h_4 = normalize(l_1 + view_0);
     float nDotL_1 = clamp(dot(n_4, l_1), 0.0, 1.0);
-    vec3 f_4 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
-    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_4) * diffuseColor_0 / 3.14159274101257324 + f_4 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S69, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S69)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
+    vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
+    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S74, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S74)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;
@@ -1104,27 +1130,27 @@ in vec4 v_colour_0;
 
 void main()
 {
-    PbrVertexOut_0 _S70 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_8 = pbrSlotUv_0(5, _S70);
-    vec2 gx_0 = dFdx(uv_8);
-    vec2 gy_0 = dFdy(uv_8);
+    PbrVertexOut_0 _S75 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec2 uv_9 = pbrSlotUv_0(5, _S75);
+    vec2 gx_0 = dFdx(uv_9);
+    vec2 gy_0 = dFdy(uv_9);
     NtcSampler_0 s_4;
-    s_4.size_1 = PbrDraw_0.drawNtcSet_0.xy;
+    s_4.size_2 = PbrDraw_0.drawNtcSet_0.xy;
     s_4.mips_0 = PbrDraw_0.drawNtcSet_0.z;
     s_4.filter_0 = PbrFrame_0.frameNtc_0.x;
     s_4.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
     s_4.frame_0 = uint(PbrFrame_0.frameNtc_0.y);
     vec4  stored_3[4];
-    ntcSample_0(s_4, uv_8, gx_0, gy_0, uvec2(gl_FragCoord.xy), stored_3);
+    ntcSample_0(s_4, uv_9, gx_0, gy_0, uvec2(gl_FragCoord.xy), stored_3);
     PbrTexels_0 t_8;
     t_8.baseColor_0 = pbrNtcSlot_0(0, stored_3);
     t_8.normal_1 = pbrNtcSlot_0(1, stored_3);
     t_8.metallicRoughness_0 = pbrNtcSlot_0(2, stored_3);
     t_8.occlusion_0 = pbrNtcSlot_0(3, stored_3);
     t_8.emissive_0 = pbrNtcSlot_0(4, stored_3);
-    PbrVertexOut_0 _S71 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S72 = pbrShade_0(_S71, gl_FrontFacing, t_8);
-    entryPointParam_fragmentMain_0 = _S72;
+    PbrVertexOut_0 _S76 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec4 _S77 = pbrShade_0(_S76, gl_FrontFacing, t_8);
+    entryPointParam_fragmentMain_0 = _S77;
     return;
 }
 
