@@ -16,7 +16,7 @@ from export.format import read_ntc
 from gltf_scenes import TEX, SceneBuilder, textured_builder
 from test_cli import one_line_error, run
 from trainer import cli as compress_cli
-from trainer.compress import CompressSettings
+from trainer.compress import DEFAULT_BPP, CompressSettings
 from trainer.fit import TrainConfig
 from trainer.gltf import NTC_EXTENSION, material_texture_set, set_key, slot_texture_names
 from viewer import ntc_cache
@@ -114,6 +114,9 @@ def test_set_key_follows_content_and_settings(tmp_path):
     assert set_key(a, settings(steps=31)) != key
     assert set_key(a, replace(settings(), preset="p1.3")) != key
     assert set_key(a, replace(settings(), device="cuda")) == key, "the device is not part of it"
+    by_bpp = [set_key(a, replace(settings(), preset=None, bpp=bpp))
+              for bpp in (None, DEFAULT_BPP, 8.0)]
+    assert by_bpp[0] == by_bpp[1] != by_bpp[2], "no --bpp is the default --bpp"
     a.textures[0].pixels[0, 0, 0] += 1 / 255
     assert set_key(a, settings()) != key
 

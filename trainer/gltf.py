@@ -181,11 +181,16 @@ def material_texture_set(scene, material, log=print) -> TextureSet | None:
 
 
 def _settings_json(settings) -> dict:
-    """The compression settings that change the result (not the device or the progress bar)."""
+    """The compression settings that change the result (not the device or the progress bar).
+    No --bpp is the default --bpp, so `ntc-view` and `ntc-view --bpp 4` share a cache entry."""
+    from .compress import DEFAULT_BPP
     train = dataclasses.asdict(settings.train)
     for k in ("progress", "log_every"):
         train.pop(k, None)
-    return {"bpp": settings.bpp, "target_psnr": settings.target_psnr, "preset": settings.preset,
+    bpp = settings.bpp
+    if bpp is None and settings.preset is None and settings.target_psnr is None:
+        bpp = DEFAULT_BPP
+    return {"bpp": bpp, "target_psnr": settings.target_psnr, "preset": settings.preset,
             "mask_strength": settings.mask_strength, "train": train,
             "network": dataclasses.asdict(settings.network)}
 
