@@ -288,6 +288,8 @@ def test_bad_scene_is_one_line_and_exit_1(tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 1 and err.startswith("ntc-view: error: ") and err.count("\n") == 1, err
     assert cli.main([str(tmp_path / "x.gltf"), "--headless", "--size", "64"]) == 2
+    assert cli.main([str(tmp_path / "x.gltf"), "--headless", "--orbit=1,x"]) == 2
+    assert "--orbit 1,x: expected YAW,PITCH" in capsys.readouterr().err
     assert cli.main([str(tmp_path / "x.gltf"), "--stats", "s.json"]) == 1
     assert "needs --headless" in capsys.readouterr().err
 

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", action="store_true",
                    help="headless: draw the text overlay into the screenshot (always on in the "
                         "window; O toggles it)")
-    p.add_argument("--orbit", default=None, help=argparse.SUPPRESS)   # "yaw,pitch,zoom" degrees
+    p.add_argument("--orbit", default=None, metavar="YAW,PITCH[,ZOOM]",
+                   help="start the camera YAW and PITCH degrees around the framed view and ZOOM "
+                        "wheel steps closer (e.g. --orbit=-40,5,6)")
     p.add_argument("--script", default=None, help=argparse.SUPPRESS)  # window test hook
     return p
 
@@ -125,24 +127,31 @@ def _check_args(args) -> None:
         raise InputError(f"--frames {args.frames}: at least 1")
     if args.size:
         parse_size(args.size)
+    if args.orbit:
+        parse_orbit(args.orbit)
     if not args.headless:
         for opt in ("stats", "screenshot"):
             if getattr(args, opt):
                 raise InputError(f"--{opt} needs --headless")
 
 
-def apply_orbit(renderer, text: str | None) -> None:
-    """Hidden --orbit YAW,PITCH[,ZOOM]: degrees added to the framed view, zoom steps."""
-    if not text:
-        return
+def parse_orbit(text: str) -> list[float]:
     import math
-    from trainer.textures import InputError
     try:
         parts = [float(v) for v in text.split(",")]
     except ValueError:
         parts = []
-    if not 2 <= len(parts) <= 3:
-        raise InputError(f"--orbit {text}: expected YAW,PITCH[,ZOOM]")
+    if not 2 <= len(parts) <= 3 or not all(math.isfinite(v) for v in parts):
+        raise UsageError(f"--orbit {text}: expected YAW,PITCH[,ZOOM], e.g. -40,5,6")
+    return parts
+
+
+def apply_orbit(renderer, text: str | None) -> None:
+    """--orbit YAW,PITCH[,ZOOM]: degrees added to the framed view, zoom steps."""
+    if not text:
+        return
+    import math
+    parts = parse_orbit(text)
     cam = renderer.camera
     cam.yaw += math.radians(parts[0])
     cam.pitch = max(-1.55, min(1.55, cam.pitch + math.radians(parts[1])))
