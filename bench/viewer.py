@@ -6,7 +6,7 @@ Measured in one run on one OpenGL context:
                            [--size WxH] [--frames N] [--cache-dir DIR]
 
 For each scene (../shared/data/scenes: WaterBottle/PF_WaterBottle_MR.gltf, 2048^2 textures, and
-FlightHelmet_512/FlightHelmet.gltf, five 512^2 materials; a path to any .gltf/.glb works too):
+FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a path to any .gltf/.glb works too):
 
 1. every textured material's neural texture set is compressed once through the viewer's cache
    (viewer/ntc_cache.ensure_ntc with --bpp and --steps, the same settings key ntc-view uses) in
@@ -243,8 +243,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
         materials.append(entry)
     compress_s = time.perf_counter() - t_compress
 
-    # materials whose sets are identical (same cache key): the viewer keeps one file, upload
-    # and decode per material, the reference one texture per image
+    # materials whose sets are identical (same cache key): one file, one upload, one decode
     groups: dict[str, list[str]] = {}
     for m in materials:
         if m.get("key"):
@@ -424,10 +423,9 @@ def scene_report(s: dict, out: dict) -> list[str]:
                   f"({', '.join(sorted({t['format'] for t in bc}))}; RGBA8 with mips "
                   f"{s['rgba8_bytes']:,}); the .ntc files hold {s['ntc_file_bytes']:,} bytes."]
     for names in s.get("identical_sets", []):
-        lines.append(f"- {', '.join(names)} have identical texture sets (one cache key), yet "
-                     f"the viewer compresses, caches, uploads and (load mode) decodes the set "
-                     f"once per material, while reference mode uploads each image once: load "
-                     f"and sample rows carry {len(names) - 1} extra copy(ies).")
+        lines.append(f"- {', '.join(names)} have identical texture sets (one cache key): the "
+                     f"viewer compresses, caches, uploads and (load mode) decodes that set once "
+                     f"and the materials share it, as reference mode shares their images.")
     v = ratios.get("texture_vram_sample_over_reference")
     if v is not None:
         lines.append(
