@@ -87,11 +87,12 @@ def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None
 
 def block_format_textures(scene) -> list[dict]:
     """The textures reference mode uploads for the materials the scene draws (one per image,
-    colour space and normal handling, as viewer/renderer.ImageTextures keys them), each with
+    colour space and normal handling, as viewer/material_textures.ImageTextures keys them), each with
     the block format a real-time renderer would store it in: BC5 for normal maps, BC7 for the
     rest, and the bytes of its full mip chain in that format and in RGBA8."""
     from bench.rate_distortion import _chain_bits
-    from viewer.renderer import COLOUR_SLOTS, mip_chain_texels
+    from viewer.frame_stats import mip_chain_texels
+    from viewer.renderer import COLOUR_SLOTS
     used = sorted({p.material for p in scene.primitives})
     seen: dict[tuple, dict] = {}
     for index in used:
@@ -143,7 +144,8 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
     """One headless run of ntc-view's renderer as viewer/cli.run_headless does it (set-up, one
     warm-up frame, `frames` timed frames), also timing each frame on the clock (to ctx.finish())
     and by this process's CPU time. Returns (figures, last frame as uint8 [h, w, 3])."""
-    from viewer.renderer import FrameTimer, Renderer
+    from viewer.frame_stats import FrameTimer
+    from viewer.renderer import Renderer
     renderer = None
     try:
         t0 = time.perf_counter()
@@ -206,7 +208,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     viewer.json. Screenshots go to shots_dir/<name>_<row>.png when shots_dir is given."""
     from viewer.cli import png_bytes
     from viewer.ntc_cache import ensure_ntc
-    from viewer.renderer import psnr
+    from viewer.frame_stats import psnr
     from export.gltf_scene import load_scene
 
     from export.format import atomic_write, read_ntc

@@ -23,7 +23,7 @@ ROW_KEYS = {"name", "mode", "filter", "frames", "gpu_ms", "cpu_ms", "wall_ms", "
 
 def test_measure_and_report(ctx, tmp_path):
     from bench import viewer
-    from viewer.renderer import CATEGORIES
+    from viewer.frame_stats import CATEGORIES
     scene = write_sphere_scene(tmp_path / "scene")
     before = sorted(p.name for p in scene.parent.iterdir())
     settings = viewer.settings_for(steps=30, hidden=[16], progress=False)

@@ -22,7 +22,7 @@ from export.decoder import FileDecoder, reconstruct
 from export.format import NTCFormatError, from_bytes, read_ntc, to_bytes
 from export.model import NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from trainer.network import NetworkConfig, NeuralTexture
-from viewer import gl_decode, gl_resources
+from viewer import gl_decode
 from viewer.gl_decode import decode_file_gl, decode_mips_gl, decode_ntc_gl
 from viewer.gl_resources import NTCGLError, NTCTextureGL, build_program
 

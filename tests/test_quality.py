@@ -9,7 +9,6 @@ worst mip 36.2 dB, SSIM >= 0.977. 100 steps give 25.0 dB (baseColor 24.3, ORM 22
 from __future__ import annotations
 
 import imageio.v3 as iio
-import numpy as np
 import pytest
 
 from conftest import ROOT, mean_prediction_psnr

@@ -87,7 +87,7 @@ def test_every_mode_draws_the_scene_and_matches_reference(ctx, sphere, capsys):
             assert 0.15 < covered < 0.9, f"{name}: {covered:.0%} of the frame is the scene"
             assert img.reshape(-1, 3).std(0).min() > 10, f"{name}: flat image"
             stats[name] = covered
-        from viewer.renderer import psnr
+        from viewer.frame_stats import psnr
         ref = images["reference"]
         figures = {name: psnr(img, ref) for name, img in images.items() if name != "reference"}
         with capsys.disabled():
@@ -144,7 +144,7 @@ def test_diff_view(ctx, sphere):
 def test_vram_ledger_counts_every_object_exactly(ctx, sphere):
     from export.format import read_ntc
     from viewer.gl_resources import latent_texel_bytes, model_block, remap_block
-    from viewer.renderer import mip_chain_texels
+    from viewer.frame_stats import mip_chain_texels
     scene, _, provider = sphere
     model = read_ntc(provider(scene.materials[0]))
     w, h = 48, 40

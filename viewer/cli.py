@@ -171,7 +171,8 @@ def run_headless(scene, args, provider, log) -> dict:
     from export.format import atomic_write
 
     from .gl_resources import create_context
-    from .renderer import FrameTimer, Renderer, psnr
+    from .frame_stats import FrameTimer, psnr
+    from .renderer import Renderer
     size = parse_size(args.size) if args.size else DEFAULT_HEADLESS
     if args.mode != "reference":  # compress what is missing now, outside setup_ms
         for index in sorted({p.material for p in scene.primitives}):

@@ -162,6 +162,14 @@ class _RawGL:
         "glIsEnabled": (ctypes.c_ubyte, [ctypes.c_uint]),
         "glEnable": (None, [ctypes.c_uint]),
         "glDisable": (None, [ctypes.c_uint]),
+        # sampler objects (mirrored repeat, which moderngl's samplers lack) and 64-bit timer queries
+        "glSamplerParameteri": (None, [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]),
+        "glGenQueries": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
+        "glDeleteQueries": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
+        "glBeginQuery": (None, [ctypes.c_uint, ctypes.c_uint]),
+        "glEndQuery": (None, [ctypes.c_uint]),
+        "glGetQueryObjectui64v": (None, [ctypes.c_uint, ctypes.c_uint,
+                                         ctypes.POINTER(ctypes.c_uint64)]),
     }
 
     def __init__(self):

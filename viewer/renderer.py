@@ -14,9 +14,9 @@ Every frame renders the scene into an offscreen RGBA8 + depth target, then a scr
 second target) into the display target, and the text overlay goes on top. The window blits the
 display target; headless runs read it back.
 
-Resources are owned by small classes (MeshGL, ImageTextures, LoadedSet, SampledSet, RenderTarget,
-Programs) and every GL object that holds memory is entered in a `VramLedger` with its exact size
-in bytes (all mip levels), by category:
+Resources are owned by small classes (MeshGL, RenderTarget, Programs here; ImageTextures, LoadedSet,
+SampledSet in material_textures.py) and every GL object that holds memory is entered in a
+`VramLedger` (frame_stats.py) with its exact size in bytes (all mip levels), by category:
 
     textures      reference images (+ the 1x1 white texture bound to empty slots)
     decoded       load-mode textures
@@ -38,11 +38,8 @@ the world; the procedural sky of viewer/environment.py. Anisotropic filtering is
 """
 from __future__ import annotations
 
-import ctypes
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,16 +50,16 @@ from shaders import glsl
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
-from .gl_resources import (REMAP_BINDING, NTCGLError, NTCTextureGL, _RawGL, build_program,
-                           check_context, remap_block)
+from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes, format_bytes
+from .gl_resources import NTCGLError, _RawGL, build_program, check_context
+from .material_textures import (GL_REPEAT, Binding, ImageTextures, LoadedSet, SampledSet,
+                                Samplers, slot_texture_index)
 from .overlay import FontAtlas
 
 MODES = ("reference", "load", "sample")
 FILTER_NAMES = tuple(FILTERS)          # latent, stochastic, trilinear (NTC_FILTER_* order)
 SLOTS = ("baseColor", "normal", "metallicRoughness", "occlusion", "emissive")
 COLOUR_SLOTS = ("baseColor", "emissive")
-CATEGORIES = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers", "uniforms",
-              "environment", "overlay")
 
 FRAME_BINDING = 4     # PbrFrame   (pbr_common.slang)
 DRAW_BINDING = 5      # PbrDraw
@@ -73,16 +70,6 @@ POST_A_UNIT, POST_B_UNIT, FONT_UNIT = 0, 1, 2
 
 FLAG_TEXTURED, FLAG_SRGB = 1, 2
 ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
-GL_REPEAT = 10497
-GL_NEAREST, GL_LINEAR = 9728, 9729
-GL_LINEAR_MIPMAP_LINEAR = 9987
-GL_SRGB8_ALPHA8, GL_RGBA8 = 0x8C43, 0x8058
-GL_TEXTURE_MAG_FILTER, GL_TEXTURE_MIN_FILTER = 0x2800, 0x2801
-GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T = 0x2802, 0x2803
-GL_TIME_ELAPSED = 0x88BF
-GL_QUERY_RESULT = 0x8866
-GL_GPU_MEM_TOTAL_AVAILABLE_NVX = 0x9048
-GL_GPU_MEM_CURRENT_AVAILABLE_NVX = 0x9049
 
 VERTEX_FORMAT = "3f 3f 2f 2f 4f 4f"
 VERTEX_NAMES = ("input_position_0", "input_normal_0", "input_uv_0", "input_uv1_0",
@@ -94,68 +81,6 @@ DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is ful
 
 def log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-class _GL(_RawGL):
-    """gl_resources' raw entry points plus the sampler-object ones moderngl does not expose for
-    mirrored repeat."""
-    _SIGS = {**_RawGL._SIGS,
-             "glSamplerParameteri": (None, [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]),
-             "glGenQueries": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
-             "glDeleteQueries": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
-             "glBeginQuery": (None, [ctypes.c_uint, ctypes.c_uint]),
-             "glEndQuery": (None, [ctypes.c_uint]),
-             "glGetQueryObjectui64v": (None, [ctypes.c_uint, ctypes.c_uint,
-                                              ctypes.POINTER(ctypes.c_uint64)])}
-
-
-# ----------------------------------------------------------------------------------------------
-# accounting
-
-class VramLedger:
-    """Exact bytes of every live GL object the renderer created, by category."""
-
-    def __init__(self):
-        self._items: dict[int, tuple[object, str, int, str]] = {}
-
-    def add(self, category: str, obj, nbytes: int, label: str = "") -> None:
-        if category not in CATEGORIES:
-            raise ValueError(f"unknown VRAM category {category}")
-        self._items[id(obj)] = (obj, category, int(nbytes), label)
-
-    def remove(self, obj) -> None:
-        self._items.pop(id(obj), None)
-
-    def by_category(self) -> dict[str, int]:
-        out = {c: 0 for c in CATEGORIES}
-        for _, cat, n, _ in self._items.values():
-            out[cat] += n
-        return out
-
-    def total(self) -> int:
-        return sum(n for _, _, n, _ in self._items.values())
-
-    def entries(self) -> list[tuple[str, str, int]]:
-        return [(cat, label, n) for _, cat, n, label in self._items.values()]
-
-
-def mip_chain_texels(w: int, h: int) -> int:
-    total = 0
-    while True:
-        total += w * h
-        if w == 1 and h == 1:
-            return total
-        w, h = max(w // 2, 1), max(h // 2, 1)
-
-
-def format_bytes(n: int | None) -> str:
-    if n is None:
-        return "n/a"
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 ** 2:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 ** 2:.2f} MiB"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,172 +168,6 @@ class MeshGL:
 
 
 # ----------------------------------------------------------------------------------------------
-# material textures
-
-def image_rgba(pixels: np.ndarray) -> np.ndarray:
-    """float32 [H, W, 4] in [0, 1] as glTF samples an image: grey in R, G and B, alpha 1 when the
-    image has none."""
-    px = pixels.astype(np.float32) / (65535.0 if pixels.dtype == np.uint16 else 255.0)
-    c = px.shape[2]
-    if c <= 2:
-        grey = np.repeat(px[..., :1], 3, axis=2)
-        alpha = px[..., 1:2] if c == 2 else np.ones_like(px[..., :1])
-        return np.concatenate([grey, alpha], axis=2)
-    if c == 3:
-        return np.concatenate([px, np.ones_like(px[..., :1])], axis=2)
-    return px
-
-
-class ImageTextures:
-    """Reference mode: one RGBA8 (or SRGB8_ALPHA8 for colour slots) texture per (image, colour
-    space, normal handling), with a full mip chain built like the trainer's targets."""
-
-    def __init__(self, ctx, ledger: VramLedger):
-        self.ctx = ctx
-        self.ledger = ledger
-        self._cache: dict[tuple, object] = {}
-
-    def get(self, image, srgb: bool, normal: bool):
-        key = (image.key, srgb, normal)
-        tex = self._cache.get(key)
-        if tex is not None:
-            return tex
-        from trainer.targets import build_mips
-        rgba = image_rgba(image.pixels)
-        mips = build_mips(rgba, [srgb] * 3 + [False], normal)
-        h, w = rgba.shape[:2]
-        to8 = [np.ascontiguousarray(np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8))
-               for m in mips]
-        tex = self.ctx.texture((w, h), 4, to8[0].tobytes(),
-                               internal_format=GL_SRGB8_ALPHA8 if srgb else GL_RGBA8)
-        tex.build_mipmaps()  # allocates every level; then overwritten with the CPU mips
-        for level, m in enumerate(to8[1:], start=1):
-            tex.write(m.tobytes(), level=level)
-        self.ledger.add("textures", tex, mip_chain_texels(w, h) * 4,
-                        f"{image.name}{' (sRGB)' if srgb else ''}")
-        self._cache[key] = tex
-        return tex
-
-    def release(self) -> None:
-        for tex in self._cache.values():
-            self.ledger.remove(tex)
-            tex.release()
-        self._cache.clear()
-
-
-class Samplers:
-    """GL sampler objects for glTF samplers (wrap incl. mirrored repeat, mag / min filters)."""
-
-    def __init__(self, ctx, gl: _GL):
-        self.ctx = ctx
-        self.gl = gl
-        self._cache: dict[tuple, object] = {}
-
-    def get(self, info):
-        """The sampler of a glTF SamplerInfo; None: repeat, linear, no mipmaps (for the 1x1
-        white texture of empty slots, which has a single level)."""
-        wrap_s = getattr(info, "wrap_s", GL_REPEAT) or GL_REPEAT
-        wrap_t = getattr(info, "wrap_t", GL_REPEAT) or GL_REPEAT
-        mag = getattr(info, "mag_filter", None) or GL_LINEAR
-        mn = (getattr(info, "min_filter", None) or GL_LINEAR_MIPMAP_LINEAR) if info is not None \
-            else GL_LINEAR
-        key = (wrap_s, wrap_t, mag, mn)
-        s = self._cache.get(key)
-        if s is None:
-            s = self.ctx.sampler()
-            for pname, value in ((GL_TEXTURE_WRAP_S, wrap_s), (GL_TEXTURE_WRAP_T, wrap_t),
-                                 (GL_TEXTURE_MAG_FILTER, mag), (GL_TEXTURE_MIN_FILTER, mn)):
-                self.gl.glSamplerParameteri(s._glo, pname, int(value))
-            self._cache[key] = s
-        return s
-
-    def release(self) -> None:
-        for s in self._cache.values():
-            s.release()
-        self._cache.clear()
-
-
-def slot_texture_index(model, material, slot: str, names: dict[str, str]) -> int:
-    """Index in `model.textures` of the texture feeding `slot`, or -1."""
-    by_name = {t.name: i for i, t in enumerate(model.textures)}
-    name = names.get(slot)
-    if name in by_name:
-        return by_name[name]
-    ts = material.slots.get(slot)
-    if ts is not None:
-        for candidate in (ts.image.name, Path(ts.image.source_path).stem
-                          if ts.image.source_path else None):
-            if candidate in by_name:
-                return by_name[candidate]
-    roles = {"metallicRoughness": ("metallicRoughness", "orm"),
-             "occlusion": ("occlusion", "orm")}.get(slot, (slot,))
-    for i, t in enumerate(model.textures):
-        if t.role in roles:
-            return i
-    return -1
-
-
-class LoadedSet:
-    """Load mode: one material's .ntc decoded into GL textures (the latents and weights are gone
-    once decoded)."""
-
-    def __init__(self, ctx, model, ledger: VramLedger, label: str):
-        from .gl_decode import decode_to_textures
-        self.ledger = ledger
-        with NTCTextureGL(model, ctx) as tex:
-            self.textures = decode_to_textures(tex)
-        for d in self.textures:
-            ledger.add("decoded", d, d.bytes, f"{label}/{d.name} {d.internal_format}")
-
-    def release(self) -> None:
-        for d in self.textures:
-            self.ledger.remove(d)
-            d.release()
-        self.textures = []
-
-
-class SampledSet:
-    """Sample mode: one material's latents, weights and remap block on the GPU, and its program."""
-
-    def __init__(self, ctx, model, programs: Programs, ledger: VramLedger, label: str):
-        self.ledger = ledger
-        self.tex = NTCTextureGL(model, ctx)
-        try:
-            self.remap = ctx.buffer(remap_block(model))
-            self.program = programs.sample(model)
-        except BaseException:
-            self.tex.release()
-            raise
-        sizes = self.tex.vram_bytes()
-        ledger.add("latents", self.tex, sizes["latents"], f"{label} latents")
-        ledger.add("weights", self.tex.weights, sizes["weights"], f"{label} MLP")
-        ledger.add("uniforms", self.remap, self.remap.size, f"{label} remap")
-
-    def bind(self) -> None:
-        self.tex.bind()
-        self.remap.bind_to_uniform_block(REMAP_BINDING)
-
-    def release(self) -> None:
-        self.ledger.remove(self.tex)
-        self.ledger.remove(self.tex.weights)
-        self.ledger.remove(self.remap)
-        self.tex.release()
-        self.remap.release()
-
-
-@dataclass
-class Binding:
-    """What one material draws with in one mode."""
-    program: object
-    textures: list = field(default_factory=list)   # per slot (texture or None, sampler or None)
-    flags: list[int] = field(default_factory=lambda: [0] * 5)
-    slot_tex: list[int] = field(default_factory=lambda: [-1] * 5)
-    ntc: SampledSet | None = None
-    ntc_wrap: tuple[int, int] = (GL_REPEAT, GL_REPEAT)
-    ntc_slot: str | None = None   # the slot whose uv / wrap the whole neural set samples with
-
-
-# ----------------------------------------------------------------------------------------------
 # targets and timing
 
 class RenderTarget:
@@ -441,99 +200,6 @@ class RenderTarget:
                 t.release()
 
 
-class FrameTimer:
-    """GPU time by GL_TIME_ELAPSED queries (a ring, read `latency` frames later so that reading
-    does not stall; 64-bit results, raw GL: moderngl reads them as 32 bits, which wraps at 4.3 s)
-    and CPU time of building and submitting the frame; statistics over the last `window`."""
-
-    def __init__(self, gl: _GL, latency: int = 2, window: int = 120):
-        self.gl = gl
-        self.latency = max(0, latency)
-        self.window = window
-        self._free: list[int] = []
-        self._all: list[int] = []
-        self._pending: list[int] = []
-        self._open: int | None = None
-        self.gpu_ms: list[float] = []
-        self.cpu_ms: list[float] = []
-        # llvmpipe (Mesa 22) answers the first time-elapsed query of a context with garbage
-        # (hours); the first frame also compiles every program, so it is dropped anyway.
-        self._skip = 1
-
-    def begin(self) -> None:
-        if self._free:
-            q = self._free.pop()
-        else:
-            name = ctypes.c_uint(0)
-            self.gl.glGenQueries(1, ctypes.byref(name))
-            q = name.value
-            self._all.append(q)
-        self.gl.glBeginQuery(GL_TIME_ELAPSED, q)
-        self._open = q
-
-    def end(self, cpu_ms: float) -> None:
-        self.gl.glEndQuery(GL_TIME_ELAPSED)
-        self._pending.append(self._open)
-        self._open = None
-        self.cpu_ms.append(cpu_ms)
-        del self.cpu_ms[:-self.window]
-        while len(self._pending) > self.latency:
-            self._collect()
-
-    def _collect(self) -> None:
-        q = self._pending.pop(0)
-        ns = ctypes.c_uint64(0)
-        self.gl.glGetQueryObjectui64v(q, GL_QUERY_RESULT, ctypes.byref(ns))
-        self._free.append(q)
-        if self._skip:
-            self._skip -= 1
-            return
-        self.gpu_ms.append(ns.value / 1e6)
-        del self.gpu_ms[:-self.window]
-
-    def flush(self) -> None:
-        while self._pending:
-            self._collect()
-
-    def reset(self) -> None:
-        self.flush()
-        self.gpu_ms.clear()
-        self.cpu_ms.clear()
-
-    @staticmethod
-    def summary(values: list[float]) -> dict | None:
-        if not values:
-            return None
-        a = np.asarray(values, np.float64)
-        return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95))}
-
-    def release(self) -> None:
-        self.flush()
-        for q in self._all:
-            name = ctypes.c_uint(q)
-            self.gl.glDeleteQueries(1, ctypes.byref(name))
-        self._all.clear()
-        self._free.clear()
-
-
-def driver_vram_bytes(ctx, gl: _GL) -> int | None:
-    """Dedicated video memory in use per GL_NVX_gpu_memory_info (total available - currently
-    available; the whole GPU, not only this process), None without the extension."""
-    if "GL_NVX_gpu_memory_info" not in ctx.extensions:
-        return None
-    total = gl.get_int(GL_GPU_MEM_TOTAL_AVAILABLE_NVX)
-    free = gl.get_int(GL_GPU_MEM_CURRENT_AVAILABLE_NVX)
-    gl.glGetError()
-    return max(0, total - free) * 1024
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two uint8 images; inf when identical."""
-    d = a.astype(np.float64) - b.astype(np.float64)
-    mse = float(np.mean(d * d))
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 # ----------------------------------------------------------------------------------------------
 # the renderer
 
@@ -557,7 +223,7 @@ class Renderer:
         self.log = log or (lambda *a: None)
         self.ntc_provider = ntc_provider
         self.slot_names = slot_names or _default_slot_names
-        self.gl = _GL()
+        self.gl = _RawGL()
         self.ledger = VramLedger()
         self.mode = mode
         self.filter = filter_mode

@@ -1,0 +1,187 @@
+"""The three texture sources a material draws with: the scene's images (reference mode), its neural
+set decoded once into GL textures (load mode) or kept as latents + MLP for the PBR shader to decode
+per pixel (sample mode); the glTF samplers; and `Binding`, what one material draws with in one
+mode. Every object that holds memory is entered in the renderer's VramLedger."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .frame_stats import VramLedger, mip_chain_texels
+from .gl_resources import REMAP_BINDING, NTCTextureGL, _RawGL, remap_block
+
+if TYPE_CHECKING:
+    from .renderer import Programs
+
+GL_REPEAT = 10497
+GL_LINEAR = 9729
+GL_LINEAR_MIPMAP_LINEAR = 9987
+GL_SRGB8_ALPHA8, GL_RGBA8 = 0x8C43, 0x8058
+GL_TEXTURE_MAG_FILTER, GL_TEXTURE_MIN_FILTER = 0x2800, 0x2801
+GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T = 0x2802, 0x2803
+
+
+def image_rgba(pixels: np.ndarray) -> np.ndarray:
+    """float32 [H, W, 4] in [0, 1] as glTF samples an image: grey in R, G and B, alpha 1 when the
+    image has none."""
+    px = pixels.astype(np.float32) / (65535.0 if pixels.dtype == np.uint16 else 255.0)
+    c = px.shape[2]
+    if c <= 2:
+        grey = np.repeat(px[..., :1], 3, axis=2)
+        alpha = px[..., 1:2] if c == 2 else np.ones_like(px[..., :1])
+        return np.concatenate([grey, alpha], axis=2)
+    if c == 3:
+        return np.concatenate([px, np.ones_like(px[..., :1])], axis=2)
+    return px
+
+
+class ImageTextures:
+    """Reference mode: one RGBA8 (or SRGB8_ALPHA8 for colour slots) texture per (image, colour
+    space, normal handling), with a full mip chain built like the trainer's targets."""
+
+    def __init__(self, ctx, ledger: VramLedger):
+        self.ctx = ctx
+        self.ledger = ledger
+        self._cache: dict[tuple, object] = {}
+
+    def get(self, image, srgb: bool, normal: bool):
+        key = (image.key, srgb, normal)
+        tex = self._cache.get(key)
+        if tex is not None:
+            return tex
+        from trainer.targets import build_mips
+        rgba = image_rgba(image.pixels)
+        mips = build_mips(rgba, [srgb] * 3 + [False], normal)
+        h, w = rgba.shape[:2]
+        to8 = [np.ascontiguousarray(np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8))
+               for m in mips]
+        tex = self.ctx.texture((w, h), 4, to8[0].tobytes(),
+                               internal_format=GL_SRGB8_ALPHA8 if srgb else GL_RGBA8)
+        tex.build_mipmaps()  # allocates every level; then overwritten with the CPU mips
+        for level, m in enumerate(to8[1:], start=1):
+            tex.write(m.tobytes(), level=level)
+        self.ledger.add("textures", tex, mip_chain_texels(w, h) * 4,
+                        f"{image.name}{' (sRGB)' if srgb else ''}")
+        self._cache[key] = tex
+        return tex
+
+    def release(self) -> None:
+        for tex in self._cache.values():
+            self.ledger.remove(tex)
+            tex.release()
+        self._cache.clear()
+
+
+class Samplers:
+    """GL sampler objects for glTF samplers (wrap incl. mirrored repeat, mag / min filters)."""
+
+    def __init__(self, ctx, gl: _RawGL):
+        self.ctx = ctx
+        self.gl = gl
+        self._cache: dict[tuple, object] = {}
+
+    def get(self, info):
+        """The sampler of a glTF SamplerInfo; None: repeat, linear, no mipmaps (for the 1x1
+        white texture of empty slots, which has a single level)."""
+        wrap_s = getattr(info, "wrap_s", GL_REPEAT) or GL_REPEAT
+        wrap_t = getattr(info, "wrap_t", GL_REPEAT) or GL_REPEAT
+        mag = getattr(info, "mag_filter", None) or GL_LINEAR
+        mn = (getattr(info, "min_filter", None) or GL_LINEAR_MIPMAP_LINEAR) if info is not None \
+            else GL_LINEAR
+        key = (wrap_s, wrap_t, mag, mn)
+        s = self._cache.get(key)
+        if s is None:
+            s = self.ctx.sampler()
+            for pname, value in ((GL_TEXTURE_WRAP_S, wrap_s), (GL_TEXTURE_WRAP_T, wrap_t),
+                                 (GL_TEXTURE_MAG_FILTER, mag), (GL_TEXTURE_MIN_FILTER, mn)):
+                self.gl.glSamplerParameteri(s._glo, pname, int(value))
+            self._cache[key] = s
+        return s
+
+    def release(self) -> None:
+        for s in self._cache.values():
+            s.release()
+        self._cache.clear()
+
+
+def slot_texture_index(model, material, slot: str, names: dict[str, str]) -> int:
+    """Index in `model.textures` of the texture feeding `slot`, or -1."""
+    by_name = {t.name: i for i, t in enumerate(model.textures)}
+    name = names.get(slot)
+    if name in by_name:
+        return by_name[name]
+    ts = material.slots.get(slot)
+    if ts is not None:
+        for candidate in (ts.image.name, Path(ts.image.source_path).stem
+                          if ts.image.source_path else None):
+            if candidate in by_name:
+                return by_name[candidate]
+    roles = {"metallicRoughness": ("metallicRoughness", "orm"),
+             "occlusion": ("occlusion", "orm")}.get(slot, (slot,))
+    for i, t in enumerate(model.textures):
+        if t.role in roles:
+            return i
+    return -1
+
+
+class LoadedSet:
+    """Load mode: one material's .ntc decoded into GL textures (the latents and weights are gone
+    once decoded)."""
+
+    def __init__(self, ctx, model, ledger: VramLedger, label: str):
+        from .gl_decode import decode_to_textures
+        self.ledger = ledger
+        with NTCTextureGL(model, ctx) as tex:
+            self.textures = decode_to_textures(tex)
+        for d in self.textures:
+            ledger.add("decoded", d, d.bytes, f"{label}/{d.name} {d.internal_format}")
+
+    def release(self) -> None:
+        for d in self.textures:
+            self.ledger.remove(d)
+            d.release()
+        self.textures = []
+
+
+class SampledSet:
+    """Sample mode: one material's latents, weights and remap block on the GPU, and its program."""
+
+    def __init__(self, ctx, model, programs: Programs, ledger: VramLedger, label: str):
+        self.ledger = ledger
+        self.tex = NTCTextureGL(model, ctx)
+        try:
+            self.remap = ctx.buffer(remap_block(model))
+            self.program = programs.sample(model)
+        except BaseException:
+            self.tex.release()
+            raise
+        sizes = self.tex.vram_bytes()
+        ledger.add("latents", self.tex, sizes["latents"], f"{label} latents")
+        ledger.add("weights", self.tex.weights, sizes["weights"], f"{label} MLP")
+        ledger.add("uniforms", self.remap, self.remap.size, f"{label} remap")
+
+    def bind(self) -> None:
+        self.tex.bind()
+        self.remap.bind_to_uniform_block(REMAP_BINDING)
+
+    def release(self) -> None:
+        self.ledger.remove(self.tex)
+        self.ledger.remove(self.tex.weights)
+        self.ledger.remove(self.remap)
+        self.tex.release()
+        self.remap.release()
+
+
+@dataclass
+class Binding:
+    """What one material draws with in one mode."""
+    program: object
+    textures: list = field(default_factory=list)   # per slot (texture or None, sampler or None)
+    flags: list[int] = field(default_factory=lambda: [0] * 5)
+    slot_tex: list[int] = field(default_factory=lambda: [-1] * 5)
+    ntc: SampledSet | None = None
+    ntc_wrap: tuple[int, int] = (GL_REPEAT, GL_REPEAT)
+    ntc_slot: str | None = None   # the slot whose uv / wrap the whole neural set samples with
