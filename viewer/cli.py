@@ -59,13 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="keys: 1/2/3 mode, F filter, D diff, O overlay, Esc quit; mouse: left orbit, "
-               "right/middle pan, wheel zoom")
+               "right/middle pan, wheel zoom. Without a display use --headless (EGL) or "
+               "xvfb-run -a.")
     p.add_argument("scene", nargs="?", help="a .gltf or .glb file (default: the shipped "
                    "WaterBottle, assets/WaterBottle_ntc/)")
     p.add_argument("--mode", choices=MODES, default="reference",
                    help="material texture source (default %(default)s)")
     p.add_argument("--filter", choices=FILTER_NAMES, default="trilinear",
-                   help="sample-mode filter (default %(default)s)")
+                   help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
+                        "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
+                        "interpolated latents) (default %(default)s)")
     p.add_argument("--bpp", type=float, default=None,
                    help="bits per texel when a material must be compressed (default: "
                         "ntc-compress's)")
