@@ -17,7 +17,8 @@ FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a p
    renderer's initial view (the camera framing the scene's bounds), exactly as
    `ntc-view --headless` does: set-up (upload; load mode also decodes), one untimed warm-up frame
    (driver compiles), then --frames timed frames. Rows: reference (the images), load (decoded on
-   load), sample with each filter (trilinear, stochastic, latent);
+   load), sample with each filter (trilinear; stochastic as ntc-view shows it, the mean of the
+   row's frames, and as one frame; latent);
 3. per row: PSNR of the last frame against the reference row's last frame (same camera, 8-bit RGB,
    whole image), GPU ms (GL timer query) median / p95, CPU ms (the renderer's clock: building and
    submitting the frame), wall ms per frame (ending with ctx.finish()) and this process's CPU time
@@ -31,7 +32,7 @@ FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a p
 
 Writes bench/results/viewer.md, viewer.json and one screenshot per row,
 bench/results/viewer/<scene>_<row>.png (row: reference, load, sample_trilinear, sample_stochastic,
-sample_latent). Time: the compression dominates (see bench/README.md).
+sample_stochastic_1, sample_latent). Time: the compression dominates (see bench/README.md).
 """
 from __future__ import annotations
 
@@ -52,12 +53,13 @@ SCENES = {
     "WaterBottle": DATA / "scenes" / "WaterBottle" / "PF_WaterBottle_MR.gltf",
     "FlightHelmet": DATA / "scenes" / "FlightHelmet_512" / "FlightHelmet.gltf",
 }
-# (row name, renderer mode, sample filter)
-ROWS = (("reference", "reference", "trilinear"),
-        ("load", "load", "trilinear"),
-        ("sample_trilinear", "sample", "trilinear"),
-        ("sample_stochastic", "sample", "stochastic"),
-        ("sample_latent", "sample", "latent"))
+# (row name, renderer mode, sample filter, average stochastic frames as ntc-view shows them)
+ROWS = (("reference", "reference", "trilinear", True),
+        ("load", "load", "trilinear", True),
+        ("sample_trilinear", "sample", "trilinear", True),
+        ("sample_stochastic", "sample", "stochastic", True),
+        ("sample_stochastic_1", "sample", "stochastic", False),
+        ("sample_latent", "sample", "latent", True))
 TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights")
 VRAM_TARGET = 0.1          # sample-mode texture memory <= 1/10 of the reference images'
 DEFAULT_SIZE = (512, 512)
@@ -140,17 +142,18 @@ def object_psnr(image: np.ndarray, reference: np.ndarray) -> float | None:
 
 
 def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
-               log=log_stderr) -> tuple[dict, np.ndarray]:
+               accumulate: bool = True, log=log_stderr) -> tuple[dict, np.ndarray]:
     """One headless run of ntc-view's renderer as viewer/cli.run_headless does it (set-up, one
     warm-up frame, `frames` timed frames), also timing each frame on the clock (to ctx.finish())
-    and by this process's CPU time. Returns (figures, last frame as uint8 [h, w, 3])."""
+    and by this process's CPU time. Returns (figures, last frame as uint8 [h, w, 3]: with the
+    stochastic filter and `accumulate`, the mean of the warm-up and timed frames)."""
     from viewer.frame_stats import FrameTimer
     from viewer.renderer import Renderer
     renderer = None
     try:
         t0 = time.perf_counter()
         renderer = Renderer(ctx, scene, size, mode=mode, filter_mode=filt, ntc_provider=provider,
-                            overlay=False, timer_latency=0, log=log)
+                            overlay=False, timer_latency=0, accumulate=accumulate, log=log)
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
         first_ms = renderer.warm_up()
@@ -168,6 +171,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         gpu = FrameTimer.summary(renderer.timer.gpu_ms)
         row = {
             "mode": mode, "filter": filt if mode == "sample" else None, "frames": frames,
+            "accumulated_frames": renderer.accumulated,
             "gpu_ms": gpu, "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
             "wall_ms": FrameTimer.summary(wall), "process_cpu_ms": FrameTimer.summary(proc),
             "gpu_ms_frames": list(renderer.timer.gpu_ms), "wall_ms_frames": wall,
@@ -258,9 +262,10 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     # 2. rows on the shared context
     t_render = time.perf_counter()
     results, images = [], {}
-    for row_name, mode, filt in rows:
+    for row_name, mode, filt, accumulate in rows:
         log(f"{name}: {row_name} at {size[0]}x{size[1]}, {frames} frame(s)")
-        row, image = render_row(ctx, scene, provider, mode, filt, size, frames, log=log)
+        row, image = render_row(ctx, scene, provider, mode, filt, size, frames, accumulate,
+                                log=log)
         row["name"] = row_name
         images[row_name] = image
         if shots_dir is not None:
@@ -368,7 +373,12 @@ def clock_of(rows: list[dict]) -> tuple[str, str]:
 
 
 def _label(r: dict) -> str:
-    return r["name"] if r["mode"] != "sample" else f"sample ({r['filter']})"
+    if r["mode"] != "sample":
+        return r["name"]
+    if r["filter"] == "stochastic":
+        n = r.get("accumulated_frames") or 1
+        return f"sample (stochastic, {'one frame' if n == 1 else f'mean of {n} frames'})"
+    return f"sample ({r['filter']})"
 
 
 def scene_report(s: dict, out: dict) -> list[str]:
@@ -476,7 +486,9 @@ def report(out: dict) -> str:
         "view (camera framing the scene's bounds), so its VRAM ledger is that row's footprint. "
         "PSNR: the row's last frame against the reference row's last frame, 8-bit RGB, whole "
         "image, and over the pixels where either frame shows the scene (the background is "
-        "identical in every row); a stochastic frame is one un-accumulated sample. GPU ms: "
+        "identical in every row); the stochastic filter is shown as ntc-view shows it, the mean "
+        "of the frames drawn since the view last changed (the warm-up and timed frames), and as "
+        "one frame. GPU ms: "
         "GL timer query per frame; CPU ms: the renderer's clock (building and submitting a "
         "frame); wall ms: one frame to `ctx.finish()`; process CPU ms: this process's CPU time "
         "per frame (all threads). Texture VRAM = ledger categories "

@@ -56,6 +56,10 @@ def test_measure_and_report(ctx, tmp_path):
     assert by["reference"]["vram_bytes"]["by_category"]["latents"] == 0
     assert by["load"]["vram_bytes"]["by_category"]["decoded"] > 0
     assert by["sample_latent"]["vram_bytes"]["by_category"]["latents"] > 0
+    # frames=1: the stochastic row is the mean of the warm-up and the timed frame, as ntc-view
+    # shows it; the _1 row one frame
+    assert by["sample_stochastic"]["accumulated_frames"] == 2
+    assert by["sample_stochastic_1"]["accumulated_frames"] == 0
     # three 32x32 images (baseColor, normal, ORM for both slots): BC7 x2 + BC5, 6 levels each
     formats = sorted(t["format"] for t in s["block_format_textures"])
     assert formats == ["BC5", "BC7", "BC7"]
@@ -72,6 +76,7 @@ def test_measure_and_report(ctx, tmp_path):
     assert md.startswith("# ntc-view on the shared scenes")
     assert "## sphere" in md and "--steps 30" in md
     for label in ("| reference |", "| load |", "| sample (trilinear) |",
-                  "| sample (stochastic) |", "| sample (latent) |"):
+                  "| sample (stochastic, mean of 2 frames) |", "| sample (stochastic, one frame) |",
+                  "| sample (latent) |"):
         assert label in md
     assert "Sample mode / reference texture VRAM" in md

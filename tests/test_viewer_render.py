@@ -106,7 +106,7 @@ def test_every_mode_draws_the_scene_and_matches_reference(ctx, sphere, capsys):
 @pytest.mark.gl
 def test_stochastic_frames_differ_and_average_towards_trilinear(ctx, sphere):
     scene, _, provider = sphere
-    r = renderer(ctx, scene, provider)
+    r = renderer(ctx, scene, provider, accumulate=False)
     try:
         trilinear = frame(r, "sample", "trilinear", 1).astype(np.float64)
         r.set_filter("stochastic")
@@ -118,6 +118,43 @@ def test_stochastic_frames_differ_and_average_towards_trilinear(ctx, sphere):
         one = np.sqrt(np.mean((shots[0] - trilinear) ** 2))
         mean = np.sqrt(np.mean((np.mean(shots, 0) - trilinear) ** 2))
         assert mean < one
+    finally:
+        r.release()
+
+
+@pytest.mark.gl
+def test_stochastic_frames_are_averaged_while_the_view_is_still(ctx, sphere):
+    """The display shows the running mean of the stochastic frames since the view last changed:
+    the same pixels as averaging single frames (one rounding apart), and it starts again when
+    the camera moves or the filter changes."""
+    scene, _, provider = sphere
+    n = 8
+    single = renderer(ctx, scene, provider, accumulate=False)
+    try:
+        single.set_mode("sample")
+        single.set_filter("stochastic")
+        frames = []
+        for _ in range(n):
+            single.render()
+            frames.append(single.read().astype(np.float64))
+    finally:
+        single.release()
+    r = renderer(ctx, scene, provider)
+    try:
+        mean = frame(r, "sample", "stochastic", n).astype(np.float64)
+        assert r.accumulated == n
+        assert np.abs(mean - np.mean(frames, 0)).max() <= 1.0
+        assert np.array_equal(r.render_mode_image("sample"), mean.astype(np.uint8))
+        assert "(mean of 8 frames)" in r.overlay_lines()[0]
+        r.camera.orbit(10, 0)
+        r.render()
+        assert r.accumulated == 1
+        r.set_filter("trilinear")
+        r.render()
+        assert r.accumulated == 0 and "mean of" not in r.overlay_lines()[0]
+        vram = r.vram_objects()
+        assert {"category": "framebuffers", "label": "accumulation colour RGBA32F",
+                "bytes": 64 * 64 * 16} in vram
     finally:
         r.release()
 
@@ -270,6 +307,8 @@ def test_headless_cli_writes_stats_and_screenshot(ctx, sphere, tmp_path, mode, c
     assert set(vram["by_category"]) >= {"textures", "decoded", "latents", "weights", "geometry",
                                         "framebuffers"}
     assert stats["driver_vram_bytes"] is None or isinstance(stats["driver_vram_bytes"], int)
+    # stochastic frames are averaged in sample mode: the warm-up frame and the 3 timed ones
+    assert stats["accumulated_frames"] == (4 if mode == "sample" else 0)
     expected = {"reference": "textures", "load": "decoded", "sample": "latents"}[mode]
     assert vram["by_category"][expected] > 4
     if mode == "reference":

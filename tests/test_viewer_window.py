@@ -49,13 +49,14 @@ def test_window_runs_every_mode_and_quits_cleanly(scene, tmp_path):
     from PIL import Image
     path, cache = scene
     shot = tmp_path / "window.png"
-    steps = ["wait", "2", "3", "f", "f", "f", "d", "orbit:40:10", "pan:4:-3", "scroll:2", "d",
-             "o", "1", f"screenshot:{shot}", "quit"]
+    steps = ["wait", "2", "3", "f", "a", "a", "f", "f", "d", "orbit:40:10", "pan:4:-3",
+             "scroll:2", "d", "o", "1", f"screenshot:{shot}", "quit"]
     proc = run_window([str(path), "--size", "64x64", "--cache-dir", str(cache), *TINY_CLI,
                        "--script", ",".join(steps)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     for line in ("mode: load", "mode: sample", "sample filter: latent", "diff view: on",
-                 "diff view: off", "mode: reference", "closed after 15 frames"):
+                 "averaging stochastic frames: off", "averaging stochastic frames: on",
+                 "diff view: off", "mode: reference", "closed after 17 frames"):
         assert line in proc.stderr
     # the reference frame (overlay off) after the drags: still the scene, not an empty window
     from viewer.renderer import BACKGROUND

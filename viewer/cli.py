@@ -12,7 +12,9 @@ with --bpp and --steps, showing progress.
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
-orbits, right or middle drag pans, the wheel zooms; Esc quits.
+orbits, right or middle drag pans, the wheel zooms; Esc quits. With the stochastic filter the
+picture is the mean of the frames drawn since the view last changed (A, or --no-accumulate, shows
+single frames), in the window and headless alike.
 
 Headless (EGL, no display needed): renders --frames timed frames after one warm-up frame (which
 compiles the shaders; its wall time is reported as first_frame_ms, the GPU upload before it, with
@@ -58,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="keys: 1/2/3 mode, F filter, D diff, O overlay, Esc quit; mouse: left orbit, "
+        epilog="keys: 1/2/3 mode, F filter, A average stochastic frames, D diff, O overlay, "
+               "Esc quit; mouse: left orbit, "
                "right/middle pan, wheel zoom. Without a display use --headless (EGL) or "
                "xvfb-run -a.")
     p.add_argument("scene", nargs="?", help="a .gltf or .glb file (default: the shipped "
@@ -90,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", help="headless: write frame time and VRAM figures here (JSON)")
     p.add_argument("--screenshot", help="headless: write the last frame here (PNG)")
     p.add_argument("--diff", action="store_true", help="start with the diff view on")
+    p.add_argument("--no-accumulate", action="store_true",
+                   help="show each stochastic-filter frame as it is, instead of the mean of the "
+                        "frames since the view last changed (A toggles it in the window)")
     p.add_argument("--compare", action="store_true",
                    help="headless: add the last frame's PSNR against reference mode to --stats")
     p.add_argument("--overlay", action="store_true",
@@ -188,7 +194,8 @@ def run_headless(scene, args, provider, log) -> dict:
         # setup: upload (and in load mode decode) everything; finish, since GL runs lazily
         t0 = time.perf_counter()
         renderer = Renderer(ctx, scene, size, mode=args.mode, filter_mode=args.filter,
-                            ntc_provider=provider, overlay=args.overlay, timer_latency=0, log=log)
+                            ntc_provider=provider, overlay=args.overlay, timer_latency=0,
+                            accumulate=not args.no_accumulate, log=log)
         apply_orbit(renderer, args.orbit)
         if args.diff:
             renderer.set_diff(True)
@@ -210,6 +217,7 @@ def run_headless(scene, args, provider, log) -> dict:
             "setup_ms": setup_ms,
             "first_frame_ms": first_ms,
             "diff": bool(args.diff),
+            "accumulated_frames": renderer.accumulated,
             "scene": str(scene.path),
             "renderer": ctx.info.get("GL_RENDERER"),
             "vram_objects": renderer.vram_objects(),

@@ -76,6 +76,7 @@ VERTEX_NAMES = ("input_position_0", "input_normal_0", "input_uv_0", "input_uv1_0
                 "input_tangent_0", "input_colour_0")
 _FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
 BACKGROUND = (0.16, 0.17, 0.19)   # display value of empty pixels
+ACCUMULATE_MAX = 256              # stochastic frames averaged; beyond, a moving average
 DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is full scale
 
 
@@ -171,18 +172,20 @@ class MeshGL:
 # targets and timing
 
 class RenderTarget:
-    """RGBA8 colour texture (+ depth) framebuffer of the window's size."""
+    """RGBA8 (or RGBA32F: `float_colour`) colour texture (+ depth) framebuffer of the window's
+    size."""
 
     def __init__(self, ctx, size: tuple[int, int], ledger: VramLedger, label: str,
-                 depth: bool = True):
+                 depth: bool = True, float_colour: bool = False):
         self.size = size
         self.ledger = ledger
-        self.colour = ctx.texture(size, 4)
+        self.colour = ctx.texture(size, 4, dtype="f4" if float_colour else "f1")
         self.colour.filter = (0x2600, 0x2600)  # GL_NEAREST
         self.depth = ctx.depth_texture(size) if depth else None
         self.fbo = ctx.framebuffer([self.colour], self.depth)
         w, h = size
-        ledger.add("framebuffers", self.colour, w * h * 4, f"{label} colour")
+        ledger.add("framebuffers", self.colour, w * h * (16 if float_colour else 4),
+                   f"{label} colour{' RGBA32F' if float_colour else ''}")
         if self.depth is not None:
             ledger.add("framebuffers", self.depth, w * h * 4, f"{label} depth")
 
@@ -210,7 +213,8 @@ class Renderer:
 
     def __init__(self, ctx, scene, size: tuple[int, int], mode: str = "reference",
                  filter_mode: str = "trilinear", ntc_provider=None, slot_names=None,
-                 overlay: bool = False, timer_latency: int = 2, log=log_stderr):
+                 overlay: bool = False, timer_latency: int = 2, accumulate: bool = True,
+                 log=log_stderr):
         import moderngl
         self.mgl = moderngl
         check_context(ctx)
@@ -230,6 +234,12 @@ class Renderer:
         self.diff = False
         self.diff_gain = DIFF_GAIN
         self.overlay = overlay
+        # Sample mode's stochastic filter decodes one texel a pixel, drawn anew each frame; while
+        # the view stays the same the frames are averaged (what TAA does in an engine), so the
+        # picture converges to the trilinear one. `accumulated` counts the frames in the mean.
+        self.accumulate = accumulate
+        self.accumulated = 0
+        self._accumulation_key = None
         self.frame_index = 0
         self.exposure = 1.0
         self.light_colour = np.array([1.0, 0.97, 0.92]) * 3.0
@@ -311,6 +321,7 @@ class Renderer:
             return
         for t in self.targets.values():
             t.release()
+        self.accumulated, self._accumulation_key = 0, None
         self.targets = {"scene": RenderTarget(self.ctx, size, self.ledger, "scene"),
                         "display": RenderTarget(self.ctx, size, self.ledger, "display",
                                                 depth=False)}
@@ -547,13 +558,43 @@ class Renderer:
         self._draw_ubo(k, mode, b).bind_to_uniform_block(DRAW_BINDING)
         mesh.vao(b.program).render(mgl.TRIANGLES, vertices=mesh.count)
 
-    def _compose(self) -> None:
+    def accumulating(self) -> bool:
+        return self.accumulate and self.mode == "sample" and self.filter == "stochastic"
+
+    def _accumulate(self) -> None:
+        """Blend the scene target into the running mean of this view's stochastic frames,
+        starting a new mean when anything but the frame index changed (camera, light, mode,
+        filter, size)."""
+        ctx, mgl = self.ctx, self.mgl
+        key = (self._frame_block()[:7 * 16], self.mode, self.filter, self.size)
+        if key != self._accumulation_key:
+            self.accumulated, self._accumulation_key = 0, key
+        target = self.targets.get("accumulation")
+        if target is None:
+            target = self.targets["accumulation"] = RenderTarget(
+                ctx, self.size, self.ledger, "accumulation", depth=False, float_colour=True)
+        target.fbo.use()
+        ctx.viewport = (0, 0, *target.size)
+        ctx.disable(mgl.DEPTH_TEST | mgl.CULL_FACE)
+        ctx.enable(mgl.BLEND)
+        ctx.blend_func = (mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA)
+        self.targets["scene"].colour.use(POST_A_UNIT)
+        weight = 1.0 / (min(self.accumulated, ACCUMULATE_MAX - 1) + 1)
+        self.post_ubo.write(np.array([2, 0, 0, 0], np.int32).tobytes()
+                            + np.array([self.diff_gain, weight, *target.size], np.float32)
+                            .tobytes())
+        self.post_ubo.bind_to_uniform_block(POST_BINDING)
+        self.post_vao.render(mgl.TRIANGLES, vertices=3)
+        ctx.disable(mgl.BLEND)
+        self.accumulated += 1
+
+    def _compose(self, source: str = "scene") -> None:
         ctx, mgl = self.ctx, self.mgl
         display = self.targets["display"]
         display.fbo.use()
         ctx.viewport = (0, 0, *display.size)
         ctx.disable(mgl.DEPTH_TEST | mgl.CULL_FACE | mgl.BLEND)
-        self.targets["scene"].colour.use(POST_A_UNIT)
+        self.targets[source].colour.use(POST_A_UNIT)
         diff = self.diff and "reference" in self.targets
         if diff:
             self.targets["reference"].colour.use(POST_B_UNIT)
@@ -597,9 +638,15 @@ class Renderer:
         self.timer.begin()
         try:
             self._draw_scene(self.mode, self.targets["scene"])
+            source = "scene"
+            if self.accumulating():
+                self._accumulate()
+                source = "accumulation"
+            else:
+                self.accumulated = 0
             if self.diff:
                 self._draw_scene("reference", self.targets["reference"])
-            self._compose()
+            self._compose(source)
         finally:
             self.timer.end((time.perf_counter() - t0) * 1e3)
         self.frame_index += 1
@@ -620,13 +667,16 @@ class Renderer:
 
     def render_mode_image(self, mode: str) -> np.ndarray:
         """A frame of `mode` (no diff, no overlay, untimed) as uint8 [h, w, 3]; the current mode,
-        diff and overlay settings are kept."""
+        diff and overlay settings are kept. For the current mode while stochastic frames are
+        being averaged, that mean (what the display shows) rather than one more frame."""
         saved = (self.mode, self.diff, self.overlay)
         self.ensure_mode(mode)
+        mean = mode == self.mode and self.accumulating() and self.accumulated > 0
         self.mode, self.diff, self.overlay = mode, False, False
         try:
-            self._draw_scene(mode, self.targets["scene"])
-            self._compose()
+            if not mean:
+                self._draw_scene(mode, self.targets["scene"])
+            self._compose("accumulation" if mean else "scene")
             return self.read()
         finally:
             self.mode, self.diff, self.overlay = saved
@@ -654,7 +704,8 @@ class Renderer:
         w, h = self.size
         gpu_text = f"{gpu['median']:.2f} ms (median of {len(self.timer.gpu_ms)})" if gpu else "-"
         cpu_text = f"{cpu['median']:.2f} ms" if cpu else "-"
-        lines = [f"mode {self.mode}   sample filter {self.filter}   {w}x{h}"
+        mean = f" (mean of {self.accumulated} frames)" if self.accumulating() else ""
+        lines = [f"mode {self.mode}   sample filter {self.filter}{mean}   {w}x{h}"
                  + ("   DIFF vs reference" if self.diff else ""),
                  f"GPU {gpu_text}   CPU {cpu_text}",
                  f"VRAM {format_bytes(vram['total'])}: textures {format_bytes(by['textures'])}, "

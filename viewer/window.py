@@ -1,11 +1,12 @@
 """ntc-view's window: glfw (OpenGL 4.5 core) + moderngl around viewer/renderer.Renderer.
 
-Keys: 1 / 2 / 3 reference / load / sample, F next sample filter, D diff view, O overlay, Esc quit.
+Keys: 1 / 2 / 3 reference / load / sample, F next sample filter, A averaging of stochastic
+frames while the view is still, D diff view, O overlay, Esc quit.
 Mouse: left drag orbits, right or middle drag pans, the wheel zooms.
 
 `--script` (a hidden test hook) is a comma-separated list of steps, one applied after each drawn
-frame, through the same handlers the glfw callbacks call: a key ("1", "2", "3", "f", "d", "o",
-"esc"), "quit" (same as Esc), "orbit:DX:DY" / "pan:DX:DY" (a drag of DX, DY pixels),
+frame, through the same handlers the glfw callbacks call: a key ("1", "2", "3", "f", "a", "d",
+"o", "esc"), "quit" (same as Esc), "orbit:DX:DY" / "pan:DX:DY" (a drag of DX, DY pixels),
 "scroll:N", "screenshot:PATH" (the last drawn frame as PNG), "wait" (one more frame). The window
 closes after the last step only if a step says so; the exit status is 0 on a clean close.
 """
@@ -25,7 +26,8 @@ from .renderer import MODES, Renderer
 # errors of one mode's resources: reported, and the window stays in the mode it was in
 RECOVERABLE = (NTCFormatError, NTCGLError, NTCCacheError, InputError)
 
-KEY_HELP = "1/2/3 mode  F filter  D diff  O overlay  drag orbit/pan  wheel zoom  Esc quit"
+KEY_HELP = ("1/2/3 mode  F filter  A average stochastic  D diff  O overlay  drag orbit/pan  "
+            "wheel zoom  Esc quit")
 
 
 class WindowApp:
@@ -53,6 +55,9 @@ class WindowApp:
                     self.r.set_mode(mode)
             elif key == glfw.KEY_F:
                 self.log(f"sample filter: {self.r.cycle_filter()}")
+            elif key == glfw.KEY_A:
+                self.r.accumulate = not self.r.accumulate
+                self.log(f"averaging stochastic frames: {'on' if self.r.accumulate else 'off'}")
             elif key == glfw.KEY_D:
                 self.r.set_diff(not self.r.diff)
                 self.log(f"diff view: {'on' if self.r.diff else 'off'}")
@@ -94,7 +99,7 @@ class WindowApp:
     # ---- the test hook
     def step(self, token: str) -> None:
         glfw = self.glfw
-        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "f": glfw.KEY_F,
+        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "f": glfw.KEY_F, "a": glfw.KEY_A,
                 "d": glfw.KEY_D, "o": glfw.KEY_O, "esc": glfw.KEY_ESCAPE,
                 "quit": glfw.KEY_ESCAPE}
         name, _, rest = token.strip().lower().partition(":")
@@ -166,7 +171,8 @@ def run_window(scene, args, provider, size: tuple[int, int], log) -> int:
                 from None
         fb = glfw.get_framebuffer_size(window)
         renderer = Renderer(ctx, scene, fb, mode=args.mode, filter_mode=args.filter,
-                            ntc_provider=provider, overlay=True, timer_latency=2, log=log)
+                            ntc_provider=provider, overlay=True, timer_latency=2,
+                            accumulate=not args.no_accumulate, log=log)
         renderer.status_lines = [KEY_HELP]
         from .cli import apply_orbit
         apply_orbit(renderer, args.orbit)

@@ -40,6 +40,11 @@ void main()
         entryPointParam_fragmentMain_0 = vec4(a_0.xyz, 1.0);
         return;
     }
+    if((PostPass_0.postMode_0.x) == 2)
+    {
+        entryPointParam_fragmentMain_0 = vec4(a_0.xyz, PostPass_0.postParams_0.y);
+        return;
+    }
     vec3 d_0 = abs(a_0.xyz - (texelFetch((postB_0), ((_S2)).xy, ((_S2)).z)).xyz);
     entryPointParam_fragmentMain_0 = vec4(heat_0(max(d_0.x, max(d_0.y, d_0.z)) * PostPass_0.postParams_0.x), 1.0);
     return;
