@@ -76,14 +76,15 @@ def default_model() -> NTCModel:
     preset's shape (what ntc-compress picks without --bpp), through the file format."""
     from trainer.compress import DEFAULT_BPP
     from trainer.network import NeuralTexture
-    from trainer.presets import pick_for_bpp, preset_table
+    from trainer.presets import fit_for_bpp, preset_table
     from trainer.targets import plan_channels
     from trainer.textures import load_texture_set
 
     tset = load_texture_set(DEFAULT_SET)
     infos, stored = plan_channels(tset)
     w, h = tset.size
-    name, cfg, _ = pick_for_bpp(preset_table(w, h, stored, infos), DEFAULT_BPP)
+    name, cfg, _ = fit_for_bpp(preset_table(w, h, stored, infos), DEFAULT_BPP, w, h, stored,
+                               infos)
     net = NeuralTexture(cfg, w, h, stored)
     return from_bytes(to_bytes(net.export(infos, {"preset": name, "untrained": True})))
 

@@ -13,7 +13,7 @@ from .compress import DEFAULT_BPP, CompressSettings, compress
 from .fit import TrainConfig
 from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
-from .presets import PRESETS
+from .presets import FIT_SLACK, PRESETS
 from .textures import MANIFEST_NAME, ROLES, InputError, load_texture_set
 
 EPILOG = f"""\
@@ -73,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="output .ntc file (written atomically); for a scene, an output folder")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bpp", type=float, help=f"bits per texel budget: the richest preset within "
-                      f"it (default {DEFAULT_BPP})")
+    rate.add_argument("--bpp", type=float,
+                      help=f"bits per texel budget: the richest preset within it, or the next "
+                           f"richer one with its latent grid coarsened to fit when that is at "
+                           f"most {round((FIT_SLACK - 1) * 100)}%% over (reported as e.g. p4@4); "
+                           f"below every preset, the smallest (default {DEFAULT_BPP})")
     rate.add_argument("--target-psnr", type=float, metavar="DB",
                       help="search presets for the smallest whose decoded set PSNR reaches DB")
     rate.add_argument("--preset", choices=[n for n, _, _ in PRESETS],

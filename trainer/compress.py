@@ -11,7 +11,7 @@ from export.format import from_bytes, to_bytes
 from .evaluate import evaluate
 from .fit import TrainConfig, fit
 from .network import NetworkConfig
-from .presets import pick_for_bpp, preset_table
+from .presets import fit_for_bpp, preset_table
 from .targets import build_targets, plan_channels
 from .textures import InputError, TextureSet
 
@@ -20,7 +20,7 @@ DEFAULT_BPP = 4.0
 
 @dataclass
 class CompressSettings:
-    bpp: float | None = None          # pick the richest preset within this many bits per texel
+    bpp: float | None = None          # a budget in bits per texel (presets.fit_for_bpp)
     target_psnr: float | None = None  # or: the smallest preset whose decoded set reaches this
     preset: str | None = None         # or: this preset by name
     train: TrainConfig = None         # steps, batch, learning rates, seed
@@ -75,8 +75,11 @@ def compress(tset: TextureSet, settings: CompressSettings, log=print) -> Compres
     targets = build_targets(tset, infos, stored, settings.mask_strength)
     table = preset_table(w, h, stored, infos, settings.network)
 
-    train = lambda i: (table[i], *_train_one(tset, infos, stored, targets, table[i], settings,
-                                             device, log))
+    def train_row(row):
+        return (row, *_train_one(tset, infos, stored, targets, row, settings, device, log))
+
+    def train(i):
+        return train_row(table[i])
     trials: dict[int, tuple] = {}
     names = [row[0] for row in table]
     if settings.preset is not None:
@@ -84,7 +87,7 @@ def compress(tset: TextureSet, settings: CompressSettings, log=print) -> Compres
             raise InputError(f"unknown preset '{settings.preset}' (known: {', '.join(names)})")
         best = train(names.index(settings.preset))
     elif settings.target_psnr is None:
-        best = train(table.index(pick_for_bpp(table, settings.bpp or DEFAULT_BPP)))
+        best = train_row(fit_for_bpp(table, settings.bpp or DEFAULT_BPP, w, h, stored, infos))
     else:
         # Binary search over presets ordered by bpp for the smallest that reaches the target.
         lo, hi = 0, len(table) - 1

@@ -40,7 +40,7 @@ from export.format import atomic_write
 from .textures import MAX_CHANNELS, InputError, SourceTexture, TextureSet
 
 NTC_EXTENSION = "NTC_texture_set"
-SET_SCHEMA = "ntc-gltf-set/1"   # bump when the way a material becomes a set changes
+SET_SCHEMA = "ntc-gltf-set/2"   # bump when what a material compresses to changes
 SCENE_SUFFIXES = (".gltf", ".glb")
 # texture name -> (role, colorspace); a texture's role is also its name inside the .ntc
 TEXTURE_ROLES = {
