@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import mean_prediction_psnr
 from export import layout
-from export.decoder import FileDecoder, texel_uv
+from export.decoder import FileDecoder, positional_encoding, texel_uv
 from export.format import from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from trainer.evaluate import evaluate
@@ -141,3 +141,25 @@ def test_latent_levels_follow_the_gl_mip_rule(w, h, g):
     assert levels[-1] == (1, 1)
     assert len(levels) == math.floor(math.log2(max(lw, lh))) + 1
     assert len(levels) == 1 or levels[-2] != (1, 1)  # a full chain, not one level more
+
+
+def test_blended_positional_encoding_stays_among_the_texel_centre_encodings():
+    """Why the latent filter blends the encoding: with a latent level 4x coarser than the mip (the
+    p2.7 shape), the finest octave is a constant at the mip's texel centres, the only places the
+    MLP is trained; between them the raw encoding sweeps values the MLP never saw, the blend of
+    the 4 nearest centres' encodings stays among theirs, and at a centre it is that centre's."""
+    n = 4096
+    level = torch.tensor([[128, 128]]).expand(n, 2)
+    mip = torch.tensor([[512, 512]]).expand(n, 2)
+    centres = positional_encoding(torch.tensor([[128, 128]]).expand(512 * 512, 2),
+                                  texel_uv(512, 512), None)
+    lo, hi = centres.min(0).values, centres.max(0).values
+    assert len(torch.unique(centres[:, -4:], dim=0)) == 1   # finest octave: a constant
+    uv = torch.rand(n, 2, generator=torch.Generator().manual_seed(0)) * 0.98 + 0.01
+    raw = positional_encoding(level, uv, None)
+    blended = positional_encoding(level, uv, mip.float())
+    assert ((blended >= lo - 1e-6) & (blended <= hi + 1e-6)).all()
+    assert ((raw < lo - 0.25) | (raw > hi + 0.25)).any(1).float().mean() > 0.5
+    at_centres = texel_uv(512, 512)[torch.randint(0, 512 * 512, (n,))]
+    exact = positional_encoding(level, at_centres, None)
+    assert torch.allclose(positional_encoding(level, at_centres, mip.float()), exact, atol=1e-5)

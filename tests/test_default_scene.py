@@ -1,8 +1,8 @@
 """The shipped default scene (assets/WaterBottle_ntc, written by `make assets`): ntc-view opens it
 without compressing anything, and its .ntc is the current compression of assets/WaterBottle.
 
-Measured when the scene was generated (`make assets`, ntc-compress defaults: preset p2.7, 10 000
-steps, seed 0): 3.002 bpp, set PSNR 41.01 dB over the 512^2 sources (report.json beside it).
+Measured when the scene was generated (`make assets`, ntc-compress defaults: --bpp 4 -> p4@4,
+10 000 steps, seed 0): 3.975 bpp, set PSNR 42.88 dB over the 512^2 sources (report.json beside it).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from viewer.cli import DEFAULT_SCENE
 from export.gltf_scene import load_scene
 
 SOURCE = ROOT / "assets" / "WaterBottle" / "PF_WaterBottle_MR.gltf"
-SET_FLOOR_DB = 40.0   # measured 41.01; a set trained on other images or decoded wrongly is far below
+SET_FLOOR_DB = 41.0   # measured 42.88; a set trained on other images or decoded wrongly is far below
 
 
 def test_default_scene_names_its_precompressed_set():
@@ -72,11 +72,13 @@ def test_ntc_view_without_arguments_renders_the_default_scene(ctx, tmp_path, cap
 
 
 def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
-    """The latent filter decodes between texel centres, where the MLP was never trained. With the
-    positional encoding blended over the 4 nearest texel centres it tracks trilinear filtering
-    of the decoded texture; with the raw encoding it shows the texel grid as noise. Measured on
-    this 512^2 set, repeat wrap, lod 0 / 1 / 2: blended 36.5 / 35.7 / 34.1 dB, raw 26.9 / 27.1 /
-    25.5 dB (on the 2K WaterBottle, away from the borders: 43.5 dB against 23.4 dB)."""
+    """The latent filter decodes between texel centres, where the MLP was never trained; it
+    blends the positional encoding over the 4 nearest texel centres (test_decoder shows why).
+    Measured on this set (p4@4, latent grid 4.2x coarser than mip 0), repeat wrap, lod 0 / 1 / 2:
+    blended 35.4 / 34.8 / 33.9 dB against trilinear filtering of the decoded texture, the raw
+    encoding 33.8 / 33.2 / 32.3 dB. On sets whose latent grid is exactly 4x coarser (p2.7) the raw
+    encoding is far worse: 512^2 WaterBottle 26.9 against 36.5 dB at lod 0, 2K 23.4 against
+    43.5."""
     import math
 
     import torch
@@ -103,4 +105,4 @@ def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
                                 wrap_uv(uv, mip_sizes(dec.model.width, dec.model.height, m),
                                         REPEAT))
             assert blended >= 33.0, (mip, blended)
-            assert psnr(raw, reference) < blended - 6, (mip, psnr(raw, reference), blended)
+            assert psnr(raw, reference) < blended - 1.0, (mip, psnr(raw, reference), blended)
