@@ -68,12 +68,17 @@ def coarsen_to_fit(cfg: NetworkConfig, width: int, height: int, stored: int,
         return file_bytes(replace(cfg, grid_scale=scale), width, height, stored, textures) * 8 \
             / (width * height)
     lo, hi = cfg.grid_scale, cfg.grid_scale * 2
-    if size(hi) > bpp:
+    hi_bpp = size(hi)
+    if hi_bpp > bpp:
         return None
     for _ in range(steps):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if size(mid) > bpp else (lo, mid)
-    return replace(cfg, grid_scale=hi), size(hi)
+        mid_bpp = size(mid)
+        if mid_bpp > bpp:
+            lo = mid
+        else:
+            hi, hi_bpp = mid, mid_bpp
+    return replace(cfg, grid_scale=hi), hi_bpp
 
 
 def fit_for_bpp(table, bpp: float, width: int, height: int, stored: int,
