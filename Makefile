@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Mesa's EGL + llvmpipe: headless OpenGL 4.5 for the GL decoder and its tests (Debian names).
 GL_PACKAGES := libegl1 libgl1-mesa-dri libegl-mesa0 libgles2 libgl1 libglx-mesa0 xvfb xauth
+# A C compiler for the trainer's fused CPU step (trainer/fused_step.c, built at first use).
+CC_PACKAGES := gcc libc6-dev
 DEMO_OUT := build/demo
 RUN_OUT := build/run
 # The shipped default scene: assets/WaterBottle compressed by `ntc-compress scene.gltf -o DIR`.
@@ -14,14 +16,20 @@ BENCH_ARGS ?=
 
 .PHONY: setup system-packages test run demo assets bench clean
 
-# Installs the GL packages with apt-get when they are missing and we are root; otherwise says what
-# to install (the GL tests then fail with a message naming EGL).
+# Installs the GL packages and a C compiler with apt-get when they are missing and we are root;
+# otherwise says what to install (the GL tests then fail with a message naming EGL; training
+# falls back to its slower reference step).
 system-packages:
 	@if ldconfig -p | grep -q 'libEGL_mesa.so' && command -v xvfb-run >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing $(GL_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(GL_PACKAGES) >/dev/null; \
 	else echo "warning: Mesa EGL not found; install: $(GL_PACKAGES)" >&2; fi
+	@if command -v cc >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(CC_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CC_PACKAGES) >/dev/null; \
+	else echo "warning: no C compiler; training uses the slower reference step (install: $(CC_PACKAGES))" >&2; fi
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
 
+from . import native
 from .network import NetworkConfig, NeuralTexture
-from .targets import TrainingTargets, locate
+from .reference_step import AutogradStep, RowAdam
+from .targets import TrainingTargets
 
 
 @dataclass
@@ -25,6 +28,8 @@ class TrainConfig:
     log_every: int = 0     # record (seconds, step, PSNR estimate) this often; 0 = 20 points
     progress: bool = True
     latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
+    run: int = 1           # texels per horizontal run in a batch (see _sample_rows)
+    step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
 
 
 @dataclass
@@ -32,44 +37,35 @@ class TrainLog:
     seconds: float = 0.0
     steps: int = 0
     curve: list[tuple[float, int, float]] = field(default_factory=list)  # (s, step, psnr est.)
+    step_kind: str = ""
 
 
 def _cosine(step: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
 
-def _sample_rows(offsets: torch.Tensor, n: int, uniform_share: float, gen) -> torch.Tensor:
+def _sample_rows(offsets: torch.Tensor, sizes: torch.Tensor, n: int, uniform_share: float,
+                 run: int, gen) -> torch.Tensor:
     """Rows of the flattened mip chain: most uniform over texels (mips by area, as RTXNTC), the
-    rest with the mip drawn uniformly, else the smallest mips would barely be seen."""
+    rest with the mip drawn uniformly, else the smallest mips would barely be seen. With run > 1,
+    n // run texels are drawn so and each starts a run of `run` horizontal neighbours (wrapping
+    within its image row), as RTXNTC trains: a batch then reads far fewer latent rows."""
+    starts = max(1, n // run)
     total = int(offsets[-1])
-    n_mip = int(n * uniform_share)
-    rows = torch.randint(0, total, (n - n_mip,), generator=gen)
+    n_mip = int(starts * uniform_share)
+    rows = torch.randint(0, total, (starts - n_mip,), generator=gen)
     mips = torch.randint(0, offsets.numel() - 1, (n_mip,), generator=gen)
     counts = offsets[mips + 1] - offsets[mips]
     local = (torch.rand(n_mip, generator=gen) * counts).long().minimum(counts - 1)
-    return torch.cat([rows, offsets[mips] + local])
-
-
-class RowAdam:
-    """Adam for the latent table that moves only the rows a step read ("lazy" Adam, as
-    torch.optim.SparseAdam): a step costs the batch, not the table, which at 2K and rich presets
-    is 5-10x the rest of the step. Bias correction counts each row's own updates; rows stay in
-    the quantizer's range [-1, 1]."""
-
-    def __init__(self, table: torch.Tensor, betas: tuple[float, float], eps: float):
-        self.table, (self.b1, self.b2), self.eps = table, betas, eps
-        self.m = torch.zeros_like(table)
-        self.v = torch.zeros_like(table)
-        self.count = torch.zeros(table.shape[0], 1, device=table.device)
-
-    @torch.no_grad()
-    def step(self, index: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
-        m = self.m[index].mul_(self.b1).add_(grad, alpha=1 - self.b1)
-        v = self.v[index].mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
-        n = self.count[index] + 1
-        self.m[index], self.v[index], self.count[index] = m, v, n
-        update = (m / (1 - self.b1 ** n)) / ((v / (1 - self.b2 ** n)).sqrt() + self.eps)
-        self.table[index] = (self.table[index] - lr * update).clamp_(-1, 1)
+    rows = torch.cat([rows, offsets[mips] + local])
+    if run <= 1:
+        return rows
+    mip = torch.searchsorted(offsets, rows, right=True) - 1
+    base, w = offsets[mip], sizes[mip, 0]
+    local = rows - base
+    line, x = local - local % w, local % w
+    step = torch.arange(run)
+    return (base[:, None] + line[:, None] + (x[:, None] + step) % w[:, None]).reshape(-1)[:n]
 
 
 @torch.no_grad()
@@ -96,29 +92,43 @@ def init_latents_pca(net: NeuralTexture, targets: TrainingTargets, gen) -> None:
         start += lw * lh
 
 
+def make_step(net, targets, mlp_opt, latent_opt, device, cfg: TrainConfig):
+    """The fused step on CPU (falling back, with a warning, where its kernels cannot be built),
+    the autograd reference step elsewhere or when asked for."""
+    kind = cfg.step_kind
+    if kind == "auto":
+        kind = "fused" if device.type == "cpu" else "autograd"
+    if kind == "fused":
+        try:
+            from .fused_step import FusedStep
+            return FusedStep(net, targets, mlp_opt, latent_opt, device, cfg.batch, cfg.seed)
+        except native.NativeUnavailable as e:
+            if cfg.step_kind == "fused":
+                raise
+            warnings.warn(f"training with the slower reference step: {e}", stacklevel=2)
+    return AutogradStep(net, targets, mlp_opt, latent_opt, device)
+
+
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         width: int, height: int, device: torch.device, desc: str = "training") -> tuple[NeuralTexture, TrainLog]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stored = targets.values.shape[1]
     net = NeuralTexture(net_cfg, width, height, stored, device)
-    values = targets.values.to(device)
-    importance = targets.importance.to(device) if targets.importance is not None else None
-    ch_w = targets.channel_weights.to(device)
-    ch_w = ch_w / ch_w.mean()
-    cpu_offsets = targets.mip_offsets
-    offsets, sizes = cpu_offsets.to(device), targets.mip_sizes.to(device)
+    cpu_offsets, cpu_sizes = targets.mip_offsets, targets.mip_sizes
     with torch.no_grad():  # start the output layer at the mean colour
-        net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0))
+        values = targets.values
+        net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0).to(device))
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
     betas, eps = (0.9, 0.99), 1e-15
     opt = torch.optim.Adam(list(net.weights) + list(net.biases), lr=cfg.lr_mlp, betas=betas, eps=eps)
     latent_opt = RowAdam(net.latents, betas, eps)
+    train_step = make_step(net, targets, opt, latent_opt, device, cfg)
     freeze_step = int(cfg.steps * cfg.freeze_latents_at)
     wq_step = int(cfg.steps * cfg.quantize_weights_at)
     log_every = cfg.log_every or max(1, cfg.steps // 20)
-    log, ema, t0 = TrainLog(), None, time.perf_counter()
+    log, ema, t0 = TrainLog(step_kind=train_step.name), None, time.perf_counter()
     bar = tqdm(total=cfg.steps, desc=desc, unit="step", disable=not cfg.progress,
                dynamic_ncols=True, leave=False)
     net.train()
@@ -127,28 +137,14 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             net.freeze_latents()
         if step == wq_step:
             net.quantize_weights = True
-        rows = _sample_rows(cpu_offsets, cfg.batch, cfg.mip_uniform_share, gen).to(device)
-        mip, uv = locate(rows, offsets, sizes)
-        touched = None if net.latents_frozen else net.gather_rows(mip, uv)
-        pred = net(mip, uv, touched)
-        err = (pred - values[rows]) ** 2
-        per_texel = (err * ch_w).mean(1)
-        if importance is not None:
-            per_texel = per_texel * importance[rows]
-        loss = per_texel.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        rows = _sample_rows(cpu_offsets, cpu_sizes, cfg.batch, cfg.mip_uniform_share, cfg.run, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
-        opt.param_groups[0]["lr"] = cfg.lr_mlp * _cosine(step, cfg.steps)
-        opt.step()
-        if touched is not None:
-            latent_opt.step(touched.index, touched.values.grad,
-                            cfg.lr_latents * _cosine(step, max(1, freeze_step)))
-        mse = float(err.detach().mean())
+        mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, cfg.steps),
+                         cfg.lr_latents * _cosine(step, max(1, freeze_step)))
         ema = mse if ema is None else 0.95 * ema + 0.05 * mse
         if step % 10 == 0 or step == cfg.steps - 1:
             psnr = 10 * math.log10(1 / max(ema, 1e-12))
-            bar.set_postfix(loss=f"{float(loss.detach()):.2e}", psnr=f"{psnr:.1f}dB", refresh=False)
+            bar.set_postfix(mse=f"{mse:.2e}", psnr=f"{psnr:.1f}dB", refresh=False)
             if step % log_every == 0 or step == cfg.steps - 1:
                 log.curve.append((time.perf_counter() - t0, step + 1, psnr))
         bar.update(1)

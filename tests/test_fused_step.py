@@ -1,0 +1,221 @@
+"""The fused CPU training step (trainer/fused_step.py + fused_step.c) against the reference math:
+export/decoder.py's decode function under autograd and the reference RowAdam. Forward values,
+every gradient, one whole optimiser step, the noise, the batch shape, and one-thread determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import RICH_SET, write_set
+from export.decoder import decode_texels, encode_inputs
+from trainer.fit import TrainConfig, _sample_rows, fit
+from trainer.fused_step import FusedStep
+from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8
+from trainer.reference_step import AutogradStep, RowAdam
+from trainer.targets import build_targets, locate, plan_channels
+from trainer.textures import load_texture_set
+
+BATCH = 512
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory):
+    # 40x24 rich set: 16-bit channels, non-square, non-power-of-two (latent edges clamp)
+    tset = load_texture_set(write_set(tmp_path_factory.mktemp("fused") / "set", RICH_SET))
+    infos, stored = plan_channels(tset)
+    tg = build_targets(tset, infos, stored)
+    # a non-trivial importance map, so the weighted loss is exercised too
+    gen = torch.Generator().manual_seed(3)
+    tg.importance = 1 + 4 * torch.rand(tg.values.shape[0], generator=gen)
+    tg.channel_weights = 0.5 + torch.rand(stored, generator=gen)
+    return tg, tset.size
+
+
+def _setup(targets, cfg: NetworkConfig, seed=0):
+    tg, (w, h) = targets
+    torch.manual_seed(seed)
+    net = NeuralTexture(cfg, w, h, tg.values.shape[1])
+    with torch.no_grad():  # latents and biases away from zero, so every path carries a signal
+        net.latents.uniform_(-0.9, 0.9)
+        for b in net.biases:
+            b.uniform_(-0.5, 0.5)
+    params = list(net.weights) + list(net.biases)
+    opt = torch.optim.Adam(params, lr=0.01, betas=(0.9, 0.99), eps=1e-15)
+    return net, opt, RowAdam(net.latents, (0.9, 0.99), 1e-15)
+
+
+def _rows(tg, n=BATCH, run=1, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return _sample_rows(tg.mip_offsets, tg.mip_sizes, n, 0.25, run, gen)
+
+
+def _reference_loss(net, tg, table, weights, biases, rows):
+    """fit's loss through export's decode function, on `table` (full latent table)."""
+    mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
+    pred = decode_texels(table, net.pyramid, weights, biases, mip, uv)
+    ch_w = tg.channel_weights / tg.channel_weights.mean()
+    per_texel = ((pred - tg.values[rows]) ** 2 * ch_w).mean(1) * tg.importance[rows]
+    return per_texel.mean(), pred
+
+
+@pytest.mark.parametrize("hr", ["bilinear", "gather4"])
+@pytest.mark.parametrize("quant", [False, True])
+def test_gradients_match_autograd(targets, hr, quant):
+    tg, _ = targets
+    cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling=hr)
+    net, opt, lat = _setup(targets, cfg)
+    net.quantize_weights = quant
+    step = FusedStep(net, tg, opt, lat, torch.device("cpu"), BATCH, seed=7)
+    rows = _rows(tg)
+    mse = step.gradients(rows, step=5)
+    n = step.n_touched
+    touched = step.touched[:n]
+    # the reference reads the same noisy rows the fused step drew
+    table = net.latents.detach().clone()
+    table[touched] = step.compact[:n]
+    table.requires_grad_()
+    weights = [w.detach().clone().requires_grad_() for w in net.weights]
+    used = [fake_quant_int8(w) for w in weights] if quant else weights
+    biases = [b.detach().clone().requires_grad_() for b in net.biases]
+    loss, pred = _reference_loss(net, tg, table, used, biases, rows)
+    loss.backward()
+    tol = dict(rtol=1e-4, atol=1e-7)
+    assert mse == pytest.approx(float(((pred.detach() - tg.values[rows]) ** 2).mean()), rel=1e-5)
+    for a, b in zip(net.weights, weights):
+        torch.testing.assert_close(a.grad, b.grad, **tol)
+    for a, b in zip(net.biases, biases):
+        torch.testing.assert_close(a.grad, b.grad, **tol)
+    # every row the reference touches is in the fused step's list, with the same gradient
+    ref_rows = torch.nonzero(table.grad.abs().sum(1)).flatten()
+    assert set(ref_rows.tolist()) <= set(touched.tolist())
+    assert n == torch.unique(touched).numel()  # no row listed twice
+    torch.testing.assert_close(step.grad[:n], table.grad[touched], **tol)
+    assert float(table.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("hr", ["bilinear", "gather4"])
+def test_forward_inputs_match_encode_inputs(targets, hr):
+    tg, _ = targets
+    net, opt, lat = _setup(targets, NetworkConfig(features=4, grid_scale=2.5, hr_sampling=hr))
+    net.freeze_latents()  # no noise: the fused step reads the table itself
+    step = FusedStep(net, tg, opt, lat, torch.device("cpu"), BATCH)
+    rows = torch.arange(int(tg.mip_offsets[-1]))[:BATCH]  # mip 0 and the whole small-mip tail
+    rows = torch.cat([rows[: BATCH // 2], torch.arange(int(tg.mip_offsets[-1]))[-BATCH // 2:]])
+    step.gradients(rows, step=0)
+    mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
+    ref = encode_inputs(net.latents.detach(), net.pyramid, mip, uv)
+    torch.testing.assert_close(step.X[: rows.numel()], ref, rtol=0, atol=2e-6)
+
+
+def test_noise_is_uniform_per_row_and_repeatable(targets):
+    tg, _ = targets
+    net, opt, lat = _setup(targets, NetworkConfig(features=8, grid_scale=3.0))
+    step = FusedStep(net, tg, opt, lat, torch.device("cpu"), BATCH, seed=1)
+    rows = _rows(tg)
+    noise = []
+    for s in (0, 0, 1):
+        step.gradients(rows, step=s)
+        n = step.n_touched
+        noise.append((step.compact[:n] - net.latents.detach()[step.touched[:n]]).clone())
+    half = 1.0 / net.qmax  # +-half a quantization step, as the reference's uniform noise
+    assert float(noise[0].abs().max()) <= half * (1 + 1e-5)
+    assert torch.equal(noise[0], noise[1])          # same step, same noise
+    assert not torch.equal(noise[0], noise[2])      # next step, new noise
+    flat = noise[0].flatten() / half
+    assert abs(float(flat.mean())) < 0.05 and abs(float(flat.var()) - 1 / 3) < 0.03
+
+
+def test_one_step_matches_the_reference_step(targets):
+    """A whole step (gradients + both optimisers) against AutogradStep. Frozen latents and
+    quantized weights: the fine-tuning phase, where neither side draws noise."""
+    tg, _ = targets
+    cfg = NetworkConfig(features=8, grid_scale=3.0)
+    nets = []
+    for kind in (FusedStep, AutogradStep):
+        net, opt, lat = _setup(targets, cfg, seed=2)
+        net.freeze_latents()
+        net.quantize_weights = True
+        net.train()
+        extra = (BATCH,) if kind is FusedStep else ()
+        step = kind(net, tg, opt, lat, torch.device("cpu"), *extra)
+        for s in range(3):
+            step(_rows(tg, seed=s), s, 0.01, 0.1)
+        nets.append(net)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-4, atol=1e-6)
+
+
+def test_row_adam_matches_the_reference(targets):
+    tg, _ = targets
+    cfg = NetworkConfig(features=8, grid_scale=3.0)
+    net, opt, lat = _setup(targets, cfg)
+    step = FusedStep(net, tg, opt, lat, torch.device("cpu"), BATCH)
+    ref_table = net.latents.detach().clone()
+    ref = RowAdam(ref_table, (0.9, 0.99), 1e-15)
+    for s in range(3):
+        step.gradients(_rows(tg, seed=s), step=s)
+        n = step.n_touched
+        index, grad = step.touched[:n].clone(), step.grad[:n].clone()
+        step.apply(0.0, 0.05)
+        ref.step(index, grad, 0.05)
+        assert float(step.grad[:n].abs().max()) == 0  # cleared for the next step
+    torch.testing.assert_close(net.latents.detach(), ref_table, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(lat.m, ref.m, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(lat.count, ref.count)
+
+
+def test_runs_stay_in_their_image_row_and_cover_it(targets):
+    tg, _ = targets
+    rows = _rows(tg, n=4096, run=8)
+    assert rows.numel() == 4096 and int(rows.max()) < int(tg.mip_offsets[-1])
+    mip, _ = locate(rows, tg.mip_offsets, tg.mip_sizes)
+    local = rows - tg.mip_offsets[mip]
+    line = local // tg.mip_sizes[mip, 0]
+    runs_mip, runs_line = mip.reshape(-1, 8), line.reshape(-1, 8)
+    assert bool((runs_mip == runs_mip[:, :1]).all()) and bool((runs_line == runs_line[:, :1]).all())
+    # every texel of mip 0 stays reachable (the run wraps within its row)
+    many = _rows(tg, n=1 << 16, run=8)
+    w, h = (int(v) for v in tg.mip_sizes[0])
+    assert torch.unique(many[many < w * h]).numel() == w * h
+
+
+def test_training_is_deterministic_and_learns(targets):
+    tg, (w, h) = targets
+    cfg = NetworkConfig(features=8, grid_scale=3.0)
+    tcfg = TrainConfig(steps=120, batch=BATCH, progress=False, run=8)
+    torch.set_num_threads(1)
+    runs = [fit(tg, cfg, tcfg, w, h, torch.device("cpu")) for _ in range(2)]
+    (a, log_a), (b, _) = runs
+    assert log_a.step_kind == "fused"
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    curve = [p for _, _, p in log_a.curve]
+    assert curve[-1] > curve[0] + 5, curve
+
+
+def test_no_compiler_falls_back_to_the_reference_step(targets, monkeypatch):
+    from trainer import native
+    tg, (w, h) = targets
+
+    def unavailable():
+        raise native.NativeUnavailable("no C compiler found")
+    monkeypatch.setattr(native, "load", unavailable)
+    with pytest.warns(UserWarning, match="reference step: no C compiler"):
+        _, log = fit(tg, NetworkConfig(), TrainConfig(steps=12, batch=256, progress=False),
+                     w, h, torch.device("cpu"))
+    assert log.step_kind == "autograd"
+    with pytest.raises(native.NativeUnavailable):
+        fit(tg, NetworkConfig(), TrainConfig(steps=12, batch=256, progress=False,
+                                             step_kind="fused"), w, h, torch.device("cpu"))
+
+
+def test_failed_compile_says_why(tmp_path, monkeypatch):
+    from trainer import native
+    bad = tmp_path / "cc"
+    bad.write_text("#!/bin/sh\necho 'cc: error: out of cheese' >&2\nexit 1\n")
+    bad.chmod(0o755)
+    monkeypatch.setenv("NTC_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(native.NativeUnavailable, match="out of cheese"):
+        native.build(str(bad))
+    assert not list((tmp_path / "cache").glob("*.so*"))  # no half-written library left behind
+

@@ -1,0 +1,273 @@
+/* The CPU training step's element-wise and gather/scatter work, fused into a few loops.
+ *
+ * The math is export/decoder.py's (decode_texels) and its autograd backward; trainer/fused_step.py
+ * calls these between the MLP's matrix multiplies (left to torch's BLAS) and
+ * tests/test_fused_step.py holds both to it. Single-threaded on purpose: the trainer runs one
+ * thread per process (see bench/choices.md). Built at first use by trainer/native.py.
+ *
+ * Latent rows a step reads are tracked without sorting: `stamp[row] == step_tag` marks a row as
+ * seen this step and `slot[row]` is its place in the compact per-step arrays (noisy values,
+ * gradient), so the forward pass, the backward scatter and the row-wise Adam all cost the batch,
+ * never the table.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    /* colour mip chain (the flattened training rows) */
+    const int64_t *mip_offsets;  /* [mips + 1] */
+    const int64_t *mip_sizes;    /* [mips * 2] (w, h) */
+    int64_t mips;
+    /* latent pyramid (one flat [rows, features] table) */
+    const int64_t *level_offsets; /* [levels] */
+    const int64_t *level_sizes;   /* [levels * 2] */
+    int64_t levels;
+    int64_t features;
+    int64_t gather4;              /* high-res level: 4 taps concatenated instead of bilinear */
+    int64_t pe_octaves;
+} Layout;
+
+static inline int64_t clampi(int64_t x, int64_t lo, int64_t hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* min/max without libm's NaN rules, so the loops vectorise */
+static inline float minf(float a, float b) { return a < b ? a : b; }
+static inline float maxf(float a, float b) { return a > b ? a : b; }
+
+static inline float triangle(float t) { return 1.0f - 4.0f * fabsf(t - floorf(t) - 0.5f); }
+
+/* splitmix64's finaliser: a counter-based generator, so noise needs no state and a row reads the
+ * same noise wherever it is tapped within a step. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t row_key(uint64_t seed, uint64_t step, uint64_t row) {
+    return mix64(seed * 0x9E3779B97F4A7C15ull + mix64(step * 0xD1B54A32D192ED03ull + row));
+}
+
+/* uniform in [0, 1) for feature f of the row whose key is `key` */
+static inline float uniform01(uint64_t key, uint64_t f) {
+    return (float)(mix64(key + f * 0x9E3779B97F4A7C15ull) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* The 4 table rows around (u, v) in `level` and the bilinear fraction (decoder._taps). */
+static inline void taps(const Layout *L, int64_t level, float u, float v, int64_t idx[4],
+                        float frac[2]) {
+    int64_t w = L->level_sizes[2 * level], h = L->level_sizes[2 * level + 1];
+    float px = u * (float)w - 0.5f, py = v * (float)h - 0.5f;
+    float fx0 = floorf(px), fy0 = floorf(py);
+    frac[0] = px - fx0;
+    frac[1] = py - fy0;
+    int64_t ix = (int64_t)fx0, iy = (int64_t)fy0;
+    int64_t x0 = clampi(ix, 0, w - 1), x1 = clampi(ix + 1, 0, w - 1);
+    int64_t y0 = clampi(iy, 0, h - 1), y1 = clampi(iy + 1, 0, h - 1);
+    int64_t base = L->level_offsets[level];
+    idx[0] = base + y0 * w + x0;
+    idx[1] = base + y0 * w + x1;
+    idx[2] = base + y1 * w + x0;
+    idx[3] = base + y1 * w + x1;
+}
+
+/* Row -> compact slot, adding the row (with its noisy copy) the first time this step reads it. */
+static inline int32_t track(int64_t row, const float *table, int64_t F, int32_t *stamp,
+                            int32_t *slot, int32_t tag, float *compact, int64_t *touched,
+                            int64_t *n_touched, float noise_amp, uint64_t seed, uint64_t step) {
+    if (stamp[row] == tag) return slot[row];
+    int32_t s = (int32_t)(*n_touched)++;
+    stamp[row] = tag;
+    slot[row] = s;
+    touched[s] = row;
+    const float *src = table + row * F;
+    float *dst = compact + (int64_t)s * F;
+    if (noise_amp != 0.0f) {
+        uint64_t key = row_key(seed, step, (uint64_t)row);
+        for (int64_t f = 0; f < F; ++f)
+            dst[f] = src[f] + (uniform01(key, (uint64_t)f) - 0.5f) * noise_amp;
+    } else {
+        memcpy(dst, src, (size_t)F * sizeof(float));
+    }
+    return s;
+}
+
+static inline void bilinear(const float *t0, const float *t1, const float *t2, const float *t3,
+                            const float frac[2], int64_t F, float *out) {
+    float fx = frac[0], fy = frac[1];
+    for (int64_t f = 0; f < F; ++f) {
+        float top = t0[f] + (t1[f] - t0[f]) * fx;
+        float bottom = t2[f] + (t3[f] - t2[f]) * fx;
+        out[f] = top + (bottom - top) * fy;
+    }
+}
+
+/* MLP input rows for training rows `rows` of the flattened mip chain (decoder.encode_inputs at
+ * texel centres). With track != 0 the latents are read through the compact per-step copy
+ * (noised by noise_amp) and the slots and fractions are saved for encode_backward; otherwise
+ * straight from `table`. Returns the number of rows in `touched`. */
+int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, const float *table,
+                           int64_t track_rows, float noise_amp, uint64_t seed, uint64_t step,
+                           int32_t *stamp, int32_t *slot, int32_t tag, float *compact,
+                           int64_t *touched, int32_t *tap_slots, float *tap_fracs, float *X,
+                           int64_t ldx) {
+    const int64_t F = L->features;
+    int64_t n_touched = 0;
+    const int64_t last = L->levels - 1;
+    const float lod_den = (float)(L->mips - 1 > 1 ? L->mips - 1 : 1);
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t r = rows[i], m = 0;
+        while (m + 1 < L->mips && L->mip_offsets[m + 1] <= r) ++m;
+        int64_t local = r - L->mip_offsets[m];
+        int64_t w = L->mip_sizes[2 * m], h = L->mip_sizes[2 * m + 1];
+        float u = ((float)(local % w) + 0.5f) / (float)w;
+        float v = ((float)(local / w) + 0.5f) / (float)h;
+        int64_t lv[2] = {m < last ? m : last, m + 1 < last ? m + 1 : last};
+        float *x = X + i * ldx;
+        float *out = x;
+        for (int k = 0; k < 2; ++k) {
+            int64_t idx[4];
+            float frac[2];
+            taps(L, lv[k], u, v, idx, frac);
+            const float *p[4];
+            for (int t = 0; t < 4; ++t) {
+                if (track_rows) {
+                    int32_t s = track(idx[t], table, F, stamp, slot, tag, compact, touched,
+                                      &n_touched, noise_amp, seed, step);
+                    tap_slots[i * 8 + k * 4 + t] = s;
+                    p[t] = compact + (int64_t)s * F;
+                } else {
+                    p[t] = table + idx[t] * F;
+                }
+            }
+            if (track_rows) {
+                tap_fracs[i * 4 + k * 2] = frac[0];
+                tap_fracs[i * 4 + k * 2 + 1] = frac[1];
+            }
+            if (k == 0 && L->gather4) {
+                for (int t = 0; t < 4; ++t) memcpy(out + t * F, p[t], (size_t)F * sizeof(float));
+                out[4 * F] = frac[0];
+                out[4 * F + 1] = frac[1];
+                out += 4 * F + 2;
+            } else {
+                bilinear(p[0], p[1], p[2], p[3], frac, F, out);
+                out += F;
+            }
+        }
+        /* positional code at the texel centre in high-res latent texels, then the LOD */
+        float qx = u * (float)L->level_sizes[2 * lv[0]], qy = v * (float)L->level_sizes[2 * lv[0] + 1];
+        for (int64_t k = 0; k < L->pe_octaves; ++k) {
+            float s = (float)(1 << k);
+            for (int ph = 0; ph < 2; ++ph) {
+                float phase = ph ? 0.25f : 0.0f;
+                *out++ = triangle(qx * s + phase);
+                *out++ = triangle(qy * s + phase);
+            }
+        }
+        *out = (float)m / lod_den;
+    }
+    return n_touched;
+}
+
+/* Scatter the gradient of the MLP input's latent columns onto the compact rows (the transpose of
+ * the bilinear blends / gather4 copies of encode_forward). grad must start at zero. */
+void ntc_encode_backward(const Layout *L, int64_t n, const float *dX, int64_t ldx,
+                         const int32_t *tap_slots, const float *tap_fracs, float *grad) {
+    const int64_t F = L->features;
+    for (int64_t i = 0; i < n; ++i) {
+        const float *g = dX + i * ldx;
+        for (int k = 0; k < 2; ++k) {
+            const int32_t *s = tap_slots + i * 8 + k * 4;
+            if (k == 0 && L->gather4) {
+                for (int t = 0; t < 4; ++t) {
+                    float *dst = grad + (int64_t)s[t] * F;
+                    for (int64_t f = 0; f < F; ++f) dst[f] += g[t * F + f];
+                }
+                g += 4 * F + 2;
+                continue;
+            }
+            float fx = tap_fracs[i * 4 + k * 2], fy = tap_fracs[i * 4 + k * 2 + 1];
+            float w0 = (1.0f - fx) * (1.0f - fy), w1 = fx * (1.0f - fy);
+            float w2 = (1.0f - fx) * fy, w3 = fx * fy;
+            float *d0 = grad + (int64_t)s[0] * F, *d1 = grad + (int64_t)s[1] * F;
+            float *d2 = grad + (int64_t)s[2] * F, *d3 = grad + (int64_t)s[3] * F;
+            for (int64_t f = 0; f < F; ++f) {
+                float gf = g[f];
+                d0[f] += gf * w0;
+                d1[f] += gf * w1;
+                d2[f] += gf * w2;
+                d3[f] += gf * w3;
+            }
+            g += F;
+        }
+    }
+}
+
+/* hswish3(z) = min(z, 3) * clamp(z / 3 + 0.5, 0, 1) (decoder.hswish3) */
+void ntc_hswish_forward(const float *z, float *a, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        float x = z[i];
+        float gate = minf(maxf(x / 3.0f + 0.5f, 0.0f), 1.0f);
+        a[i] = minf(x, 3.0f) * gate;
+    }
+}
+
+/* dz = da * hswish3'(z); da and dz may be the same buffer. */
+void ntc_hswish_backward(const float *z, const float *da, float *dz, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        float x = z[i], d;
+        if (x < -1.5f || x > 3.0f) d = 0.0f;
+        else if (x <= 1.5f) d = x * (2.0f / 3.0f) + 0.5f;
+        else d = 1.0f;
+        dz[i] = da[i] * d;
+    }
+}
+
+/* Weighted L2 against the targets of `rows` (fit's loss): writes d loss / d pred and returns
+ * the loss; *mse gets the unweighted mean squared error (the progress estimate). */
+double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *values,
+                int64_t S, const float *ch_w, const float *importance, float *dpred,
+                double *mse) {
+    double loss = 0.0, sq = 0.0;
+    const float scale = 2.0f / (float)(n * S);
+    for (int64_t i = 0; i < n; ++i) {
+        const float *p = pred + i * S, *t = values + rows[i] * S;
+        float imp = importance ? importance[rows[i]] : 1.0f;
+        double texel = 0.0;
+        for (int64_t c = 0; c < S; ++c) {
+            float e = p[c] - t[c];
+            sq += (double)e * e;
+            texel += (double)e * e * ch_w[c];
+            dpred[i * S + c] = scale * e * ch_w[c] * imp;
+        }
+        loss += texel * imp;
+    }
+    *mse = sq / (double)(n * S);
+    return loss / (double)(n * S);
+}
+
+/* Adam on the rows a step read (trainer.fit.RowAdam's rule: per-row bias correction, rows kept
+ * in [-1, 1]); zeroes their gradient for the next step. */
+void ntc_row_adam(float *table, float *m, float *v, float *count, const int64_t *touched,
+                  int64_t n, float *grad, int64_t F, float lr, float b1, float b2, float eps) {
+    const float log_b1 = logf(b1), log_b2 = logf(b2);
+    for (int64_t j = 0; j < n; ++j) {
+        int64_t row = touched[j];
+        float c = count[row] + 1.0f;
+        count[row] = c;
+        float bc1 = 1.0f - expf(c * log_b1), bc2 = 1.0f - expf(c * log_b2);
+        float *t = table + row * F, *mr = m + row * F, *vr = v + row * F;
+        float *g = grad + j * F;
+        for (int64_t f = 0; f < F; ++f) {
+            float gf = g[f];
+            mr[f] = mr[f] * b1 + gf * (1.0f - b1);
+            vr[f] = vr[f] * b2 + gf * gf * (1.0f - b2);
+            float upd = (mr[f] / bc1) / (sqrtf(vr[f] / bc2) + eps);
+            float x = t[f] - lr * upd;
+            t[f] = x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : x);
+            g[f] = 0.0f;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+"""The reference training step: export's decode function under autograd, lazy Adam on the latent
+rows a batch reads. It runs on any device; on CPU the fused step (fused_step.py) does the same
+math several times faster and is tested against this one."""
+from __future__ import annotations
+
+import torch
+
+from .network import NeuralTexture
+from .targets import TrainingTargets, locate
+
+
+class RowAdam:
+    """Adam for the latent table that moves only the rows a step read ("lazy" Adam, as
+    torch.optim.SparseAdam): a step costs the batch, not the table, which at 2K and rich presets
+    is 5-10x the rest of the step. Bias correction counts each row's own updates; rows stay in
+    the quantizer's range [-1, 1]."""
+
+    def __init__(self, table: torch.Tensor, betas: tuple[float, float], eps: float):
+        self.table, (self.b1, self.b2), self.eps = table, betas, eps
+        self.m = torch.zeros_like(table)
+        self.v = torch.zeros_like(table)
+        self.count = torch.zeros(table.shape[0], 1, device=table.device)
+
+    @torch.no_grad()
+    def step(self, index: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
+        m = self.m[index].mul_(self.b1).add_(grad, alpha=1 - self.b1)
+        v = self.v[index].mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
+        n = self.count[index] + 1
+        self.m[index], self.v[index], self.count[index] = m, v, n
+        update = (m / (1 - self.b1 ** n)) / ((v / (1 - self.b2 ** n)).sqrt() + self.eps)
+        self.table[index] = (self.table[index] - lr * update).clamp_(-1, 1)
+
+
+class TrainingStep:
+    """What both steps share: the network, its targets on the training device, the optimisers."""
+
+    def __init__(self, net: NeuralTexture, targets: TrainingTargets, mlp_opt: torch.optim.Optimizer,
+                 latent_opt: RowAdam, device: torch.device):
+        self.net, self.mlp_opt, self.latent_opt = net, mlp_opt, latent_opt
+        self.values = targets.values.to(device)
+        self.importance = (targets.importance.to(device)
+                           if targets.importance is not None else None)
+        ch_w = targets.channel_weights.to(device)
+        self.ch_w = ch_w / ch_w.mean()
+        self.offsets, self.sizes = targets.mip_offsets.to(device), targets.mip_sizes.to(device)
+
+
+class AutogradStep(TrainingStep):
+    name = "autograd"
+
+    def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float) -> float:
+        """One optimisation step on training rows `rows`; returns the batch's plain MSE."""
+        net = self.net
+        mip, uv = locate(rows, self.offsets, self.sizes)
+        touched = None if net.latents_frozen else net.gather_rows(mip, uv)
+        pred = net(mip, uv, touched)
+        err = (pred - self.values[rows]) ** 2
+        per_texel = (err * self.ch_w).mean(1)
+        if self.importance is not None:
+            per_texel = per_texel * self.importance[rows]
+        loss = per_texel.mean()
+        self.mlp_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.mlp_opt.param_groups[0]["lr"] = lr_mlp
+        self.mlp_opt.step()
+        if touched is not None:
+            self.latent_opt.step(touched.index, touched.values.grad, lr_latents)
+        return float(err.detach().mean())
