@@ -11,8 +11,11 @@ from tqdm import tqdm
 
 from . import native
 from .network import NetworkConfig, NeuralTexture
-from .reference_step import AutogradStep, RowAdam
+from .reference_step import AutogradStep
 from .targets import TrainingTargets
+
+
+EPS = 1e-15  # Adam's epsilon, as RTXNTC: gradients of rarely-read latent rows are tiny
 
 
 @dataclass
@@ -24,11 +27,13 @@ class TrainConfig:
     freeze_latents_at: float = 0.85   # then latents are rounded and frozen ...
     quantize_weights_at: float = 0.85  # ... and the MLP fine-tunes through fake int8 weights
     mip_uniform_share: float = 0.25  # of each batch drawn mip-uniformly, so small mips train too
+    adam_beta2: float = 0.99
     seed: int = 0
     log_every: int = 0     # record (seconds, step, PSNR estimate) this often; 0 = 20 points
     progress: bool = True
     latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
     run: int = 1           # texels per horizontal run in a batch (see _sample_rows)
+    bf16: bool = False
     step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
 
 
@@ -92,21 +97,21 @@ def init_latents_pca(net: NeuralTexture, targets: TrainingTargets, gen) -> None:
         start += lw * lh
 
 
-def make_step(net, targets, mlp_opt, latent_opt, device, cfg: TrainConfig):
+def make_step(net, targets, device, cfg: TrainConfig):
     """The fused step on CPU (falling back, with a warning, where its kernels cannot be built),
     the autograd reference step elsewhere or when asked for."""
-    kind = cfg.step_kind
+    kind, betas = cfg.step_kind, (0.9, cfg.adam_beta2)
     if kind == "auto":
         kind = "fused" if device.type == "cpu" else "autograd"
     if kind == "fused":
         try:
             from .fused_step import FusedStep
-            return FusedStep(net, targets, mlp_opt, latent_opt, device, cfg.batch, cfg.seed)
+            return FusedStep(net, targets, device, cfg.batch, betas, EPS, cfg.seed, cfg.bf16)
         except native.NativeUnavailable as e:
             if cfg.step_kind == "fused":
                 raise
             warnings.warn(f"training with the slower reference step: {e}", stacklevel=2)
-    return AutogradStep(net, targets, mlp_opt, latent_opt, device)
+    return AutogradStep(net, targets, device, betas, EPS)
 
 
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
@@ -121,10 +126,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0).to(device))
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
-    betas, eps = (0.9, 0.99), 1e-15
-    opt = torch.optim.Adam(list(net.weights) + list(net.biases), lr=cfg.lr_mlp, betas=betas, eps=eps)
-    latent_opt = RowAdam(net.latents, betas, eps)
-    train_step = make_step(net, targets, opt, latent_opt, device, cfg)
+    train_step = make_step(net, targets, device, cfg)
     freeze_step = int(cfg.steps * cfg.freeze_latents_at)
     wq_step = int(cfg.steps * cfg.quantize_weights_at)
     log_every = cfg.log_every or max(1, cfg.steps // 20)

@@ -5,9 +5,8 @@
  * tests/test_fused_step.py holds both to it. Single-threaded on purpose: the trainer runs one
  * thread per process (see bench/choices.md). Built at first use by trainer/native.py.
  *
- * Latent rows a step reads are tracked without sorting: `stamp[row] == step_tag` marks a row as
- * seen this step and `slot[row]` is its place in the compact per-step arrays (noisy values,
- * gradient), so the forward pass, the backward scatter and the row-wise Adam all cost the batch,
+ * Latent rows a step reads are tracked without sorting: `mark[row]` holds the tag of the last step
+ * that read the row and the row's place in that step's compact arrays (noisy values, gradient), so the forward pass, the backward scatter and the row-wise Adam all cost the batch,
  * never the table.
  */
 #include <math.h>
@@ -50,14 +49,16 @@ static inline uint64_t row_key(uint64_t seed, uint64_t step, uint64_t row) {
     return mix64(seed * 0x9E3779B97F4A7C15ull + mix64(step * 0xD1B54A32D192ED03ull + row));
 }
 
-/* uniform in [0, 1) for feature f of the row whose key is `key` */
+/* uniform in [0, 1) for feature f of the row whose key is `key`: 16 bits each, four features
+ * from one hash */
 static inline float uniform01(uint64_t key, uint64_t f) {
-    return (float)(mix64(key + f * 0x9E3779B97F4A7C15ull) >> 40) * (1.0f / 16777216.0f);
+    uint64_t h = mix64(key + (f >> 2) * 0x9E3779B97F4A7C15ull);
+    return (float)((h >> (16 * (f & 3))) & 0xFFFF) * (1.0f / 65536.0f) + (0.5f / 65536.0f);
 }
 
 /* The 4 table rows around (u, v) in `level` and the bilinear fraction (decoder._taps). */
-static inline void taps(const Layout *L, int64_t level, float u, float v, int64_t idx[4],
-                        float frac[2]) {
+static inline void taps(const Layout *L, int64_t level, float u, float v, int64_t *idx,
+                        float *frac) {
     int64_t w = L->level_sizes[2 * level], h = L->level_sizes[2 * level + 1];
     float px = u * (float)w - 0.5f, py = v * (float)h - 0.5f;
     float fx0 = floorf(px), fy0 = floorf(py);
@@ -73,14 +74,15 @@ static inline void taps(const Layout *L, int64_t level, float u, float v, int64_
     idx[3] = base + y1 * w + x1;
 }
 
-/* Row -> compact slot, adding the row (with its noisy copy) the first time this step reads it. */
-static inline int32_t track(int64_t row, const float *table, int64_t F, int32_t *stamp,
-                            int32_t *slot, int32_t tag, float *compact, int64_t *touched,
+/* Row -> compact slot, adding the row (with its noisy copy) the first time this step reads it.
+ * mark[row] holds (step tag << 32 | slot): one lookup tells both whether and where. */
+static inline int32_t track(int64_t row, const float *table, int64_t F, int64_t *mark,
+                            int64_t tag, float *compact, int64_t *touched,
                             int64_t *n_touched, float noise_amp, uint64_t seed, uint64_t step) {
-    if (stamp[row] == tag) return slot[row];
+    int64_t m = mark[row];
+    if ((m >> 32) == tag) return (int32_t)(m & 0xFFFFFFFF);
     int32_t s = (int32_t)(*n_touched)++;
-    stamp[row] = tag;
-    slot[row] = s;
+    mark[row] = (tag << 32) | (int64_t)s;
     touched[s] = row;
     const float *src = table + row * F;
     float *dst = compact + (int64_t)s * F;
@@ -95,7 +97,7 @@ static inline int32_t track(int64_t row, const float *table, int64_t F, int32_t 
 }
 
 static inline void bilinear(const float *t0, const float *t1, const float *t2, const float *t3,
-                            const float frac[2], int64_t F, float *out) {
+                            const float *frac, int64_t F, float *restrict out) {
     float fx = frac[0], fy = frac[1];
     for (int64_t f = 0; f < F; ++f) {
         float top = t0[f] + (t1[f] - t0[f]) * fx;
@@ -105,17 +107,20 @@ static inline void bilinear(const float *t0, const float *t1, const float *t2, c
 }
 
 /* MLP input rows for training rows `rows` of the flattened mip chain (decoder.encode_inputs at
- * texel centres). With track != 0 the latents are read through the compact per-step copy
- * (noised by noise_amp) and the slots and fractions are saved for encode_backward; otherwise
- * straight from `table`. Returns the number of rows in `touched`. */
+ * texel centres). With track_rows != 0 the latents are read through the compact per-step copy
+ * (noised by noise_amp) and the slots are saved for encode_backward; otherwise straight from
+ * `table`. tap_rows is scratch ([n, 8] table rows). Returns the number of rows in `touched`.
+ * Two passes: the first places every texel's taps (and writes its positional code and LOD), so
+ * the second can prefetch the table rows of texels ahead: those reads are random and would
+ * otherwise wait on memory one after another. */
 int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, const float *table,
                            int64_t track_rows, float noise_amp, uint64_t seed, uint64_t step,
-                           int32_t *stamp, int32_t *slot, int32_t tag, float *compact,
-                           int64_t *touched, int32_t *tap_slots, float *tap_fracs, float *X,
-                           int64_t ldx) {
+                           int64_t *mark, int64_t tag, float *compact,
+                           int64_t *touched, int64_t *tap_rows, int32_t *tap_slots,
+                           float *tap_fracs, float *X, int64_t ldx) {
     const int64_t F = L->features;
-    int64_t n_touched = 0;
     const int64_t last = L->levels - 1;
+    const int64_t hi_cols = L->gather4 ? 4 * F + 2 : F;
     const float lod_den = (float)(L->mips - 1 > 1 ? L->mips - 1 : 1);
     for (int64_t i = 0; i < n; ++i) {
         int64_t r = rows[i], m = 0;
@@ -125,26 +130,46 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
         float u = ((float)(local % w) + 0.5f) / (float)w;
         float v = ((float)(local / w) + 0.5f) / (float)h;
         int64_t lv[2] = {m < last ? m : last, m + 1 < last ? m + 1 : last};
-        float *x = X + i * ldx;
-        float *out = x;
+        for (int k = 0; k < 2; ++k)
+            taps(L, lv[k], u, v, tap_rows + i * 8 + k * 4, tap_fracs + i * 4 + k * 2);
+        /* positional code at the texel centre in high-res latent texels, then the LOD */
+        float *out = X + i * ldx + hi_cols + F;
+        float qx = u * (float)L->level_sizes[2 * lv[0]], qy = v * (float)L->level_sizes[2 * lv[0] + 1];
+        for (int64_t k = 0; k < L->pe_octaves; ++k) {
+            float s = (float)(1 << k);
+            for (int ph = 0; ph < 2; ++ph) {
+                float phase = ph ? 0.25f : 0.0f;
+                *out++ = triangle(qx * s + phase);
+                *out++ = triangle(qy * s + phase);
+            }
+        }
+        *out = (float)m / lod_den;
+    }
+    enum { AHEAD = 8 };
+    int64_t n_touched = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (i + AHEAD < n) {
+            const int64_t *ahead = tap_rows + (i + AHEAD) * 8;
+            for (int t = 0; t < 8; ++t) {
+                __builtin_prefetch(table + ahead[t] * F);  /* a row may straddle two lines */
+                __builtin_prefetch(table + ahead[t] * F + F - 1);
+                if (track_rows) __builtin_prefetch(mark + ahead[t]);
+            }
+        }
+        float *out = X + i * ldx;
         for (int k = 0; k < 2; ++k) {
-            int64_t idx[4];
-            float frac[2];
-            taps(L, lv[k], u, v, idx, frac);
+            const int64_t *idx = tap_rows + i * 8 + k * 4;
+            const float *frac = tap_fracs + i * 4 + k * 2;
             const float *p[4];
             for (int t = 0; t < 4; ++t) {
                 if (track_rows) {
-                    int32_t s = track(idx[t], table, F, stamp, slot, tag, compact, touched,
-                                      &n_touched, noise_amp, seed, step);
+                    int32_t s = track(idx[t], table, F, mark, tag, compact, touched, &n_touched,
+                                      noise_amp, seed, step);
                     tap_slots[i * 8 + k * 4 + t] = s;
                     p[t] = compact + (int64_t)s * F;
                 } else {
                     p[t] = table + idx[t] * F;
                 }
-            }
-            if (track_rows) {
-                tap_fracs[i * 4 + k * 2] = frac[0];
-                tap_fracs[i * 4 + k * 2 + 1] = frac[1];
             }
             if (k == 0 && L->gather4) {
                 for (int t = 0; t < 4; ++t) memcpy(out + t * F, p[t], (size_t)F * sizeof(float));
@@ -156,17 +181,6 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
                 out += F;
             }
         }
-        /* positional code at the texel centre in high-res latent texels, then the LOD */
-        float qx = u * (float)L->level_sizes[2 * lv[0]], qy = v * (float)L->level_sizes[2 * lv[0] + 1];
-        for (int64_t k = 0; k < L->pe_octaves; ++k) {
-            float s = (float)(1 << k);
-            for (int ph = 0; ph < 2; ++ph) {
-                float phase = ph ? 0.25f : 0.0f;
-                *out++ = triangle(qx * s + phase);
-                *out++ = triangle(qy * s + phase);
-            }
-        }
-        *out = (float)m / lod_den;
     }
     return n_touched;
 }
@@ -205,23 +219,45 @@ void ntc_encode_backward(const Layout *L, int64_t n, const float *dX, int64_t ld
     }
 }
 
+/* Activations are float32 or bfloat16 (the upper half of a float32, rounded to nearest even, as
+ * torch rounds): the hidden layers' matrix multiplies may run in bfloat16. */
+static inline float load(const void *p, int64_t i, int64_t bf16) {
+    if (!bf16) return ((const float *)p)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline void store(void *p, int64_t i, int64_t bf16, float x) {
+    if (!bf16) {
+        ((float *)p)[i] = x;
+        return;
+    }
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    ((uint16_t *)p)[i] = (uint16_t)(u >> 16);
+}
+
 /* hswish3(z) = min(z, 3) * clamp(z / 3 + 0.5, 0, 1) (decoder.hswish3) */
-void ntc_hswish_forward(const float *z, float *a, int64_t n) {
+void ntc_hswish_forward(const void *z, int64_t z_bf16, void *a, int64_t a_bf16, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
-        float x = z[i];
+        float x = load(z, i, z_bf16);
         float gate = minf(maxf(x / 3.0f + 0.5f, 0.0f), 1.0f);
-        a[i] = minf(x, 3.0f) * gate;
+        store(a, i, a_bf16, minf(x, 3.0f) * gate);
     }
 }
 
 /* dz = da * hswish3'(z); da and dz may be the same buffer. */
-void ntc_hswish_backward(const float *z, const float *da, float *dz, int64_t n) {
+void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t da_bf16, void *dz,
+                         int64_t dz_bf16, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
-        float x = z[i], d;
+        float x = load(z, i, z_bf16), d;
         if (x < -1.5f || x > 3.0f) d = 0.0f;
         else if (x <= 1.5f) d = x * (2.0f / 3.0f) + 0.5f;
         else d = 1.0f;
-        dz[i] = da[i] * d;
+        store(dz, i, dz_bf16, load(da, i, da_bf16) * d);
     }
 }
 
@@ -233,6 +269,7 @@ double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *
     double loss = 0.0, sq = 0.0;
     const float scale = 2.0f / (float)(n * S);
     for (int64_t i = 0; i < n; ++i) {
+        if (i + 8 < n) __builtin_prefetch(values + rows[i + 8] * S);
         const float *p = pred + i * S, *t = values + rows[i] * S;
         float imp = importance ? importance[rows[i]] : 1.0f;
         double texel = 0.0;
@@ -248,25 +285,50 @@ double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *
     return loss / (double)(n * S);
 }
 
-/* Adam on the rows a step read (trainer.fit.RowAdam's rule: per-row bias correction, rows kept
- * in [-1, 1]); zeroes their gradient for the next step. */
-void ntc_row_adam(float *table, float *m, float *v, float *count, const int64_t *touched,
-                  int64_t n, float *grad, int64_t F, float lr, float b1, float b2, float eps) {
+/* torch.optim.Adam's step (not fused, no weight decay, no amsgrad) on one parameter tensor; `step`
+ * counts from 1. */
+void ntc_adam(float *param, const float *grad, float *m, float *v, int64_t n, int64_t step,
+              float lr, float b1, float b2, float eps) {
+    const double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
+    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    for (int64_t i = 0; i < n; ++i) {
+        float g = grad[i];
+        m[i] += (g - m[i]) * (1.0f - b1);
+        v[i] = v[i] * b2 + g * g * (1.0f - b2);
+        param[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    }
+}
+
+/* Adam on the rows a step read (trainer.reference_step.RowAdam's rule: per-row bias correction,
+ * rows kept in [-1, 1]); zeroes their gradient for the next step. state: [rows, stride] with
+ * m, v and the update count of each row side by side. */
+void ntc_row_adam(float *table, float *state, int64_t stride, const int64_t *touched, int64_t n,
+                  float *grad, int64_t F, float lr, float b1, float b2, float eps) {
     const float log_b1 = logf(b1), log_b2 = logf(b2);
+    enum { AHEAD = 16 };
     for (int64_t j = 0; j < n; ++j) {
+        if (j + AHEAD < n) {  /* rows are scattered over the table: fetch them ahead */
+            int64_t next = touched[j + AHEAD];
+            __builtin_prefetch(table + next * F, 1);
+            __builtin_prefetch(table + next * F + F - 1, 1);
+            for (int64_t k = 0; k < 2 * F + 1; k += 16) __builtin_prefetch(state + next * stride + k, 1);
+        }
         int64_t row = touched[j];
-        float c = count[row] + 1.0f;
-        count[row] = c;
-        float bc1 = 1.0f - expf(c * log_b1), bc2 = 1.0f - expf(c * log_b2);
-        float *t = table + row * F, *mr = m + row * F, *vr = v + row * F;
-        float *g = grad + j * F;
+        float *restrict mr = state + row * stride, *restrict vr = mr + F;
+        float c = vr[F] + 1.0f;  /* the row's update count follows its moments */
+        vr[F] = c;
+        const float step_size = lr / (1.0f - expf(c * log_b1));
+        const float inv_bc2_sqrt = 1.0f / sqrtf(1.0f - expf(c * log_b2));
+        float *restrict t = table + row * F;
+        float *restrict g = grad + j * F;
+#pragma GCC ivdep
         for (int64_t f = 0; f < F; ++f) {
             float gf = g[f];
-            mr[f] = mr[f] * b1 + gf * (1.0f - b1);
-            vr[f] = vr[f] * b2 + gf * gf * (1.0f - b2);
-            float upd = (mr[f] / bc1) / (sqrtf(vr[f] / bc2) + eps);
-            float x = t[f] - lr * upd;
-            t[f] = x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : x);
+            float mf = mr[f] * b1 + gf * (1.0f - b1);
+            float vf = vr[f] * b2 + gf * gf * (1.0f - b2);
+            mr[f] = mf;
+            vr[f] = vf;
+            t[f] = minf(maxf(t[f] - step_size * mf / (sqrtf(vf) * inv_bc2_sqrt + eps), -1.0f), 1.0f);
             g[f] = 0.0f;
         }
     }

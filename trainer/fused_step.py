@@ -20,11 +20,16 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _bf(t: torch.Tensor) -> int:
+    return int(t.dtype == torch.bfloat16)
+
+
 class FusedStep(TrainingStep):
     name = "fused"
 
-    def __init__(self, net, targets, mlp_opt, latent_opt, device, batch: int, seed: int = 0):
-        super().__init__(net, targets, mlp_opt, latent_opt, device)
+    def __init__(self, net, targets, device, batch: int, betas=(0.9, 0.99), eps=1e-15,
+                 seed: int = 0, bf16: bool = False):
+        super().__init__(net, targets, device, betas, eps)
         if device.type != "cpu":
             raise ValueError("the fused step runs on the CPU")
         self.lib = native.load()
@@ -41,24 +46,31 @@ class FusedStep(TrainingStep):
         self.ch_w = self.ch_w.contiguous()
         rows = net.latents.shape[0]
         cap = min(8 * batch, rows)
-        self.stamp = torch.full((rows,), -1, dtype=torch.int32)
-        self.slot = torch.zeros(rows, dtype=torch.int32)
+        self.mark = torch.zeros(rows, dtype=torch.int64)  # (step tag << 32 | slot), see the C
         self.compact = torch.zeros(cap, F)
         self.grad = torch.zeros(cap, F)
         self.touched = torch.zeros(cap, dtype=torch.int64)
+        self.tap_rows = torch.zeros(batch, 8, dtype=torch.int64)
         self.tap_slots = torch.zeros(batch, 8, dtype=torch.int32)
         self.tap_fracs = torch.zeros(batch, 4)
         dims = [layout.mlp_input_size(F, pyr.hr_sampling), *cfg.hidden, net.stored]
         # latent columns of the MLP input: high-res taps (+ gather4's fractions), low-res taps
         self.latent_cols = dims[0] - layout.PE_INPUTS - layout.LOD_INPUTS
         self.X = torch.empty(batch, dims[0])
-        self.Z = [torch.empty(batch, d) for d in dims[1:]]        # pre-activations
-        self.A = [torch.empty(batch, d) for d in dims[1:-1]]      # activations
-        self.dA = [torch.empty(batch, d) for d in dims[1:-1]]     # their gradients, then dZ
-        self.dpred = torch.empty(batch, dims[-1])
         self.dX = torch.empty(batch, self.latent_cols)
-        for p in list(net.weights) + list(net.biases):
+        self.dpred = torch.empty(batch, dims[-1])
+        # per layer and precision: inputs, pre-activations, gradients of the inputs
+        types = (torch.float32, torch.bfloat16)
+        self.inputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
+        self.Z = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[1:]]
+        self.dinputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
+        self.bf16 = bf16
+        # the MLP's Adam (torch.optim.Adam's rule, in C): moments per parameter, one step count
+        self.params = list(net.weights) + list(net.biases)
+        for p in self.params:
             p.grad = torch.zeros_like(p)
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
+        self.mlp_steps = 0
         self.batch = batch
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float) -> float:
@@ -82,38 +94,56 @@ class FusedStep(TrainingStep):
         X = self.X[:n]
         self.n_touched = lib.ntc_encode_forward(
             ctypes.byref(self.layout), rows.data_ptr(), n, net.latents.data_ptr(),
-            int(train_latents), noise, self.seed, step, self.stamp.data_ptr(),
-            self.slot.data_ptr(), self.tag, self.compact.data_ptr(), self.touched.data_ptr(),
+            int(train_latents), noise, self.seed, step, self.mark.data_ptr(), self.tag,
+            self.compact.data_ptr(), self.touched.data_ptr(), self.tap_rows.data_ptr(),
             self.tap_slots.data_ptr(), self.tap_fracs.data_ptr(), X.data_ptr(), X.shape[1])
         weights = [w.detach() for w in net.weights]
         if net.quantize_weights:
             fq = fake_quant_int8 if net.cfg.weight_format == "int8" else fake_quant_fp16
             weights = [fq(w) for w in weights]
-        inputs, last = [X], len(weights) - 1
-        for i, (w, b) in enumerate(zip(weights, net.biases)):
-            z = self.Z[i][:n]
-            torch.addmm(b.detach(), inputs[-1], w.t(), out=z)
+        last = len(weights) - 1
+        # bfloat16 for the hidden layers' multiplies, except while the quantized weights fine-tune;
+        # the output layer (and so the loss) stays float32
+        low = self.bf16 and not net.quantize_weights
+        types = [torch.bfloat16 if low and i < last else torch.float32 for i in range(last + 1)]
+        used = [w.to(t) for w, t in zip(weights, types)]
+        inputs = [self.inputs[i][t][:n] for i, t in enumerate(types)]
+        zs = [self.Z[i][t][:n] for i, t in enumerate(types)]
+        if types[0] is torch.float32:
+            inputs[0] = X
+        else:
+            inputs[0].copy_(X)
+        for i in range(last + 1):
+            torch.addmm(net.biases[i].detach().to(types[i]), inputs[i], used[i].t(), out=zs[i])
             if i < last:
-                a = self.A[i][:n]
-                lib.ntc_hswish_forward(z.data_ptr(), a.data_ptr(), z.numel())
-                inputs.append(a)
-        pred, dz = self.Z[last][:n], self.dpred[:n]
+                lib.ntc_hswish_forward(zs[i].data_ptr(), _bf(zs[i]), inputs[i + 1].data_ptr(),
+                                       _bf(inputs[i + 1]), zs[i].numel())
+        dz = self.dpred[:n]
         mse = ctypes.c_double()
-        lib.ntc_loss(pred.data_ptr(), rows.data_ptr(), n, self.values.data_ptr(),
+        lib.ntc_loss(zs[last].data_ptr(), rows.data_ptr(), n, self.values.data_ptr(),
                      self.values.shape[1], self.ch_w.data_ptr(), _ptr(self.importance),
                      dz.data_ptr(), ctypes.byref(mse))
         for i in range(last, -1, -1):
-            torch.mm(dz.t(), inputs[i], out=net.weights[i].grad)
-            torch.sum(dz, 0, out=net.biases[i].grad)
+            grad_w, grad_b = net.weights[i].grad, net.biases[i].grad
+            if types[i] is torch.float32:
+                torch.mm(dz.t(), inputs[i], out=grad_w)
+                torch.sum(dz, 0, out=grad_b)
+            else:
+                grad_w.copy_(torch.mm(dz.t(), inputs[i]))
+                torch.sum(dz, 0, dtype=torch.float32, out=grad_b)
             if i > 0:
-                da = self.dA[i - 1][:n]
-                torch.mm(dz, weights[i], out=da)
-                lib.ntc_hswish_backward(self.Z[i - 1][:n].data_ptr(), da.data_ptr(),
-                                        da.data_ptr(), da.numel())
-                dz = da
+                da = self.dinputs[i][types[i]][:n]
+                torch.mm(dz, used[i], out=da)
+                dz_prev = self.dinputs[i][types[i - 1]][:n]  # da itself where types agree
+                lib.ntc_hswish_backward(zs[i - 1].data_ptr(), _bf(zs[i - 1]), da.data_ptr(),
+                                        _bf(da), dz_prev.data_ptr(), _bf(dz_prev), da.numel())
+                dz = dz_prev
             elif train_latents:
                 dx = self.dX[:n]
-                torch.mm(dz, weights[0][:, :self.latent_cols], out=dx)
+                if types[0] is torch.float32:
+                    torch.mm(dz, used[0][:, :self.latent_cols], out=dx)
+                else:
+                    dx.copy_(torch.mm(dz, used[0][:, :self.latent_cols]))
                 lib.ntc_encode_backward(ctypes.byref(self.layout), n, dx.data_ptr(),
                                         dx.shape[1], self.tap_slots.data_ptr(),
                                         self.tap_fracs.data_ptr(), self.grad.data_ptr())
@@ -122,11 +152,14 @@ class FusedStep(TrainingStep):
     @torch.no_grad()
     def apply(self, lr_mlp: float, lr_latents: float) -> None:
         """The optimisers' step on the gradients of `gradients` (which it then clears)."""
-        self.mlp_opt.param_groups[0]["lr"] = lr_mlp
-        self.mlp_opt.step()
+        self.mlp_steps += 1
+        b1, b2 = self.betas
+        for p, (m, v) in zip(self.params, self.moments):
+            self.lib.ntc_adam(p.data_ptr(), p.grad.data_ptr(), m.data_ptr(), v.data_ptr(),
+                              p.numel(), self.mlp_steps, lr_mlp, b1, b2, self.eps)
         if not self.net.latents_frozen:
             opt = self.latent_opt
-            self.lib.ntc_row_adam(self.net.latents.data_ptr(), opt.m.data_ptr(), opt.v.data_ptr(),
-                                  opt.count.data_ptr(), self.touched.data_ptr(), self.n_touched,
+            self.lib.ntc_row_adam(self.net.latents.data_ptr(), opt.state.data_ptr(), opt.stride,
+                                  self.touched.data_ptr(), self.n_touched,
                                   self.grad.data_ptr(), self.net.cfg.features, lr_latents,
                                   opt.b1, opt.b2, opt.eps)

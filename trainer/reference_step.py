@@ -17,9 +17,14 @@ class RowAdam:
 
     def __init__(self, table: torch.Tensor, betas: tuple[float, float], eps: float):
         self.table, (self.b1, self.b2), self.eps = table, betas, eps
-        self.m = torch.zeros_like(table)
-        self.v = torch.zeros_like(table)
-        self.count = torch.zeros(table.shape[0], 1, device=table.device)
+        # One row of state per latent row: m, v and the update count side by side, padded to
+        # whole 64-byte lines, so a row's update reads one place in memory, not three.
+        features = table.shape[1]
+        self.stride = (2 * features + 1 + 15) // 16 * 16
+        self.state = torch.zeros(table.shape[0], self.stride, device=table.device)
+        self.m = self.state[:, :features]
+        self.v = self.state[:, features:2 * features]
+        self.count = self.state[:, 2 * features:2 * features + 1]
 
     @torch.no_grad()
     def step(self, index: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
@@ -32,11 +37,13 @@ class RowAdam:
 
 
 class TrainingStep:
-    """What both steps share: the network, its targets on the training device, the optimisers."""
+    """What both steps share: the network, its targets on the training device, Adam's settings
+    and the latent rows' optimiser."""
 
-    def __init__(self, net: NeuralTexture, targets: TrainingTargets, mlp_opt: torch.optim.Optimizer,
-                 latent_opt: RowAdam, device: torch.device):
-        self.net, self.mlp_opt, self.latent_opt = net, mlp_opt, latent_opt
+    def __init__(self, net: NeuralTexture, targets: TrainingTargets, device: torch.device,
+                 betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15):
+        self.net, self.betas, self.eps = net, betas, eps
+        self.latent_opt = RowAdam(net.latents, betas, eps)
         self.values = targets.values.to(device)
         self.importance = (targets.importance.to(device)
                            if targets.importance is not None else None)
@@ -47,6 +54,10 @@ class TrainingStep:
 
 class AutogradStep(TrainingStep):
     name = "autograd"
+
+    def __init__(self, net, targets, device, betas=(0.9, 0.99), eps=1e-15):
+        super().__init__(net, targets, device, betas, eps)
+        self.mlp_opt = torch.optim.Adam(list(net.weights) + list(net.biases), betas=betas, eps=eps)
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float) -> float:
         """One optimisation step on training rows `rows`; returns the batch's plain MSE."""
