@@ -172,7 +172,8 @@ def test_compress_bad_input(tmp_path, case):
     (["--bpp", "4", "--target-psnr", "30"], "not allowed with"),
     (["--bits", "9"], "--bits"),
     (["--steps", "many"], "--steps"),
-], ids=["bad_device", "bpp_and_target_psnr", "bits_9", "steps_not_int"])
+    (["--effort", "huge"], "--effort"),
+], ids=["bad_device", "bpp_and_target_psnr", "bits_9", "steps_not_int", "effort_unknown"])
 def test_compress_bad_flags(tmp_path, extra, word):
     folder = write_set(tmp_path / "in")
     out = tmp_path / "out"
@@ -183,6 +184,32 @@ def test_compress_bad_flags(tmp_path, extra, word):
     last = err.strip().splitlines()[-1]
     assert last.startswith("ntc-compress: error:") and word in last
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("extra, word", [(["--threads", "0"], "--threads"),
+                                         (["--batch", "8"], "--batch")])
+def test_compress_bad_values(tmp_path, extra, word):
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, _, err = run(compress_cli.main, [write_set(tmp_path / "in"), "-o", out / "x.ntc",
+                                         *FAST, *extra])
+    assert rc == 1 and word in one_line_error(err, "ntc-compress")
+    assert os.listdir(out) == []
+
+
+def test_effort_sets_the_steps_and_steps_wins(monkeypatch, tmp_path):
+    from trainer import cli
+    from trainer.budget import EFFORTS
+    seen = []
+    monkeypatch.setattr(cli, "compress", lambda tset, settings, log: seen.append(settings) or
+                        (_ for _ in ()).throw(KeyboardInterrupt))
+    folder = write_set(tmp_path / "in")
+    for argv, steps in ((["--effort", "fast"], EFFORTS["fast"]), ([], EFFORTS["default"]),
+                        (["--effort", "max", "--steps", "77"], 77)):
+        run(compress_cli.main, [folder, "-o", tmp_path / "x.ntc", *argv])
+        assert seen[-1].train.steps == steps
+        assert seen[-1].train.threads == 1 and seen[-1].train.batch is None
+    assert not (tmp_path / "x.ntc").exists()
 
 
 def test_compress_output_is_an_existing_folder(tmp_path, texture_set):
@@ -249,6 +276,7 @@ def test_compress_report(compressed):
     assert report["bpp"] == pytest.approx(size * 8 / (W * H), rel=1e-12)
     assert report["steps"] == 60
     assert report["device"] == "cpu"
+    assert (report["batch"], report["threads"], report["training_step"]) == (512, 1, "fused")
     assert report["seconds"] > 0
     assert 10.0 < report["psnr_set"] < 100.0
     assert set(report["textures"]) == {n[:-4] for n in RICH_SET}

@@ -10,6 +10,7 @@ from pathlib import Path
 from export.format import atomic_write
 
 from .compress import DEFAULT_BPP, CompressSettings, compress
+from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
 from .fit import TrainConfig
 from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
@@ -82,10 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="search presets for the smallest whose decoded set PSNR reaches DB")
     rate.add_argument("--preset", choices=[n for n, _, _ in PRESETS],
                       help="a preset by name (see below)")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps,
-                   help="training steps per preset (default %(default)s)")
-    p.add_argument("--batch", type=int, default=TrainConfig.batch,
-                   help="texels per step (default %(default)s)")
+    p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
+                   help="training time for quality: "
+                        + ", ".join(f"{k} = {v:,} steps" for k, v in EFFORTS.items())
+                        + f" (default {DEFAULT_EFFORT}: about 3 minutes for a 1K set with 9 "
+                          "channels on one CPU core, about 30 s for fast, 12 minutes for max; "
+                          "more steps give a few tenths of a dB each doubling)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps per preset, instead of --effort's")
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"texels per step (default {CPU_BATCH} on the CPU, {CUDA_BATCH} on CUDA)")
+    p.add_argument("--threads", type=int, default=TrainConfig.threads,
+                   help="CPU threads for training (default %(default)s: one core, so a busy "
+                        "machine does not stall it and the result is the same bytes every run)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto = CUDA when present, else CPU")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -109,10 +119,12 @@ def _check_args(a) -> None:
         raise InputError(f"--bpp {a.bpp}: expected a number in (0, 64]")
     if a.target_psnr is not None and not 10 <= a.target_psnr <= 100:
         raise InputError(f"--target-psnr {a.target_psnr}: expected 10..100 dB")
-    if a.steps < 10:
+    if a.steps is not None and a.steps < 10:
         raise InputError(f"--steps {a.steps}: at least 10")
-    if a.batch < 64:
+    if a.batch is not None and a.batch < 64:
         raise InputError(f"--batch {a.batch}: at least 64")
+    if not 1 <= a.threads <= 256:
+        raise InputError(f"--threads {a.threads}: expected 1..256")
     if a.mask_strength < 0:
         raise InputError("--mask-strength must be >= 0")
     targets = [a.output] + ([a.report] if a.report else [])
@@ -153,15 +165,16 @@ def print_summary(report: dict, out: str) -> None:
     mips = " ".join(f"{p:.1f}" for p in report["psnr_set_mip"])
     print(f"{'set (pooled)':<44} {'':<18} {report['psnr_set']:>9.2f}")
     print(f"set PSNR per mip: {mips}")
-    print(f"{report['steps']} steps, {report['seconds']:.1f} s on {report['device']}")
+    print(f"{report['steps']} steps of {report['batch']} texels, {report['seconds']:.1f} s on "
+          f"{report['device']} ({report['threads']} thread(s), {report['training_step']} step)")
 
 
 def _settings(args) -> CompressSettings:
     return CompressSettings(
         bpp=args.bpp, target_psnr=args.target_psnr, preset=args.preset, device=args.device,
         mask_strength=args.mask_strength,
-        train=TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
-                          progress=not args.quiet),
+        train=TrainConfig(steps=args.steps or EFFORTS[args.effort], batch=args.batch,
+                          seed=args.seed, threads=args.threads, progress=not args.quiet),
         network=NetworkConfig(bits=args.bits, weight_format=args.weights_format))
 
 

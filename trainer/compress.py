@@ -9,7 +9,7 @@ import torch
 from export.format import from_bytes, to_bytes
 
 from .evaluate import evaluate
-from .fit import TrainConfig, fit
+from .fit import TrainConfig, fit, torch_threads
 from .network import NetworkConfig
 from .presets import fit_for_bpp, preset_table
 from .targets import build_targets, plan_channels
@@ -55,7 +55,7 @@ def _train_one(tset, infos, stored, targets, preset, settings, device, log=print
     t0 = time.perf_counter()
     net, tlog = fit(targets, cfg, settings.train, w, h, device, desc=f"{name} ({bpp:.2f} bpp)")
     extra = {"preset": name, "steps": tlog.steps, "seed": settings.train.seed,
-             "batch": settings.train.batch}
+             "batch": settings.train.batch_for(device)}
     data = to_bytes(net.export(infos, extra))
     # Quality is measured on the file as written, decoded by the reference decoder.
     quality = evaluate(from_bytes(data), targets.source_mips)
@@ -66,6 +66,11 @@ def _train_one(tset, infos, stored, targets, preset, settings, device, log=print
 
 
 def compress(tset: TextureSet, settings: CompressSettings, log=print) -> CompressResult:
+    with torch_threads(settings.train.threads):
+        return _compress(tset, settings, log)
+
+
+def _compress(tset: TextureSet, settings: CompressSettings, log) -> CompressResult:
     device = resolve_device(settings.device)
     t_start = time.perf_counter()
     infos, stored = plan_channels(tset)
@@ -117,9 +122,12 @@ def compress(tset: TextureSet, settings: CompressSettings, log=print) -> Compres
         "bpp": len(data) * 8 / (w * h),
         **quality,
         "steps": tlog.steps,
+        "batch": settings.train.batch_for(device),
         "seconds": time.perf_counter() - t_start,
         "train_seconds": tlog.seconds,
         "device": str(device),
+        "threads": settings.train.threads,
+        "training_step": tlog.step_kind,
         "training_curve": [{"seconds": s, "step": st, "psnr_estimate": p} for s, st, p in tlog.curve],
     }
     for info in infos:

@@ -1,6 +1,7 @@
 """The training loop: Adam, cosine learning rates, quantization-aware schedule, progress bar."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -10,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from . import native
+from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
 from .targets import TrainingTargets
@@ -18,14 +20,15 @@ from .targets import TrainingTargets
 EPS = 1e-15  # Adam's epsilon, as RTXNTC: gradients of rarely-read latent rows are tiny
 
 
+
 @dataclass
 class TrainConfig:
-    steps: int = 10000
-    batch: int = 4096
+    steps: int = EFFORTS[DEFAULT_EFFORT]
+    batch: int | None = None  # None: CPU_BATCH on the CPU, CUDA_BATCH on CUDA
     lr_latents: float = 0.1
     lr_mlp: float = 0.005
-    freeze_latents_at: float = 0.85   # then latents are rounded and frozen ...
-    quantize_weights_at: float = 0.85  # ... and the MLP fine-tunes through fake int8 weights
+    freeze_latents_at: float = 0.95   # then latents are rounded and frozen ...
+    quantize_weights_at: float = 0.95  # ... and the MLP fine-tunes through fake int8 weights
     mip_uniform_share: float = 0.25  # of each batch drawn mip-uniformly, so small mips train too
     adam_beta2: float = 0.99
     seed: int = 0
@@ -33,8 +36,27 @@ class TrainConfig:
     progress: bool = True
     latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
     run: int = 1           # texels per horizontal run in a batch (see _sample_rows)
-    bf16: bool = False
+    bf16: bool = True      # fused step: the hidden layers' multiplies in bfloat16 (not the last 5%)
     step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
+    threads: int = 1       # torch intra-op threads while training (see torch_threads)
+
+    def batch_for(self, device: torch.device) -> int:
+        if self.batch is not None:
+            return self.batch
+        return CUDA_BATCH if device.type == "cuda" else CPU_BATCH
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with n torch intra-op threads, then restore the process's setting. One by default: with
+    two OpenMP threads on two cores, any other busy process stalls every parallel region and a
+    run slows down tens of times; one thread leaves the other core free (bench/choices.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -106,7 +128,8 @@ def make_step(net, targets, device, cfg: TrainConfig):
     if kind == "fused":
         try:
             from .fused_step import FusedStep
-            return FusedStep(net, targets, device, cfg.batch, betas, EPS, cfg.seed, cfg.bf16)
+            return FusedStep(net, targets, device, cfg.batch_for(device), betas, EPS, cfg.seed,
+                             cfg.bf16)
         except native.NativeUnavailable as e:
             if cfg.step_kind == "fused":
                 raise
@@ -127,6 +150,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
     train_step = make_step(net, targets, device, cfg)
+    batch = cfg.batch_for(device)
     freeze_step = int(cfg.steps * cfg.freeze_latents_at)
     wq_step = int(cfg.steps * cfg.quantize_weights_at)
     log_every = cfg.log_every or max(1, cfg.steps // 20)
@@ -139,7 +163,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             net.freeze_latents()
         if step == wq_step:
             net.quantize_weights = True
-        rows = _sample_rows(cpu_offsets, cpu_sizes, cfg.batch, cfg.mip_uniform_share, cfg.run, gen)
+        rows = _sample_rows(cpu_offsets, cpu_sizes, batch, cfg.mip_uniform_share, cfg.run, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, cfg.steps),
                          cfg.lr_latents * _cosine(step, max(1, freeze_step)))

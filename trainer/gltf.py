@@ -185,7 +185,7 @@ def _settings_json(settings) -> dict:
     No --bpp is the default --bpp, so `ntc-view` and `ntc-view --bpp 4` share a cache entry."""
     from .compress import DEFAULT_BPP
     train = dataclasses.asdict(settings.train)
-    for k in ("progress", "log_every"):
+    for k in ("progress", "log_every", "threads"):
         train.pop(k, None)
     bpp = settings.bpp
     if bpp is None and settings.preset is None and settings.target_psnr is None:

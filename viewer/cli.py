@@ -1,14 +1,14 @@
 """ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
 
     ntc-view [SCENE] [--mode reference|load|sample] [--filter latent|stochastic|trilinear]
-             [--bpp B] [--steps N] [--cache-dir DIR]
+             [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
 
 Without SCENE it opens the shipped default scene, assets/WaterBottle_ntc/PF_WaterBottle_MR.gltf
 (512² WaterBottle whose neural textures `make assets` precompressed, so it opens in seconds). Load
 and sample mode need each material's neural texture set: viewer/ntc_cache.ensure_ntc finds it (the
 scene's own NTC_texture_set, or the cache beside the scene / in --cache-dir) or compresses it once
-with --bpp and --steps, showing progress.
+with --bpp and --effort (or --steps), showing progress.
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
@@ -34,6 +34,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from trainer.budget import DEFAULT_EFFORT, EFFORTS
 
 DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle_ntc" / \
     "PF_WaterBottle_MR.gltf"
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpp", type=float, default=None,
                    help="bits per texel when a material must be compressed (default: "
                         "ntc-compress's)")
+    p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
+                   help="training time for quality when a material must be compressed, as "
+                        "ntc-compress --effort (default %(default)s)")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps when a material must be compressed (default: "
                         "ntc-compress's)")
@@ -113,7 +118,7 @@ def _settings(args):
     from trainer.fit import TrainConfig
     from trainer.network import NetworkConfig
     from trainer.textures import InputError
-    train = TrainConfig() if args.steps is None else TrainConfig(steps=args.steps)
+    train = TrainConfig(steps=args.steps or EFFORTS[args.effort])
     network = NetworkConfig()
     if args.hidden:
         try:

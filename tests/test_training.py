@@ -1,0 +1,89 @@
+"""Training as ntc-compress runs it: one torch thread by default (restored afterwards), the
+batch chosen per device, and on CUDA the reference step with GPU-sized batches (cuda-marked:
+skipped where there is no CUDA device)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import write_set
+from trainer.budget import CPU_BATCH, CUDA_BATCH
+from trainer.compress import CompressSettings, compress
+from trainer.fit import TrainConfig, torch_threads
+from trainer.fused_step import FusedStep
+from trainer.network import NetworkConfig, NeuralTexture
+from trainer.reference_step import AutogradStep
+from trainer.targets import build_targets, plan_channels
+from trainer.textures import load_texture_set
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_compress_trains_on_the_threads_it_is_given(tmp_path, monkeypatch):
+    seen = []
+    from trainer import compress as compress_mod
+    real_fit = compress_mod.fit
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real_fit(*a, **k)
+    monkeypatch.setattr(compress_mod, "fit", spy)
+    tset = load_texture_set(write_set(tmp_path / "set"))
+    before = torch.get_num_threads()
+    settings = CompressSettings(preset="p2.7", device="cpu",
+                                train=TrainConfig(steps=20, batch=256, progress=False))
+    report = compress(tset, settings, log=lambda *a: None).report
+    assert seen == [1] and report["threads"] == 1
+    assert torch.get_num_threads() == before
+
+
+def test_the_batch_follows_the_device():
+    cfg = TrainConfig()
+    assert cfg.batch_for(torch.device("cpu")) == CPU_BATCH
+    assert cfg.batch_for(torch.device("cuda")) == CUDA_BATCH
+    assert TrainConfig(batch=1000).batch_for(torch.device("cuda")) == 1000
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_training_uses_gpu_batches_and_learns(tmp_path):
+    tset = load_texture_set(write_set(tmp_path / "set"))
+    settings = CompressSettings(preset="p2.7", device="cuda",
+                                train=TrainConfig(steps=300, progress=False))
+    report = compress(tset, settings, log=lambda *a: None).report
+    assert report["device"].startswith("cuda") and report["batch"] == CUDA_BATCH
+    assert report["training_step"] == "autograd"
+    assert report["psnr_set"] > 30, report["psnr_set"]
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_reference_step_matches_the_cpu_fused_step(tmp_path):
+    """The same batch, frozen latents (no noise on either side): the CUDA step's MLP update
+    equals the CPU fused step's."""
+    tset = load_texture_set(write_set(tmp_path / "set"))
+    infos, stored = plan_channels(tset)
+    tg = build_targets(tset, infos, stored)
+    w, h = tset.size
+    rows = torch.randint(0, int(tg.mip_offsets[-1]), (2048,),
+                         generator=torch.Generator().manual_seed(0))
+    nets = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        net = NeuralTexture(NetworkConfig(), w, h, stored, device)
+        net.freeze_latents()
+        net.train()
+        dev = torch.device(device)
+        step = FusedStep(net, tg, dev, 2048, bf16=False) if device == "cpu" else \
+            AutogradStep(net, tg, dev)
+        step(rows.to(dev), 0, 0.01, 0.1)
+        nets.append(net)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a.detach(), b.detach().cpu(), rtol=1e-3, atol=1e-5)
