@@ -77,19 +77,21 @@ def make_step(name: str, targets, stored: int, size, device: torch.device, batch
 
 
 def time_steps(step, targets, device, batch: int, max_steps: int, max_seconds: float) -> dict:
-    """ms per step (median of 10-step blocks) after a 10-step warm-up, wall and CPU."""
+    """ms per step (median of 10-step blocks) after a 10-step warm-up, wall and CPU. Every step
+    draws a fresh batch, as training does (a few batches reused would stay in the caches)."""
     gen = torch.Generator().manual_seed(0)
-    rows = [_sample_rows(targets.mip_offsets, targets.mip_sizes, batch, 0.25, 1, gen).to(device)
-            for _ in range(20)]
+
+    def rows():
+        return _sample_rows(targets.mip_offsets, targets.mip_sizes, batch, 0.25, 1, gen).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for i in range(10):
-        step(rows[i % 20], i, 0.005, 0.1)
+        step(rows(), i, 0.005, 0.1)
     sync()
     wall, cpu, done, t_end = [], [], 0, time.perf_counter() + max_seconds
     while done < max_steps and (time.perf_counter() < t_end or len(wall) < 2):
         w0, c0 = time.perf_counter(), time.process_time()
         for i in range(10):
-            step(rows[(done + i) % 20], done + i, 0.005, 0.1)
+            step(rows(), done + i, 0.005, 0.1)
         sync()
         wall.append((time.perf_counter() - w0) * 100)  # ms per step
         cpu.append((time.process_time() - c0) * 100)
@@ -108,10 +110,12 @@ def _neighbour(code: str | None):
     return proc
 
 
-def throughput(tset, max_steps=300, max_seconds=8.0, threads=(1, 2), log=print) -> list[dict]:
+def throughput(tset, max_steps=300, max_seconds=8.0, threads=(1, 2), neighbours=NEIGHBOURS,
+               batch=None, log=print) -> list[dict]:
     targets, stored = _targets(tset)
-    size, batch, rows = tset.size, NEW.batch_for(torch.device("cpu")), []
-    for where, code in NEIGHBOURS.items():
+    size, rows = tset.size, []
+    batch = batch or NEW.batch_for(torch.device("cpu"))
+    for where, code in neighbours.items():
         proc = _neighbour(code)
         try:
             for n in threads:
@@ -140,8 +144,9 @@ def throughput(tset, max_steps=300, max_seconds=8.0, threads=(1, 2), log=print) 
     return rows
 
 
-def convergence_run(tset, label: str, cfg: TrainConfig, steps: int, fresh: bool) -> dict:
-    cache = RESULTS / "cache" / f"training.{label}.{steps}.json"
+def convergence_run(tset, label: str, cfg: TrainConfig, steps: int, fresh: bool,
+                    cache_dir: Path = RESULTS / "cache") -> dict:
+    cache = cache_dir / f"training.{label}.{steps}.json"
     if cache.exists() and not fresh:
         return json.loads(cache.read_text())
     settings = CompressSettings(preset=CONVERGENCE_PRESET, device="cpu",

@@ -299,6 +299,13 @@ void ntc_adam(float *param, const float *grad, float *m, float *v, int64_t n, in
     }
 }
 
+/* 1 - beta^count; once beta^count is below float precision it is 1, and expf's underflow path is
+ * slow, so it is not called. */
+static inline float bias_correction(float count, float log_beta) {
+    float e = count * log_beta;
+    return e < -40.0f ? 1.0f : 1.0f - expf(e);
+}
+
 /* Adam on the rows a step read (trainer.reference_step.RowAdam's rule: per-row bias correction,
  * rows kept in [-1, 1]); zeroes their gradient for the next step. state: [rows, stride] with
  * m, v and the update count of each row side by side. */
@@ -317,8 +324,8 @@ void ntc_row_adam(float *table, float *state, int64_t stride, const int64_t *tou
         float *restrict mr = state + row * stride, *restrict vr = mr + F;
         float c = vr[F] + 1.0f;  /* the row's update count follows its moments */
         vr[F] = c;
-        const float step_size = lr / (1.0f - expf(c * log_b1));
-        const float inv_bc2_sqrt = 1.0f / sqrtf(1.0f - expf(c * log_b2));
+        const float step_size = lr / bias_correction(c, log_b1);
+        const float inv_bc2_sqrt = 1.0f / sqrtf(bias_correction(c, log_b2));
         float *restrict t = table + row * F;
         float *restrict g = grad + j * F;
 #pragma GCC ivdep

@@ -90,6 +90,10 @@ def build(cc: str | None = None) -> Path:
     try:
         res = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True,
                              text=True, timeout=300)
+        if res.returncode != 0:  # e.g. a compiler without -march=native: build portable code
+            portable = [f for f in FLAGS if f != "-march=native"]
+            res = subprocess.run([cc, *portable, "-o", tmp, str(SOURCE), "-lm"],
+                                 capture_output=True, text=True, timeout=300)
         if res.returncode != 0:
             first = (res.stderr.strip().splitlines() or ["(no message)"])[0]
             raise NativeUnavailable(f"{cc} failed to compile {SOURCE.name}: {first}")
