@@ -51,7 +51,7 @@ SETS: dict[str, tuple[str, dict | None]] = {
         "texture_bricks_metal.jpg": {"role": "metallic", "channels": 1},
         "texture_bricks_depth.jpg": {"role": "height", "channels": 1}}),
 }
-DEFAULT_PRESETS = ("p1.3", "p2.7", "p5.3", "p8")
+DEFAULT_PRESETS = ("p1.3", "p2.7", "p4", "p5.3", "p8")
 # Convergence: the 1K 9-channel case (WaterBottle baseColor + normal + ORM, box-filtered to 1024^2).
 CONVERGENCE_SET, CONVERGENCE_PRESET = "WaterBottle_1K", "p4"
 CONVERGENCE_STEPS = (750, 1500, 3000, 6000, 12000, 24000)

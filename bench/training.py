@@ -111,7 +111,20 @@ def _neighbour(code: str | None):
 
 
 def throughput(tset, max_steps=300, max_seconds=8.0, threads=(1, 2), neighbours=NEIGHBOURS,
-               batch=None, log=print) -> list[dict]:
+               batch=None, passes=2, log=print) -> list[dict]:
+    """Every (neighbour, threads, step) cell, measured in `passes` passes over all the
+    neighbours; each cell keeps its fastest pass (the one least disturbed by whatever else the
+    shared machine ran then)."""
+    best: dict[tuple, dict] = {}
+    for _ in range(passes):
+        for r in _throughput_pass(tset, max_steps, max_seconds, threads, neighbours, batch, log):
+            key = (r["device"], r["threads"], r["beside"], r["step"])
+            if key not in best or r["ms_step"] < best[key]["ms_step"]:
+                best[key] = {**r, "passes": passes}
+    return list(best.values())
+
+
+def _throughput_pass(tset, max_steps, max_seconds, threads, neighbours, batch, log) -> list[dict]:
     targets, stored = _targets(tset)
     size, rows = tset.size, []
     batch = batch or NEW.batch_for(torch.device("cpu"))

@@ -39,7 +39,8 @@ def seconds_to(runs: list[dict], psnr: float) -> float | None:
 
 def _throughput_lines(rows: list[dict]) -> list[str]:
     lines = ["## Step throughput", "",
-             "Median of 10-step blocks after a 10-step warm-up (up to 300 steps or 8 s a row), "
+             "Median of 10-step blocks after a 10-step warm-up (up to 300 steps or 8 s a row), the "
+             "faster of two passes over the whole table (the machine is shared), "
              "a fresh batch of 4096 texels every step, drawn as the trainer draws them (the draw "
              "is timed too), fresh network per row. CPU ms "
              "is the process's CPU time (both threads count with 2). \"x reference\" compares "

@@ -12,7 +12,7 @@ from trainer.textures import load_texture_set
 
 def test_every_part_runs_and_the_report_is_written(tmp_path):
     tset = load_texture_set(write_set(tmp_path / "set"))
-    rows = training.throughput(tset, max_steps=20, max_seconds=0.2, threads=(1,),
+    rows = training.throughput(tset, max_steps=20, max_seconds=0.2, threads=(1,), passes=1,
                                neighbours={"idle": None, "busy loop": "while True: pass"},
                                batch=256, log=lambda *a: None)
     assert {(r["beside"], r["step"]) for r in rows} == {
