@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from export.format import atomic_write
+from export.output_paths import (OutputPathError, check_output_file, check_writable_folder,
+                                 refuse_overwriting)
 
 from .compress import DEFAULT_BPP, CompressSettings, compress
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
@@ -128,7 +130,6 @@ def _check_args(a) -> None:
         raise InputError(f"--threads {a.threads}: expected 1..256")
     if a.mask_strength < 0:
         raise InputError("--mask-strength must be >= 0")
-    targets = [a.output] + ([a.report] if a.report else [])
     if is_scene_path(a.input):
         if a.manifest or a.mask:
             raise InputError("--manifest and --mask apply to a folder of textures, not to a glTF "
@@ -136,23 +137,18 @@ def _check_args(a) -> None:
         out = Path(a.output)
         if out.exists() and not out.is_dir():
             raise InputError(f"output {out} is a file; for a glTF scene -o names an output folder")
-        if not out.resolve().parent.is_dir():
-            raise InputError(f"output folder {out.parent} does not exist")
-        if not os.access(out.resolve() if out.is_dir() else out.resolve().parent, os.W_OK):
-            raise InputError(f"output folder {out} is not writable")
-        targets = targets[1:]
-    # a scene's output folder is created by compress_scene, so a report may go into it
-    made = Path(a.output).resolve() if is_scene_path(a.input) else None
-    for target in targets:
-        path = Path(target)
-        if path.is_dir():
-            raise InputError(f"output {path} is a folder; give a file name")
-        if path.parent.resolve() == made and not made.exists():
-            continue
-        if not path.parent.resolve().is_dir():
-            raise InputError(f"output folder {path.parent} does not exist")
-        if not os.access(path.parent.resolve(), os.W_OK):
-            raise InputError(f"output folder {path.parent} is not writable")
+        check_writable_folder(out if out.is_dir() else out.parent,
+                              "output folder" if out.is_dir() else "folder of the output")
+        if a.report:
+            # the scene's output folder is made by compress_scene, so the report may go into it
+            rep = Path(a.report)
+            if not (rep.parent.resolve() == out.resolve() and not out.exists()):
+                check_output_file(rep, "--report")
+        return
+    outputs = {"output": check_output_file(a.output, "output")}
+    if a.report:
+        outputs["--report"] = check_output_file(a.report, "--report")
+    refuse_overwriting(outputs, [])
 
 
 def print_summary(report: dict, out: str) -> None:
@@ -180,7 +176,9 @@ def _settings(args) -> CompressSettings:
 
 
 def _main_scene(args, log) -> int:
-    report = compress_scene(args.input, args.output, _settings(args), _weights(args.weight), log)
+    extra = {"--report": Path(args.report)} if args.report else {}
+    report = compress_scene(args.input, args.output, _settings(args), _weights(args.weight), log,
+                            extra_outputs=extra)
     if args.report:
         atomic_write(args.report, json.dumps(report, indent=2).encode())
     print(f"wrote {report['output']} (materials use {NTC_EXTENSION}; the original images are kept "
@@ -204,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             return _main_scene(args, log)
         tset = load_texture_set(args.input, args.manifest, _weights(args.weight), args.mask)
         out = Path(args.output).resolve()
-        if any(out == t.path.resolve() for t in tset.textures):
-            raise InputError(f"output {args.output} would overwrite an input texture")
+        refuse_overwriting({"output": out, **({"--report": Path(args.report)} if args.report else {})},
+                           tset.input_files)
         if tset.skipped:
             print(f"skipped (unknown role): {', '.join(tset.skipped)}", file=sys.stderr)
         settings = _settings(args)
@@ -219,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if result.report.get("target_reached") is False:
             print(f"warning: target {args.target_psnr} dB not reached", file=sys.stderr)
         return 0
-    except InputError as e:
+    except (InputError, OutputPathError) as e:
         print(f"ntc-compress: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ import numpy as np
 
 from export.format import VERSION as NTC_FORMAT_VERSION
 from export.format import atomic_write
+from export.output_paths import OutputPathError, refuse_overwriting
 
 from .textures import MAX_CHANNELS, InputError, SourceTexture, TextureSet
 
@@ -233,13 +234,15 @@ def _load(scene_path: Path, log):
     return scene, doc, binary
 
 
-def _copy_plan(doc: dict, scene, binary: bytes | None, out_dir: Path) -> dict[Path, bytes]:
+def _copy_plan(doc: dict, scene, binary: bytes | None,
+               out_dir: Path) -> tuple[dict[Path, bytes], set[Path]]:
     """Rewrite the buffer and image URIs of `doc` (in place) for OUT_DIR and return the files to
-    write there: referenced files copied under the same relative path, a .glb's BIN chunk as
-    <stem>.bin; data: URIs stay embedded."""
+    write there (referenced files copied under the same relative path, a .glb's BIN chunk as
+    <stem>.bin; data: URIs stay embedded) and the files read for them."""
     from export.gltf_scene import SceneError, resolve_uri
     folder = scene.path.parent.resolve()
     files: dict[Path, bytes] = {}
+    sources: set[Path] = set()
 
     def copy(entry: dict, what: str):
         uri = entry.get("uri")
@@ -256,6 +259,7 @@ def _copy_plan(doc: dict, scene, binary: bytes | None, out_dir: Path) -> dict[Pa
         rel = src.relative_to(folder)
         entry["uri"] = quote(rel.as_posix())
         files[out_dir / rel] = data
+        sources.add(src.resolve())
 
     for i, b in enumerate(doc.get("buffers") or []):
         if not isinstance(b, dict):
@@ -269,14 +273,17 @@ def _copy_plan(doc: dict, scene, binary: bytes | None, out_dir: Path) -> dict[Pa
     for i, im in enumerate(doc.get("images") or []):
         if isinstance(im, dict):
             copy(im, f"image {i}")
-    return files
+    return files, sources
 
 
 def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
-                   weights: dict[str, float] | None = None, log=print) -> dict:
+                   weights: dict[str, float] | None = None, log=print,
+                   extra_outputs: dict[str, Path] | None = None) -> dict:
     """Compress every textured material of a scene into OUT_DIR/<material>.ntc and write
     OUT_DIR/<scene>.gltf referencing them (NTC_texture_set), with the original images as the
-    fallback. Returns the report (per material: file, bpp, PSNR ...). Raises InputError."""
+    fallback. Returns the report (per material: file, bpp, PSNR ...). Raises InputError.
+    extra_outputs (e.g. the CLI's --report) are checked against the inputs with the rest, before
+    anything is compressed."""
     from .compress import compress
 
     scene_path, out_dir = Path(scene_path), Path(out_dir)
@@ -297,11 +304,20 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
         raise InputError(f"--weight names '{unknown[0]}'; in a scene the textures are "
                          f"{', '.join(TEXTURE_ROLES)}")
 
-    copies = _copy_plan(doc, scene, binary, out_res)
+    copies, sources = _copy_plan(doc, scene, binary, out_res)
     gltf_name = f"{scene_path.stem}.gltf"
     taken = {p.relative_to(out_res).as_posix().lower() for p in copies} | {gltf_name.lower()}
     if len(taken) != len(copies) + 1:
         raise InputError(f"the scene's files collide with the output {gltf_name} in {out_dir}")
+    # Nothing is written until every material is compressed; never over an input file. Checked
+    # now for every output known before compressing, and again below with the .ntc files.
+    inputs = sources | {p.resolve() for p in [scene.path] + [i.source_path for i in
+                                                             scene.images.values() if i.source_path]}
+    planned = {str(p): p for p in [*copies, out_res / gltf_name]}
+    try:
+        refuse_overwriting({**planned, **(extra_outputs or {})}, inputs)
+    except OutputPathError as e:
+        raise InputError(f"{e}; choose another output folder") from None
 
     materials = [m for m in scene.materials if m.slots]
     report = {"input": str(scene_path), "output": str(out_dir / gltf_name), "materials": []}
@@ -352,9 +368,6 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
     else:
         log("no material has textures to compress; the copy of the scene has no neural textures")
 
-    # Nothing is written until every material is compressed; never over an input file.
-    inputs = {p.resolve() for p in [scene.path] + [i.source_path for i in scene.images.values()
-                                                   if i.source_path]}
     outputs.update(copies)
     outputs[out_res / gltf_name] = (json.dumps(doc, indent=2) + "\n").encode()
     for path in outputs:

@@ -71,6 +71,7 @@ class TextureSet:
     textures: list[SourceTexture]
     mask: np.ndarray | None = None     # float32 [H, W] importance in [0, 1]
     skipped: list[str] = field(default_factory=list)
+    input_files: list[Path] = field(default_factory=list)  # every file read: images, manifest, mask
 
     @property
     def size(self) -> tuple[int, int]:
@@ -212,4 +213,5 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
             raise InputError(f"mask {mask_path.name} is {m.shape[1]}x{m.shape[0]}, the set is "
                              f"{textures[0].pixels.shape[1]}x{textures[0].pixels.shape[0]}")
         mask_img = m[:, :, 0].copy()
-    return TextureSet(folder, textures, mask_img, skipped)
+    read = [t.path for t in textures] + [p for p in (manifest_path, mask_path) if p and p.is_file()]
+    return TextureSet(folder, textures, mask_img, skipped, read)
