@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
+from .safe_files import read_regular_file
 from .model import (ACTIVATIONS, CHANNEL_KINDS, CONST, COPY, NORMAL_Z, STORED, WEIGHT_FORMATS,
                     ChannelInfo, LatentInfo, LayerWeights, NTCModel, TextureInfo)
 
@@ -419,7 +420,7 @@ def from_bytes(data: bytes) -> NTCModel:
 
 def read_ntc(path: str | os.PathLike) -> NTCModel:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_file(path)
     except IsADirectoryError:
         _fail(f"{path} is a folder, not an .ntc file")
     except OSError as e:

@@ -37,6 +37,9 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import numpy as np
 
+from .images import ImageError, decode_image
+from .safe_files import read_regular_file
+
 GL_REPEAT, GL_MIRRORED_REPEAT, GL_CLAMP_TO_EDGE = 10497, 33648, 33071
 WRAP_MODES = (GL_REPEAT, GL_MIRRORED_REPEAT, GL_CLAMP_TO_EDGE)
 MAG_FILTERS = (9728, 9729)                                  # NEAREST, LINEAR
@@ -55,7 +58,6 @@ _COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16,
                5125: np.uint32, 5126: np.float32}
 _TYPE_SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class SceneError(Exception):
@@ -201,59 +203,17 @@ def decode_data_uri(uri: str, what: str) -> tuple[bytes, str | None]:
 
 
 def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
-    """uint8/uint16 [H, W, C] from PNG (exact bit depth, through pypng) or JPEG/other (Pillow)."""
+    """uint8/uint16 [H, W, C] of an embedded or referenced image (export.images.decode_image)."""
     try:
-        # 8-bit grey/RGB/grey+alpha/RGBA PNGs through Pillow (fast), every other PNG (16-bit,
-        # palette, 1/2/4-bit) through pypng, which keeps the exact stored bit depth.
-        simple_png = data[:8] == _PNG_SIGNATURE and len(data) > 26 and data[12:16] == b"IHDR" \
-            and data[24] == 8 and data[25] in (0, 2, 4, 6) \
-            and data.find(b"tRNS", 0, max(data.find(b"IDAT"), 0)) < 0  # colour-key alpha: pypng
-        if data[:8] == _PNG_SIGNATURE and not simple_png:
-            import png
-            w, h, rows, info = png.Reader(bytes=data).asDirect()
-            planes, depth = info["planes"], info["bitdepth"]
-            arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]) if h else None
-            if arr is None or arr.shape != (h, w * planes):
-                raise ValueError("truncated pixel data")
-            arr = arr.reshape(h, w, planes)
-            if depth < 8:
-                arr = arr * (255 // ((1 << depth) - 1))
-            img = arr if depth == 16 else arr.astype(np.uint8)
-        else:
-            img = _decode_with_pillow(data)
-    except Exception as e:  # decoders raise many types for bad data
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SceneError(f"{what} cannot be decoded: {msg}") from None
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.ndim != 3 or not 1 <= img.shape[2] <= 4 or img.dtype not in (np.uint8, np.uint16) \
-            or img.shape[0] < 1 or img.shape[1] < 1:
-        raise SceneError(f"{what}: unsupported image layout {img.shape} {img.dtype}")
-    return np.ascontiguousarray(img)
-
-
-def _decode_with_pillow(data: bytes) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
-    except UnidentifiedImageError:
-        raise ValueError("not a PNG or JPEG image") from None
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif im.mode == "PA":
-        im = im.convert("RGBA")
-    elif im.mode in ("1", "I;16B", "I;16L") or im.mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
-        im = im.convert("RGBA" if "A" in im.getbands() else "RGB") if im.mode not in (
-            "1", "I;16B", "I;16L") else im.convert("L" if im.mode == "1" else "I;16")
-    arr = np.asarray(im)
-    return arr.astype(np.uint16) if im.mode == "I;16" else arr
+        return decode_image(data)
+    except ImageError as e:
+        raise SceneError(f"{what} cannot be decoded: {e}") from None
 
 
 def read_container(path: Path) -> tuple[dict, bytes | None]:
     """The glTF JSON (as a dict) and, for .glb, the BIN chunk; validates the .glb framing."""
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path)
     except FileNotFoundError:
         raise SceneError(f"scene {path} does not exist") from None
     except IsADirectoryError:
@@ -483,7 +443,7 @@ class _Loader:
         except SceneError as e:
             self.fail(str(e))
         try:
-            return full, full.read_bytes()
+            return full, read_regular_file(full)
         except FileNotFoundError:
             self.fail(f"{what} file '{unquote(uri)}' is missing")
         except IsADirectoryError:

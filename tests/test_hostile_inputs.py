@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 from pathlib import Path
 
 import pytest
 
 import trainer.compress as compress_mod
-from conftest import snapshot, write_set
+from conftest import base_color, snapshot, write_set
 from gltf_scenes import textured_builder
 from test_cli import FAST, one_line_error, run
 from test_gltf_compress import tree_snapshot
@@ -111,3 +112,61 @@ def test_scene_report_naming_an_input_image_is_refused(tmp_path, no_training):
                     "would overwrite an input")
     _compress_fails([scene, "-o", tmp_path / "out", "--report", scene], "would overwrite an input")
     assert tree_snapshot(tmp_path) == before
+
+
+# ----------------------------------------------------------------------------------------------
+# files that are not regular files: never opened (a FIFO would block forever), always reported
+
+@pytest.fixture
+def alarm():
+    """A hang becomes a failure after 30 s instead of a stuck test run."""
+    def on_alarm(*_):
+        raise TimeoutError("hung")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_folder_entries_that_are_not_files_are_listed_with_why(tmp_path, alarm):
+    folder = write_set(tmp_path / "in", {"mat_baseColor.png": base_color})
+    (folder / "x_normal.png").mkdir()
+    os.mkfifo(folder / "y_orm.png")
+    os.symlink(folder / "gone.png", folder / "z_roughness.png")
+    rc, out, err = run(compress_cli.main, [folder, "-o", tmp_path / "o.ntc", "--report",
+                                           tmp_path / "r.json", *FAST])
+    assert rc == 0, err
+    assert "skipped x_normal.png: a folder" in err
+    assert "skipped y_orm.png: not a regular file" in err
+    assert "skipped z_roughness.png: a broken link" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["not_files"]) == {"x_normal.png", "y_orm.png", "z_roughness.png"}
+    assert list(report["textures"]) == ["mat_baseColor"]
+
+
+def test_manifest_naming_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_training):
+    folder = write_set(tmp_path / "in")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "ntc.json").write_text(json.dumps({"pipe.png": "normal"}))
+    _compress_fails([folder, "-o", tmp_path / "o.ntc"], "not a regular file")
+
+
+@pytest.mark.parametrize("which", ["image", "buffer"])
+def test_scene_uri_naming_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_training, which):
+    scene = textured_builder().write(tmp_path / "s" / "x.gltf")
+    doc = json.loads(scene.read_text())
+    os.mkfifo(scene.parent / "pipe")
+    (doc["images"][0] if which == "image" else doc["buffers"][0])["uri"] = "pipe"
+    scene.write_text(json.dumps(doc))
+    line = _compress_fails([scene, "-o", tmp_path / "out"], "not a regular file")
+    assert "pipe" in line
+    from viewer.cli import main as view_main
+    rc, _, err = run(view_main, [str(scene), "--headless", "--frames", "1", "--size", "8x8",
+                                 "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 1 and "not a regular file" in one_line_error(err, "ntc-view")
+
+
+def test_scene_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_training):
+    os.mkfifo(tmp_path / "x.gltf")
+    _compress_fails([tmp_path / "x.gltf", "-o", tmp_path / "out"], "not a regular file")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from export.format import atomic_write
-from export.output_paths import (OutputPathError, check_output_file, check_writable_folder,
+from export.safe_files import (OutputPathError, check_output_file, check_writable_folder,
                                  refuse_overwriting)
 
 from .compress import DEFAULT_BPP, CompressSettings, compress
@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                            tset.input_files)
         if tset.skipped:
             print(f"skipped (unknown role): {', '.join(tset.skipped)}", file=sys.stderr)
+        for name, why in tset.not_files.items():
+            print(f"skipped {name}: {why}", file=sys.stderr)
         settings = _settings(args)
         log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
         result = compress(tset, settings, log)

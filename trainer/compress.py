@@ -114,6 +114,7 @@ def _compress(tset: TextureSet, settings: CompressSettings, log) -> CompressResu
         "width": w, "height": h, "mips": targets.mip_sizes.shape[0],
         "textures_in": [t.path.name for t in tset.textures],
         "skipped": tset.skipped,
+        "not_files": tset.not_files,
         "stored_channels": stored,
         "preset": name,
         "features": cfg.features, "bits": cfg.bits, "grid_scale": cfg.grid_scale,

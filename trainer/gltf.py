@@ -36,7 +36,7 @@ import numpy as np
 
 from export.format import VERSION as NTC_FORMAT_VERSION
 from export.format import atomic_write
-from export.output_paths import OutputPathError, refuse_overwriting
+from export.safe_files import OutputPathError, read_regular_file, refuse_overwriting
 
 from .textures import MAX_CHANNELS, InputError, SourceTexture, TextureSet
 
@@ -250,7 +250,7 @@ def _copy_plan(doc: dict, scene, binary: bytes | None,
             return
         try:
             src = resolve_uri(folder, uri, what)
-            data = src.read_bytes()
+            data = read_regular_file(src)
         except SceneError as e:
             raise InputError(f"{scene.path.name}: {e}") from None
         except OSError as e:

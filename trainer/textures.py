@@ -6,6 +6,7 @@ that wins over names. Unknown files are listed and skipped, never guessed.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from export.images import ImageError, read_pixels
+from export.safe_files import is_regular_file, read_regular_file
 
 MANIFEST_NAME = "ntc.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -70,7 +72,8 @@ class TextureSet:
     folder: Path
     textures: list[SourceTexture]
     mask: np.ndarray | None = None     # float32 [H, W] importance in [0, 1]
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)           # image files with no role
+    not_files: dict[str, str] = field(default_factory=dict)    # image-named entries: why unread
     input_files: list[Path] = field(default_factory=list)  # every file read: images, manifest, mask
 
     @property
@@ -96,7 +99,7 @@ def infer_role(filename: str) -> str | None:
 
 def _load_manifest(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_file(path).decode("utf-8"))
     except OSError as e:
         raise InputError(f"cannot read manifest {path}: {e.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -155,15 +158,18 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
     if manifest and not manifest_path.is_file():
         raise InputError(f"manifest {manifest_path} does not exist")
     entries = _load_manifest(manifest_path) if manifest_path.is_file() else {}
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    missing = [n for n in entries if entries[n]["role"] != SKIP and not (folder / n).is_file()]
-    if missing:
-        raise InputError(f"manifest names {missing[0]}, which is not in {folder}")
+    named = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in named if is_regular_file(p)]
+    # folders, FIFOs, devices and broken links named like images: listed with why, never opened
+    not_files = {p.name: _not_a_file(p) for p in named if not is_regular_file(p)}
+    for n, spec in entries.items():
+        if spec["role"] != SKIP and not is_regular_file(folder / n):
+            why = _not_a_file(folder / n) if os.path.lexists(folder / n) else f"not in {folder}"
+            raise InputError(f"manifest names {n}, which is {why}")
 
     textures, skipped, mask_path = [], [], Path(mask) if mask else None
-    if mask_path and not mask_path.is_file():
-        raise InputError(f"mask {mask_path} does not exist")
+    if mask_path and not is_regular_file(mask_path):
+        raise InputError(f"mask {mask_path} does not exist or is not a regular file")
     for p in files:
         spec = entries.get(p.name)
         role = spec["role"] if spec else infer_role(p.name)
@@ -188,7 +194,7 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
         textures.append(SourceTexture(p, role, spec["colorspace"], pixels, depth, weight))
 
     if not textures:
-        listed = f" (skipped: {', '.join(skipped)})" if skipped else ""
+        listed = f" (skipped: {', '.join(skipped + list(not_files))})" if skipped or not_files else ""
         raise InputError(f"no recognisable textures in {folder}{listed}; name them by role "
                          f"(baseColor, normal, orm, ...) or add an {MANIFEST_NAME} manifest")
     sizes = {t.pixels.shape[:2] for t in textures}
@@ -214,4 +220,12 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
                              f"{textures[0].pixels.shape[1]}x{textures[0].pixels.shape[0]}")
         mask_img = m[:, :, 0].copy()
     read = [t.path for t in textures] + [p for p in (manifest_path, mask_path) if p and p.is_file()]
-    return TextureSet(folder, textures, mask_img, skipped, read)
+    return TextureSet(folder, textures, mask_img, skipped, not_files, read)
+
+
+def _not_a_file(p: Path) -> str:
+    if p.is_symlink() and not p.exists():
+        return "a broken link"
+    if p.is_dir():
+        return "a folder"
+    return "not a regular file (a FIFO, device or socket)"

@@ -1,14 +1,43 @@
-"""Checks on where the tools write, made before any work: an output must be a regular file (or
-not exist yet) in a folder where a file can be created, and must not be one of the inputs or
-another output. Every CLI that writes goes through these (trainer/cli.py, export/cli.py,
-trainer/gltf.py), so a mistyped path fails in a second, not after minutes of training."""
+"""What the tools read and where they write, made safe.
+
+Reading: `read_regular_file` opens without blocking and reads only regular files, so a FIFO,
+device or socket named like a texture, scene or .ntc file is an error, not a hang.
+Writing, checked before any work: an output must be a regular file (or not exist yet) in a folder
+where a file can be created, and must not be one of the inputs or another output. Every CLI that
+writes goes through these (trainer/cli.py, export/cli.py, trainer/gltf.py), so a mistyped path
+fails in a second, not after minutes of training."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file. A folder raises IsADirectoryError; a FIFO, device or socket
+    an OSError whose strerror says so (opened non-blocking, so a FIFO never waits for a writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """True for a regular file or a link to one; False for folders, FIFOs, devices, broken links."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 class OutputPathError(ValueError):
