@@ -8,6 +8,7 @@ from pathlib import Path
 from .decoder import FileDecoder, to_uint
 from .format import NTCFormatError, atomic_write, read_ntc
 from .images import encode_png
+from .safe_files import OutputPathError, check_writable_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output)
         if out.exists() and not out.is_dir():
             raise NTCFormatError(f"output {out} exists and is not a folder")
+        if not out.exists():  # made only once the decode succeeded; its parent must take it
+            parent = next((p for p in out.absolute().parents if p.exists()), None)
+            if parent is None or not parent.is_dir():
+                raise NTCFormatError(f"output {out}: {parent} is not a folder")
+            check_writable_folder(parent, "folder of the output")
+        else:
+            check_writable_folder(out)
         if args.backend == "gl":
             from viewer.gl_decode import NTCGLError, decode_file_gl  # imports GL code lazily
             gl_errors = (NTCGLError,)
@@ -48,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write(out / f"{tex.name}{suffix}.png", encode_png(pixels))
             print(out / f"{tex.name}{suffix}.png")
         return 0
-    except NTCFormatError as e:
+    except (NTCFormatError, OutputPathError) as e:
         print(f"ntc-decode: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("ntc-decode: interrupted; every PNG written so far is complete, none is partial",
+              file=sys.stderr)
+        return 130
     except OSError as e:
         print(f"ntc-decode: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 1

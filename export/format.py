@@ -40,6 +40,10 @@ ALIGN = 16
 MAX_SIZE = 16384
 MAX_CHANNELS = 16
 MAX_HEADER = 1 << 20
+MAX_NAME = 200  # characters of a texture name (the decoder writes NAME_mipN.png)
+# |weight| and |bias| after dequantisation: fp16's range. Hidden activations are bounded (hswish3
+# lies in [-0.375, 3]), so with this bound every decode stays finite.
+MAX_PARAMETER = 65504.0
 ROLES = ("baseColor", "normal", "orm", "metallicRoughness", "roughness", "metallic", "occlusion",
          "emissive", "height", "opacity", "mask", "data")
 
@@ -213,6 +217,14 @@ def _req(d: dict, key: str, kind, where: str):
     return v
 
 
+def _plain_file_stem(name: str) -> bool:
+    """A texture name the decoder can write as NAME.png on any system: no separators, no control
+    characters, no lone surrogates (not encodable), not '.' or '..', at most MAX_NAME long."""
+    return 0 < len(name) <= MAX_NAME and name not in (".", "..") \
+        and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
+                    for c in name)
+
+
 def _parse_channel(c, t_name: str, i: int, stored: int) -> ChannelInfo:
     where = f"texture '{t_name}' channel {i}"
     kind = _req(c, "kind", str, where)
@@ -257,7 +269,7 @@ def _parse_header(h: dict) -> tuple[NTCModel, list[dict]]:
     for ti, t in enumerate(_req(h, "textures", list, "file")):
         where = f"texture {ti}"
         name = _req(t, "name", str, where)
-        if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        if not _plain_file_stem(name):
             _fail(f"header: texture name {name!r} is not a plain file stem")
         cs = _req(t, "colorspace", str, where)
         if cs not in ("srgb", "linear"):
@@ -414,7 +426,13 @@ def from_bytes(data: bytes) -> NTCModel:
         if not np.isfinite(bias).all() or (scale is not None and not np.isfinite(scale).all()) \
                 or not np.isfinite(weights.astype(np.float32)).all():
             _fail(f"MLP layer {i} holds non-finite numbers")
-        model.layers.append(LayerWeights(weights, scale, bias))
+        layer = LayerWeights(weights, scale, bias)
+        with np.errstate(over="ignore"):
+            deq = layer.dequantized()
+        if not (np.isfinite(deq).all() and np.abs(deq).max(initial=0) <= MAX_PARAMETER
+                and np.abs(bias).max(initial=0) <= MAX_PARAMETER):
+            _fail(f"MLP layer {i}: a weight or bias is beyond +-{MAX_PARAMETER:g}")
+        model.layers.append(layer)
     return model
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from export import layout
 from export.format import (ALIGN, MAGIC, PREAMBLE, VERSION, NTCFormatError, from_bytes,
                            pack_bits, read_ntc, to_bytes, unpack_bits, write_ntc)
+from export.decoder import FileDecoder
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, NTCModel, TextureInfo
 from trainer.network import NetworkConfig, NeuralTexture
 
@@ -580,3 +581,44 @@ def test_level_bytes_match_layout(trained):
     for j, size in enumerate(lat.levels):
         assert len(chunks[f"latent.{j}"]) == layout.latent_level_bytes(size, lat.features, lat.bits)
         assert len(chunks[f"latent.{j}"]) == math.ceil(size[0] * size[1] * lat.features * lat.bits / 8)
+
+
+# ----------------------------------------------------------------------------------------------
+# what a decoder will do with the file: write NAME.png, run the MLP
+
+@pytest.mark.parametrize("name", ["x\ud800", "a\nb", "a\tb", "del\x7f", "n" * 201])
+def test_rejects_names_no_file_system_can_take(trained, name):
+    header, chunks = split(trained.data)
+    assert "plain file stem" in str(_reject(assemble(_texname(name)(header, chunks), chunks)))
+
+
+@pytest.mark.parametrize("scale", [3.0e38, 1.0e6])
+def test_rejects_weights_that_overflow_or_exceed_fp16_range(trained, scale):
+    """Each scale is finite, but times an int8 weight it overflows float32 (3e38) or leaves fp16's
+    range (1e6 * 127): decoding would give inf/NaN or all-black texels."""
+    header, chunks = split(trained.data)
+    chunks["mlp.1.scale"] = np.full(len(chunks["mlp.1.scale"]) // 4, scale, "<f4").tobytes()
+    assert "beyond" in str(_reject(assemble(header, chunks)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_names_and_parameters(trained, data):
+    """Any name, any float32 scale and bias: accepted files have writable names and decode to
+    finite values."""
+    header, chunks = split(trained.data)
+    name = data.draw(st.text(min_size=0, max_size=12))
+    header = _texname(name)(header, chunks)
+    layer = data.draw(st.integers(0, len(trained.model.layers) - 1))
+    for part in ("scale", "bias"):
+        n = len(chunks[f"mlp.{layer}.{part}"]) // 4
+        vals = data.draw(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True),
+                                  min_size=n, max_size=n))
+        chunks[f"mlp.{layer}.{part}"] = np.array(vals, "<f4").tobytes()
+    try:
+        model = from_bytes(assemble(header, chunks))
+    except NTCFormatError:
+        return
+    (model.textures[0].name + ".png").encode("utf-8")
+    dec = FileDecoder.from_model(model)
+    assert np.isfinite(dec.stored_mip(model.mips - 1).numpy()).all()

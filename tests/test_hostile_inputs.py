@@ -170,3 +170,52 @@ def test_scene_uri_naming_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_trai
 def test_scene_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_training):
     os.mkfifo(tmp_path / "x.gltf")
     _compress_fails([tmp_path / "x.gltf", "-o", tmp_path / "out"], "not a regular file")
+
+
+# ----------------------------------------------------------------------------------------------
+# ntc-decode
+
+def _renamed(trained, name: str) -> bytes:
+    from test_format import _texname, assemble, split
+    header, chunks = split(trained.data)
+    return assemble(_texname(name)(header, chunks), chunks)
+
+
+@pytest.mark.parametrize("name", ["bad\ud800", "two\nlines"])
+def test_decode_of_a_file_with_an_unwritable_name_is_one_line(tmp_path, trained, name):
+    from export import cli as decode_cli
+    src = tmp_path / "x.ntc"
+    src.write_bytes(_renamed(trained, name))
+    rc, _, err = run(decode_cli.main, [src, "-o", tmp_path / "out"])
+    assert rc == 1 and "plain file stem" in one_line_error(err, "ntc-decode")
+    assert not (tmp_path / "out").exists()
+
+
+def test_decode_interrupted_is_one_line_and_leaves_no_folder(tmp_path, trained, monkeypatch):
+    from export import cli as decode_cli
+    src = tmp_path / "x.ntc"
+    src.write_bytes(trained.data)
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(decode_cli.FileDecoder, "textures_mip", interrupt)
+    rc, _, err = run(decode_cli.main, [src, "-o", tmp_path / "out"])
+    assert rc == 130 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "ntc-decode: interrupted; every PNG written so far is complete, none is partial"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_decode_into_a_folder_that_cannot_be_made_fails_before_decoding(tmp_path, trained,
+                                                                        monkeypatch):
+    from export import cli as decode_cli
+    src = tmp_path / "x.ntc"
+    src.write_bytes(trained.data)
+    monkeypatch.setattr(decode_cli.FileDecoder, "from_model",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    (tmp_path / "file").write_text("x")
+    rc, _, err = run(decode_cli.main, [src, "-o", tmp_path / "file" / "out"])
+    assert rc == 1 and "not a folder" in one_line_error(err, "ntc-decode")
+    if Path("/proc/self").exists():
+        rc, _, err = run(decode_cli.main, [src, "-o", "/proc/ntc-out"])
+        assert rc == 1 and "cannot write" in one_line_error(err, "ntc-decode")
