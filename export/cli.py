@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .decoder import FileDecoder, to_uint
 from .format import NTCFormatError, atomic_write, read_ntc
-from .images import encode_png
+from . import layout
+from .images import DEFAULT_MAX_SIDE, encode_png
 from .safe_files import OutputPathError, check_writable_folder
 
 
@@ -20,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help=".ntc file")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     p.add_argument("--mip", type=int, default=0, help="mip level to decode (default 0)")
+    p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
+                   help="refuse to decode a mip wider or taller than N texels (default %(default)s;"
+                        " the format allows 16384): a small file can declare a huge texture")
     p.add_argument("--backend", default="torch", choices=("torch", "gl"),
                    help="decoder: the PyTorch reference (default), or gl: the generated GLSL "
                         "decoder in a headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine)")
@@ -33,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         model = read_ntc(args.input)
         if not 0 <= args.mip < model.mips:
             raise NTCFormatError(f"--mip {args.mip}: the file has mips 0..{model.mips - 1}")
+        w, h = layout.mip_size(model.width, model.height, args.mip)
+        if max(w, h) > args.max_size:
+            raise NTCFormatError(f"mip {args.mip} of {args.input} is {w}x{h}, larger than "
+                                 f"--max-size {args.max_size} (raise it, or decode a smaller "
+                                 f"--mip)")
         out = Path(args.output)
         if out.exists() and not out.is_dir():
             raise NTCFormatError(f"output {out} exists and is not a folder")
@@ -58,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (NTCFormatError, OutputPathError) as e:
         print(f"ntc-decode: error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("ntc-decode: error: not enough memory to decode this file (try a smaller --mip)",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ntc-decode: interrupted; every PNG written so far is complete, none is partial",

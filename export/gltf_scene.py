@@ -46,6 +46,8 @@ MAG_FILTERS = (9728, 9729)                                  # NEAREST, LINEAR
 MIN_FILTERS = (9728, 9729, 9984, 9985, 9986, 9987)          # + the four MIPMAP variants
 
 NTC_EXTENSION = "NTC_texture_set"
+# components of an accessor with no bufferView (zeros, maybe sparse-edited): 64 MB of floats
+MAX_UNBACKED_COMPONENTS = 1 << 24
 SUPPORTED_EXTENSIONS = ("KHR_texture_transform", "KHR_materials_emissive_strength",
                         "KHR_mesh_quantization", NTC_EXTENSION)
 SLOTS = ("baseColor", "normal", "metallicRoughness", "occlusion", "emissive")
@@ -395,6 +397,12 @@ class _Loader:
 
     # ---- extensions
     def check_extensions(self) -> list[str]:
+        for key in ("extensionsRequired", "extensionsUsed"):
+            # from the JSON itself: pygltflib turns a string into a list of its characters
+            names = self.doc.get(key, [])
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                self.fail(f"{key} must be a list of extension names, not {type(names).__name__} "
+                          f"{str(names)[:40]!r}")
         required = self.g.extensionsRequired or []
         used = self.g.extensionsUsed or []
         missing = [e for e in required if e not in SUPPORTED_EXTENSIONS]
@@ -488,6 +496,11 @@ class _Loader:
         csize = dt.itemsize
         elem = csize * ncomp
         if a.bufferView is None:
+            # all zeros (or sparse edits on zeros): nothing in the file backs the size, so it is
+            # bounded here rather than by the buffers
+            if count * ncomp > MAX_UNBACKED_COMPONENTS:
+                self.fail(f"{where} has no bufferView and declares {count} elements, more than "
+                          f"{MAX_UNBACKED_COMPONENTS // ncomp} of its type")
             out = np.zeros((count, ncomp), dt)
         else:
             data, start, length, stride = self.buffer_view(a.bufferView, where)

@@ -7,6 +7,7 @@ write them), Pillow is much faster for plain 8-bit PNGs and reads JPEGs: see dec
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,45 @@ from .safe_files import read_regular_file
 
 class ImageError(Exception):
     """An image that cannot be read: one line, for the user."""
+
+
+# The largest width or height decoded, checked from the file's header before any pixel is
+# allocated (a few-KB PNG can declare 30000 x 30000). The CLIs' --max-size sets it
+# (set_max_side); the .ntc format itself stops at 16384.
+DEFAULT_MAX_SIDE = 8192
+_max_side = DEFAULT_MAX_SIDE
+
+
+def set_max_side(n: int) -> None:
+    global _max_side
+    _max_side = int(n)
+
+
+def max_side() -> int:
+    return _max_side
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header alone (PNG's IHDR, or Pillow's lazy open)."""
+    if data[:8] == png.signature:
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageError("not a valid PNG (no IHDR)")
+        w, h = struct.unpack(">II", data[16:24])
+        return w, h
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except UnidentifiedImageError:
+        raise ImageError("not a PNG or JPEG image") from None
+    except Exception as e:  # Pillow raises many types for bad headers
+        raise ImageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def check_size(w: int, h: int) -> None:
+    if w > _max_side or h > _max_side:
+        raise ImageError(f"{w}x{h} is larger than the limit of {_max_side} texels a side "
+                         f"(--max-size raises it)")
 
 
 def read_pixels(path: Path) -> np.ndarray:
@@ -34,6 +74,12 @@ def read_pixels(path: Path) -> np.ndarray:
 
 
 def decode_image(data: bytes) -> np.ndarray:
+    """See _decode; the size is checked against the limit from the header first."""
+    check_size(*image_size(data))
+    return _decode(data)
+
+
+def _decode(data: bytes) -> np.ndarray:
     """uint8/uint16 [H, W, C], C in 1..4: PNG at its exact bit depth, or JPEG. 8-bit grey, RGB,
     grey+alpha and RGBA PNGs go through Pillow (about 16x faster than pypng on a 2K image); every
     other PNG (16-bit, palette, 1/2/4-bit, colour-key alpha) through pypng, which keeps the stored

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,95 @@ def test_decode_into_a_folder_that_cannot_be_made_fails_before_decoding(tmp_path
     if Path("/proc/self").exists():
         rc, _, err = run(decode_cli.main, [src, "-o", "/proc/ntc-out"])
         assert rc == 1 and "cannot write" in one_line_error(err, "ntc-decode")
+
+
+# ----------------------------------------------------------------------------------------------
+# sizes a small file declares: checked from headers before anything is allocated
+
+def _png_declaring(w: int, h: int, depth: int = 8, colour: int = 6) -> bytes:
+    """A tiny PNG whose IHDR declares w x h (its pixel data is a few bytes: never decoded)."""
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour,
+                                                             0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_folder_image_declaring_a_huge_size_is_refused_from_its_header(tmp_path, no_training):
+    folder = write_set(tmp_path / "in")
+    (folder / "mat_height.png").write_bytes(_png_declaring(30000, 30000, 16, 0))
+    line = _compress_fails([folder, "-o", tmp_path / "o.ntc"], "30000x30000 is larger than")
+    assert "--max-size" in line
+
+
+def test_folder_sizes_are_compared_before_decoding(tmp_path, no_training, monkeypatch):
+    from export import images
+    folder = write_set(tmp_path / "in")
+    (folder / "mat_height.png").write_bytes(_png_declaring(4000, 4000, 16, 0))
+    monkeypatch.setattr(images, "_decode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
+    _compress_fails([folder, "-o", tmp_path / "o.ntc"], "must share one size")
+
+
+def test_max_size_flag_raises_and_lowers_the_limit(tmp_path, no_training):
+    folder = write_set(tmp_path / "in")   # 40 x 24
+    _compress_fails([folder, "-o", tmp_path / "o.ntc", "--max-size", "32"], "larger than the limit of 32")
+    _compress_fails([folder, "-o", tmp_path / "o.ntc", "--max-size", "20000"], "--max-size")
+
+
+def test_scene_image_declaring_a_huge_size_is_refused(tmp_path, no_training):
+    scene = textured_builder().write(tmp_path / "s" / "x.gltf")
+    (scene.parent / "mat_orm.png").write_bytes(_png_declaring(12000, 12000))
+    _compress_fails([scene, "-o", tmp_path / "out"], "12000x12000 is larger than")
+
+
+def test_scene_accessor_without_data_cannot_declare_a_huge_count(tmp_path):
+    from export.gltf_scene import SceneError, load_scene
+    b = textured_builder()
+    scene = b.write(tmp_path / "s" / "x.gltf")
+    doc = json.loads(scene.read_text())
+    doc["accessors"].append({"componentType": 5126, "type": "VEC3", "count": 1 << 28})
+    doc["meshes"][0]["primitives"][0]["attributes"]["POSITION"] = len(doc["accessors"]) - 1
+    scene.write_text(json.dumps(doc))
+    with pytest.raises(SceneError, match="no bufferView and declares"):
+        load_scene(scene, log=None)
+
+
+def test_decode_of_a_small_file_declaring_16k_is_refused_by_default(tmp_path):
+    from export import cli as decode_cli
+    from export.format import to_bytes
+    from export.model import ChannelInfo, TextureInfo
+    from trainer.network import NetworkConfig, NeuralTexture
+    tex = [TextureInfo("big", "big.png", "roughness", "linear", 8, [ChannelInfo("stored", 0)])]
+    data = to_bytes(NeuralTexture(NetworkConfig(features=4, grid_scale=64.0), 16384, 16384, 1)
+                    .export(tex))
+    assert len(data) < 200_000
+    (tmp_path / "big.ntc").write_bytes(data)
+    rc, _, err = run(decode_cli.main, [tmp_path / "big.ntc", "-o", tmp_path / "out"])
+    assert rc == 1 and "--max-size" in one_line_error(err, "ntc-decode")
+    assert not (tmp_path / "out").exists()
+    rc, _, err = run(decode_cli.main, [tmp_path / "big.ntc", "-o", tmp_path / "out", "--mip", "5"])
+    assert rc == 0, err
+    assert (tmp_path / "out" / "big_mip5.png").is_file()
+
+
+def test_out_of_memory_in_training_is_one_line(tmp_path, monkeypatch):
+    folder = write_set(tmp_path / "in")
+
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 2304000000 bytes.")
+    monkeypatch.setattr(compress_cli, "compress", oom)
+    line = _compress_fails([folder, "-o", tmp_path / "o.ntc"], "not enough memory")
+    assert "nothing was written" in line and not (tmp_path / "o.ntc").exists()
+
+
+@pytest.mark.parametrize("key", ["extensionsRequired", "extensionsUsed"])
+def test_extension_lists_given_as_a_string_are_one_clear_error(tmp_path, key):
+    from export.gltf_scene import SceneError, load_scene
+    scene = textured_builder().write(tmp_path / "s" / "x.gltf")
+    doc = json.loads(scene.read_text())
+    doc[key] = "KHR_texture_transform"
+    scene.write_text(json.dumps(doc))
+    with pytest.raises(SceneError, match=f"{key} must be a list of extension names") as e:
+        load_scene(scene, log=None)
+    assert "K, H, R" not in str(e.value)

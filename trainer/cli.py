@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from export.format import atomic_write
+from export.format import MAX_SIZE, atomic_write
+from export.images import DEFAULT_MAX_SIDE, set_max_side
 from export.safe_files import (OutputPathError, check_output_file, check_writable_folder,
                                  refuse_overwriting)
 
@@ -17,6 +18,7 @@ from .fit import TrainConfig
 from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
 from .presets import FIT_SLACK, PRESETS
+from .compress import is_out_of_memory
 from .textures import MANIFEST_NAME, ROLES, InputError, load_texture_set
 
 EPILOG = f"""\
@@ -112,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="importance mask image (white = keep sharp), same size as the set")
     p.add_argument("--mask-strength", type=float, default=4.0,
                    help="loss weight added where the mask is white (default %(default)s)")
+    p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
+                   help="refuse images wider or taller than N texels, checked from their headers "
+                        "before decoding (default %(default)s; at most 16384, the format's limit)."
+                        " Memory grows with the set: about 2.6 GB for an 8192x8192 set of "
+                        "9 channels")
     p.add_argument("--report", help="write the full report as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -128,6 +135,8 @@ def _check_args(a) -> None:
         raise InputError(f"--batch {a.batch}: at least 64")
     if not 1 <= a.threads <= 256:
         raise InputError(f"--threads {a.threads}: expected 1..256")
+    if not 1 <= a.max_size <= MAX_SIZE:
+        raise InputError(f"--max-size {a.max_size}: expected 1..{MAX_SIZE}")
     if a.mask_strength < 0:
         raise InputError("--mask-strength must be >= 0")
     if is_scene_path(a.input):
@@ -197,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        set_max_side(args.max_size)
         if is_scene_path(args.input):
             log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
             return _main_scene(args, log)
@@ -225,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ntc-compress: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        print("ntc-compress: error: not enough memory for this set; nothing was written "
+              "(smaller images, or a machine with more memory)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

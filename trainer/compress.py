@@ -33,6 +33,14 @@ class CompressSettings:
         self.network = self.network or NetworkConfig()
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """A failed allocation: MemoryError from numpy/Python, or the RuntimeError torch's CPU
+    allocator raises ("DefaultCPUAllocator: can't allocate memory"), which has no type of its own,
+    or CUDA's OutOfMemoryError."""
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or \
+        (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

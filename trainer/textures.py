@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.images import ImageError, read_pixels
+from export.images import ImageError, check_size, decode_image, image_size, read_pixels
 from export.safe_files import is_regular_file, read_regular_file
 
 MANIFEST_NAME = "ntc.json"
@@ -131,12 +131,27 @@ def _load_manifest(path: Path) -> dict:
     return entries
 
 
-def read_image(path: Path) -> tuple[np.ndarray, int]:
+def probe_image(path: Path) -> tuple[bytes, tuple[int, int]]:
+    """The file's bytes and (width, height) from its header, within the size limit; nothing is
+    decoded yet, so a set's sizes are compared before any pixel is allocated."""
+    try:
+        data = read_regular_file(path)
+    except OSError as e:
+        raise InputError(f"cannot read image {path.name}: {e.strerror or e}") from None
+    try:
+        size = image_size(data)
+        check_size(*size)
+    except ImageError as e:
+        raise InputError(f"image {path.name}: {e}") from None
+    return data, size
+
+
+def read_image(path: Path, data: bytes | None = None) -> tuple[np.ndarray, int]:
     """Float32 [H, W, C] in [0, 1] and the source bit depth; palette images become RGB(A)."""
     try:
-        img = read_pixels(path)
+        img = read_pixels(path) if data is None else decode_image(data)
     except ImageError as e:
-        raise InputError(str(e)) from None
+        raise InputError(str(e) if data is None else f"cannot read image {path.name}: {e}") from None
     if img.ndim != 3 or not 1 <= img.shape[2] <= 4 or img.shape[0] < 1 or img.shape[1] < 1:
         raise InputError(f"{path.name}: unsupported image shape {img.shape}")
     if img.dtype == np.uint8:
@@ -170,6 +185,7 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
     textures, skipped, mask_path = [], [], Path(mask) if mask else None
     if mask_path and not is_regular_file(mask_path):
         raise InputError(f"mask {mask_path} does not exist or is not a regular file")
+    chosen = []
     for p in files:
         spec = entries.get(p.name)
         role = spec["role"] if spec else infer_role(p.name)
@@ -181,7 +197,13 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
             continue
         spec = spec or {"colorspace": "srgb" if role in SRGB_ROLES else "linear",
                         "channels": None, "weight": 1.0}
-        pixels, depth = read_image(p)
+        chosen.append((p, role, spec, *probe_image(p)))
+    sizes = {size for *_, size in chosen}
+    if len(sizes) > 1:  # from the headers, before decoding anything
+        desc = ", ".join(f"{p.name} {w}x{h}" for p, _, _, _, (w, h) in chosen)
+        raise InputError(f"textures of a set must share one size: {desc}")
+    for p, role, spec, data, _ in chosen:
+        pixels, depth = read_image(p, data)
         if spec["channels"]:
             if spec["channels"] > pixels.shape[2]:
                 raise InputError(f"{p.name}: manifest asks for {spec['channels']} channels, "
@@ -197,10 +219,6 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
         listed = f" (skipped: {', '.join(skipped + list(not_files))})" if skipped or not_files else ""
         raise InputError(f"no recognisable textures in {folder}{listed}; name them by role "
                          f"(baseColor, normal, orm, ...) or add an {MANIFEST_NAME} manifest")
-    sizes = {t.pixels.shape[:2] for t in textures}
-    if len(sizes) > 1:
-        desc = ", ".join(f"{t.path.name} {t.pixels.shape[1]}x{t.pixels.shape[0]}" for t in textures)
-        raise InputError(f"textures of a set must share one size: {desc}")
     total = sum(t.channels for t in textures)
     if total > MAX_CHANNELS:
         raise InputError(f"the set has {total} channels, the limit is {MAX_CHANNELS}; "
@@ -214,7 +232,7 @@ def load_texture_set(folder: str | Path, manifest: str | Path | None = None,
 
     mask_img = None
     if mask_path:
-        m, _ = read_image(mask_path)
+        m, _ = read_image(mask_path, probe_image(mask_path)[0])
         if m.shape[:2] != textures[0].pixels.shape[:2]:
             raise InputError(f"mask {mask_path.name} is {m.shape[1]}x{m.shape[0]}, the set is "
                              f"{textures[0].pixels.shape[1]}x{textures[0].pixels.shape[0]}")

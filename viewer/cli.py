@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+from export.images import DEFAULT_MAX_SIDE, set_max_side
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 
 DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle_ntc" / \
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", default=None,
                    help="MLP hidden layer widths when a material must be compressed, e.g. "
                         "64,48,32 (default: ntc-compress's)")
+    p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
+                   help="refuse scene images wider or taller than N texels, checked from their "
+                        "headers before decoding (default %(default)s; at most 16384)")
     p.add_argument("--cache-dir", default=None,
                    help="where compressed materials are cached (default: <scene>.ntc-cache "
                         "beside the scene)")
@@ -139,6 +143,8 @@ def _check_args(args) -> None:
         raise InputError(f"--steps {args.steps}: at least 10")
     if args.frames < 1:
         raise InputError(f"--frames {args.frames}: at least 1")
+    if not 1 <= args.max_size <= 16384:
+        raise InputError(f"--max-size {args.max_size}: expected 1..16384")
     if args.size:
         parse_size(args.size)
     if args.orbit:
@@ -257,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _check_args(args)
+        set_max_side(args.max_size)
         scene_path = Path(args.scene) if args.scene else DEFAULT_SCENE
         scene = load_scene(scene_path, log=log)
         settings = _settings(args)
@@ -297,6 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except (MemoryError, RuntimeError) as e:
+        from trainer.compress import is_out_of_memory
+        if not is_out_of_memory(e):
+            raise
+        print("ntc-view: error: not enough memory for this scene's textures", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
