@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse images wider or taller than N texels, checked from their headers "
                         "before decoding (default %(default)s; at most 16384, the format's limit)."
-                        " Memory grows with the set: about 2.6 GB for an 8192x8192 set of "
-                        "9 channels")
+                        " Memory grows with texels x channels: 2.2 GB peak for a 2048x2048 set of "
+                        "12 channels")
     p.add_argument("--report", help="write the full report as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
