@@ -312,3 +312,17 @@ def test_extension_lists_given_as_a_string_are_one_clear_error(tmp_path, key):
     with pytest.raises(SceneError, match=f"{key} must be a list of extension names") as e:
         load_scene(scene, log=None)
     assert "K, H, R" not in str(e.value)
+
+
+def test_viewer_refuses_a_scene_ntc_declaring_more_than_max_size(tmp_path, monkeypatch):
+    from export import images
+    from export.gltf_scene import load_scene
+    from viewer.ntc_cache import NTCCacheError, ensure_ntc
+    scene_path = textured_builder().write(tmp_path / "s" / "x.gltf")
+    out = tmp_path / "out"
+    rc, _, err = run(compress_cli.main, [scene_path, "-o", out, *FAST])
+    assert rc == 0, err
+    scene = load_scene(out / "x.gltf", log=None)
+    monkeypatch.setattr(images, "_max_side", 8)   # the set is 16x16
+    with pytest.raises(NTCCacheError, match="larger than --max-size 8"):
+        ensure_ntc(scene, scene.materials[0], None, tmp_path / "cache", log=None)

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from export.format import NTCFormatError, atomic_write, read_ntc
+from export.images import max_side
 from trainer.gltf import material_texture_set, safe_name, set_key, slot_texture_names
 from trainer.textures import InputError
 
@@ -91,6 +92,11 @@ def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path
     CompressSettings. Raises NTCCacheError."""
     if use_scene_ntc and material.ntc is not None:
         if _valid(material.ntc.path):
+            model = read_ntc(material.ntc.path)
+            if max(model.width, model.height) > max_side():
+                raise NTCCacheError(f"material '{material.name}': {material.ntc.path.name} is "
+                                    f"{model.width}x{model.height}, larger than --max-size "
+                                    f"{max_side()}")
             if log:
                 log(f"material '{material.name}': using {material.ntc.path.name} "
                     f"(named by the scene)")
