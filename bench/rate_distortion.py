@@ -168,7 +168,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"steps": a.steps, "seed": a.seed,
-           "machine": f"{os.cpu_count()} CPU cores, {a.threads} torch thread(s) per process",
+           "machine": f"{os.cpu_count()} CPU cores, training on {TrainConfig.threads} torch "
+                      f"thread per run (ntc-compress's default), classical codecs on {a.threads}",
            "sets": {}}
     for name in filter(None, a.sets.split(",")):
         tset = load_set(name)
