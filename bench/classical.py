@@ -13,17 +13,16 @@ sample from the compressed texture:
   decompressor (correct for sRGB).
 
 Public API: :data:`CODECS`, :func:`roundtrip`, :data:`SET_KINDS`, :func:`set_codecs`, :func:`psnr`.
-The codec libraries are imported lazily, so ``set_codecs`` and ``psnr`` work without them.
+The codec libraries are imported lazily, so ``set_codecs`` works without them.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
 
-__all__ = ["CODECS", "SET_KINDS", "roundtrip", "set_codecs", "psnr"]
+__all__ = ["CODECS", "SET_KINDS", "roundtrip", "set_codecs"]
 
 CODECS = ("bc1", "bc3", "bc4", "bc5", "bc7", "astc4x4", "astc6x6", "astc8x8", "astc12x12")
 SET_KINDS = ("BC1", "BC7", "ASTC4x4", "ASTC6x6", "ASTC8x8", "ASTC12x12")
@@ -36,23 +35,6 @@ _BC7_MAX_PARTITIONS = 64
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 arrays of the same shape (peak 255, MSE in float64).
-
-    Returns ``float('inf')`` for identical arrays.
-    """
-    a = np.asarray(a)
-    b = np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"psnr: shape mismatch {a.shape} vs {b.shape}")
-    if a.size == 0:
-        raise ValueError("psnr: empty arrays")
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    if mse == 0.0:
-        return float("inf")
-    return 10.0 * math.log10(255.0 ** 2 / mse)
-
 
 def _check_image(img) -> np.ndarray:
     """Validate and return a contiguous HxWxC uint8 view (2-D input becomes HxWx1)."""

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from export import layout
+from export.arguments import image_size
 from export.format import from_bytes, read_ntc, to_bytes
 from export.model import NTCModel
 from export.sample import FILTERS, wrap_pair
@@ -587,11 +588,6 @@ def report(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    w, h = (int(v) for v in text.lower().split("x"))
-    return w, h
-
-
 def measure(ctx, model: NTCModel, set_name: str, repeats: int, screen: tuple[int, int],
             sample_repeats: int = 1, rows=None, log=print) -> dict:
     """Run `rows` (default ROWS) on one context; the dict decode.json holds."""
@@ -629,7 +625,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.decode", description=__doc__.splitlines()[0])
     p.add_argument("--ntc", help=".ntc file to decode (default: WaterBottle, default preset's "
                                  "shape, untrained)")
-    p.add_argument("--size", "--screen", dest="screen", type=parse_size, default=(1920, 1080),
+    p.add_argument("--size", "--screen", dest="screen", type=image_size, default=(1920, 1080),
                    metavar="WxH", help="full-screen size of the baseline and sample-mode rows "
                                        "(default 1920x1080)")
     p.add_argument("--repeats", type=int, default=5,

@@ -26,6 +26,7 @@ import numpy as np
 
 from bench import classical
 from export import layout
+from export.metrics import psnr_from_mse
 from trainer.compress import CompressSettings, compress
 from trainer.fit import TrainConfig
 from trainer.textures import load_texture_set
@@ -101,12 +102,12 @@ def classical_rows(tset) -> list[dict]:
             dec, bpt = classical.roundtrip(codec, img, srgb=tex.colorspace == "srgb",
                                            normal=tex.role == "normal")
             err = ((dec.astype(np.float64) - img) ** 2)
-            per_tex[tex.name] = {"codec": codec, "psnr": _psnr(err.mean())}
+            per_tex[tex.name] = {"codec": codec, "psnr": psnr_from_mse(err.mean(), 255.0)}
             sq, n = sq + err.sum(), n + err.size
             bits0 += bpt
             bits_chain += _chain_bits(codec, w, h)
         rows.append({"codec": kind, "bpp_mip0": bits0, "bpp": bits_chain / (w * h),
-                     "psnr_set": _psnr(sq / n), "textures": per_tex,
+                     "psnr_set": psnr_from_mse(sq / n, 255.0), "textures": per_tex,
                      "encode_seconds": time.perf_counter() - t0})
     return rows
 
@@ -122,10 +123,6 @@ def _chain_bits(codec: str, w: int, h: int) -> float:
     return total
 
 
-def _psnr(mse: float) -> float:
-    return float("inf") if mse <= 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool) -> dict:
     cache = RESULTS / "cache" / f"{name}.{preset}.{steps}.{seed}.json"
     if cache.exists() and not fresh:
@@ -137,18 +134,6 @@ def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(rep))
     return rep
-
-
-def bits_to_match(points: list[tuple[float, float]], target: float) -> float | None:
-    """bpp at which the neural curve (bpp, psnr sorted by bpp) reaches `target`, interpolated in
-    log-bpp; None when even the richest measured point stays below."""
-    for (b0, p0), (b1, p1) in zip(points, points[1:]):
-        if p0 >= target:
-            return b0
-        if p0 < target <= p1:
-            t = (target - p0) / (p1 - p0)
-            return math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
-    return points[0][0] if points and points[0][1] >= target else None
 
 
 def main(argv=None) -> int:

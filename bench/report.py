@@ -12,7 +12,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from bench.rate_distortion import bits_to_match  # noqa: E402
+
+def bits_to_match(points: list[tuple[float, float]], target: float) -> float | None:
+    """bpp at which the neural curve (bpp, psnr sorted by bpp) reaches `target`, interpolated in
+    log-bpp; None when even the richest measured point stays below."""
+    for (b0, p0), (b1, p1) in zip(points, points[1:]):
+        if p0 >= target:
+            return b0
+        if p0 < target <= p1:
+            t = (target - p0) / (p1 - p0)
+            return math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
+    return points[0][0] if points and points[0][1] >= target else None
 
 
 def _interp_log(points: list[tuple[float, float]], bpp: float) -> float | None:

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from export.arguments import image_size
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
@@ -210,9 +212,9 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
                   rows=ROWS, log=log_stderr) -> dict:
     """Compress what the cache lacks, then render every row of `rows`; the scene's dict of
     viewer.json. Screenshots go to shots_dir/<name>_<row>.png when shots_dir is given."""
-    from viewer.cli import png_bytes
+    from export.images import encode_png
     from viewer.ntc_cache import ensure_ntc
-    from viewer.frame_stats import psnr
+    from export.metrics import psnr
     from export.gltf_scene import load_scene
 
     from export.format import atomic_write, read_ntc
@@ -271,7 +273,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
         if shots_dir is not None:
             shot = Path(shots_dir) / f"{name}_{row_name}.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(shot, png_bytes(image))
+            atomic_write(shot, encode_png(image))
             row["screenshot"] = str(shot)
         results.append(row)
     render_s = time.perf_counter() - t_render
@@ -507,16 +509,6 @@ def report(out: dict) -> str:
 
 # ----------------------------------------------------------------------------------------------
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text}: expected WxH, e.g. 512x512") from None
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be 1..16384")
-    return w, h
-
-
 def scene_list(text: str) -> list[tuple[str, Path]]:
     out = []
     for item in filter(None, (v.strip() for v in text.split(","))):
@@ -544,7 +536,7 @@ def main(argv=None) -> int:
                    help="bits per texel budget per material (default: ntc-compress's, 4)")
     p.add_argument("--hidden", default=None, help="MLP hidden widths, e.g. 64,48,32 (default: "
                    "the trainer's)")
-    p.add_argument("--size", type=parse_size, default=DEFAULT_SIZE, metavar="WxH",
+    p.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="WxH",
                    help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
                    help="timed frames per row after one warm-up frame (default %(default)s)")

@@ -137,7 +137,12 @@ def encode_png(pixels: np.ndarray) -> bytes:
     depth = 16 if pixels.dtype == np.uint16 else 8
     if pixels.dtype not in (np.uint8, np.uint16) or not 1 <= c <= 4:
         raise ValueError(f"cannot write {pixels.dtype} with {c} channels as PNG")
-    writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=depth, compression=6)
     buf = io.BytesIO()
+    if depth == 8:  # Pillow for 8-bit (the fast path, as in decode_image); pypng for 16-bit RGB
+        from PIL import Image
+        Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if c == 1 else pixels)).save(
+            buf, format="PNG", compress_level=6)
+        return buf.getvalue()
+    writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=depth, compression=6)
     writer.write_array(buf, pixels.reshape(-1))
     return buf.getvalue()

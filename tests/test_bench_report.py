@@ -5,8 +5,7 @@ import math
 
 import pytest
 
-from bench.rate_distortion import bits_to_match
-from bench.report import compare_with_astc, write_report
+from bench.report import bits_to_match, compare_with_astc, write_report
 
 
 def test_bits_to_match_interpolates_in_log_bpp():

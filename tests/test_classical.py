@@ -12,7 +12,8 @@ if _ROOT not in sys.path:  # so the test also runs when pytest is started outsid
     sys.path.insert(0, _ROOT)
 
 from bench import classical  # noqa: E402
-from bench.classical import CODECS, SET_KINDS, psnr, roundtrip, set_codecs  # noqa: E402
+from bench.classical import CODECS, SET_KINDS, roundtrip, set_codecs  # noqa: E402
+from export.metrics import psnr  # noqa: E402
 
 
 def _need_codecs():

@@ -16,7 +16,7 @@ from export.format import from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from trainer.evaluate import evaluate
 from trainer.network import NetworkConfig, NeuralTexture
-from trainer.targets import rebuild_normal_z
+from export.pixels import rebuild_normal_z
 
 ATOL = 1e-4  # the file and the eval-mode network run the same quantized math in float32
 

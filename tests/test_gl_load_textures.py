@@ -20,7 +20,7 @@ from export.decoder import FileDecoder, to_uint
 from export.format import NTCFormatError, from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from shaders import build, glsl
-from trainer.targets import srgb_to_linear
+from export.pixels import srgb_to_linear
 from viewer import gl_decode, gl_resources
 from viewer.gl_decode import GLTextureDecoder, decode_to_textures, load_ntc_textures
 from viewer.gl_resources import NTCGLError, NTCTextureGL, remap_block, texel_format

@@ -87,7 +87,7 @@ def test_every_mode_draws_the_scene_and_matches_reference(ctx, sphere, capsys):
             assert 0.15 < covered < 0.9, f"{name}: {covered:.0%} of the frame is the scene"
             assert img.reshape(-1, 3).std(0).min() > 10, f"{name}: flat image"
             stats[name] = covered
-        from viewer.frame_stats import psnr
+        from export.metrics import psnr
         ref = images["reference"]
         figures = {name: psnr(img, ref) for name, img in images.items() if name != "reference"}
         with capsys.disabled():

@@ -1,13 +1,13 @@
 """Quality of a written file: decode it (never the float model) and compare with the sources."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 from pytorch_msssim import ssim
 
 from export.decoder import FileDecoder, to_uint
+from export.metrics import psnr_from_mse
 from export.model import NTCModel
 
 
@@ -15,10 +15,6 @@ def _quantized(x: np.ndarray, bit_depth: int) -> np.ndarray:
     """Values as the 8/16-bit file holds them, on a [0, 1] scale."""
     peak = (1 << bit_depth) - 1
     return to_uint(x, bit_depth).astype(np.float64) / peak
-
-
-def psnr_from_mse(mse: float) -> float:
-    return float("inf") if mse <= 0 else 10 * math.log10(1.0 / mse)
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -36,11 +36,12 @@ import numpy as np
 
 from export.format import VERSION as NTC_FORMAT_VERSION
 from export.format import atomic_write
+from export.gltf_scene import NTC_EXTENSION
+from export.pixels import resize
 from export.safe_files import OutputPathError, read_regular_file, refuse_overwriting
 
 from .textures import MAX_CHANNELS, InputError, SourceTexture, TextureSet
 
-NTC_EXTENSION = "NTC_texture_set"
 SET_SCHEMA = "ntc-gltf-set/2"   # bump when what a material compresses to changes
 SCENE_SUFFIXES = (".gltf", ".glb")
 # texture name -> (role, colorspace); a texture's role is also its name inside the .ntc
@@ -103,34 +104,6 @@ def _expand_rgb(px: np.ndarray) -> np.ndarray:
     if c == 2:
         return np.concatenate([np.repeat(px[..., :1], 3, axis=2), px[..., 1:2]], axis=2)
     return px
-
-
-def _srgb_to_linear(x):
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x):
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-
-
-def resize(px: np.ndarray, w: int, h: int, srgb: bool, normal: bool) -> np.ndarray:
-    """Bilinear (area-averaging when shrinking an axis) resize of float32 [H, W, C] in [0, 1]."""
-    from PIL import Image
-    work = px.astype(np.float32)
-    if srgb:
-        work = work.copy()
-        work[..., :3] = _srgb_to_linear(work[..., :3])
-    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(work[..., c]), mode="F")
-                               .resize((w, h), Image.Resampling.BILINEAR))
-                    for c in range(work.shape[2])], axis=2)
-    if normal and out.shape[2] >= 3:
-        v = out[..., :3] * 2 - 1
-        n = np.linalg.norm(v, axis=2, keepdims=True)
-        out[..., :3] = np.where(n > 1e-6, v / np.maximum(n, 1e-6), v) * 0.5 + 0.5
-    if srgb:
-        out[..., :3] = _linear_to_srgb(out[..., :3])
-    return np.clip(out, 0, 1).astype(np.float32)
 
 
 def material_texture_set(scene, material, log=print) -> TextureSet | None:

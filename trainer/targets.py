@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from export import layout
+from export.metrics import psnr
+from export.pixels import build_mips, rebuild_normal_z
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 
 from .textures import TextureSet
@@ -15,47 +16,6 @@ from .textures import TextureSet
 # A normal map's Z is rebuilt on decode only if that reproduces the source this well (dB): object-
 # space or unnormalised maps keep their Z as a stored channel.
 NORMAL_Z_MIN_PSNR = 40.0
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp(min=0) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
-
-
-def rebuild_normal_z(xy: np.ndarray) -> np.ndarray:
-    x, y = xy[..., 0] * 2 - 1, xy[..., 1] * 2 - 1
-    return np.sqrt(np.maximum(0.0, 1.0 - x * x - y * y)) * 0.5 + 0.5
-
-
-def build_mips(pixels: np.ndarray, srgb: list[bool], normal: bool) -> list[np.ndarray]:
-    """Full mip chain, each level box-filtered from mip 0: colour in linear light, normals
-    averaged as vectors and renormalised, everything else as is."""
-    h, w, c = pixels.shape
-    base = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
-    srgb_mask = torch.tensor(srgb)[None, :, None, None]
-    lin = torch.where(srgb_mask, srgb_to_linear(base), base)
-    if normal and c >= 3:
-        lin = lin.clone()
-        lin[:, :3] = lin[:, :3] * 2 - 1
-    mips = [pixels]
-    for m in range(1, layout.mip_count(w, h)):
-        mw, mh = layout.mip_size(w, h, m)
-        d = F.interpolate(lin, size=(mh, mw), mode="area")
-        if normal and c >= 3:
-            d = d.clone()
-            d[:, :3] = F.normalize(d[:, :3], dim=1) * 0.5 + 0.5
-        d = torch.where(srgb_mask, linear_to_srgb(d), d).clamp(0, 1)
-        mips.append(d[0].permute(1, 2, 0).contiguous().numpy())
-    return mips
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def plan_channels(tset: TextureSet) -> tuple[list[TextureInfo], int]:
@@ -68,7 +28,7 @@ def plan_channels(tset: TextureSet) -> tuple[list[TextureInfo], int]:
         for i in range(tex.channels):
             ch = px[..., i]
             if tex.role == "normal" and i == 2 and \
-                    _psnr(rebuild_normal_z(px[..., :2]), ch) >= NORMAL_Z_MIN_PSNR:
+                    psnr(rebuild_normal_z(px[..., :2]), ch, peak=1.0) >= NORMAL_Z_MIN_PSNR:
                 chans.append(ChannelInfo(NORMAL_Z))
             elif ch.min() == ch.max():
                 chans.append(ChannelInfo(CONST, value=float(ch.flat[0])))

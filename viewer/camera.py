@@ -67,6 +67,13 @@ class OrbitCamera:
         up = glm.vec3(v[0][1], v[1][1], v[2][1])
         self.target += (-right * dx + up * dy) * per_pixel
 
+    def turn(self, yaw_deg: float, pitch_deg: float, zoom_steps: float = 0.0) -> None:
+        """Turn the framed view by degrees (pitch kept short of the poles), then zoom."""
+        self.yaw += math.radians(yaw_deg)
+        self.pitch = max(-1.55, min(1.55, self.pitch + math.radians(pitch_deg)))
+        if zoom_steps:
+            self.zoom(zoom_steps)
+
     def zoom(self, steps: float) -> None:
         """Scroll: each step moves 10 % closer (positive) or further (negative)."""
         self.distance = max(self.radius * 0.05, self.distance * 0.9 ** steps)

@@ -29,12 +29,12 @@ exit status 1.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
 from pathlib import Path
 
+from export.arguments import image_size
 from export.images import DEFAULT_MAX_SIDE, set_max_side
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 
@@ -46,16 +46,6 @@ DEFAULT_HEADLESS = (256, 256)
 
 class UsageError(Exception):
     pass
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text}: expected WxH, e.g. 256x256") from None
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise UsageError(f"--size {text}: width and height must be 1..16384")
-    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="render offscreen (EGL), no window")
     p.add_argument("--frames", type=int, default=30, help="headless: timed frames "
                    "(default %(default)s)")
-    p.add_argument("--size", default=None, help="WxH of the window / headless image "
+    p.add_argument("--size", default=None, metavar="WxH", help="WxH of the window / headless image "
                    f"(default {DEFAULT_WINDOW[0]}x{DEFAULT_WINDOW[1]} windowed, "
                    f"{DEFAULT_HEADLESS[0]}x{DEFAULT_HEADLESS[1]} headless)")
     p.add_argument("--stats", help="headless: write frame time and VRAM figures here (JSON)")
@@ -146,9 +136,12 @@ def _check_args(args) -> None:
     if not 1 <= args.max_size <= 16384:
         raise InputError(f"--max-size {args.max_size}: expected 1..16384")
     if args.size:
-        parse_size(args.size)
+        try:
+            args.size = image_size(args.size)
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"--size {e}") from None
     if args.orbit:
-        parse_orbit(args.orbit)
+        args.orbit = parse_orbit(args.orbit)
     if not args.headless:
         for opt in ("stats", "screenshot"):
             if getattr(args, opt):
@@ -166,34 +159,17 @@ def parse_orbit(text: str) -> list[float]:
     return parts
 
 
-def apply_orbit(renderer, text: str | None) -> None:
-    """--orbit YAW,PITCH[,ZOOM]: degrees added to the framed view, zoom steps."""
-    if not text:
-        return
-    import math
-    parts = parse_orbit(text)
-    cam = renderer.camera
-    cam.yaw += math.radians(parts[0])
-    cam.pitch = max(-1.55, min(1.55, cam.pitch + math.radians(parts[1])))
-    if len(parts) == 3:
-        cam.zoom(parts[2])
-
-
-def png_bytes(image) -> bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def run_headless(scene, args, provider, log) -> dict:
     """Render offscreen; returns the stats dict (also written to --stats)."""
     from export.format import atomic_write
+    from export.images import encode_png
 
     from .gl_resources import create_context
-    from .frame_stats import FrameTimer, psnr
+    from export.metrics import psnr
+
+    from .frame_stats import FrameTimer
     from .renderer import Renderer
-    size = parse_size(args.size) if args.size else DEFAULT_HEADLESS
+    size = args.size or DEFAULT_HEADLESS
     if args.mode != "reference":  # compress what is missing now, outside setup_ms
         for index in sorted({p.material for p in scene.primitives}):
             material = scene.material(index)
@@ -207,7 +183,8 @@ def run_headless(scene, args, provider, log) -> dict:
         renderer = Renderer(ctx, scene, size, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=args.overlay, timer_latency=0,
                             accumulate=not args.no_accumulate, log=log)
-        apply_orbit(renderer, args.orbit)
+        if args.orbit:
+            renderer.camera.turn(*args.orbit)
         if args.diff:
             renderer.set_diff(True)
         ctx.finish()
@@ -239,7 +216,7 @@ def run_headless(scene, args, provider, log) -> dict:
             value = psnr(current, reference)
             stats["psnr_vs_reference"] = None if value == float("inf") else value
         if args.screenshot:
-            atomic_write(Path(args.screenshot), png_bytes(image))
+            atomic_write(Path(args.screenshot), encode_png(image))
         if args.stats:
             atomic_write(Path(args.stats), (json.dumps(stats, indent=2) + "\n").encode())
         return stats
@@ -288,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                      if stats.get("psnr_vs_reference") is not None else ""))
             return 0
         from .window import run_window
-        size = parse_size(args.size) if args.size else DEFAULT_WINDOW
+        size = args.size or DEFAULT_WINDOW
         return run_window(scene, args, provider, size, log)
     except UsageError as e:
         print(f"ntc-view: error: {e}", file=sys.stderr)

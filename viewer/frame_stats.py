@@ -3,7 +3,6 @@ times, the driver's own memory figure where it has one, and image PSNR for the d
 from __future__ import annotations
 
 import ctypes
-import math
 
 import numpy as np
 
@@ -147,10 +146,3 @@ def driver_vram_bytes(ctx, gl: _RawGL) -> int | None:
     free = gl.get_int(GL_GPU_MEM_CURRENT_AVAILABLE_NVX)
     gl.glGetError()
     return max(0, total - free) * 1024
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two uint8 images; inf when identical."""
-    d = a.astype(np.float64) - b.astype(np.float64)
-    mse = float(np.mean(d * d))
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)

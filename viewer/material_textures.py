@@ -52,7 +52,7 @@ class ImageTextures:
         tex = self._cache.get(key)
         if tex is not None:
             return tex
-        from trainer.targets import build_mips
+        from export.pixels import build_mips
         rgba = image_rgba(image.pixels)
         mips = build_mips(rgba, [srgb] * 3 + [False], normal)
         h, w = rgba.shape[:2]

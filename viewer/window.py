@@ -116,9 +116,9 @@ class WindowApp:
         elif name == "screenshot":
             from export.format import atomic_write
 
-            from .cli import png_bytes
+            from export.images import encode_png
             path = token.strip().partition(":")[2]   # as given, not lower-cased
-            atomic_write(path, png_bytes(self.r.read()))
+            atomic_write(path, encode_png(self.r.read()))
         elif name != "wait":
             raise ValueError(f"--script: unknown step '{token}'")
 
@@ -174,8 +174,8 @@ def run_window(scene, args, provider, size: tuple[int, int], log) -> int:
                             ntc_provider=provider, overlay=True, timer_latency=2,
                             accumulate=not args.no_accumulate, log=log)
         renderer.status_lines = [KEY_HELP]
-        from .cli import apply_orbit
-        apply_orbit(renderer, args.orbit)
+        if args.orbit:
+            renderer.camera.turn(*args.orbit)
         if args.diff:
             renderer.set_diff(True)
         app = WindowApp(glfw, window, renderer, log)
