@@ -569,15 +569,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     from viewer.gl_resources import create_context
     settings = settings_for(a.steps, a.bpp, hidden, progress=not a.no_progress)
-    from export.format import NTCFormatError
-    from trainer.textures import InputError
-    from viewer.gl_resources import NTCGLError
-    from viewer.ntc_cache import NTCCacheError
-    from export.gltf_scene import SceneError
+    from export.errors import NTCError, one_line
     try:
         ctx = create_context()
-    except NTCGLError as e:
-        print(f"bench.viewer: error: {e}", file=sys.stderr)
+    except NTCError as e:
+        print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
           f"--steps {a.steps} --bpp {settings.bpp} --size {a.size[0]}x{a.size[1]} "
@@ -585,9 +581,8 @@ def main(argv=None) -> int:
     try:
         out = measure(ctx, a.scenes, settings, a.size, a.frames, a.cache_dir,
                       a.out / "viewer")
-    except (SceneError, NTCFormatError, NTCGLError, InputError, NTCCacheError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"bench.viewer: error: {msg}", file=sys.stderr)
+    except NTCError as e:
+        print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
         return 1
     finally:
         ctx.release()

@@ -5,11 +5,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .decoder import FileDecoder, to_uint
-from .format import NTCFormatError, atomic_write, read_ntc
 from . import layout
+from .decoder import FileDecoder, to_uint
+from .errors import NTCError, one_line
+from .format import NTCFormatError, atomic_write, read_ntc
 from .images import DEFAULT_MAX_SIDE, encode_png
-from .safe_files import OutputPathError, check_writable_folder
+from .safe_files import check_writable_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    gl_errors: tuple[type[BaseException], ...] = ()  # the GL backend's error type, once imported
     try:
         model = read_ntc(args.input)
         if not 0 <= args.mip < model.mips:
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             check_writable_folder(out)
         if args.backend == "gl":
-            from viewer.gl_decode import NTCGLError, decode_file_gl  # imports GL code lazily
-            gl_errors = (NTCGLError,)
+            from viewer.gl_decode import decode_file_gl  # imports GL code lazily
             images = decode_file_gl(model, args.mip)
         else:
             images = FileDecoder.from_model(model).textures_mip(args.mip)
@@ -65,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write(out / f"{tex.name}{suffix}.png", encode_png(pixels))
             print(out / f"{tex.name}{suffix}.png")
         return 0
-    except (NTCFormatError, OutputPathError) as e:
-        print(f"ntc-decode: error: {e}", file=sys.stderr)
+    except NTCError as e:  # a bad file, a refused output folder, no GL 4.5 context
+        print(f"ntc-decode: error: {one_line(e)}", file=sys.stderr)
         return 1
     except MemoryError:
         print("ntc-decode: error: not enough memory to decode this file (try a smaller --mip)",
@@ -78,9 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as e:
         print(f"ntc-decode: error: {e.strerror}: {e.filename}", file=sys.stderr)
-        return 1
-    except gl_errors as e:
-        print(f"ntc-decode: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
 
 

@@ -33,6 +33,7 @@ from shaders.glsl import MAX_OUT_VEC4, MAX_WIDTH_VEC4, input_order
 
 from . import layout
 from .decoder import FileDecoder, LatentPyramid, texel_uv
+from .errors import NTCError
 from .model import NTCModel
 
 MODULE = "ntc_torch.slang"
@@ -43,7 +44,7 @@ BLOCK_SIZE = 128  # threads per CUDA block, one texel each
 _kernels = None
 
 
-class CudaDecoderError(RuntimeError):
+class CudaDecoderError(NTCError, RuntimeError):
     """The CUDA decoder cannot run here (no CUDA, no slangtorch, build failed, bad input)."""
 
 

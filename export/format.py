@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
-from .safe_files import read_regular_file
+from .errors import NTCError
 from .model import (ACTIVATIONS, CHANNEL_KINDS, CONST, COPY, NORMAL_Z, STORED, WEIGHT_FORMATS,
                     ChannelInfo, LatentInfo, LayerWeights, NTCModel, TextureInfo)
+from .safe_files import read_regular_file
 
 MAGIC = b"NTCF"
 VERSION = 1
@@ -48,7 +49,7 @@ ROLES = ("baseColor", "normal", "orm", "metallicRoughness", "roughness", "metall
          "emissive", "height", "opacity", "mask", "data")
 
 
-class NTCFormatError(Exception):
+class NTCFormatError(NTCError):
     """A `.ntc` file that is truncated, corrupt, of another version or internally inconsistent."""
 
 

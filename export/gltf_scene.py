@@ -36,6 +36,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import numpy as np
 
+from .errors import NTCError
 from .images import ImageError, decode_image
 from .safe_files import read_regular_file
 
@@ -61,7 +62,7 @@ _TYPE_SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
-class SceneError(Exception):
+class SceneError(NTCError):
     """A scene that cannot be shown: missing, malformed, unsafe or unsupported. One line."""
 
 

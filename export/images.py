@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import png
 
+from .errors import NTCError
 from .safe_files import read_regular_file
 
 
-class ImageError(Exception):
+class ImageError(NTCError):
     """An image that cannot be read: one line, for the user."""
 
 

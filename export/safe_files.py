@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from .errors import NTCError
+
 
 def read_regular_file(path: str | os.PathLike) -> bytes:
     """The bytes of a regular file. A folder raises IsADirectoryError; a FIFO, device or socket
@@ -40,7 +42,7 @@ def is_regular_file(path: str | os.PathLike) -> bool:
         return False
 
 
-class OutputPathError(ValueError):
+class OutputPathError(NTCError, ValueError):
     """An output path the tools refuse; the message is one line for the user."""
 
 

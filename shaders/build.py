@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from export.errors import NTCError
+
 SHADER_DIR = Path(__file__).resolve().parent
 GENERATED = SHADER_DIR / "generated"
 STAGES = ("vertex", "fragment", "compute")
@@ -37,7 +39,7 @@ TARGETS: list[tuple[str, str, str, str]] = [
 ]
 
 
-class ShaderBuildError(Exception):
+class ShaderBuildError(NTCError):
     """slangc is missing, failed, or its output is unusable."""
 
 

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from export import layout
+from export.errors import NTCError
 from export.model import NTCModel
 
 GENERATED = Path(__file__).resolve().parent / "generated"
@@ -31,7 +32,7 @@ MAX_WIDTH_VEC4 = 64  # NTC_MAX_VEC4 in ntc_decode_core.slang
 MAX_OUT_VEC4 = 4    # four render targets / result[4]
 
 
-class SpecialisationError(ValueError):
+class SpecialisationError(NTCError, ValueError):
     """The generated GLSL and the requested specialisation do not fit together."""
 
 

@@ -6,18 +6,17 @@ import json
 import sys
 from pathlib import Path
 
+from export.errors import NTCError, one_line
 from export.format import MAX_SIZE, atomic_write
 from export.images import DEFAULT_MAX_SIDE, set_max_side
-from export.safe_files import (OutputPathError, check_output_file, check_writable_folder,
-                                 refuse_overwriting)
+from export.safe_files import check_output_file, check_writable_folder, refuse_overwriting
 
-from .compress import DEFAULT_BPP, CompressSettings, compress
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
+from .compress import DEFAULT_BPP, CompressSettings, compress, is_out_of_memory
 from .fit import TrainConfig
 from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
 from .presets import FIT_SLACK, PRESETS
-from .compress import is_out_of_memory
 from .textures import MANIFEST_NAME, ROLES, InputError, load_texture_set
 
 EPILOG = f"""\
@@ -228,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         if result.report.get("target_reached") is False:
             print(f"warning: target {args.target_psnr} dB not reached", file=sys.stderr)
         return 0
-    except (InputError, OutputPathError) as e:
-        print(f"ntc-compress: error: {e}", file=sys.stderr)
+    except NTCError as e:
+        print(f"ntc-compress: error: {one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ntc-compress: interrupted; nothing was written", file=sys.stderr)

@@ -13,7 +13,7 @@ from .fit import TrainConfig, fit, torch_threads
 from .network import NetworkConfig
 from .presets import fit_for_bpp, preset_table
 from .targets import build_targets, plan_channels
-from .textures import InputError, TextureSet
+from .textures import ConstantSetError, InputError, TextureSet
 
 DEFAULT_BPP = 4.0
 
@@ -83,7 +83,7 @@ def _compress(tset: TextureSet, settings: CompressSettings, log) -> CompressResu
     t_start = time.perf_counter()
     infos, stored = plan_channels(tset)
     if stored == 0:
-        raise InputError("every channel of the set is constant: nothing to compress")
+        raise ConstantSetError("every channel of the set is constant: nothing to compress")
     w, h = tset.size
     targets = build_targets(tset, infos, stored, settings.mask_strength)
     table = preset_table(w, h, stored, infos, settings.network)

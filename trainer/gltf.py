@@ -40,7 +40,7 @@ from export.gltf_scene import NTC_EXTENSION
 from export.pixels import resize
 from export.safe_files import OutputPathError, read_regular_file, refuse_overwriting
 
-from .textures import MAX_CHANNELS, InputError, SourceTexture, TextureSet
+from .textures import MAX_CHANNELS, ConstantSetError, InputError, SourceTexture, TextureSet
 
 SET_SCHEMA = "ntc-gltf-set/2"   # bump when what a material compresses to changes
 SCENE_SUFFIXES = (".gltf", ".glb")
@@ -317,13 +317,13 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
                 f"{', '.join(t.name for t in tset.textures)}")
             try:
                 result = compress(tset, settings, log)
-            except InputError as e:
-                if "constant" not in str(e):
-                    raise InputError(f"material '{mat.name}': {e}") from None
+            except ConstantSetError as e:
                 log(f"material '{mat.name}' keeps its images: {e}")
                 entry["skipped"] = str(e)
                 report["materials"].append(entry)
                 continue
+            except InputError as e:
+                raise InputError(f"material '{mat.name}': {e}") from None
             taken.add(fname.lower())
             outputs[out_res / fname] = result.data
             rep = result.report

@@ -16,11 +16,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from export.errors import NTCError
+
 SOURCE = Path(__file__).with_name("fused_step.c")
 FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
 
 
-class NativeUnavailable(RuntimeError):
+class NativeUnavailable(NTCError, RuntimeError):
     """The C kernels cannot be built here (no compiler, or it failed); the message says why."""
 
 

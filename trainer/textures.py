@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.errors import NTCError
 from export.images import ImageError, check_size, decode_image, image_size, read_pixels
 from export.safe_files import is_regular_file, read_regular_file
 
@@ -41,8 +42,13 @@ _NAME_RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
 ROLES = [r for r, _, _ in _NAME_RULES] + ["mask", "data"]
 
 
-class InputError(Exception):
+class InputError(NTCError):
     """A user mistake in the input: reported as one line, never a traceback."""
+
+
+class ConstantSetError(InputError):
+    """Every channel of the set is constant: there is nothing to train (a scene keeps the
+    material's images)."""
 
 
 @dataclass

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from export.arguments import image_size
+from export.errors import NTCError, one_line
 from export.images import DEFAULT_MAX_SIDE, set_max_side
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 
@@ -44,8 +45,8 @@ DEFAULT_WINDOW = (1024, 768)
 DEFAULT_HEADLESS = (256, 256)
 
 
-class UsageError(Exception):
-    pass
+class UsageError(NTCError):
+    """A bad combination of flags (exit status 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,12 +229,7 @@ def run_headless(scene, args, provider, log) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from export.format import NTCFormatError
-    from trainer.textures import InputError
-
-    from .gl_resources import NTCGLError
-    from .ntc_cache import NTCCacheError
-    from export.gltf_scene import SceneError, load_scene
+    from export.gltf_scene import load_scene
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
@@ -270,9 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"ntc-view: error: {e}", file=sys.stderr)
         return 2
-    except (SceneError, NTCFormatError, NTCGLError, InputError, NTCCacheError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"ntc-view: error: {msg}", file=sys.stderr)
+    except NTCError as e:
+        print(f"ntc-view: error: {one_line(e)}", file=sys.stderr)
         return 1
     except OSError as e:  # writing --stats / --screenshot, reading the scene's files
         where = f" {e.filename}" if e.filename else ""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from export import layout
+from export.errors import NTCError
 from export.format import latent_to_texel_order, pack_bits
 from export.model import CONST, COPY, NORMAL_Z, STORED, NTCModel, TextureInfo
 from shaders import glsl
@@ -76,7 +77,7 @@ GL_SCISSOR_TEST = 0x0C11
 GL_FRAMEBUFFER_SRGB = 0x8DB9
 
 
-class NTCGLError(Exception):
+class NTCGLError(NTCError):
     """The GL decoder cannot run (context, driver, shader, unsupported file); one-line reason."""
 
 

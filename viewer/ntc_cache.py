@@ -18,12 +18,12 @@ import json
 import os
 from pathlib import Path
 
+from export.errors import NTCError
 from export.format import NTCFormatError, atomic_write, read_ntc
+from export.gltf_scene import Material, Scene
 from export.images import max_side
 from trainer.gltf import material_texture_set, safe_name, set_key, slot_texture_names
-from trainer.textures import InputError
-
-from export.gltf_scene import Material, Scene
+from trainer.textures import ConstantSetError, InputError
 
 CACHE_SUFFIX = ".ntc-cache"
 
@@ -31,7 +31,7 @@ __all__ = ["NTCCacheError", "cache_folder", "ensure_ntc", "ensure_all", "slot_te
            "ntc_slot_map", "cached_path"]
 
 
-class NTCCacheError(Exception):
+class NTCCacheError(NTCError):
     """The cache cannot be used (read-only folder, ...) or a set cannot be compressed. One line."""
 
 
@@ -129,11 +129,11 @@ def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path
             f"({', '.join(t.name for t in tset.textures)}) into the cache {path.parent}")
     try:
         result = compress(tset, settings, log or (lambda *a, **k: None))
+    except ConstantSetError as e:
+        if log:
+            log(f"material '{material.name}': {e}; using its images")
+        return None
     except InputError as e:
-        if "constant" in str(e):
-            if log:
-                log(f"material '{material.name}': {e}; using its images")
-            return None
         raise NTCCacheError(f"material '{material.name}': {e}") from None
     report = dict(result.report, scene=str(scene.path), material=material.name, key=key,
                   slots=slot_texture_names(material))

@@ -16,15 +16,13 @@ import re
 import sys
 import warnings
 
-from export.format import NTCFormatError
-from trainer.textures import InputError
+from export.errors import NTCError, one_line
 
 from .gl_resources import GL_VERSION_REQUIRED, NTCGLError
-from .ntc_cache import NTCCacheError
 from .renderer import MODES, Renderer
 
 # errors of one mode's resources: reported, and the window stays in the mode it was in
-RECOVERABLE = (NTCFormatError, NTCGLError, NTCCacheError, InputError)
+RECOVERABLE = NTCError
 
 KEY_HELP = ("1/2/3 mode  F filter  A average stochastic  D diff  O overlay  drag orbit/pan  "
             "wheel zoom  Esc quit")
@@ -64,7 +62,7 @@ class WindowApp:
             elif key == glfw.KEY_O:
                 self.r.overlay = not self.r.overlay
         except RECOVERABLE as e:  # a material that cannot be compressed / decoded: stay
-            self.log(f"ntc-view: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            self.log(f"ntc-view: error: {one_line(e)}"
                      f"; staying in {self.r.mode} mode")
         except Exception as e:  # raised out of the callback would be lost inside glfw
             self.error = e
