@@ -5,14 +5,14 @@ measured in one run, against plain texture sampling of the same set.
 
 Rows (one function each, `ROWS`; every row takes the `Bench` (context, set, options) and returns
 `_row(...)`: name, work, GPU / wall ms, rate):
-  load mode    the whole set, every mip, decoded into GL textures (viewer/gl_decode.py:
+  load mode    the whole set, every mip, decoded into GL textures (export/decode/gl_load.py:
                GLTextureDecoder.decode_into), Mtexel/s = MLP evaluations (texel positions over all
                mips) per second
   baseline     a full-screen pass sampling every texture of the set, stored as RGBA8 with mips,
                with texture() and trilinear filtering, minified (2.5 texels a pixel, so two mips
                blend); Mpixel/s
   sample mode  one full-screen pass per filter (latent, stochastic, trilinear) of the sample-mode
-               harness (shaders/ntc_sample_harness.slang's generated GLSL, as viewer/gl_sample.py
+               harness (shaders/ntc_sample_harness.slang's generated GLSL, as export/decode/gl_sample.py
                builds it), every pixel calling ntcSample for all stored channels, at the baseline's
                view (same uv per pixel, so lambda = log2(2.5) ~ 1.32: latent decodes mip 1 once,
                stochastic one texel of mip 1 or 2, trilinear 4 + 4 texels of mips 1 and 2);
@@ -55,13 +55,13 @@ from export import layout
 from export.arguments import image_size
 from export.format import from_bytes, read_ntc, to_bytes
 from export.model import NTCModel
-from export.sample import FILTERS, wrap_pair
-from viewer.gl_decode import VERTEX as LOAD_VERTEX
-from viewer.gl_decode import GLTextureDecoder, decode_to_textures
-from viewer.gl_resources import NTCTextureGL, build_program, create_context
-from viewer.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
-from viewer.gl_sample import VERTEX as SAMPLE_VERTEX
-from viewer.gl_sample import HARNESS_BINDING, sample_shaders
+from export.decode.filters import FILTERS, wrap_pair
+from export.decode.gl_load import VERTEX as LOAD_VERTEX
+from export.decode.gl_load import GLTextureDecoder, decode_to_textures
+from export.decode.gl_resources import NTCTextureGL, build_program, create_context
+from export.decode.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
+from export.decode.gl_sample import VERTEX as SAMPLE_VERTEX
+from export.decode.gl_sample import HARNESS_BINDING, sample_shaders
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -274,7 +274,7 @@ def row_texture_baseline(b: Bench) -> dict:
 
 
 class SamplePass:
-    """The sample-mode harness (viewer/gl_sample.py's program: the generated GLSL of
+    """The sample-mode harness (export/decode/gl_sample.py's program: the generated GLSL of
     ntc_sample_harness.slang, specialised for the set) drawn into a framebuffer that stays bound
     across runs, without reading it back. Its uniform block is GLSampleHarness.render's."""
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from . import layout
-from .decoder import FileDecoder, to_uint
+from .decode.reference import FileDecoder, to_uint
 from .errors import NTCError, one_line
 from .format import NTCFormatError, atomic_write, read_ntc
 from .images import DEFAULT_MAX_SIDE, encode_png
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             check_writable_folder(out)
         if args.backend == "gl":
-            from viewer.gl_decode import decode_file_gl  # imports GL code lazily
+            from export.decode.gl_load import decode_file_gl  # imports GL code lazily
             images = decode_file_gl(model, args.mip)
         else:
             images = FileDecoder.from_model(model).textures_mip(args.mip)

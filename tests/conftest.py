@@ -165,7 +165,7 @@ def ctx():
     """A headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine), one per test module; tests that
     take it skip cleanly where none can be created."""
     pytest.importorskip("moderngl")
-    from viewer import gl_resources  # GL imports only where GL is used
+    from export.decode import gl_resources  # GL imports only where GL is used
     try:
         c = gl_resources.create_context()
     except gl_resources.NTCGLError as e:

@@ -18,7 +18,7 @@ import torch
 from conftest import (DEFAULT_SET, H, RICH_SET, ROOT, W, base_color, grey, normal_map,
                       rgba, snapshot, write_set)
 from export import cli as decode_cli
-from export.decoder import FileDecoder, to_uint
+from export.decode.reference import FileDecoder, to_uint
 from export.format import read_ntc
 from export.images import read_pixels
 from trainer import cli as compress_cli

@@ -1,13 +1,13 @@
-"""The slangtorch CUDA decoder (shaders/ntc_torch.slang, export/cuda_decoder.py).
+"""The slangtorch CUDA decoder (shaders/ntc_torch.slang, export/decode/cuda.py).
 
 Tests marked `cuda` build the kernel with slangtorch and hold it to the PyTorch twin
-(export/decoder.py) on random and trained models, every mip: max abs difference <= 1e-4. They
+(export/decode/reference.py) on random and trained models, every mip: max abs difference <= 1e-4. They
 skip where torch.cuda.is_available() is False or slangtorch cannot build the module.
 
 The rest runs everywhere: the module translates with the bundled slangc for the CUDA target (and
 for slangtorch's host binding), so a syntax or type error in the CUDA path fails CI without a GPU;
 where nvcc is on PATH the generated CUDA source is compiled too (no GPU needed for that). The
-weight block the kernel reads is held to the GL one (viewer/gl_resources.py: model_block). And the
+weight block the kernel reads is held to the GL one (export/decode/gl_resources.py: model_block). And the
 CUDA path's own Slang (ntc_torch.slang's ntcDecodeTexel over NtcTableLatents / NtcBlockWeights,
 ntc_decode_core.slang's ntcDecodeWith with a run-time shape) runs on the CPU through slangc's C++
 target (tests/ntc_cpu_decode.slang, StructuredBuffers in place of TensorViews), held to the PyTorch
@@ -27,14 +27,15 @@ import numpy as np
 import pytest
 import torch
 
-from export import cuda_decoder, layout
-from export.cuda_decoder import (CudaDecoderError, decode_texels_cuda, pack_tensors,
+from export import layout
+from export.decode import cuda as cuda_decoder
+from export.decode.cuda import (CudaDecoderError, decode_texels_cuda, pack_tensors,
                                  stored_mip_cuda, tensors_for)
-from export.decoder import FileDecoder, LatentPyramid, decode_texels, texel_uv
+from export.decode.reference import FileDecoder, LatentPyramid, decode_texels, texel_uv
 from export.format import from_bytes
 from shaders import build
 from test_gl_parity import VARIANTS, random_model
-from viewer.gl_resources import model_block
+from export.decode.gl_resources import model_block
 
 CUDA_ATOL = 1e-4
 ROOT = build.SHADER_DIR.parent
@@ -142,7 +143,7 @@ def test_without_cuda_the_error_says_so(monkeypatch):
 
 
 def test_importing_the_cuda_decoder_needs_neither_cuda_nor_slangtorch():
-    code = ("import sys, export.cuda_decoder; "
+    code = ("import sys, export.decode.cuda; "
             "assert 'slangtorch' not in sys.modules, 'slangtorch imported eagerly'")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import mean_prediction_psnr
 from export import layout
-from export.decoder import FileDecoder, positional_encoding, texel_uv
+from export.decode.reference import FileDecoder, positional_encoding, texel_uv
 from export.format import from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from trainer.evaluate import evaluate

@@ -88,8 +88,8 @@ def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
 
     import torch
 
-    from export.decoder import FileDecoder, decode_texels
-    from export.sample import REPEAT, mip_sizes, sample_latent, sample_trilinear, wrap_uv
+    from export.decode.reference import FileDecoder, decode_texels
+    from export.decode.filters import REPEAT, mip_sizes, sample_latent, sample_trilinear, wrap_uv
 
     shipped = load_scene(DEFAULT_SCENE, log=None)
     dec = FileDecoder.from_model(read_ntc(next(m for m in shipped.materials if m.ntc).ntc.path))

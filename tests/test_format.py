@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from export import layout
 from export.format import (ALIGN, MAGIC, PREAMBLE, VERSION, NTCFormatError, from_bytes,
                            pack_bits, read_ntc, to_bytes, unpack_bits, write_ntc)
-from export.decoder import FileDecoder
+from export.decode.reference import FileDecoder
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, NTCModel, TextureInfo
 from trainer.network import NetworkConfig, NeuralTexture
 

@@ -1,5 +1,5 @@
 """The fused CPU training step (trainer/fused_step.py + fused_step.c) against the reference math:
-export/decoder.py's decode function under autograd and the reference RowAdam. Forward values,
+export/decode/reference.py's decode function under autograd and the reference RowAdam. Forward values,
 every gradient, one whole optimiser step, the noise, the batch shape, and one-thread determinism."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import RICH_SET, write_set
-from export.decoder import decode_texels, encode_inputs
+from export.decode.reference import decode_texels, encode_inputs
 from trainer.fit import TrainConfig, _sample_rows, fit
 from trainer.fused_step import FusedStep
 from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8

@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from export import layout
-from export.decoder import FileDecoder, to_uint
+from export.decode.reference import FileDecoder, to_uint
 from export.format import NTCFormatError, from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from shaders import build, glsl
 from export.pixels import srgb_to_linear
-from viewer import gl_decode, gl_resources
-from viewer.gl_decode import GLTextureDecoder, decode_to_textures, load_ntc_textures
-from viewer.gl_resources import NTCGLError, NTCTextureGL, remap_block, texel_format
+from export.decode import gl_load as gl_decode, gl_resources
+from export.decode.gl_load import GLTextureDecoder, decode_to_textures, load_ntc_textures
+from export.decode.gl_resources import NTCGLError, NTCTextureGL, remap_block, texel_format
 
 from test_gl_parity import set_model
 

@@ -18,13 +18,13 @@ import torch
 
 from export import layout
 from export.cli import main as ntc_decode
-from export.decoder import FileDecoder, reconstruct
+from export.decode.reference import FileDecoder, reconstruct
 from export.format import NTCFormatError, from_bytes, read_ntc, to_bytes
 from export.model import NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from trainer.network import NetworkConfig, NeuralTexture
-from viewer import gl_decode
-from viewer.gl_decode import decode_file_gl, decode_mips_gl, decode_ntc_gl
-from viewer.gl_resources import NTCGLError, NTCTextureGL, build_program
+from export.decode import gl_load as gl_decode
+from export.decode.gl_load import decode_file_gl, decode_mips_gl, decode_ntc_gl
+from export.decode.gl_resources import NTCGLError, NTCTextureGL, build_program
 
 PSNR_MIN = 50.0
 WITHIN1_MIN = 0.999

@@ -1,5 +1,5 @@
 """Sample mode: ntcSample (shaders/ntc_sample.slang, rendered through its harness on llvmpipe)
-against its PyTorch twin export/sample.py.
+against its PyTorch twin export/decode/filters.py.
 
 Each harness pixel samples uv = origin + (x + .5) * step_x + (y + .5) * step_y, so the derivatives,
 and with them the LOD, are known exactly. The uv transforms cover magnification, minification with
@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-from export.decoder import FileDecoder, reconstruct
+from export.decode.reference import FileDecoder, reconstruct
 from export.format import from_bytes
-from export.sample import (CLAMP_TO_EDGE, MIRRORED_REPEAT, REPEAT, harness_uv,
+from export.decode.filters import (CLAMP_TO_EDGE, MIRRORED_REPEAT, REPEAT, harness_uv,
                            lod_from_derivatives, sample_latent, sample_stochastic,
                            sample_trilinear, stochastic_texels, wrap_index, wrap_pair)
 from test_gl_parity import eight_bit_figures, random_model
-from viewer.gl_decode import decode_mips_gl
-from viewer.gl_resources import NTCTextureGL
-from viewer.gl_sample import GLSampleHarness
+from export.decode.gl_load import decode_mips_gl
+from export.decode.gl_resources import NTCTextureGL
+from export.decode.gl_sample import GLSampleHarness
 
 PSNR_MIN = 50.0
 WITHIN1_MIN = 0.999

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from pytorch_msssim import ssim
 
-from export.decoder import FileDecoder, to_uint
+from export.decode.reference import FileDecoder, to_uint
 from export.metrics import psnr_from_mse
 from export.model import NTCModel
 

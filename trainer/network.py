@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from export import layout
-from export.decoder import LatentPyramid, decode_texels, latent_rows
+from export.decode.reference import LatentPyramid, decode_texels, latent_rows
 from export.model import LatentInfo, LayerWeights, NTCModel, TextureInfo
 
 

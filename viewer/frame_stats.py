@@ -6,7 +6,7 @@ import ctypes
 
 import numpy as np
 
-from .gl_resources import _RawGL
+from export.decode.gl_resources import _RawGL
 
 CATEGORIES = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers", "uniforms",
               "environment", "overlay")

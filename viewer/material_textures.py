@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .frame_stats import VramLedger, mip_chain_texels
-from .gl_resources import REMAP_BINDING, NTCTextureGL, _RawGL, remap_block
+from export.decode.gl_resources import REMAP_BINDING, NTCTextureGL, _RawGL, remap_block
 
 if TYPE_CHECKING:
     from .renderer import Programs
@@ -132,7 +132,7 @@ class LoadedSet:
     once decoded)."""
 
     def __init__(self, ctx, model, ledger: VramLedger, label: str):
-        from .gl_decode import decode_to_textures
+        from export.decode.gl_load import decode_to_textures
         self.ledger = ledger
         with NTCTextureGL(model, ctx) as tex:
             self.textures = decode_to_textures(tex)

@@ -45,13 +45,13 @@ from pathlib import Path
 import numpy as np
 
 from export.format import read_ntc
-from export.sample import FILTERS
+from export.decode.filters import FILTERS
 from shaders import glsl
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
 from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes, format_bytes
-from .gl_resources import NTCGLError, _RawGL, build_program, check_context
+from export.decode.gl_resources import NTCGLError, _RawGL, build_program, check_context
 from .material_textures import (GL_REPEAT, Binding, ImageTextures, LoadedSet, SampledSet,
                                 Samplers, slot_texture_index)
 from .overlay import FontAtlas

@@ -2,7 +2,7 @@
 
 Into ordinary GL textures, for rendering (shaders/ntc_load.slang: textureMain):
 
-    decode_to_textures(tex)      one DecodedTexture per source texture (viewer/gl_resources.py:
+    decode_to_textures(tex)      one DecodedTexture per source texture (export/decode/gl_resources.py:
                                  texel_format picks SRGB8_ALPHA8 / R8..RGBA8 / R16..RGBA16), every
                                  mip level written by the decoder, then sampled with hardware
                                  trilinear / anisotropic filtering
@@ -12,13 +12,13 @@ Into ordinary GL textures, for rendering (shaders/ntc_load.slang: textureMain):
 Each colour mip is one draw into that level of up to 8 textures at once (MRT), so the MLP runs
 once per texel for the whole set; the remap (ntc_remap.slang) runs per texture and the fixed-
 function output quantises to the texture's format. With GL_FRAMEBUFFER_SRGB off the sRGB textures
-receive the sRGB-encoded values as they are: stored bytes == export.decoder.to_uint(value, 8). On
+receive the sRGB-encoded values as they are: stored bytes == export.decode.reference.to_uint(value, 8). On
 llvmpipe the float -> UNORM conversion rounds half to even, like to_uint's np.round.
 
 Into float arrays, exact (fragmentMain: ceil(stored / 4) RGBA32F targets; `reconstruct` then turns
 the stored channels into the source textures exactly as the PyTorch path does):
 
-    decode_file_gl(model, mip)   == export.decoder.FileDecoder.from_model(model).textures_mip(mip)
+    decode_file_gl(model, mip)   == export.decode.reference.FileDecoder.from_model(model).textures_mip(mip)
     decode_ntc_gl(path, mip)     the same from a file: the reader validates it (NTCFormatError)
                                  before any GL object exists
 
@@ -36,7 +36,7 @@ import ctypes
 import numpy as np
 
 from export import layout
-from export.decoder import reconstruct
+from export.decode.reference import reconstruct
 from export.format import read_ntc
 from export.model import NTCModel
 

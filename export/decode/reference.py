@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import layout
-from .model import CONST, COPY, NORMAL_Z, STORED, NTCModel
+from .. import layout
+from ..model import CONST, COPY, NORMAL_Z, STORED, NTCModel
 
 
 def hswish3(x: torch.Tensor) -> torch.Tensor:

@@ -2,14 +2,14 @@
 
 Pixel (x, y) of a harness image (row 0 = window row 0) samples the set at
 uv = origin + (x + 0.5) * step_x + (y + 0.5) * step_y, with ntcSample's filter and wrap modes chosen
-per render (uniforms, no recompile). export/sample.py computes the same images in PyTorch
+per render (uniforms, no recompile). export/decode/filters.py computes the same images in PyTorch
 (`harness_uv` gives each pixel's uv); the tests and the decode benchmarks drive this class.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from export.sample import FILTERS, wrap_pair
+from export.decode.filters import FILTERS, wrap_pair
 
 from .gl_resources import (NTCTextureGL, build_program, decoder_shaders,
                            render_float_targets)
@@ -46,7 +46,7 @@ class GLSampleHarness:
                filter_mode: str = "trilinear", wrap="repeat", frame: int = 0,
                hardware_derivatives: bool = False) -> np.ndarray:
         """[h, w, stored] float32 stored channels of a (w, h) harness image. `filter_mode` is a key
-        of export.sample.FILTERS, `wrap` a glTF wrap value or name (or a (wrapS, wrapT) pair);
+        of export.decode.filters.FILTERS, `wrap` a glTF wrap value or name (or a (wrapS, wrapT) pair);
         with `hardware_derivatives` the shader takes ddx/ddy of uv instead of the steps."""
         model, ctx = self.tex.model, self.tex.ctx
         if filter_mode not in FILTERS:

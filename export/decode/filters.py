@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import layout
-from .decoder import FileDecoder, decode_texels
+from .. import layout
+from .reference import FileDecoder, decode_texels
 
 FILTERS = {"latent": 0, "stochastic": 1, "trilinear": 2}  # NTC_FILTER_* in ntc_sample.slang
 REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = 10497, 33648, 33071  # glTF sampler wrap values

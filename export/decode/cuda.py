@@ -2,9 +2,9 @@
 
 The kernel runs ntcDecodeWith from shaders/ntc_decode_core.slang -- the Slang function the GL
 shaders are generated from -- over PyTorch tensors, with the contract of
-`export.decoder.decode_texels`: stored-channel values for texels at `uv` of colour mips `mip`.
+`export.decode.reference.decode_texels`: stored-channel values for texels at `uv` of colour mips `mip`.
 
-    from export.cuda_decoder import decode_texels_cuda
+    from export.decode.cuda import decode_texels_cuda
     stored = decode_texels_cuda(model, mip, uv)     # NTCModel, FileDecoder or CudaDecodeTensors
 
     # float parameters (the trainer): the same arguments decode_texels takes
@@ -31,10 +31,10 @@ import torch
 from shaders.build import SHADER_DIR
 from shaders.glsl import MAX_OUT_VEC4, MAX_WIDTH_VEC4, input_order
 
-from . import layout
-from .decoder import FileDecoder, LatentPyramid, texel_uv
-from .errors import NTCError
-from .model import NTCModel
+from .. import layout
+from .reference import FileDecoder, LatentPyramid, texel_uv
+from ..errors import NTCError
+from ..model import NTCModel
 
 MODULE = "ntc_torch.slang"
 SOURCES = (MODULE, "ntc_decode_core.slang")  # the module and everything it imports
@@ -71,7 +71,7 @@ class CudaDecodeTensors:
 
 def weight_block(weights: list[torch.Tensor], biases: list[torch.Tensor], features: int,
                  hr_sampling: str, mips: int, levels: int) -> torch.Tensor:
-    """float32 [4 + 4 n]: the NtcModel uniform block of viewer/gl_resources.py model_block, built
+    """float32 [4 + 4 n]: the NtcModel uniform block of export/decode/gl_resources.py model_block, built
     from (float) tensors: (max(1, mips - 1), 0, 0, levels - 1), then per layer the weights
     [out_pad][in_pad] (layer 0's columns in the shader's input order) and the bias [out_pad].
     model_block's info y, z (the GL texels' dequantization) are 0: the table is dequantized."""
@@ -197,7 +197,7 @@ def _device(source, device) -> torch.device:
 def decode_texels_cuda(source, mip: torch.Tensor, uv: torch.Tensor,
                        block_size: int = BLOCK_SIZE, device=None) -> torch.Tensor:
     """float32 [N, stored] stored-channel values for texels at `uv` ([N, 2]) of colour mips `mip`
-    ([N]), on the GPU: export.decoder.decode_texels run by the Slang kernel. `source` is an
+    ([N]), on the GPU: export.decode.reference.decode_texels run by the Slang kernel. `source` is an
     NTCModel, a FileDecoder or CudaDecodeTensors (pack_tensors; pack once and reuse them, they are
     used as they are when already on `device`). `device`: the source's when it is on CUDA, else
     the current CUDA device."""
