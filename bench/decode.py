@@ -55,10 +55,12 @@ from export import layout
 from export.arguments import image_size
 from export.format import from_bytes, read_ntc, to_bytes
 from export.model import NTCModel
-from export.decode.filters import FILTERS, wrap_pair
+from export.decode.filters import wrap_pair
+from shaders.interface import FILTERS
 from export.decode.gl_load import VERTEX as LOAD_VERTEX
 from export.decode.gl_load import GLTextureDecoder, decode_to_textures
-from export.decode.gl_resources import NTCTextureGL, build_program, create_context
+from export.decode.gl_context import build_program, create_context
+from export.decode.gl_resources import NTCTextureGL
 from export.decode.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
 from export.decode.gl_sample import VERTEX as SAMPLE_VERTEX
 from export.decode.gl_sample import HARNESS_BINDING, sample_shaders

@@ -567,7 +567,7 @@ def main(argv=None) -> int:
 
     import torch
     torch.set_num_threads(a.threads)
-    from export.decode.gl_resources import create_context
+    from export.decode.gl_context import create_context
     settings = settings_for(a.steps, a.bpp, hidden, progress=not a.no_progress)
     from export.errors import NTCError, one_line
     try:

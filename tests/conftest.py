@@ -165,10 +165,10 @@ def ctx():
     """A headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine), one per test module; tests that
     take it skip cleanly where none can be created."""
     pytest.importorskip("moderngl")
-    from export.decode import gl_resources  # GL imports only where GL is used
+    from export.decode import gl_context  # GL imports only where GL is used
     try:
-        c = gl_resources.create_context()
-    except gl_resources.NTCGLError as e:
+        c = gl_context.create_context()
+    except gl_context.NTCGLError as e:
         pytest.skip(f"no OpenGL 4.5 context: {e}")
     yield c
     c.release()

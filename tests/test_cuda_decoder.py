@@ -7,7 +7,7 @@ skip where torch.cuda.is_available() is False or slangtorch cannot build the mod
 The rest runs everywhere: the module translates with the bundled slangc for the CUDA target (and
 for slangtorch's host binding), so a syntax or type error in the CUDA path fails CI without a GPU;
 where nvcc is on PATH the generated CUDA source is compiled too (no GPU needed for that). The
-weight block the kernel reads is held to the GL one (export/decode/gl_resources.py: model_block). And the
+weight block the kernel reads is held to the GL one (export/decode/network_block.py). And the
 CUDA path's own Slang (ntc_torch.slang's ntcDecodeTexel over NtcTableLatents / NtcBlockWeights,
 ntc_decode_core.slang's ntcDecodeWith with a run-time shape) runs on the CPU through slangc's C++
 target (tests/ntc_cpu_decode.slang, StructuredBuffers in place of TensorViews), held to the PyTorch
@@ -35,7 +35,7 @@ from export.decode.reference import FileDecoder, LatentPyramid, decode_texels, t
 from export.format import from_bytes
 from shaders import build
 from test_gl_parity import VARIANTS, random_model
-from export.decode.gl_resources import model_block
+from export.decode.network_block import model_block
 
 CUDA_ATOL = 1e-4
 ROOT = build.SHADER_DIR.parent

@@ -21,9 +21,10 @@ from export.format import NTCFormatError, from_bytes, to_bytes
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from shaders import build, glsl
 from export.pixels import srgb_to_linear
-from export.decode import gl_load as gl_decode, gl_resources
+from export.decode import gl_context, gl_load as gl_decode
 from export.decode.gl_load import GLTextureDecoder, decode_to_textures, load_ntc_textures
-from export.decode.gl_resources import NTCGLError, NTCTextureGL, remap_block, texel_format
+from export.decode.gl_context import NTCGLError
+from export.decode.gl_resources import NTCTextureGL, remap_block, texel_format
 
 from test_gl_parity import set_model
 
@@ -149,7 +150,7 @@ def test_trained_set_decodes_into_textures(ctx, trained, hw_filter):
 def test_formats_padding_bytes_and_sampling_state(ctx):
     w, h, textures, cfg = SETS["formats_5x17"]
     model = set_model(w, h, textures, seed=1, **cfg)
-    gl = gl_resources._RawGL()
+    gl = gl_context.RawGL()
     with NTCTextureGL(model, ctx) as t:
         decoded = decode_to_textures(t)
     try:
@@ -159,7 +160,7 @@ def test_formats_padding_bytes_and_sampling_state(ctx):
             d.texture.use(0)
             for m in range(model.mips):
                 got = ctypes.c_int(0)
-                gl.glGetTexLevelParameteriv(gl_resources.GL_TEXTURE_2D, m,
+                gl.glGetTexLevelParameteriv(gl_context.GL_TEXTURE_2D, m,
                                             GL_TEXTURE_INTERNAL_FORMAT, ctypes.byref(got))
                 assert got.value == fmt.enum, f"{info.name} level {m}"
             sizes = [layout.mip_size(w, h, m) for m in range(model.mips)]
@@ -191,21 +192,21 @@ def test_decoder_leaves_the_context_as_it_found_it(ctx):
     target = ctx.texture((4, 4), 4)
     home = ctx.framebuffer([target])
     home.use()
-    gl = gl_resources._RawGL()
-    gl.glEnable(gl_resources.GL_FRAMEBUFFER_SRGB)
+    gl = gl_context.RawGL()
+    gl.glEnable(gl_context.GL_FRAMEBUFFER_SRGB)
     try:
         with NTCTextureGL(model, ctx) as t:
             dec = GLTextureDecoder(t)
             decoded = dec.allocate()
             dec.decode_into(decoded)
             dec.release()
-        assert gl.glIsEnabled(gl_resources.GL_FRAMEBUFFER_SRGB)
+        assert gl.glIsEnabled(gl_context.GL_FRAMEBUFFER_SRGB)
         assert ctx.viewport == (0, 0, 4, 4)
         check_textures(model, decoded)  # sRGB encoding was off while decoding
         for d in decoded:
             d.release()
     finally:
-        gl.glDisable(gl_resources.GL_FRAMEBUFFER_SRGB)
+        gl.glDisable(gl_context.GL_FRAMEBUFFER_SRGB)
         previous.use()
         home.release()
         target.release()
@@ -263,7 +264,7 @@ def test_srgb_to_linear_helper_matches_the_trainer(ctx, tmp_path):
                    "    return float4(ntcSrgbToLinear(float3(x, 1.0 - x, 0.04045)), 1.0);\n}\n")
     frag = build.compile_glsl(src, "main", "fragment")
     vert = glsl.load_generated(gl_decode.VERTEX)
-    program = gl_resources.build_program(ctx, vert, frag, "sRGB ramp")
+    program = gl_context.build_program(ctx, vert, frag, "sRGB ramp")
     vbo = ctx.buffer(np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32).tobytes())
     vao = ctx.vertex_array(program, [(vbo, "2f", "position_0")])
     target = ctx.texture((256, 1), 4, dtype="f4")

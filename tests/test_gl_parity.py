@@ -24,7 +24,8 @@ from export.model import NORMAL_Z, STORED, ChannelInfo, TextureInfo
 from trainer.network import NetworkConfig, NeuralTexture
 from export.decode import gl_load as gl_decode
 from export.decode.gl_load import decode_file_gl, decode_mips_gl, decode_ntc_gl
-from export.decode.gl_resources import NTCGLError, NTCTextureGL, build_program
+from export.decode.gl_context import NTCGLError, build_program
+from export.decode.gl_resources import NTCTextureGL
 
 PSNR_MIN = 50.0
 WITHIN1_MIN = 0.999

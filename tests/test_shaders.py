@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from export import layout
+from export.decode.network_block import input_order
 from shaders import build, glsl
 
 
@@ -73,7 +74,7 @@ def test_specialise_rewrites_every_constant_and_sizes_the_weights():
 @pytest.mark.parametrize("features", [4, 8, 12, 32])
 @pytest.mark.parametrize("hr", layout.HR_SAMPLINGS)
 def test_input_order_is_a_vec4_aligned_permutation(features, hr):
-    order = glsl.input_order(features, hr)
+    order = input_order(features, hr)
     n = layout.mlp_input_size(features, hr)
     assert len(order) == layout.pad4(n)
     assert sorted(o for o in order if o >= 0) == list(range(n))  # every file column exactly once
@@ -85,3 +86,21 @@ def test_input_order_is_a_vec4_aligned_permutation(features, hr):
     if hr == "gather4":
         assert order[-3:] == [4 * features, 4 * features + 1, -1]
     assert np.all(np.diff([o for o in order[:hi] if o >= 0]) == 1)
+
+
+def test_constants_module_is_what_the_slang_sources_define(tmp_path):
+    """shaders/constants.py is generated: every static const of the sources, and each uniform
+    block's dtype has the reflected size and offsets."""
+    from shaders import constants as C
+    from shaders.interface import block_dtype
+    assert build.static_constants() == {k: v for k, v in vars(C).items()
+                                        if k.isupper() and not isinstance(v, dict)}
+    for name, (size, fields) in C.BLOCKS.items():
+        dt = block_dtype(name)
+        assert dt.itemsize == size
+        assert [dt.fields[f][1] for f, *_ in fields] == [off for _, off, *_ in fields]
+    # a conflicting redefinition is refused, not silently taken
+    (tmp_path / "a.slang").write_text("static const int X = 1;\n")
+    (tmp_path / "b.slang").write_text("static const int X = 2;\n")
+    with pytest.raises(build.ShaderBuildError, match="two values"):
+        build.static_constants(tmp_path)

@@ -180,7 +180,8 @@ def test_diff_view(ctx, sphere):
 @pytest.mark.gl
 def test_vram_ledger_counts_every_object_exactly(ctx, sphere):
     from export.format import read_ntc
-    from export.decode.gl_resources import latent_texel_bytes, model_block, remap_block
+    from export.decode.gl_resources import latent_texel_bytes, remap_block
+    from export.decode.network_block import model_block
     from viewer.frame_stats import mip_chain_texels
     scene, _, provider = sphere
     model = read_ntc(provider(scene.materials[0]))

@@ -165,7 +165,7 @@ def run_headless(scene, args, provider, log) -> dict:
     from export.format import atomic_write
     from export.images import encode_png
 
-    from export.decode.gl_resources import create_context
+    from export.decode.gl_context import create_context
     from export.metrics import psnr
 
     from .frame_stats import FrameTimer

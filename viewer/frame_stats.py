@@ -6,7 +6,7 @@ import ctypes
 
 import numpy as np
 
-from export.decode.gl_resources import _RawGL
+from export.decode.gl_context import RawGL
 
 CATEGORIES = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers", "uniforms",
               "environment", "overlay")
@@ -67,7 +67,7 @@ class FrameTimer:
     does not stall; 64-bit results, raw GL: moderngl reads them as 32 bits, which wraps at 4.3 s)
     and CPU time of building and submitting the frame; statistics over the last `window`."""
 
-    def __init__(self, gl: _RawGL, latency: int = 2, window: int = 120):
+    def __init__(self, gl: RawGL, latency: int = 2, window: int = 120):
         self.gl = gl
         self.latency = max(0, latency)
         self.window = window
@@ -137,7 +137,7 @@ class FrameTimer:
         self._free.clear()
 
 
-def driver_vram_bytes(ctx, gl: _RawGL) -> int | None:
+def driver_vram_bytes(ctx, gl: RawGL) -> int | None:
     """Dedicated video memory in use per GL_NVX_gpu_memory_info (total available - currently
     available; the whole GPU, not only this process), None without the extension."""
     if "GL_NVX_gpu_memory_info" not in ctx.extensions:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .frame_stats import VramLedger, mip_chain_texels
-from export.decode.gl_resources import REMAP_BINDING, NTCTextureGL, _RawGL, remap_block
+from export.decode.gl_context import RawGL
+from export.decode.gl_resources import REMAP_BINDING, NTCTextureGL, remap_block
 
 if TYPE_CHECKING:
     from .renderer import Programs
@@ -78,7 +79,7 @@ class ImageTextures:
 class Samplers:
     """GL sampler objects for glTF samplers (wrap incl. mirrored repeat, mag / min filters)."""
 
-    def __init__(self, ctx, gl: _RawGL):
+    def __init__(self, ctx, gl: RawGL):
         self.ctx = ctx
         self.gl = gl
         self._cache: dict[tuple, object] = {}

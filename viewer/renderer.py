@@ -45,13 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from export.format import read_ntc
-from export.decode.filters import FILTERS
+from export.decode.gl_resources import decoder_fragment
 from shaders import glsl
+from shaders.interface import FILTERS
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
 from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes, format_bytes
-from export.decode.gl_resources import NTCGLError, _RawGL, build_program, check_context
+from export.decode.gl_context import RawGL, build_program, check_context
 from .material_textures import (GL_REPEAT, Binding, ImageTextures, LoadedSet, SampledSet,
                                 Samplers, slot_texture_index)
 from .overlay import FontAtlas
@@ -104,11 +105,7 @@ class Programs:
 
     def sample(self, model):
         """The sample-mode program for `model`'s network shape (shared by equal shapes)."""
-        try:
-            frag = glsl.specialise(self._ntc_source, glsl.decoder_constants(model),
-                                   glsl.weight_vec4_count(model))
-        except glsl.SpecialisationError as e:
-            raise NTCGLError(str(e)) from None
+        frag = decoder_fragment(self._ntc_source, model)
         prog = self._sample.get(frag)
         if prog is None:
             prog = build_program(self.ctx, self.pbr_vert, frag, "PBR (sample mode)")
@@ -227,7 +224,7 @@ class Renderer:
         self.log = log or (lambda *a: None)
         self.ntc_provider = ntc_provider
         self.slot_names = slot_names or _default_slot_names
-        self.gl = _RawGL()
+        self.gl = RawGL()
         self.ledger = VramLedger()
         self.mode = mode
         self.filter = filter_mode

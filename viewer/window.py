@@ -18,7 +18,7 @@ import warnings
 
 from export.errors import NTCError, one_line
 
-from export.decode.gl_resources import GL_VERSION_REQUIRED, NTCGLError
+from export.decode.gl_context import GL_VERSION_REQUIRED, NTCGLError
 from .renderer import MODES, Renderer
 
 # errors of one mode's resources: reported, and the window stays in the mode it was in

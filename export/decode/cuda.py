@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 
 from shaders.build import SHADER_DIR
-from shaders.glsl import MAX_OUT_VEC4, MAX_WIDTH_VEC4, input_order
 
 from .. import layout
-from .reference import FileDecoder, LatentPyramid, texel_uv
 from ..errors import NTCError
 from ..model import NTCModel
+from .network_block import UnsupportedNetwork, weight_block, widths_vec4
+from .reference import FileDecoder, LatentPyramid, texel_uv
 
 MODULE = "ntc_torch.slang"
 SOURCES = (MODULE, "ntc_decode_core.slang")  # the module and everything it imports
@@ -56,7 +56,7 @@ class CudaDecodeTensors:
     """What the kernel reads, on one device (see shaders/ntc_torch.slang)."""
     table: torch.Tensor   # float32 [texels, features] dequantized latents, level after level
     levels: torch.Tensor  # int32 [levels, 3]: width, height, first row in `table`
-    block: torch.Tensor   # float32 [4 + 4 n]: info vec4, then the MLP (model_block's layout)
+    block: torch.Tensor   # float32 [4 + 4 n]: network_block.weight_block (texel scale, offset 0)
     shape: torch.Tensor   # int32 [3 + layers]: features, gather4, layers, output vec4s per layer
     stored: int           # stored channels (the last layer's true width)
 
@@ -69,57 +69,28 @@ class CudaDecodeTensors:
         return self.table.device
 
 
-def weight_block(weights: list[torch.Tensor], biases: list[torch.Tensor], features: int,
-                 hr_sampling: str, mips: int, levels: int) -> torch.Tensor:
-    """float32 [4 + 4 n]: the NtcModel uniform block of export/decode/gl_resources.py model_block, built
-    from (float) tensors: (max(1, mips - 1), 0, 0, levels - 1), then per layer the weights
-    [out_pad][in_pad] (layer 0's columns in the shader's input order) and the bias [out_pad].
-    model_block's info y, z (the GL texels' dequantization) are 0: the table is dequantized."""
-    dev = weights[0].device
-    order = torch.tensor(input_order(features, hr_sampling), dtype=torch.long, device=dev)
-    parts = [torch.tensor([max(1, mips - 1), 0.0, 0.0, levels - 1], dtype=torch.float32,
-                          device=dev)]
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        out_n, in_n = w.shape
-        wp = torch.zeros(layout.pad4(out_n), layout.pad4(in_n), dtype=torch.float32, device=dev)
-        wp[:out_n, :in_n] = w.detach().float()
-        if i == 0:
-            wp = torch.where(order[None, :] >= 0, wp[:, order.clamp(min=0)], 0.0)
-        bp = torch.zeros(layout.pad4(out_n), dtype=torch.float32, device=dev)
-        bp[:out_n] = b.detach().float()
-        parts += [wp.reshape(-1), bp]
-    return torch.cat(parts).contiguous()
-
-
 def pack_tensors(table: torch.Tensor, pyr: LatentPyramid, weights: list[torch.Tensor],
                  biases: list[torch.Tensor]) -> CudaDecodeTensors:
     """The kernel's tensors from decode_texels' arguments (on the table's device). Raises
-    CudaDecoderError for shapes the kernel cannot run."""
+    CudaDecoderError for shapes the kernel cannot run (network_block.check_supported, the one
+    shape check the GL decoder runs too)."""
     features = int(table.shape[1])
     hr = pyr.hr_sampling
-    if hr not in layout.HR_SAMPLINGS:
-        raise CudaDecoderError(f"high-res sampling '{hr}' is not supported by the CUDA decoder")
-    if features % 4 or features <= 0:
-        raise CudaDecoderError(f"{features} latent features, the CUDA decoder needs a multiple "
-                               "of 4")
-    widths = [(layout.pad4(w.shape[1]) // 4, layout.pad4(w.shape[0]) // 4) for w in weights]
-    taps = 4 if hr == "gather4" else 1
-    if widths[0][0] != (taps + 1) * features // 4 + layout.PE_INPUTS // 4 + 1 \
-            or weights[0].shape[1] != layout.mlp_input_size(features, hr):
-        raise CudaDecoderError("MLP input width does not match the latent features")
-    if max(max(w) for w in widths) > MAX_WIDTH_VEC4:
-        raise CudaDecoderError(f"an MLP layer is wider than {4 * MAX_WIDTH_VEC4} channels")
-    stored = int(weights[-1].shape[0])
-    if widths[-1][1] > MAX_OUT_VEC4:
-        raise CudaDecoderError(f"{stored} stored channels, at most {4 * MAX_OUT_VEC4}")
+    try:
+        block = weight_block([w.detach().float().cpu().numpy() for w in weights],
+                             [b.detach().float().cpu().numpy() for b in biases], features, hr,
+                             pyr.mips, int(pyr.sizes.shape[0]))
+    except UnsupportedNetwork as e:
+        raise CudaDecoderError(f"the CUDA decoder cannot run this network: {e}") from None
     dev = table.device
     levels = torch.stack([pyr.sizes[:, 0], pyr.sizes[:, 1], pyr.offsets], 1)
-    block = weight_block([w.to(dev) for w in weights], [b.to(dev) for b in biases], features,
-                         hr, pyr.mips, int(pyr.sizes.shape[0]))
-    shape = [features, int(hr == "gather4"), len(widths)] + [o for _, o in widths]
+    outs = [o for _, o in widths_vec4([(w.shape[1], w.shape[0]) for w in weights])]
+    shape = [features, int(hr == "gather4"), len(outs)] + outs
     return CudaDecodeTensors(table.detach().float().contiguous(),
-                             levels.to(device=dev, dtype=torch.int32).contiguous(), block,
-                             torch.tensor(shape, dtype=torch.int32, device=dev), stored)
+                             levels.to(device=dev, dtype=torch.int32).contiguous(),
+                             torch.from_numpy(block).to(dev),
+                             torch.tensor(shape, dtype=torch.int32, device=dev),
+                             int(weights[-1].shape[0]))
 
 
 def tensors_for(source, device="cuda") -> CudaDecodeTensors:

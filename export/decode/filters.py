@@ -18,12 +18,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from shaders.interface import WRAPS
+
 from .. import layout
 from .reference import FileDecoder, decode_texels
 
-FILTERS = {"latent": 0, "stochastic": 1, "trilinear": 2}  # NTC_FILTER_* in ntc_sample.slang
-REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = 10497, 33648, 33071  # glTF sampler wrap values
-WRAPS = {"repeat": REPEAT, "mirrored_repeat": MIRRORED_REPEAT, "clamp_to_edge": CLAMP_TO_EDGE}
+REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = (WRAPS[w] for w in ("repeat", "mirrored_repeat",
+                                                               "clamp_to_edge"))
 
 
 def wrap_pair(wrap) -> tuple[int, int]:

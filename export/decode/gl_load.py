@@ -40,11 +40,11 @@ from export.decode.reference import reconstruct
 from export.format import read_ntc
 from export.model import NTCModel
 
-from .gl_resources import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
-                           GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, PASS_BINDING,
-                           REMAP_BINDING, DecodedTexture, NTCGLError, NTCTextureGL,
-                           allocate_decoded, build_program, check_context, create_context,
-                           remap_block, render_float_targets, decoder_shaders)
+from .gl_context import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
+                         GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, NTCGLError, build_program,
+                         check_context, create_context, render_float_targets)
+from .gl_resources import (PASS_BINDING, REMAP_BINDING, DecodedTexture, NTCTextureGL,
+                           allocate_decoded, decoder_shaders, remap_block)
 
 VERTEX = "ntc_load.vert.glsl"
 FRAGMENT = "ntc_load.frag.glsl"

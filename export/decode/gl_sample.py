@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.decode.filters import FILTERS, wrap_pair
+from shaders import constants as C
+from shaders.interface import FILTERS
 
-from .gl_resources import (NTCTextureGL, build_program, decoder_shaders,
-                           render_float_targets)
+from .filters import wrap_pair
 
-HARNESS_BINDING = 2  # uniform block NtcSampleHarness ([[vk::binding(2)]])
+from .gl_context import build_program, render_float_targets
+from .gl_resources import NTCTextureGL, decoder_shaders
+
+HARNESS_BINDING = C.BINDINGS["NtcSampleHarness"]
 VERTEX = "ntc_sample_harness.vert.glsl"
 FRAGMENT = "ntc_sample_harness.frag.glsl"
 # One triangle that covers the viewport (clip space), see vertexMain.
