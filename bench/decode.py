@@ -55,15 +55,13 @@ from export import layout
 from export.arguments import image_size
 from export.format import from_bytes, read_ntc, to_bytes
 from export.model import NTCModel
-from export.decode.filters import wrap_pair
-from shaders.interface import FILTERS
 from export.decode.gl_load import VERTEX as LOAD_VERTEX
 from export.decode.gl_load import GLTextureDecoder, decode_to_textures
-from export.decode.gl_context import build_program, create_context
+from export.decode.gl_context import FullscreenTriangle, build_program, create_context
 from export.decode.gl_resources import NTCTextureGL
 from export.decode.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
 from export.decode.gl_sample import VERTEX as SAMPLE_VERTEX
-from export.decode.gl_sample import HARNESS_BINDING, sample_shaders
+from export.decode.gl_sample import GLSampleHarness
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -252,8 +250,7 @@ def row_texture_baseline(b: Bench) -> dict:
         textures.append(t)
     program = build_program(ctx, BASELINE_VERTEX, baseline_fragment(len(textures)), "baseline")
     program["uvPerPixel"] = (TEXELS_PER_PIXEL / model.width, TEXELS_PER_PIXEL / model.height)
-    vbo = ctx.buffer(np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32).tobytes())
-    vao = ctx.vertex_array(program, [(vbo, "2f", "position")])
+    triangle = FullscreenTriangle(ctx, program, "position")
     target = ctx.texture((sw, sh), 4)
     fbo = ctx.framebuffer([target])
     home = ctx.fbo
@@ -262,13 +259,14 @@ def row_texture_baseline(b: Bench) -> dict:
         fbo.use()
         for i, t in enumerate(textures):
             t.use(i)
-        vao.render(vertices=3)
+        triangle.render()
 
     try:
         gpu, wall, first, cpu = timed(ctx, draw, b.repeats)
     finally:
         home.use()
-        for obj in (fbo, target, vao, vbo, program, *textures):
+        triangle.release()
+        for obj in (fbo, target, program, *textures):
             obj.release()
     return _row("baseline: texture() of the set as RGBA8 + mips", f"{sw}x{sh} pixels x "
                 f"{len(textures)} trilinear samples ({TEXELS_PER_PIXEL} texels/pixel)", gpu, wall,
@@ -276,40 +274,21 @@ def row_texture_baseline(b: Bench) -> dict:
 
 
 class SamplePass:
-    """The sample-mode harness (export/decode/gl_sample.py's program: the generated GLSL of
-    ntc_sample_harness.slang, specialised for the set) drawn into a framebuffer that stays bound
-    across runs, without reading it back. Its uniform block is GLSampleHarness.render's."""
+    """The sample-mode harness (export/decode/gl_sample.py: GLSampleHarness, the generated GLSL of
+    ntc_sample_harness.slang specialised for the set) on its own copy of the set, drawn into a
+    framebuffer that stays bound across runs, without reading it back."""
 
     def __init__(self, ctx, model: NTCModel):
-        self.ctx, self.model = ctx, model
         self.tex = NTCTextureGL(model, ctx)
-        self.program = self.vbo = self.ubo = self.vao = None
         try:
-            vert, frag = sample_shaders(model)
-            self.program = build_program(ctx, vert, frag, "sample-mode decoder")
-            self.vbo = ctx.buffer(np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0],
-                                           np.float32).tobytes())
-            self.ubo = ctx.buffer(reserve=64)
-            self.vao = ctx.vertex_array(self.program, [(self.vbo, "2f", "position_0")])
+            self.harness = GLSampleHarness(self.tex)
         except BaseException:
-            self.release()
+            self.tex.release()
             raise
-        self.targets = (model.stored_channels + 3) // 4
-
-    def block(self, filter_mode: str, step_x, step_y, wrap="repeat", frame: int = 0,
-              hardware_derivatives: bool = True) -> bytes:
-        """NtcSampleHarness contents: uv = fragCoord.x * step_x + fragCoord.y * step_y."""
-        m = self.model
-        ws, wt = wrap_pair(wrap)
-        return np.concatenate([
-            np.array([0.0, 0.0, 0.0, 0.0, *step_x, *step_y], np.float32).view(np.int32),
-            np.array([m.width, m.height, m.mips, FILTERS[filter_mode], ws, wt, frame,
-                      int(hardware_derivatives)], np.int32)]).tobytes()
+        self.targets = self.harness.targets
 
     def release(self) -> None:
-        for obj in (self.vao, self.ubo, self.vbo, self.program):
-            if obj is not None:
-                obj.release()
+        self.harness.release()
         self.tex.release()
 
 
@@ -323,7 +302,8 @@ def row_sample(filter_mode: str):
         # the baseline's view: uv = gl_FragCoord.xy * uvPerPixel, repeat wrap
         step_x = (TEXELS_PER_PIXEL / model.width, 0.0)
         step_y = (0.0, TEXELS_PER_PIXEL / model.height)
-        sp.ubo.write(sp.block(filter_mode, step_x, step_y))
+        sp.harness.write_block((0.0, 0.0), step_x, step_y, filter_mode,
+                               hardware_derivatives=True)
         # RGBA8 targets, as the baseline's: what a frame writes is not what is measured
         targets = [ctx.texture((sw, sh), 4) for _ in range(sp.targets)]
         fbo = ctx.framebuffer(color_attachments=targets)
@@ -332,9 +312,7 @@ def row_sample(filter_mode: str):
         def draw(size=(sw, sh)):
             fbo.use()
             ctx.viewport = (0, 0, *size)
-            sp.ubo.bind_to_uniform_block(HARNESS_BINDING)
-            sp.tex.bind()
-            sp.vao.render(vertices=3)
+            sp.harness.draw()
 
         try:
             gpu, wall, first, cpu = timed(ctx, draw, b.sample_repeats,

@@ -39,10 +39,12 @@ from export import layout
 from export.decode.reference import reconstruct
 from export.format import read_ntc
 from export.model import NTCModel
+from shaders.interface import block_dtype, new_block
 
 from .gl_context import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
                          GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, NTCGLError, build_program,
-                         check_context, create_context, render_float_targets)
+                         FullscreenTriangle, check_context, create_context,
+                         render_float_targets)
 from .gl_resources import (PASS_BINDING, REMAP_BINDING, DecodedTexture, NTCTextureGL,
                            allocate_decoded, decoder_shaders, remap_block)
 
@@ -50,8 +52,6 @@ VERTEX = "ntc_load.vert.glsl"
 FRAGMENT = "ntc_load.frag.glsl"
 TEXTURE_FRAGMENT = "ntc_load_textures.frag.glsl"
 TARGETS_PER_DRAW = 8  # SV_Target0..7 of textureMain; GL 4.5 guarantees 8 draw buffers
-# One triangle that covers the viewport (clip space), see vertexMain.
-_FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
 
 
 def load_shaders(model: NTCModel, hw_filter: bool = False, fragment: str = FRAGMENT
@@ -70,9 +70,8 @@ class GLLoadDecoder:
         ctx = tex.ctx
         vert, frag = load_shaders(tex.model, hw_filter, self.fragment)
         self.program = build_program(ctx, vert, frag, "load-mode decoder")
-        self.vbo = ctx.buffer(_FULLSCREEN.tobytes())
-        self.pass_ubo = ctx.buffer(reserve=16)
-        self.vao = ctx.vertex_array(self.program, [(self.vbo, "2f", "position_0")])
+        self.triangle = FullscreenTriangle(ctx, self.program)
+        self.pass_ubo = ctx.buffer(reserve=block_dtype("NtcPass").itemsize)
         self.targets = (tex.model.stored_channels + 3) // 4
         # Framebuffer to rebind after each pass: moderngl rebinds "the current" framebuffer when it
         # creates the next one, which must not be a released one.
@@ -89,17 +88,20 @@ class GLLoadDecoder:
         return out[:, :, :model.stored_channels]
 
     def _draw(self, mip: int, w: int, h: int, first_texture: int = 0) -> None:
-        self.pass_ubo.write(np.array([mip, w, h, first_texture], np.int32).tobytes())
+        block = new_block("NtcPass")
+        block["ntcPass"] = (mip, w, h, first_texture)
+        self.pass_ubo.write(block.tobytes())
         self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
         self.tex.bind()
-        self.vao.render(vertices=3)
+        self.triangle.render()
 
     def vram_bytes(self) -> dict[str, int]:
         """Bytes of the pass's own GL objects (render targets are transient, per mip)."""
-        return {"load_pass_buffers": self.vbo.size + self.pass_ubo.size}
+        return {"load_pass_buffers": self.triangle.nbytes + self.pass_ubo.size}
 
     def release(self) -> None:
-        for obj in (self.vao, self.vbo, self.pass_ubo, self.program):
+        self.triangle.release()
+        for obj in (self.pass_ubo, self.program):
             obj.release()
 
 
@@ -170,7 +172,8 @@ class GLTextureDecoder(GLLoadDecoder):
                              f"0x{status:04X})")
 
     def vram_bytes(self) -> dict[str, int]:
-        return {"load_pass_buffers": self.vbo.size + self.pass_ubo.size + self.remap_ubo.size}
+        return {"load_pass_buffers": self.triangle.nbytes + self.pass_ubo.size
+                + self.remap_ubo.size}
 
     def release(self) -> None:
         super().release()

@@ -10,18 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from shaders import constants as C
-from shaders.interface import FILTERS
+from shaders.interface import FILTERS, block_dtype, new_block
 
 from .filters import wrap_pair
 
-from .gl_context import build_program, render_float_targets
+from .gl_context import FullscreenTriangle, build_program, render_float_targets
 from .gl_resources import NTCTextureGL, decoder_shaders
 
 HARNESS_BINDING = C.BINDINGS["NtcSampleHarness"]
 VERTEX = "ntc_sample_harness.vert.glsl"
 FRAGMENT = "ntc_sample_harness.frag.glsl"
-# One triangle that covers the viewport (clip space), see vertexMain.
-_FULLSCREEN = np.array([-1.0, -1.0, 3.0, -1.0, -1.0, 3.0], np.float32)
 
 
 def sample_shaders(model, hw_filter: bool = False) -> tuple[str, str]:
@@ -37,9 +35,8 @@ class GLSampleHarness:
         ctx = tex.ctx
         vert, frag = sample_shaders(tex.model, hw_filter)
         self.program = build_program(ctx, vert, frag, "sample-mode decoder")
-        self.vbo = ctx.buffer(_FULLSCREEN.tobytes())
-        self.pass_ubo = ctx.buffer(reserve=64)
-        self.vao = ctx.vertex_array(self.program, [(self.vbo, "2f", "position_0")])
+        self.triangle = FullscreenTriangle(ctx, self.program)
+        self.pass_ubo = ctx.buffer(reserve=block_dtype("NtcSampleHarness").itemsize)
         self.targets = (tex.model.stored_channels + 3) // 4
         # rebound after each render: moderngl rebinds "the current" framebuffer when it creates the
         # next one, which must not be a released one (as in gl_decode)
@@ -52,25 +49,32 @@ class GLSampleHarness:
         of export.decode.filters.FILTERS, `wrap` a glTF wrap value or name (or a (wrapS, wrapT) pair);
         with `hardware_derivatives` the shader takes ddx/ddy of uv instead of the steps."""
         model, ctx = self.tex.model, self.tex.ctx
-        if filter_mode not in FILTERS:
-            raise ValueError(f"filter '{filter_mode}': expected one of {', '.join(FILTERS)}")
-        ws, wt = wrap_pair(wrap)
-        w, h = size
-        block = np.concatenate([
-            np.array([*origin, 0.0, 0.0, *step_x, *step_y], np.float32).view(np.int32),
-            np.array([model.width, model.height, model.mips, FILTERS[filter_mode],
-                      ws, wt, frame, int(hardware_derivatives)], np.int32)])
-
-        def draw():
-            self.pass_ubo.write(block.tobytes())
-            self.pass_ubo.bind_to_uniform_block(HARNESS_BINDING)
-            self.tex.bind()
-            self.vao.render(vertices=3)
-
-        out = render_float_targets(ctx, self._home, (w, h), self.targets, draw,
+        self.write_block(origin, step_x, step_y, filter_mode, wrap, frame, hardware_derivatives)
+        out = render_float_targets(ctx, self._home, size, self.targets, self.draw,
                                    "sample-mode render")
         return out[:, :, :model.stored_channels]
 
+    def write_block(self, origin, step_x, step_y, filter_mode: str = "trilinear", wrap="repeat",
+                    frame: int = 0, hardware_derivatives: bool = False) -> None:
+        """Fill the NtcSampleHarness block: uv = origin + fragCoord.x * step_x + fragCoord.y *
+        step_y (see render)."""
+        if filter_mode not in FILTERS:
+            raise ValueError(f"filter '{filter_mode}': expected one of {', '.join(FILTERS)}")
+        model = self.tex.model
+        block = new_block("NtcSampleHarness")
+        block["harnessOrigin"][:2] = origin
+        block["harnessStep"] = (*step_x, *step_y)
+        block["harnessSet"] = (model.width, model.height, model.mips, FILTERS[filter_mode])
+        block["harnessMode"] = (*wrap_pair(wrap), frame, int(hardware_derivatives))
+        self.pass_ubo.write(block.tobytes())
+
+    def draw(self) -> None:
+        """One draw of the harness with the block last written, into the bound framebuffer."""
+        self.pass_ubo.bind_to_uniform_block(HARNESS_BINDING)
+        self.tex.bind()
+        self.triangle.render()
+
     def release(self) -> None:
-        for obj in (self.vao, self.vbo, self.pass_ubo, self.program):
+        self.triangle.release()
+        for obj in (self.pass_ubo, self.program):
             obj.release()
