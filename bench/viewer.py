@@ -215,7 +215,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     from export.images import encode_png
     from viewer.ntc_cache import ensure_ntc
     from export.metrics import psnr
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
 
     from export.format import atomic_write, read_ntc
 

@@ -18,7 +18,7 @@ from trainer.evaluate import evaluate
 from trainer.gltf import material_texture_set
 from trainer.targets import build_targets, plan_channels
 from viewer.cli import DEFAULT_SCENE
-from export.gltf_scene import load_scene
+from export.gltf import load_scene
 
 SOURCE = ROOT / "assets" / "WaterBottle" / "PF_WaterBottle_MR.gltf"
 SET_FLOOR_DB = 44.0   # measured 45.66 (42.75 before the fused trainer); other images or a wrong decode are far below

@@ -18,10 +18,11 @@ from test_cli import one_line_error, run
 from trainer import cli as compress_cli
 from trainer.compress import DEFAULT_BPP, CompressSettings
 from trainer.fit import TrainConfig
-from trainer.gltf import NTC_EXTENSION, material_texture_set, set_key, slot_texture_names
+from export.gltf.ntc_extension import NTC_EXTENSION, material_slot_names, slot_texture_names
+from trainer.gltf import material_texture_set, set_key
 from viewer import ntc_cache
-from viewer.ntc_cache import NTCCacheError, ensure_all, ensure_ntc, ntc_slot_map
-from export.gltf_scene import load_scene
+from viewer.ntc_cache import NTCCacheError, ensure_all, ensure_ntc
+from export.gltf import load_scene
 
 FAST = ["--steps", "30", "--batch", "256", "--device", "cpu", "-q"]
 
@@ -133,7 +134,7 @@ def test_cache_is_reused_and_only_written_in_its_folder(tmp_path, counted):
     assert len(counted) == 1
     assert first.parent == tmp_path / "s" / "x.ntc-cache" and first.suffix == ".ntc"
     model = read_ntc(first)
-    assert {t.name for t in model.textures} == set(ntc_slot_map(mat).values())
+    assert {t.name for t in model.textures} == set(material_slot_names(mat).values())
     # A later open of the same scene reuses the file: no training.
     again = ensure_ntc(load_scene(scene_path, log=None), mat, settings(), log=None)
     assert again == first and len(counted) == 1
@@ -341,4 +342,4 @@ def test_invalid_ntc_named_by_scene_falls_back_to_cache(tmp_path, counted):
     assert mat.ntc is not None
     path = ensure_ntc(scene, mat, settings(), log=None)
     assert path.parent.name == "x.ntc-cache" and len(counted) == 1
-    assert ntc_slot_map(mat) == slot_texture_names(mat)
+    assert material_slot_names(mat) == slot_texture_names(mat)

@@ -262,7 +262,7 @@ def test_scene_image_declaring_a_huge_size_is_refused(tmp_path, no_training):
 
 
 def test_scene_accessor_without_data_cannot_declare_a_huge_count(tmp_path):
-    from export.gltf_scene import SceneError, load_scene
+    from export.gltf import SceneError, load_scene
     b = textured_builder()
     scene = b.write(tmp_path / "s" / "x.gltf")
     doc = json.loads(scene.read_text())
@@ -304,7 +304,7 @@ def test_out_of_memory_in_training_is_one_line(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("key", ["extensionsRequired", "extensionsUsed"])
 def test_extension_lists_given_as_a_string_are_one_clear_error(tmp_path, key):
-    from export.gltf_scene import SceneError, load_scene
+    from export.gltf import SceneError, load_scene
     scene = textured_builder().write(tmp_path / "s" / "x.gltf")
     doc = json.loads(scene.read_text())
     doc[key] = "KHR_texture_transform"
@@ -316,7 +316,7 @@ def test_extension_lists_given_as_a_string_are_one_clear_error(tmp_path, key):
 
 def test_viewer_refuses_a_scene_ntc_declaring_more_than_max_size(tmp_path, monkeypatch):
     from export import images
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
     from viewer.ntc_cache import NTCCacheError, ensure_ntc
     scene_path = textured_builder().write(tmp_path / "s" / "x.gltf")
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""export.gltf_scene.load_scene: node transforms, generated normals/tangents/indices, materials, and a
+"""export.gltf.load_scene: node transforms, generated normals/tangents/indices, materials, and a
 one-line SceneError (never a read outside the scene's folder) for every bad scene."""
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pytest
 from conftest import ROOT, snapshot
 from gltf_scenes import (QUAD_IDX, QUAD_NRM, QUAD_POS, QUAD_UV, TEX, SceneBuilder, data_uri,
                          png_bytes, textured_builder)
-from export.gltf_scene import (GL_CLAMP_TO_EDGE, GL_REPEAT, ImageRef, SceneError, generate_tangents,
-                          load_scene)
+from export.gltf import SceneError, load_scene
+from export.gltf.geometry import generate_tangents
+from export.gltf.model import GL_CLAMP_TO_EDGE, GL_REPEAT, ImageRef
 
 SHARED = ROOT.parent / "shared" / "data" / "scenes"
 

@@ -22,7 +22,7 @@ from viewer_scenes import TINY_CLI, tiny_settings, write_quad_scene, write_spher
 def sphere(tmp_path_factory):
     """(scene, cache dir, provider): the sphere scene with its material compressed once."""
     from viewer.ntc_cache import ensure_ntc
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
     folder = tmp_path_factory.mktemp("sphere")
     scene = load_scene(write_sphere_scene(folder / "scene"), log=None)
     cache = folder / "cache"
@@ -247,7 +247,7 @@ def test_normal_map_orientation(ctx, tmp_path):
     """A normal map tilted towards +X of the texture (red > 128) faces +X in the world, one
     tilted towards +Y (green > 128, glTF's 'up' = towards the top of the image) faces +Y; seen
     from behind, a double-sided surface's perturbed normal is the front's negated."""
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
     flat = load_scene(write_quad_scene(tmp_path / "flat"), log=None)
     right = load_scene(write_quad_scene(tmp_path / "right", (200, 128, 210)), log=None)
     up = load_scene(write_quad_scene(tmp_path / "up", (128, 200, 210)), log=None)
@@ -265,7 +265,7 @@ def test_normal_map_orientation(ctx, tmp_path):
 
 @pytest.mark.gl
 def test_back_faces_cull_unless_double_sided(ctx, tmp_path):
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
     covered = {}
     for double in (True, False):
         scene = load_scene(write_quad_scene(tmp_path / str(double), double_sided=double),

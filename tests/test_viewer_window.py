@@ -29,7 +29,7 @@ def scene(tmp_path_factory):
     pytest.importorskip("glfw")
     pytest.importorskip("moderngl")
     from viewer.ntc_cache import ensure_ntc
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
     folder = tmp_path_factory.mktemp("window")
     path = write_sphere_scene(folder / "scene")
     s = load_scene(path, log=None)

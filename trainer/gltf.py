@@ -36,7 +36,7 @@ import numpy as np
 
 from export.format import VERSION as NTC_FORMAT_VERSION
 from export.format import atomic_write
-from export.gltf_scene import NTC_EXTENSION
+from export.gltf.ntc_extension import NTC_EXTENSION, slot_texture_names
 from export.pixels import resize
 from export.safe_files import OutputPathError, read_regular_file, refuse_overwriting
 
@@ -74,20 +74,6 @@ def safe_name(name: str, fallback: str) -> str:
     """A file-name-safe version of a material name."""
     s = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "").strip("._")
     return s[:80] or fallback
-
-
-def slot_texture_names(material) -> dict[str, str]:
-    """glTF slot -> texture name in the material's set (also what NTC_texture_set records)."""
-    slots = material.slots
-    out = {}
-    orm = ("metallicRoughness" in slots and "occlusion" in slots
-           and slots["metallicRoughness"].image.key == slots["occlusion"].image.key)
-    for slot in slots:
-        if slot in ("metallicRoughness", "occlusion") and orm:
-            out[slot] = "orm"
-        else:
-            out[slot] = slot
-    return out
 
 
 def _as_float(pixels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -198,7 +184,8 @@ def apply_weights(tset: TextureSet, weights: dict[str, float] | None) -> None:
 # ntc-compress scene.gltf -o OUT_DIR
 
 def _load(scene_path: Path, log):
-    from export.gltf_scene import SceneError, load_scene, read_container
+    from export.gltf import SceneError, load_scene
+    from export.gltf.container import read_container
     try:
         scene = load_scene(scene_path, log=log)
         doc, binary = read_container(scene_path)
@@ -212,7 +199,8 @@ def _copy_plan(doc: dict, scene, binary: bytes | None,
     """Rewrite the buffer and image URIs of `doc` (in place) for OUT_DIR and return the files to
     write there (referenced files copied under the same relative path, a .glb's BIN chunk as
     <stem>.bin; data: URIs stay embedded) and the files read for them."""
-    from export.gltf_scene import SceneError, resolve_uri
+    from export.gltf import SceneError
+    from export.gltf.container import resolve_uri
     folder = scene.path.parent.resolve()
     files: dict[Path, bytes] = {}
     sources: set[Path] = set()

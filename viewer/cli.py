@@ -229,7 +229,7 @@ def run_headless(scene, args, provider, log) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from export.gltf_scene import load_scene
+    from export.gltf import load_scene
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)

@@ -5,7 +5,6 @@ mode. Every object that holds memory is entered in the renderer's VramLedger."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -106,26 +105,6 @@ class Samplers:
         for s in self._cache.values():
             s.release()
         self._cache.clear()
-
-
-def slot_texture_index(model, material, slot: str, names: dict[str, str]) -> int:
-    """Index in `model.textures` of the texture feeding `slot`, or -1."""
-    by_name = {t.name: i for i, t in enumerate(model.textures)}
-    name = names.get(slot)
-    if name in by_name:
-        return by_name[name]
-    ts = material.slots.get(slot)
-    if ts is not None:
-        for candidate in (ts.image.name, Path(ts.image.source_path).stem
-                          if ts.image.source_path else None):
-            if candidate in by_name:
-                return by_name[candidate]
-    roles = {"metallicRoughness": ("metallicRoughness", "orm"),
-             "occlusion": ("occlusion", "orm")}.get(slot, (slot,))
-    for i, t in enumerate(model.textures):
-        if t.role in roles:
-            return i
-    return -1
 
 
 class LoadedSet:

@@ -9,7 +9,7 @@ compression settings (bpp / target PSNR / preset, steps, batch, seed, network) a
 version: any change gives a new key, identical sets in several materials or scenes share a file.
 Files are written atomically (a partial file is never seen). Nothing is written anywhere else.
 
-Which texture of the set feeds which glTF slot: `slot_texture_names(material)`; each decoded
+Which texture of the set feeds which glTF slot: `export.gltf.ntc_extension.slot_texture_names(material)`; each decoded
 texture is sampled exactly as glTF samples the original image (see trainer/gltf.py).
 """
 from __future__ import annotations
@@ -20,15 +20,15 @@ from pathlib import Path
 
 from export.errors import NTCError
 from export.format import NTCFormatError, atomic_write, read_ntc
-from export.gltf_scene import Material, Scene
+from export.gltf import Material, Scene
 from export.images import max_side
-from trainer.gltf import material_texture_set, safe_name, set_key, slot_texture_names
+from export.gltf.ntc_extension import slot_texture_names
+from trainer.gltf import material_texture_set, safe_name, set_key
 from trainer.textures import ConstantSetError, InputError
 
 CACHE_SUFFIX = ".ntc-cache"
 
-__all__ = ["NTCCacheError", "cache_folder", "ensure_ntc", "ensure_all", "slot_texture_names",
-           "ntc_slot_map", "cached_path"]
+__all__ = ["NTCCacheError", "cache_folder", "ensure_ntc", "ensure_all", "cached_path"]
 
 
 class NTCCacheError(NTCError):
@@ -39,14 +39,6 @@ def cache_folder(scene: Scene, cache_dir: str | Path | None = None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
     return scene.path.parent / f"{scene.path.stem}{CACHE_SUFFIX}"
-
-
-def ntc_slot_map(material: Material) -> dict[str, str]:
-    """glTF slot -> texture name inside the material's .ntc (the file's own mapping when the
-    scene names one through NTC_texture_set)."""
-    if material.ntc is not None:
-        return dict(material.ntc.textures)
-    return slot_texture_names(material)
 
 
 def cached_path(scene: Scene, material: Material, key: str,
@@ -104,7 +96,7 @@ def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path
         if log:
             log(f"material '{material.name}': {material.ntc.path.name} named by the scene is not "
                 f"a valid .ntc file; using the cache instead")
-        material.ntc = None  # so ntc_slot_map gives the cached set's mapping
+        material.ntc = None  # so material_slot_names gives the cached set's mapping
     try:
         tset = material_texture_set(scene, material, log)
     except InputError as e:

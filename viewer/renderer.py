@@ -1,4 +1,4 @@
-"""ntc-view's renderer: a glTF scene (export/gltf_scene.py) drawn with the PBR shaders of
+"""ntc-view's renderer: a glTF scene (export/gltf/) drawn with the PBR shaders of
 shaders/pbr*.slang from one of three material texture sources, switchable at run time:
 
     reference  the scene's images as RGBA8 / SRGB8_ALPHA8 textures with full mip chains (built on
@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from export.format import read_ntc
+from export.gltf.ntc_extension import material_slot_names, slot_texture_index
 from export.decode.gl_resources import decoder_fragment
 from shaders import glsl
 from shaders.interface import FILTERS
@@ -54,7 +55,7 @@ from .environment import table as environment_table
 from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes, format_bytes
 from export.decode.gl_context import RawGL, build_program, check_context
 from .material_textures import (GL_REPEAT, Binding, ImageTextures, LoadedSet, SampledSet,
-                                Samplers, slot_texture_index)
+                                Samplers)
 from .overlay import FontAtlas
 
 MODES = ("reference", "load", "sample")
@@ -223,7 +224,7 @@ class Renderer:
         self.scene = scene
         self.log = log or (lambda *a: None)
         self.ntc_provider = ntc_provider
-        self.slot_names = slot_names or _default_slot_names
+        self.slot_names = slot_names or material_slot_names
         self.gl = RawGL()
         self.ledger = VramLedger()
         self.mode = mode
@@ -753,10 +754,3 @@ class _DefaultMaterial:
     alpha_mode, alpha_cutoff, double_sided = "OPAQUE", 0.5, False
     slots: dict = {}
 
-
-def _default_slot_names(material) -> dict[str, str]:
-    try:
-        from .ntc_cache import ntc_slot_map
-    except ImportError:
-        return {}
-    return ntc_slot_map(material)
