@@ -31,6 +31,9 @@ PBR_SLOT_METALLIC_ROUGHNESS = 2
 PBR_SLOT_NORMAL = 1
 PBR_SLOT_NTC_SET = 5
 PBR_SLOT_OCCLUSION = 3
+POST_ACCUMULATE = 2
+POST_COPY = 0
+POST_DIFF = 1
 
 # [[vk::binding(N)]] of each texture and uniform block (GL texture unit or uniform block binding)
 BINDINGS = {

@@ -162,7 +162,7 @@ def parse_orbit(text: str) -> list[float]:
 
 def run_headless(scene, args, provider, log) -> dict:
     """Render offscreen; returns the stats dict (also written to --stats)."""
-    from export.format import atomic_write
+    from export.safe_files import atomic_write
     from export.images import encode_png
 
     from export.decode.gl_context import create_context

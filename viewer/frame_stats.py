@@ -1,5 +1,19 @@
 """What a frame costs: the exact VRAM ledger of every GL object the viewer makes, GPU and CPU frame
-times, the driver's own memory figure where it has one, and image PSNR for the diff / compare."""
+times, and the driver's own memory figure where it has one.
+
+The ledger's categories (bytes exact, all mip levels):
+
+    textures      reference images (+ the 1x1 white texture bound to empty slots)
+    decoded       load-mode textures
+    latents       sample-mode latent texture arrays
+    weights       sample-mode MLP uniform blocks
+    geometry      vertex and index buffers
+    framebuffers  render targets (colour RGBA8 4 B/px, depth D24 counted as 4 B/px: drivers store
+                  it in 32 bits)
+    uniforms      per-frame / per-draw / remap / screen-pass uniform buffers, fullscreen triangle
+    environment   the ambient light table (RGBA32F)
+    overlay       font atlas and text vertex buffer
+"""
 from __future__ import annotations
 
 import ctypes

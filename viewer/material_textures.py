@@ -1,22 +1,18 @@
 """The three texture sources a material draws with: the scene's images (reference mode), its neural
 set decoded once into GL textures (load mode) or kept as latents + MLP for the PBR shader to decode
-per pixel (sample mode); the glTF samplers; and `Binding`, what one material draws with in one
-mode. Every object that holds memory is entered in the renderer's VramLedger."""
+per pixel (sample mode); and the glTF samplers. Every object that holds memory is entered in the
+renderer's VramLedger."""
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .frame_stats import VramLedger, mip_chain_texels
 from export.decode.gl_context import RawGL
 from export.decode.gl_resources import REMAP_BINDING, NTCTextureGL, remap_block
+from export.gltf.model import GL_REPEAT
 
-if TYPE_CHECKING:
-    from .renderer import Programs
+from .frame_stats import VramLedger, mip_chain_texels
+from .programs import Programs
 
-GL_REPEAT = 10497
 GL_LINEAR = 9729
 GL_LINEAR_MIPMAP_LINEAR = 9987
 GL_SRGB8_ALPHA8, GL_RGBA8 = 0x8C43, 0x8058
@@ -153,15 +149,3 @@ class SampledSet:
         self.ledger.remove(self.remap)
         self.tex.release()
         self.remap.release()
-
-
-@dataclass
-class Binding:
-    """What one material draws with in one mode."""
-    program: object
-    textures: list = field(default_factory=list)   # per slot (texture or None, sampler or None)
-    flags: list[int] = field(default_factory=lambda: [0] * 5)
-    slot_tex: list[int] = field(default_factory=lambda: [-1] * 5)
-    ntc: SampledSet | None = None
-    ntc_wrap: tuple[int, int] = (GL_REPEAT, GL_REPEAT)
-    ntc_slot: str | None = None   # the slot whose uv / wrap the whole neural set samples with

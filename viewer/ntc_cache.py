@@ -19,9 +19,10 @@ import os
 from pathlib import Path
 
 from export.errors import NTCError
-from export.format import NTCFormatError, atomic_write, read_ntc
+from export.format import NTCFormatError, read_ntc
 from export.gltf import Material, Scene
 from export.images import max_side
+from export.safe_files import atomic_write
 from export.gltf.ntc_extension import slot_texture_names
 from trainer.gltf import material_texture_set, safe_name, set_key
 from trainer.textures import ConstantSetError, InputError

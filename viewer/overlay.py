@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .frame_stats import FrameTimer, format_bytes
+
 FIRST, LAST = 32, 126          # printable ASCII
 SOLID = LAST + 1               # a fully covered cell, for the background box
 FONT_PX = 13
@@ -77,3 +79,26 @@ class FontAtlas:
                        (qx + qw, qy, u1, v0), (qx + qw, qy + qh, u1, v1), (qx, qy + qh, u0, v1)]
             out += [(*c, *rgba) for c in corners]
         return np.array(out, np.float32).reshape(-1, 8)
+
+
+def overlay_lines(r) -> list[str]:
+    """The overlay's text for renderer `r`: mode, filter, frame times, the VRAM ledger."""
+    gpu = FrameTimer.summary(r.timer.gpu_ms)
+    cpu = FrameTimer.summary(r.timer.cpu_ms)
+    vram = r.vram()
+    by = vram["by_category"]
+    w, h = r.size
+    gpu_text = f"{gpu['median']:.2f} ms (median of {len(r.timer.gpu_ms)})" if gpu else "-"
+    cpu_text = f"{cpu['median']:.2f} ms" if cpu else "-"
+    mean = f" (mean of {r.accumulated} frames)" if r.accumulating() else ""
+    lines = [f"mode {r.mode}   sample filter {r.filter}{mean}   {w}x{h}"
+             + ("   DIFF vs reference" if r.diff else ""),
+             f"GPU {gpu_text}   CPU {cpu_text}",
+             f"VRAM {format_bytes(vram['total'])}: textures {format_bytes(by['textures'])}, "
+             f"decoded {format_bytes(by['decoded'])}, latents {format_bytes(by['latents'])}, "
+             f"weights {format_bytes(by['weights'])}",
+             f"  geometry {format_bytes(by['geometry'])}, framebuffers "
+             f"{format_bytes(by['framebuffers'])}, other "
+             f"{format_bytes(by['uniforms'] + by['environment'] + by['overlay'])}",
+             f"driver VRAM in use: {format_bytes(r.driver_vram())}"]
+    return lines + list(r.status_lines)

@@ -112,7 +112,7 @@ class WindowApp:
         elif name == "scroll":
             self.on_scroll(self.window, 0.0, float(rest))
         elif name == "screenshot":
-            from export.format import atomic_write
+            from export.safe_files import atomic_write
 
             from export.images import encode_png
             path = token.strip().partition(":")[2]   # as given, not lower-cased

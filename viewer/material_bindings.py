@@ -1,0 +1,155 @@
+"""What each material draws with in each mode (`Binding`), made once and cached.
+
+reference: the material's images (material_textures.ImageTextures) through its glTF samplers;
+load: the textures its .ntc decodes to (LoadedSet), the same samplers, a slot whose texture the set
+lacks falling back to the image; sample: the set's latents and network (SampledSet) with the
+sample-mode program, each slot naming the set texture it reads. Materials whose sets are one file
+share one GL copy of it. Slots map to a set's textures through export.gltf.ntc_extension.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.format import read_ntc
+from export.gltf.model import GL_REPEAT, SLOTS
+from export.gltf.ntc_extension import material_slot_names, slot_texture_index
+from shaders import constants as C
+
+from .frame_stats import VramLedger
+from .material_textures import ImageTextures, LoadedSet, SampledSet, Samplers
+from .programs import Programs
+
+COLOUR_SLOTS = ("baseColor", "emissive")
+FLAG_TEXTURED, FLAG_SRGB = C.PBR_FLAG_TEXTURED, C.PBR_FLAG_SRGB
+
+
+@dataclass
+class Binding:
+    """What one material draws with in one mode."""
+    program: object
+    textures: list = field(default_factory=list)   # per slot (texture or None, sampler or None)
+    flags: list[int] = field(default_factory=lambda: [0] * len(SLOTS))
+    slot_tex: list[int] = field(default_factory=lambda: [-1] * len(SLOTS))
+    ntc: SampledSet | None = None
+    ntc_wrap: tuple[int, int] = (GL_REPEAT, GL_REPEAT)
+    ntc_slot: str | None = None   # the slot whose uv / wrap the whole neural set samples with
+
+
+class MaterialBindings:
+    """Bindings of a scene's materials, by (mode, material index). `material(index)` gives the
+    material; `ntc_provider(material)` its .ntc path or None (it keeps its images); `home` is the
+    framebuffer to make current before a load-mode decode."""
+
+    def __init__(self, ctx, material, programs: Programs, samplers: Samplers,
+                 images: ImageTextures, white, ledger: VramLedger, ntc_provider=None,
+                 slot_names=None, home=None, log=None):
+        self.ctx = ctx
+        self.material = material
+        self.programs = programs
+        self.samplers = samplers
+        self.images = images
+        self.white = white
+        self.ledger = ledger
+        self.ntc_provider = ntc_provider
+        self.slot_names = slot_names or material_slot_names
+        self.home = home
+        self.log = log or (lambda *a: None)
+        self._models: dict[int, object] = {}
+        self._paths: dict[int, Path] = {}       # material -> its .ntc (shared sets share one)
+        self._bindings: dict[tuple[str, int], Binding] = {}
+        self._loaded: dict[int | Path, LoadedSet] = {}
+        self._sampled: dict[int | Path, SampledSet] = {}
+
+    def model(self, index: int):
+        """The material's NTCModel, or None when it keeps its images."""
+        if index not in self._models:
+            mat = self.material(index)
+            path = None
+            if self.ntc_provider is not None and index >= 0 and mat.slots:
+                path = self.ntc_provider(mat)
+            if path is not None:
+                self._paths[index] = Path(path).resolve()
+            self._models[index] = read_ntc(path) if path is not None else None
+        return self._models[index]
+
+    def get(self, mode: str, index: int) -> Binding:
+        key = (mode, index)
+        b = self._bindings.get(key)
+        if b is not None:
+            return b
+        mat = self.material(index)
+        model = self.model(index) if mode != "reference" else None
+        label = f"material {index} '{mat.name}'"
+        shared = self._paths.get(index, index)
+        if model is None:
+            b = self._texture_binding(mat, None)
+        elif mode == "load":
+            if shared not in self._loaded:
+                if self.home is not None:
+                    self.home.use()
+                self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label)
+            b = self._texture_binding(mat, (model, self._loaded[shared]))
+        else:
+            if shared not in self._sampled:
+                self._sampled[shared] = SampledSet(self.ctx, model, self.programs, self.ledger,
+                                                   label)
+            b = self._sample_binding(mat, model, self._sampled[shared])
+        self._bindings[key] = b
+        return b
+
+    def _texture_binding(self, mat, loaded) -> Binding:
+        b = Binding(self.programs.pbr)
+        names = self.slot_names(mat)
+        for s, slot in enumerate(SLOTS):
+            ts = mat.slots.get(slot)
+            if ts is None:
+                b.textures.append((self.white, None))
+                continue
+            sampler = self.samplers.get(ts.sampler)
+            colour = slot in COLOUR_SLOTS
+            tex = None
+            if loaded is not None:
+                model, lset = loaded
+                i = slot_texture_index(model, mat, slot, names)
+                if i < 0:
+                    self.log(f"warning: {mat.name}: no texture of its .ntc feeds {slot}; "
+                             f"using the image")
+                else:
+                    d = lset.textures[i]
+                    tex = d.texture
+                    srgb_format = d.internal_format == "GL_SRGB8_ALPHA8"
+                    b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if colour and not srgb_format else 0)
+            if tex is None:
+                tex = self.images.get(ts.image, colour, slot == "normal")
+                b.flags[s] = FLAG_TEXTURED
+            b.textures.append((tex, sampler))
+        return b
+
+    def _sample_binding(self, mat, model, sset: SampledSet) -> Binding:
+        b = Binding(sset.program, ntc=sset)
+        names = self.slot_names(mat)
+        for s, slot in enumerate(SLOTS):
+            if slot not in mat.slots:
+                continue
+            i = slot_texture_index(model, mat, slot, names)
+            if i < 0:
+                self.log(f"warning: {mat.name}: no texture of its .ntc feeds {slot}; the slot "
+                         f"is left untextured in sample mode")
+                continue
+            b.slot_tex[s] = i
+            b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if slot in COLOUR_SLOTS else 0)
+        b.ntc_slot = "baseColor" if "baseColor" in mat.slots else next(
+            (s for s in SLOTS if s in mat.slots), None)
+        if b.ntc_slot is not None:
+            smp = mat.slots[b.ntc_slot].sampler
+            b.ntc_wrap = (getattr(smp, "wrap_s", GL_REPEAT) or GL_REPEAT,
+                          getattr(smp, "wrap_t", GL_REPEAT) or GL_REPEAT)
+        return b
+
+    def release(self) -> None:
+        for sets in (self._loaded, self._sampled):
+            for s in sets.values():
+                s.release()
+            sets.clear()
+        self._bindings.clear()
