@@ -8,9 +8,9 @@ from pathlib import Path
 from . import layout
 from .decode.reference import FileDecoder, to_uint
 from .errors import NTCError, one_line
-from .format import NTCFormatError, atomic_write, read_ntc
+from .format import NTCFormatError, read_ntc
 from .images import DEFAULT_MAX_SIDE, encode_png
-from .safe_files import check_writable_folder
+from .safe_files import atomic_write, check_writable_folder
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from export import layout
+from export.bitpack import pack_bits, unpack_bits
 from export.format import (ALIGN, MAGIC, PREAMBLE, VERSION, NTCFormatError, from_bytes,
-                           pack_bits, read_ntc, to_bytes, unpack_bits, write_ntc)
+                           read_ntc, to_bytes, write_ntc)
 from export.decode.reference import FileDecoder
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, NTCModel, TextureInfo
 from trainer.network import NetworkConfig, NeuralTexture

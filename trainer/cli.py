@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from export.errors import NTCError, one_line
-from export.format import MAX_SIZE, atomic_write
+from export.header import MAX_SIZE
 from export.images import DEFAULT_MAX_SIDE, set_max_side
-from export.safe_files import check_output_file, check_writable_folder, refuse_overwriting
+from export.safe_files import (atomic_write, check_output_file, check_writable_folder,
+                               refuse_overwriting)
 
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
 from .compress import DEFAULT_BPP, CompressSettings, compress, is_out_of_memory

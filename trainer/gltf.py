@@ -34,11 +34,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from export.format import VERSION as NTC_FORMAT_VERSION
-from export.format import atomic_write
+from export.header import VERSION as NTC_FORMAT_VERSION
 from export.gltf.ntc_extension import NTC_EXTENSION, slot_texture_names
 from export.pixels import resize
-from export.safe_files import OutputPathError, read_regular_file, refuse_overwriting
+from export.safe_files import (OutputPathError, atomic_write, read_regular_file,
+                               refuse_overwriting)
 
 from .textures import MAX_CHANNELS, ConstantSetError, InputError, SourceTexture, TextureSet
 

@@ -29,7 +29,7 @@ from shaders import constants as C
 from shaders import glsl
 
 from .. import layout
-from ..format import latent_to_texel_order, pack_bits
+from ..bitpack import latent_to_texel_order, pack_bits
 from ..model import CONST, COPY, NORMAL_Z, STORED, NTCModel, TextureInfo
 from .gl_context import (GL_CLAMP_TO_EDGE, GL_LINEAR, GL_LINEAR_MIPMAP_NEAREST,
                          GL_PIXEL_UNPACK_BUFFER, GL_PIXEL_UNPACK_BUFFER_BINDING, GL_RGBA,
