@@ -1,0 +1,158 @@
+"""The markdown report of bench.viewer (bench/results/viewer.md) from its measured rows."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.clocks import clock_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mb(n) -> str:
+    return "-" if n is None else f"{n / 2 ** 20:.2f}"
+
+
+def _f(v, fmt=".2f", none="-") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _x(v) -> str:
+    """A ratio as 'x', with 1/n for small ones."""
+    if v is None:
+        return "-"
+    if 0 < v < 1:
+        return f"{v:.3f} (1/{1 / v:.1f})"
+    return f"{v:.2f}"
+
+
+def _label(r: dict) -> str:
+    if r["mode"] != "sample":
+        return r["name"]
+    if r["filter"] == "stochastic":
+        n = r.get("accumulated_frames") or 1
+        return f"sample (stochastic, {'one frame' if n == 1 else f'mean of {n} frames'})"
+    return f"sample ({r['filter']})"
+
+
+def scene_report(s: dict, out: dict) -> list[str]:
+    rows = s["rows"]
+    key, clock = clock_of(rows)
+    lines = [f"## {s['name']}", "",
+             f"`{s['path']}`: {s['primitives']} primitives; neural sets in `{s['cache_dir']}` "
+             f"(compression this run {s['compress_seconds']:.0f} s, rendering "
+             f"{s['render_seconds']:.0f} s).", "",
+             "| material | size | textures | preset | bpp | set PSNR (dB) | .ntc bytes | "
+             "training s |", "|---|---|---|---|---:|---:|---:|---:|"]
+    for m in s["materials"]:
+        if m["file"] is None:
+            lines.append(f"| {m['material']} | - | (keeps its images) | | | | | |")
+            continue
+        lines.append(f"| {m['material']} | {m['size'][0]}x{m['size'][1]} | "
+                     f"{', '.join(m['textures'])} | {m.get('preset') or '-'} | "
+                     f"{_f(m.get('bpp'))} | {_f(m.get('psnr_set'))} | {m['file_bytes']:,} | "
+                     f"{_f(m.get('seconds'), '.0f')} |")
+    cats = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers")
+    lines += ["", f"Quality and frame time (`x reference`: frame time against the reference "
+                  f"row by the {clock}):", "",
+              "| row | PSNR vs reference (dB) | on scene pixels (dB) | GPU ms median / p95 | "
+              "CPU ms median | wall ms median | process CPU ms | x reference | set-up ms | "
+              "first frame ms | scene pixels |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        g, c, w, p = r["gpu_ms"], r["cpu_ms"], r["wall_ms"], r["process_cpu_ms"]
+        flag = "" if r["timer_covers_work"] else "*"
+        lines.append(
+            f"| {_label(r)} | {_f(r['psnr_vs_reference'], '.2f', 'ref')} | "
+            f"{_f(r['psnr_vs_reference_object'], '.2f', 'ref')} | "
+            f"{_f(g and g['median'])} / {_f(g and g['p95'])}{flag} | {_f(c and c['median'])} | "
+            f"{_f(w and w['median'], '.1f')} | {_f(p and p['median'], '.1f')} | "
+            f"{_f(r['frame_time_vs_reference'].get(key))} | {r['setup_ms']:.0f} | "
+            f"{r['first_frame_ms']:.0f} | {100 * r['object_fraction']:.0f} % |")
+    lines += ["", "VRAM by the renderer's ledger (MiB = 2^20 bytes):", "",
+              "| row | texture VRAM bytes | x reference | x BC7+BC5 | "
+              + " | ".join(cats) + " | other | total | driver |",
+              "|---|---:|---:|---:|" + "---:|" * len(cats) + "---:|---:|---:|"]
+    for r in rows:
+        by = r["vram_bytes"]["by_category"]
+        other = r["vram_bytes"]["total"] - sum(by[c] for c in cats)
+        lines.append(
+            f"| {_label(r)} | {r['texture_vram_bytes']:,} | "
+            f"{_x(r['texture_vram_vs_reference'])} | {_x(r['texture_vram_vs_block_formats'])} | "
+            + " | ".join(_mb(by[cat]) for cat in cats)
+            + f" | {_mb(other)} | {_mb(r['vram_bytes']['total'])} | "
+              f"{_mb(r['driver_vram_bytes'])} |")
+    ratios = s["ratios"]
+    bc = s["block_format_textures"]
+    lines += ["", f"- Texture memory as block formats (full mip chains, whole 4x4 blocks per "
+                  f"level): {s['block_format_bytes']:,} bytes for {len(bc)} textures "
+                  f"({', '.join(sorted({t['format'] for t in bc}))}; RGBA8 with mips "
+                  f"{s['rgba8_bytes']:,}); the .ntc files hold {s['ntc_file_bytes']:,} bytes."]
+    for names in s.get("identical_sets", []):
+        lines.append(f"- {', '.join(names)} have identical texture sets (one cache key): the "
+                     f"viewer compresses, caches, uploads and (load mode) decodes that set once "
+                     f"and the materials share it, as reference mode shares their images.")
+    v = ratios.get("texture_vram_sample_over_reference")
+    if v is not None:
+        lines.append(
+            f"- **Sample mode / reference texture VRAM: {_x(v)}** (target <= 1/"
+            f"{1 / out['vram_target']:.0f}: {'met' if ratios['texture_vram_sample_meets_target'] else 'NOT met'}); "
+            f"against BC7+BC5: {_x(ratios['texture_vram_sample_over_block_formats'])}. "
+            f"Load mode / reference: {_x(ratios.get('texture_vram_load_over_reference'))}, "
+            f"against BC7+BC5: {_x(ratios.get('texture_vram_load_over_block_formats'))}.")
+    fs, fl = ratios.get("frame_time_sample_over_reference"), \
+        ratios.get("frame_time_load_over_reference")
+    if fs or fl:
+        def both(fr):
+            if not fr:
+                return "-"
+            parts = [f"**{_f(fr.get(key))}x** by {clock}"]
+            if key != "gpu_ms":
+                parts.append(f"{_f(fr.get('gpu_ms'))}x by GL timer")
+            parts.append(f"{_f(fr.get('process_cpu_ms'))}x by process CPU time")
+            return ", ".join(parts)
+        lines.append(f"- Frame time, sample (trilinear) / reference: {both(fs)}; load / "
+                     f"reference: {both(fl)}.")
+    if not all(r["timer_covers_work"] for r in rows):
+        lines.append("- `*`: the GL timer read under half the wall clock of the same frames (a "
+                     "software renderer rasterises at the flush, outside the query); the wall "
+                     "clock is the figure to use there.")
+    shots = [r.get("screenshot") for r in rows if r.get("screenshot")]
+    if shots:
+        lines.append("- Screenshots: " + ", ".join(
+            f"`{Path(p).relative_to(ROOT) if Path(p).is_relative_to(ROOT) else p}`"
+            for p in shots) + ".")
+    return lines + [""]
+
+
+def report(out: dict) -> str:
+    st = out["settings"]
+    lines = [
+        "# ntc-view on the shared scenes", "",
+        f"Device: `{out['device']}` ({out['gl_version']}, {out['gl_vendor']}); "
+        f"LP_NUM_THREADS={out['lp_num_threads']}; training: {out['machine']}.",
+        f"Settings: --steps {st['steps']}, --bpp {st['bpp']} (hidden layers "
+        f"{','.join(map(str, st['hidden']))}, batch {st['batch']}, seed {st['seed']}); "
+        f"{st['size'][0]}x{st['size'][1]}, {st['frames']} timed frame(s) per row after one "
+        f"warm-up frame; run time {out['seconds']:.0f} s.",
+        "",
+        "Each row is a fresh `viewer.renderer.Renderer` on the same context, from the initial "
+        "view (camera framing the scene's bounds), so its VRAM ledger is that row's footprint. "
+        "PSNR: the row's last frame against the reference row's last frame, 8-bit RGB, whole "
+        "image, and over the pixels where either frame shows the scene (the background is "
+        "identical in every row); the stochastic filter is shown as ntc-view shows it, the mean "
+        "of the frames drawn since the view last changed (the warm-up and timed frames), and as "
+        "one frame. GPU ms: "
+        "GL timer query per frame; CPU ms: the renderer's clock (building and submitting a "
+        "frame); wall ms: one frame to `ctx.finish()`; process CPU ms: this process's CPU time "
+        "per frame (all threads). Texture VRAM = ledger categories "
+        + " + ".join(out["texture_categories"])
+        + " (the reference images, load mode's decoded textures, sample mode's latents and MLP "
+          "weights; the 1x1 white texture of empty slots is in `textures` in every mode). "
+          "Block formats: BC7 for colour, ORM, occlusion and emissive, BC5 for normal maps, full "
+          "mip chains. 'scene pixels': the share of the frame that is not background; 'driver': "
+          "GL_NVX_gpu_memory_info's memory in use (whole GPU), where the driver has it.",
+        "",
+    ]
+    for s in out["scenes"]:
+        lines += scene_report(s, out)
+    return "\n".join(lines)
