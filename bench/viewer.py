@@ -74,17 +74,13 @@ def log_stderr(msg: str) -> None:
 
 
 def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
-                 progress: bool = True):
-    """CompressSettings as ntc-view builds them (viewer/cli._settings), steps/bpp defaulting to
-    the trainer's."""
-    from trainer.compress import DEFAULT_BPP, CompressSettings
-    from trainer.fit import TrainConfig
-    from trainer.network import NetworkConfig
-    train = TrainConfig(progress=progress) if steps is None else \
-        TrainConfig(steps=steps, progress=progress)
-    network = NetworkConfig() if not hidden else NetworkConfig(hidden=tuple(hidden))
-    return CompressSettings(bpp=DEFAULT_BPP if bpp is None else bpp, train=train,
-                            network=network)
+                 progress: bool = True, effort: str | None = None):
+    """CompressSettings as ntc-view builds them from these flags (trainer.compress
+    .settings_from_args)."""
+    from trainer.compress import settings_from_args
+    return settings_from_args(argparse.Namespace(
+        steps=steps, bpp=bpp, hidden=tuple(hidden) if hidden else None, quiet=not progress,
+        effort=effort))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,7 +330,7 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
         "gl_vendor": ctx.info.get("GL_VENDOR"),
         "lp_num_threads": os.environ.get("LP_NUM_THREADS", "unset"),
         "machine": f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch thread(s)",
-        "settings": {"steps": settings.train.steps, "bpp": settings.bpp,
+        "settings": {"steps": settings.train.steps, "bpp": settings.effective_bpp,
                      "hidden": list(settings.network.hidden), "batch": settings.train.batch,
                      "seed": settings.train.seed, "size": list(size), "frames": frames},
         "vram_target": VRAM_TARGET, "texture_categories": list(TEXTURE_CATEGORIES),
@@ -364,19 +360,14 @@ def scene_list(text: str) -> list[tuple[str, Path]]:
 
 
 def main(argv=None) -> int:
-    from trainer.fit import TrainConfig
     p = argparse.ArgumentParser(prog="python -m bench.viewer",
                                 description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenes", type=scene_list, default=list(SCENES.items()),
                    help=f"comma-separated: {', '.join(SCENES)} or .gltf/.glb paths "
                         f"(default all)")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps,
-                   help="training steps per material (default %(default)s, the trainer's)")
-    p.add_argument("--bpp", type=float, default=None,
-                   help="bits per texel budget per material (default: ntc-compress's, 4)")
-    p.add_argument("--hidden", default=None, help="MLP hidden widths, e.g. 64,48,32 (default: "
-                   "the trainer's)")
+    from viewer.cli import add_compress_options
+    add_compress_options(p)
     p.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="WxH",
                    help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
@@ -390,18 +381,8 @@ def main(argv=None) -> int:
                    help="torch CPU threads for the training (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
     a = p.parse_args(argv)
-    if a.steps < 10:
-        p.error("--steps: at least 10")
     if a.frames < 1:
         p.error("--frames: at least 1")
-    if a.bpp is not None and not 0 < a.bpp <= 64:
-        p.error("--bpp: expected a number in (0, 64]")
-    hidden = None
-    if a.hidden:
-        try:
-            hidden = [int(v) for v in a.hidden.split(",")]
-        except ValueError:
-            p.error(f"--hidden {a.hidden}: expected widths like 64,48,32")
     for name, path in a.scenes:
         if not Path(path).is_file():
             p.error(f"scene {name}: {path} does not exist")
@@ -409,15 +390,19 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(a.threads)
     from export.decode.gl_context import create_context
-    settings = settings_for(a.steps, a.bpp, hidden, progress=not a.no_progress)
     from export.errors import NTCError, one_line
+    try:
+        settings = settings_for(a.steps, a.bpp, a.hidden, progress=not a.no_progress,
+                                effort=a.effort)
+    except NTCError as e:
+        p.error(one_line(e))
     try:
         ctx = create_context()
     except NTCError as e:
         print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
-          f"--steps {a.steps} --bpp {settings.bpp} --size {a.size[0]}x{a.size[1]} "
+          f"--steps {settings.train.steps} --bpp {settings.effective_bpp} --size {a.size[0]}x{a.size[1]} "
           f"--frames {a.frames}", flush=True)
     try:
         out = measure(ctx, a.scenes, settings, a.size, a.frames, a.cache_dir,

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from export.errors import NTCError, one_line
 from export.header import MAX_SIZE
+from export.options import add_options
 from export.images import DEFAULT_MAX_SIDE, set_max_side
 from export.safe_files import (atomic_write, check_output_file, check_writable_folder,
                                refuse_overwriting)
 
-from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
-from .compress import DEFAULT_BPP, CompressSettings, compress, is_out_of_memory
+from .budget import DEFAULT_EFFORT, EFFORTS
+from .compress import (DEFAULT_BPP, CompressSettings, compress, is_out_of_memory,
+                       settings_from_args)
 from .fit import TrainConfig
 from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
@@ -77,15 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="output .ntc file (written atomically); for a scene, an output folder")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bpp", type=float,
-                      help=f"bits per texel budget: the richest preset within it, or the next "
-                           f"richer one with its latent grid coarsened to fit when that is at "
-                           f"most {round((FIT_SLACK - 1) * 100)}%% over (reported as e.g. p4@4); "
-                           f"below every preset, the smallest (default {DEFAULT_BPP})")
-    rate.add_argument("--target-psnr", type=float, metavar="DB",
-                      help="search presets for the smallest whose decoded set PSNR reaches DB")
-    rate.add_argument("--preset", choices=[n for n, _, _ in PRESETS],
-                      help="a preset by name (see below)")
+    add_options(rate, CompressSettings, ["bpp", "target_psnr", "preset"], help={
+        "bpp": f"bits per texel budget: the richest preset within it, or the next richer one with "
+               f"its latent grid coarsened to fit when that is at most "
+               f"{round((FIT_SLACK - 1) * 100)}%% over (reported as e.g. p4@4); below every "
+               f"preset, the smallest (default {DEFAULT_BPP})"})
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
                    help="training time for quality: "
                         + ", ".join(f"{k} = {v:,} steps" for k, v in EFFORTS.items())
@@ -93,26 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "channels on one CPU core, under a minute for fast, about 15 minutes "
                           "for max; on that set each doubling of the steps gained 1-2.5 dB up to "
                           "40,000 and 0.4 dB beyond)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps per preset, instead of --effort's")
-    p.add_argument("--batch", type=int, default=None,
-                   help=f"texels per step (default {CPU_BATCH} on the CPU, {CUDA_BATCH} on CUDA)")
-    p.add_argument("--threads", type=int, default=TrainConfig.threads,
-                   help="CPU threads for training (default %(default)s: one core, so a busy "
-                        "machine does not stall it and the result is the same bytes every run)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="auto = CUDA when present, else CPU")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--bits", type=int, default=NetworkConfig.bits, choices=range(2, 9),
-                   metavar="{2..8}", help="latent quantization bits (default %(default)s)")
-    p.add_argument("--weights-format", default="int8", choices=("int8", "fp16"),
-                   help="MLP weight storage (default int8 with per-output scales)")
+    add_options(p, TrainConfig, TRAIN_OPTIONS)
+    add_options(p, CompressSettings, ["device"])
+    add_options(p, NetworkConfig, NETWORK_OPTIONS)
     p.add_argument("--manifest", help=f"manifest file (default: {MANIFEST_NAME} in the folder)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=W",
                    help="loss weight for a texture (file stem) or role, e.g. normal=2; repeatable")
     p.add_argument("--mask", help="importance mask image (white = keep sharp), same size as the set")
-    p.add_argument("--mask-strength", type=float, default=4.0,
-                   help="loss weight added where the mask is white (default %(default)s)")
+    add_options(p, CompressSettings, ["mask_strength"])
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse images wider or taller than N texels, checked from their headers "
                         "before decoding (default %(default)s; at most 16384, the format's limit)."
@@ -124,20 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(a) -> None:
-    if a.bpp is not None and not 0 < a.bpp <= 64:
-        raise InputError(f"--bpp {a.bpp}: expected a number in (0, 64]")
-    if a.target_psnr is not None and not 10 <= a.target_psnr <= 100:
-        raise InputError(f"--target-psnr {a.target_psnr}: expected 10..100 dB")
-    if a.steps is not None and a.steps < 10:
-        raise InputError(f"--steps {a.steps}: at least 10")
-    if a.batch is not None and a.batch < 64:
-        raise InputError(f"--batch {a.batch}: at least 64")
-    if not 1 <= a.threads <= 256:
-        raise InputError(f"--threads {a.threads}: expected 1..256")
     if not 1 <= a.max_size <= MAX_SIZE:
         raise InputError(f"--max-size {a.max_size}: expected 1..{MAX_SIZE}")
-    if a.mask_strength < 0:
-        raise InputError("--mask-strength must be >= 0")
     if is_scene_path(a.input):
         if a.manifest or a.mask:
             raise InputError("--manifest and --mask apply to a folder of textures, not to a glTF "
@@ -174,18 +148,13 @@ def print_summary(report: dict, out: str) -> None:
           f"{report['device']} ({report['threads']} thread(s), {report['training_step']} step)")
 
 
-def _settings(args) -> CompressSettings:
-    return CompressSettings(
-        bpp=args.bpp, target_psnr=args.target_psnr, preset=args.preset, device=args.device,
-        mask_strength=args.mask_strength,
-        train=TrainConfig(steps=args.steps or EFFORTS[args.effort], batch=args.batch,
-                          seed=args.seed, threads=args.threads, progress=not args.quiet),
-        network=NetworkConfig(bits=args.bits, weight_format=args.weights_format))
+TRAIN_OPTIONS = ["steps", "batch", "threads", "seed"]
+NETWORK_OPTIONS = ["bits", "weight_format"]
 
 
-def _main_scene(args, log) -> int:
+def _main_scene(args, settings: CompressSettings, log) -> int:
     extra = {"--report": Path(args.report)} if args.report else {}
-    report = compress_scene(args.input, args.output, _settings(args), _weights(args.weight), log,
+    report = compress_scene(args.input, args.output, settings, _weights(args.weight), log,
                             extra_outputs=extra)
     if args.report:
         atomic_write(args.report, json.dumps(report, indent=2).encode())
@@ -205,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        settings = settings_from_args(args)
         set_max_side(args.max_size)
         if is_scene_path(args.input):
             log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-            return _main_scene(args, log)
+            return _main_scene(args, settings, log)
         tset = load_texture_set(args.input, args.manifest, _weights(args.weight), args.mask)
         out = Path(args.output).resolve()
         refuse_overwriting({"output": out, **({"--report": Path(args.report)} if args.report else {})},
@@ -217,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped (unknown role): {', '.join(tset.skipped)}", file=sys.stderr)
         for name, why in tset.not_files.items():
             print(f"skipped {name}: {why}", file=sys.stderr)
-        settings = _settings(args)
         log = (lambda *a, **k: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
         result = compress(tset, settings, log)
         atomic_write(out, result.data)

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import torch
 
 from export.format import from_bytes, to_bytes
+from export.options import at_least, from_args, option, result_fields, within
 
+from .budget import EFFORTS
 from .evaluate import evaluate
 from .fit import TrainConfig, fit, torch_threads
 from .network import NetworkConfig
-from .presets import fit_for_bpp, preset_table
+from .presets import PRESETS, fit_for_bpp, preset_table
 from .targets import build_targets, plan_channels
 from .textures import ConstantSetError, InputError, TextureSet
 
@@ -20,17 +22,50 @@ DEFAULT_BPP = 4.0
 
 @dataclass
 class CompressSettings:
-    bpp: float | None = None          # a budget in bits per texel (presets.fit_for_bpp)
-    target_psnr: float | None = None  # or: the smallest preset whose decoded set reaches this
-    preset: str | None = None         # or: this preset by name
+    """How a set is compressed: one of a rate (bpp, target PSNR, preset; none = DEFAULT_BPP),
+    the training and the network."""
+    bpp: float | None = option(None, flag="--bpp", type=float, check=lambda v: None if 0 < v <= 64
+                               else "a number in (0, 64]",
+                               help=f"bits per texel budget (default {DEFAULT_BPP})")
+    target_psnr: float | None = option(None, flag="--target-psnr", type=float, metavar="DB",
+                                       check=within(10, 100, " dB"),
+                                       help="search presets for the smallest whose decoded set "
+                                            "PSNR reaches DB")
+    preset: str | None = option(None, flag="--preset", choices=[n for n, _, _ in PRESETS],
+                                help="a preset by name (see below)")
     train: TrainConfig = None         # steps, batch, learning rates, seed
     network: NetworkConfig = None     # bits, sampling, hidden layers, weight format
-    device: str = "auto"
-    mask_strength: float = 4.0
+    device: str = option("auto", flag="--device", choices=("auto", "cpu", "cuda"), result=False,
+                         help="auto = CUDA when present, else CPU")
+    mask_strength: float = option(4.0, flag="--mask-strength", type=float, check=at_least(0),
+                                  help="loss weight added where the mask is white")
 
     def __post_init__(self):
         self.train = self.train or TrainConfig()
         self.network = self.network or NetworkConfig()
+
+    @property
+    def effective_bpp(self) -> float | None:
+        """The bpp budget compressed to: --bpp, or DEFAULT_BPP when no rate was given."""
+        if self.bpp is None and self.preset is None and self.target_psnr is None:
+            return DEFAULT_BPP
+        return self.bpp
+
+    def cache_fields(self) -> dict:
+        """What changes the compressed file (not the device, threads or progress bar); no --bpp
+        is the default --bpp, so `ntc-view` and `ntc-view --bpp 4` share a cache entry."""
+        return dict(result_fields(self), bpp=self.effective_bpp)
+
+
+def settings_from_args(args) -> CompressSettings:
+    """CompressSettings from parsed flags: every option the settings dataclasses declare that the
+    parser has (each checked by its field), --effort's steps when --steps is not given, no
+    progress bar with --quiet. The one mapping from flags to settings, for every CLI."""
+    train = {"progress": not getattr(args, "quiet", False)}
+    if getattr(args, "steps", None) is None and getattr(args, "effort", None) is not None:
+        train["steps"] = EFFORTS[args.effort]
+    train = from_args(TrainConfig, args, **train)
+    return from_args(CompressSettings, args, train=train, network=from_args(NetworkConfig, args))
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -100,7 +135,7 @@ def _compress(tset: TextureSet, settings: CompressSettings, log) -> CompressResu
             raise InputError(f"unknown preset '{settings.preset}' (known: {', '.join(names)})")
         best = train(names.index(settings.preset))
     elif settings.target_psnr is None:
-        best = train_row(fit_for_bpp(table, settings.bpp or DEFAULT_BPP, w, h, stored, infos))
+        best = train_row(fit_for_bpp(table, settings.effective_bpp, w, h, stored, infos))
     else:
         # Binary search over presets ordered by bpp for the smallest that reaches the target.
         lo, hi = 0, len(table) - 1

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from export.options import at_least, option, within
+
 from . import native
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
 from .network import NetworkConfig, NeuralTexture
@@ -23,22 +25,28 @@ EPS = 1e-15  # Adam's epsilon, as RTXNTC: gradients of rarely-read latent rows a
 
 @dataclass
 class TrainConfig:
-    steps: int = EFFORTS[DEFAULT_EFFORT]
-    batch: int | None = None  # None: CPU_BATCH on the CPU, CUDA_BATCH on CUDA
+    steps: int = option(EFFORTS[DEFAULT_EFFORT], flag="--steps", type=int, check=at_least(10),
+                        help="training steps per preset (default: --effort's)")
+    batch: int | None = option(None, flag="--batch", type=int, check=at_least(64),
+                               help=f"texels per step (default {CPU_BATCH} on the CPU, "
+                                    f"{CUDA_BATCH} on CUDA)")
     lr_latents: float = 0.1
     lr_mlp: float = 0.005
     freeze_latents_at: float = 0.95   # then latents are rounded and frozen ...
     quantize_weights_at: float = 0.95  # ... and the MLP fine-tunes through fake int8 weights
     mip_uniform_share: float = 0.25  # of each batch drawn mip-uniformly, so small mips train too
     adam_beta2: float = 0.99
-    seed: int = 0
-    log_every: int = 0     # record (seconds, step, PSNR estimate) this often; 0 = 20 points
-    progress: bool = True
+    seed: int = option(0, flag="--seed", type=int, help="random seed")
+    log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
+                                                  "often; 0 = 20 points")
+    progress: bool = option(True, result=False, help="a progress bar")
     latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
     run: int = 1           # texels per horizontal run in a batch (see _sample_rows)
     bf16: bool = True      # fused step: the hidden layers' multiplies in bfloat16 (not the last 5%)
     step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
-    threads: int = 1       # torch intra-op threads while training (see torch_threads)
+    threads: int = option(1, flag="--threads", type=int, check=within(1, 256), result=False,
+                          help="CPU threads for training (default 1: one core, so a busy machine "
+                               "does not stall it and the result is the same bytes every run)")
 
     def batch_for(self, device: torch.device) -> int:
         if self.batch is not None:

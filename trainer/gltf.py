@@ -24,7 +24,6 @@ NTC_texture_set extension (docs/gltf-ntc-extension.md); the original images stay
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -140,27 +139,12 @@ def material_texture_set(scene, material, log=print) -> TextureSet | None:
     return TextureSet(folder, textures)
 
 
-def _settings_json(settings) -> dict:
-    """The compression settings that change the result (not the device or the progress bar).
-    No --bpp is the default --bpp, so `ntc-view` and `ntc-view --bpp 4` share a cache entry."""
-    from .compress import DEFAULT_BPP
-    train = dataclasses.asdict(settings.train)
-    for k in ("progress", "log_every", "threads"):
-        train.pop(k, None)
-    bpp = settings.bpp
-    if bpp is None and settings.preset is None and settings.target_psnr is None:
-        bpp = DEFAULT_BPP
-    return {"bpp": bpp, "target_psnr": settings.target_psnr, "preset": settings.preset,
-            "mask_strength": settings.mask_strength, "train": train,
-            "network": dataclasses.asdict(settings.network)}
-
-
 def set_key(tset: TextureSet, settings) -> str:
     """Hex SHA-256 of what determines a set's .ntc: the pixels, roles and colour spaces of its
     textures, the compression settings, the .ntc format version and SET_SCHEMA."""
     h = hashlib.sha256()
     meta = {"schema": SET_SCHEMA, "format": NTC_FORMAT_VERSION,
-            "settings": _settings_json(settings),
+            "settings": settings.cache_fields(),
             "textures": [{"name": t.name, "role": t.role, "colorspace": t.colorspace,
                           "bit_depth": t.bit_depth, "weight": t.weight,
                           "shape": list(t.pixels.shape)} for t in tset.textures],

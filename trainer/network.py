@@ -11,16 +11,34 @@ from torch import nn
 from export import layout
 from export.decode.reference import LatentPyramid, decode_texels, latent_rows
 from export.model import LatentInfo, LayerWeights, NTCModel, TextureInfo
+from export.options import option
+
+
+def hidden_widths(text: str) -> tuple[int, ...]:
+    """'64,48,32' -> (64, 48, 32): the MLP's hidden layer widths."""
+    import argparse
+    try:
+        widths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected widths like 64,48,32")
+    return widths
 
 
 @dataclass
 class NetworkConfig:
     features: int = 8
-    bits: int = 4
+    bits: int = option(4, flag="--bits", type=int, choices=range(2, 9), metavar="{2..8}",
+                       help="latent quantization bits")
     grid_scale: float = 4.0
     hr_sampling: str = "bilinear"
-    hidden: tuple[int, ...] = (64, 48, 32)
-    weight_format: str = "int8"
+    hidden: tuple[int, ...] = option((64, 48, 32), flag="--hidden", type=hidden_widths,
+                                     check=lambda v: None if v and min(v) >= 1
+                                     else "widths like 64,48,32",
+                                     help="MLP hidden layer widths, e.g. 64,48,32")
+    weight_format: str = option("int8", flag="--weights-format", choices=("int8", "fp16"),
+                                help="MLP weight storage (int8 with per-output scales, or fp16)")
 
 
 def quantize_latents(z: torch.Tensor, qmax: int) -> torch.Tensor:

@@ -37,6 +37,7 @@ from pathlib import Path
 from export.arguments import image_size
 from export.errors import NTCError, one_line
 from export.images import DEFAULT_MAX_SIDE, set_max_side
+from export.options import add_options
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 
 DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle_ntc" / \
@@ -66,18 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
                         "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
                         "interpolated latents) (default %(default)s)")
-    p.add_argument("--bpp", type=float, default=None,
-                   help="bits per texel when a material must be compressed (default: "
-                        "ntc-compress's)")
-    p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
-                   help="training time for quality when a material must be compressed, as "
-                        "ntc-compress --effort (default %(default)s)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps when a material must be compressed (default: "
-                        "ntc-compress's)")
-    p.add_argument("--hidden", default=None,
-                   help="MLP hidden layer widths when a material must be compressed, e.g. "
-                        "64,48,32 (default: ntc-compress's)")
+    add_compress_options(p)
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse scene images wider or taller than N texels, checked from their "
                         "headers before decoding (default %(default)s; at most 16384)")
@@ -108,30 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _settings(args):
+def add_compress_options(p) -> None:
+    """The flags that say how a material is compressed when it has no .ntc yet (ntc-view and
+    bench.viewer): derived from the trainer's settings dataclasses."""
     from trainer.compress import CompressSettings
     from trainer.fit import TrainConfig
     from trainer.network import NetworkConfig
-    from trainer.textures import InputError
-    train = TrainConfig(steps=args.steps or EFFORTS[args.effort])
-    network = NetworkConfig()
-    if args.hidden:
-        try:
-            widths = tuple(int(v) for v in args.hidden.split(","))
-        except ValueError:
-            widths = ()
-        if not widths or min(widths) < 1:
-            raise InputError(f"--hidden {args.hidden}: expected widths like 64,48,32")
-        network = NetworkConfig(hidden=widths)
-    return CompressSettings(bpp=args.bpp, train=train, network=network)
+    when = "when a material must be compressed"
+    add_options(p, CompressSettings, ["bpp"], help={
+        "bpp": f"bits per texel {when} (default: ntc-compress's)"})
+    p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
+                   help=f"training time for quality {when}, as ntc-compress --effort "
+                        f"(default %(default)s)")
+    add_options(p, TrainConfig, ["steps"], help={
+        "steps": f"training steps {when} (default: --effort's)"})
+    add_options(p, NetworkConfig, ["hidden"], help={
+        "hidden": f"MLP hidden layer widths {when}, e.g. 64,48,32 (default: ntc-compress's)"})
 
 
 def _check_args(args) -> None:
     from trainer.textures import InputError
-    if args.bpp is not None and not 0 < args.bpp <= 64:
-        raise InputError(f"--bpp {args.bpp}: expected a number in (0, 64]")
-    if args.steps is not None and args.steps < 10:
-        raise InputError(f"--steps {args.steps}: at least 10")
     if args.frames < 1:
         raise InputError(f"--frames {args.frames}: at least 1")
     if not 1 <= args.max_size <= 16384:
@@ -230,16 +216,17 @@ def run_headless(scene, args, provider, log) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from export.gltf import load_scene
+    from trainer.compress import settings_from_args
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
 
     try:
         _check_args(args)
+        settings = settings_from_args(args)
         set_max_side(args.max_size)
         scene_path = Path(args.scene) if args.scene else DEFAULT_SCENE
         scene = load_scene(scene_path, log=log)
-        settings = _settings(args)
 
         paths: dict[int, Path | None] = {}
 

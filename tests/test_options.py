@@ -1,0 +1,63 @@
+"""Settings dataclasses carry their flags, checks and cache-key membership (export/options.py);
+the CLIs and the cache key are derived from them."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from export.options import OptionError, add_options, at_least, from_args, option, result_fields
+from trainer.compress import DEFAULT_BPP, CompressSettings, settings_from_args
+from trainer.fit import TrainConfig
+from trainer.network import NetworkConfig
+
+
+@dataclasses.dataclass
+class Demo:
+    steps: int = option(100, flag="--steps", type=int, check=at_least(10), help="steps")
+    name: str = option("a", flag="--name", choices=("a", "b"), help="a name")
+    quiet: bool = option(False, result=False, help="not a result")
+    plain: float = 1.5
+
+
+def test_flags_defaults_checks_and_result_fields():
+    p = argparse.ArgumentParser()
+    add_options(p, Demo)
+    assert "(default 100)" in p.format_help()
+    assert from_args(Demo, p.parse_args([])) == Demo()
+    assert from_args(Demo, p.parse_args(["--steps", "12", "--name", "b"])) == Demo(12, "b")
+    with pytest.raises(OptionError, match=r"--steps 3: expected at least 10"):
+        from_args(Demo, p.parse_args(["--steps", "3"]))
+    with pytest.raises(SystemExit):   # a choice outside the field's: argparse's usage error
+        p.parse_args(["--name", "c"])
+    assert result_fields(Demo()) == {"steps": 100, "name": "a", "plain": 1.5}
+    with pytest.raises(TypeError, match="no command-line flag"):
+        add_options(p, Demo, ["plain"])
+
+
+def test_every_compress_flag_comes_from_a_settings_field():
+    from trainer import cli
+    text = cli.build_parser().format_help()
+    for cls in (CompressSettings, TrainConfig, NetworkConfig):
+        for f in dataclasses.fields(cls):
+            flag = f.metadata.get("flag")
+            if flag and not (cls is NetworkConfig and f.name == "hidden"):
+                assert flag in text, flag
+
+
+def test_settings_from_flags_and_the_cache_key():
+    s = settings_from_args(argparse.Namespace(effort="fast", steps=None, bpp=None, quiet=True))
+    from trainer.budget import EFFORTS
+    assert s.train.steps == EFFORTS["fast"] and s.train.progress is False
+    assert s.effective_bpp == DEFAULT_BPP and s.bpp is None
+    # what does not change the file stays out of the key: threads, progress, device
+    base = CompressSettings().cache_fields()
+    other = CompressSettings(train=TrainConfig(threads=2, progress=False), device="cpu")
+    assert other.cache_fields() == base
+    assert CompressSettings(bpp=DEFAULT_BPP).cache_fields() == base   # no --bpp is the default
+    assert CompressSettings(train=TrainConfig(seed=1)).cache_fields() != base
+    with pytest.raises(OptionError, match="--hidden"):
+        settings_from_args(argparse.Namespace(hidden=(0,)))
+    with pytest.raises(OptionError, match="--batch 8"):
+        settings_from_args(argparse.Namespace(batch=8))
