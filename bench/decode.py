@@ -35,12 +35,14 @@ The default set is the shipped WaterBottle (512^2) with an untrained network of 
 preset's shape: decode cost depends on the shapes, not on the weights. Writes
 bench/results/decode.md and decode.json. About 2.5 minutes on llvmpipe with one thread and a core
 to itself, longer on a loaded machine (the trilinear frame is most of it).
+
+Why this module is long: it is one experiment, its fixture (Bench), the rows it times against one
+another and its CLI, which share the fixture's state; the report is in decode_report.py.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import statistics
 import subprocess
@@ -52,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.decode_report import report
+from bench.output import write_results
 from export import layout
 from export.arguments import image_size
 from export.format import from_bytes, read_ntc, to_bytes
@@ -405,12 +408,7 @@ def main(argv=None) -> int:
         out = measure(ctx, model, set_name, args.repeats, args.screen, args.sample_repeats)
     finally:
         ctx.release()
-    md = report(out)
-    print()
-    print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "decode.json").write_text(json.dumps(out, indent=1))
-    (args.out / "decode.md").write_text(md)
+    write_results(args.out, "decode", out, report(out))
     print(f"wrote {args.out / 'decode.md'} and {args.out / 'decode.json'}")
     return 0
 

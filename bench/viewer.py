@@ -33,6 +33,9 @@ FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a p
 Writes bench/results/viewer.md, viewer.json and one screenshot per row,
 bench/results/viewer/<scene>_<row>.png (row: reference, load, sample_trilinear, sample_stochastic,
 sample_stochastic_1, sample_latent). Time: the compression dominates (see bench/README.md).
+
+Why this module is long: one experiment, its rows, the block-format reference point and its CLI;
+the report is in viewer_report.py.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.output import write_results
 from bench.viewer_report import report
 from export.arguments import image_size
 
@@ -402,7 +406,8 @@ def main(argv=None) -> int:
         print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
-          f"--steps {settings.train.steps} --bpp {settings.effective_bpp} --size {a.size[0]}x{a.size[1]} "
+          f"--steps {settings.train.steps} --bpp {settings.effective_bpp} "
+          f"--size {a.size[0]}x{a.size[1]} "
           f"--frames {a.frames}", flush=True)
     try:
         out = measure(ctx, a.scenes, settings, a.size, a.frames, a.cache_dir,
@@ -412,13 +417,7 @@ def main(argv=None) -> int:
         return 1
     finally:
         ctx.release()
-    md = report(out)
-    print()
-    print(md)
-    a.out.mkdir(parents=True, exist_ok=True)
-    from export.safe_files import atomic_write
-    atomic_write(a.out / "viewer.json", (json.dumps(out, indent=1) + "\n").encode())
-    atomic_write(a.out / "viewer.md", md.encode())
+    write_results(a.out, "viewer", out, report(out))
     print(f"wrote {a.out / 'viewer.md'}, {a.out / 'viewer.json'} and {a.out / 'viewer'}/")
     return 0
 

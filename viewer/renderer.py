@@ -14,18 +14,15 @@ Every frame renders the scene into an offscreen RGBA8 + depth target, then a scr
 second target) into the display target, and the text overlay goes on top. The window blits the
 display target; headless runs read it back.
 
-Resources are owned by small classes, one module each: Programs (programs.py), MeshGL (meshes.py),
-RenderTarget (targets.py), the material bindings (material_bindings.py, over the texture sources of
-material_textures.py), the screen passes (screen_passes.py) and the uniform blocks (uniforms.py).
-Every GL object that holds memory is entered in a `VramLedger` (frame_stats.py, which lists the
-categories) with its exact size in bytes.
+Resources live in small classes, a module each: programs, meshes, targets, material_bindings (over
+material_textures), screen_passes, uniforms. Every GL object that holds memory is entered with its
+exact bytes in a `VramLedger` (frame_stats.py lists the categories).
 
 Modes load lazily: a headless run creates only what its mode needs (plus the reference when the
 diff view is on), so the ledger is that mode's footprint.
 
-Light and ambient: one directional light placed above and to the left of the initial view, fixed in
-the world; the procedural sky of viewer/environment.py. Anisotropic filtering is off in every mode
-(sample mode has none), so the diff view compares like with like.
+Light: one directional light above and to the left of the initial view, fixed in the world, and
+the sky of viewer/environment.py. No anisotropic filtering in any mode (sample mode has none).
 """
 from __future__ import annotations
 
