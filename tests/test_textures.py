@@ -182,3 +182,10 @@ def test_plan_of_a_constant_set_stores_nothing(tmp_path):
     plan, stored = _plan(folder)
     assert stored == 0
     assert plan["m_baseColor"] == [(CONST, pytest.approx(77 / 255, abs=1e-7))] * 3
+
+
+def test_every_role_the_names_give_is_a_role_the_file_holds():
+    from export.header import ROLES as FILE_ROLES
+    from trainer.textures import _NAME_RULES, ROLES
+    assert ROLES == list(FILE_ROLES)
+    assert {role for role, _, _ in _NAME_RULES} <= set(FILE_ROLES)

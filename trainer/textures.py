@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from export.errors import NTCError
+from export.header import ROLES as FILE_ROLES
 from export.images import ImageError, check_size, decode_image, image_size, read_pixels
 from export.safe_files import is_regular_file, read_regular_file
 
@@ -39,7 +40,7 @@ _NAME_RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("height", ("height", "displacement"), ("depth", "disp")),
     ("opacity", ("opacity",), ("alpha",)),
 ]
-ROLES = [r for r, _, _ in _NAME_RULES] + ["mask", "data"]
+ROLES = list(FILE_ROLES)   # every role a .ntc may hold; the name rules above guess most of them
 
 
 class InputError(NTCError):
