@@ -139,3 +139,14 @@ def test_no_code_branches_on_error_message_text():
     # one exception, outside our control: torch reports a failed allocation as a RuntimeError
     found = [f for f in found if "allocate memory" not in f]
     assert not found, found
+
+
+def test_readme_layout_names_every_module():
+    """README's "How the code is laid out" names each module of the pipeline's stages, so the
+    map stays true when a module is added or moved."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", section))
+    missing = [name for name in project_modules()
+               if name.split(".")[0] != "bench" and name.rsplit(".", 1)[-1] not in words]
+    assert not missing, f"modules missing from README's layout section: {missing}"
