@@ -66,6 +66,7 @@ from export.decode.gl_resources import NTCTextureGL
 from export.decode.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
 from export.decode.gl_sample import VERTEX as SAMPLE_VERTEX
 from export.decode.gl_sample import GLSampleHarness
+from export.decode.network_block import macs_per_decode
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -113,15 +114,6 @@ def sources_vs_head(names) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return {0: "as committed", 1: "modified"}.get(r.returncode, "unknown")
-
-
-def mlp_macs(model: NTCModel) -> dict:
-    """Multiply-adds per decoded texel: the file's layer shapes, and what the shader runs (every
-    width padded to a multiple of 4, ntc_decode.slang's vec4s)."""
-    dims = model.mlp_dims
-    return {"file": sum(i * o for i, o in dims),
-            "shader": sum(layout.pad4(i) * layout.pad4(o) for i, o in dims),
-            "layers": [list(d) for d in dims]}
 
 
 def timed(ctx, run, repeats: int, warmup=None
@@ -361,7 +353,7 @@ def measure(ctx, model: NTCModel, set_name: str, repeats: int, screen: tuple[int
         "network": f"{model.latent.features} features x {model.latent.bits} bits, grid scale "
                    f"{model.latent.grid_scale}, {model.latent.hr_sampling}, "
                    f"{model.weight_format} weights",
-        "macs_per_texel": mlp_macs(model), "repeats": repeats,
+        "macs_per_texel": macs_per_decode(model.mlp_dims), "repeats": repeats,
         "sample_repeats": sample_repeats, "screen": list(screen),
         "texels_per_pixel": TEXELS_PER_PIXEL, "sample_warmup": list(SAMPLE_WARMUP),
         "sample_evals": dict(SAMPLE_EVALS),

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from bench.output import cpu_name
 from bench.rate_distortion import CONVERGENCE_PRESET, CONVERGENCE_SET, RESULTS, load_set
 from bench.training_report import write_training_report
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
     out.update({"set": CONVERGENCE_SET, "preset": CONVERGENCE_PRESET, "size": list(tset.size),
                 "channels": sum(t.channels for t in tset.textures),
-                "machine": f"{os.cpu_count()} CPU cores ({_cpu_name()}), torch "
+                "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch "
                            f"{torch.__version__}"})
     if "throughput" in parts:
         print("== throughput", flush=True)
@@ -210,16 +211,6 @@ def main(argv=None) -> int:
     write_training_report(out, RESULTS)
     print(f"wrote {RESULTS / 'training.md'}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

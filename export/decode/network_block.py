@@ -78,6 +78,14 @@ def check_model(model: NTCModel) -> None:
     check_supported(model.latent.features, model.latent.hr_sampling, model.mlp_dims)
 
 
+def macs_per_decode(dims: Sequence[tuple[int, int]]) -> dict:
+    """Multiply-adds of one decoded texel: the layers' own shapes ("file") and what the shader
+    runs ("shader": every width padded to a multiple of 4, the decoder's vec4s)."""
+    return {"file": sum(i * o for i, o in dims),
+            "shader": sum(layout.pad4(i) * layout.pad4(o) for i, o in dims),
+            "layers": [list(d) for d in dims]}
+
+
 def weight_vec4_count(dims: Sequence[tuple[int, int]]) -> int:
     """vec4s of the layers part of the block: per layer 4*out*in weights, then out biases."""
     return sum(4 * o * i + o for i, o in widths_vec4(dims))
