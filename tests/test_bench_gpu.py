@@ -1,0 +1,30 @@
+"""bench.gpu: the one command for GPU figures runs its parts and reports what it had to run on,
+also where there is no GPU (as in CI)."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from bench import gpu
+
+
+def test_gpu_bench_reports_each_part_and_the_machine(tmp_path):
+    assert gpu.main(["--parts", "env,training", "--quick", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "gpu.md").read_text()
+    out = json.loads((tmp_path / "gpu.json").read_text())
+    assert md.startswith("# GPU figures") and "## training" in md
+    assert out["env"]["torch"] == torch.__version__
+    if not torch.cuda.is_available():
+        assert out["training"] == {"skipped": "no CUDA device", "seconds": out["training"]["seconds"]}
+        assert "Skipped: no CUDA device." in md
+    if out["env"]["gl_is_software"]:
+        assert "software one" in md
+
+
+def test_a_bench_report_is_nested_under_its_part():
+    out = {"parts": ["env", "decode"], "env": {"machine": "m", "torch": "t"},
+           "decode": {"command": "x", "rc": 0, "seconds": 1.0,
+                      "report_text": "# Decode throughput\n\n## Rows\nbody"}}
+    md = gpu.report(out)
+    assert "## decode" in md and "### Decode throughput" in md and "#### Rows" in md
