@@ -67,6 +67,7 @@ from export.decode.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
 from export.decode.gl_sample import VERTEX as SAMPLE_VERTEX
 from export.decode.gl_sample import GLSampleHarness
 from export.decode.network_block import macs_per_decode
+from shaders.interface import DECODES_PER_PIXEL
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -74,7 +75,6 @@ DEFAULT_SET = ROOT / "assets" / "WaterBottle"
 TEXELS_PER_PIXEL = 2.5  # baseline minification: lod ~ 1.32, trilinear blends mips 1 and 2
 SAMPLE_WARMUP = (16, 16)  # pixels drawn by a sample row's warm-up (compiles the program)
 # MLP evaluations per pixel of each sample-mode filter at a fractional lambda (ntc_sample.slang)
-SAMPLE_EVALS = {"latent": 1, "stochastic": 1, "trilinear": 8}
 
 
 def default_model() -> NTCModel:
@@ -321,7 +321,7 @@ def row_sample(filter_mode: str):
                 t.release()
         if err != "GL_NO_ERROR":
             raise RuntimeError(f"sample-mode {filter_mode} pass failed: {err}")
-        evals = SAMPLE_EVALS[filter_mode]
+        evals = DECODES_PER_PIXEL[filter_mode]
         return _row(f"sample mode: {filter_mode} filter", f"{sw}x{sh} pixels x {evals} MLP "
                     f"eval{'s' if evals > 1 else ''} ({model.stored_channels} stored channels, "
                     f"{sp.targets} RGBA8 targets)", gpu, wall, first, sw * sh, "Mpixel/s", cpu,
@@ -356,7 +356,7 @@ def measure(ctx, model: NTCModel, set_name: str, repeats: int, screen: tuple[int
         "macs_per_texel": macs_per_decode(model.mlp_dims), "repeats": repeats,
         "sample_repeats": sample_repeats, "screen": list(screen),
         "texels_per_pixel": TEXELS_PER_PIXEL, "sample_warmup": list(SAMPLE_WARMUP),
-        "sample_evals": dict(SAMPLE_EVALS),
+        "sample_evals": dict(DECODES_PER_PIXEL),
         "decoder_glsl": decoder_sources(), "rows": [],
     }
     bench = Bench(ctx, model, repeats, tuple(screen), sample_repeats)

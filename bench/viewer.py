@@ -218,6 +218,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     from export.metrics import psnr
     from export.gltf import load_scene
 
+    from export.decode.network_block import macs_per_decode
     from export.format import read_ntc
     from export.safe_files import atomic_write
 
@@ -244,7 +245,8 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
             model = read_ntc(path)
             entry.update(file=str(path), file_bytes=path.stat().st_size,
                          size=[model.width, model.height],
-                         textures=[t.name for t in model.textures])
+                         textures=[t.name for t in model.textures],
+                         macs_per_decode=macs_per_decode(model.mlp_dims)["shader"])
             report = path.with_suffix(".json")
             if report.is_file():
                 rep = json.loads(report.read_text())

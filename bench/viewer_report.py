@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.clocks import clock_of
+from shaders.interface import DECODES_PER_PIXEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +33,28 @@ def _label(r: dict) -> str:
         n = r.get("accumulated_frames") or 1
         return f"sample (stochastic, {'one frame' if n == 1 else f'mean of {n} frames'})"
     return f"sample ({r['filter']})"
+
+
+def filter_table(s: dict, rows: list[dict], key: str, clock: str) -> list[str]:
+    """Sample mode per filter: decodes and multiply-adds a pixel, quality, frame time."""
+    macs = [m["macs_per_decode"] for m in s["materials"] if m.get("macs_per_decode")]
+    sample = [r for r in rows if r["mode"] == "sample"]
+    tri = next((r for r in sample if r["filter"] == "trilinear"), None)
+    if not macs or not sample:
+        return []
+    lines = ["", f"Sample mode per filter (MACs a pixel: decodes x {max(macs):,} MACs, the "
+                 f"scene's largest network as the shader runs it; frame time against the "
+                 f"reference row by the {clock}):", "",
+             "| filter | decodes a pixel | MACs a pixel | PSNR vs reference (dB) | vs trilinear "
+             "(dB) | x reference frame time |", "|---|---:|---:|---:|---:|---:|"]
+    for r in sample:
+        n = DECODES_PER_PIXEL[r["filter"]]
+        d = None if tri is None or r["psnr_vs_reference"] is None else \
+            r["psnr_vs_reference"] - tri["psnr_vs_reference"]
+        lines.append(f"| {_label(r)} | {n} | {n * max(macs):,} | "
+                     f"{_f(r['psnr_vs_reference'])} | {_f(d, '+.2f')} | "
+                     f"{_f(r['frame_time_vs_reference'].get(key))} |")
+    return lines
 
 
 def scene_report(s: dict, out: dict) -> list[str]:
@@ -68,6 +91,7 @@ def scene_report(s: dict, out: dict) -> list[str]:
             f"{_f(w and w['median'], '.1f')} | {_f(p and p['median'], '.1f')} | "
             f"{_f(r['frame_time_vs_reference'].get(key))} | {r['setup_ms']:.0f} | "
             f"{r['first_frame_ms']:.0f} | {100 * r['object_fraction']:.0f} % |")
+    lines += filter_table(s, rows, key, clock)
     lines += ["", "VRAM by the renderer's ledger (MiB = 2^20 bytes):", "",
               "| row | texture VRAM bytes | x reference | x BC7+BC5 | "
               + " | ".join(cats) + " | other | total | driver |",

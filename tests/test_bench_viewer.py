@@ -80,3 +80,10 @@ def test_measure_and_report(ctx, tmp_path):
                   "| sample (latent) |"):
         assert label in md
     assert "Sample mode / reference texture VRAM" in md
+    # per filter: decodes and MACs a pixel from the written model, not typed in
+    from export.decode.network_block import macs_per_decode
+    from export.format import read_ntc
+    macs = macs_per_decode(read_ntc(s["materials"][0]["file"]).mlp_dims)["shader"]
+    assert s["materials"][0]["macs_per_decode"] == macs
+    assert f"| sample (trilinear) | 8 | {8 * macs:,} |" in md
+    assert f"| sample (latent) | 1 | {macs:,} |" in md
