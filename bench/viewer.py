@@ -51,6 +51,7 @@ import numpy as np
 from bench.output import write_results
 from bench.viewer_report import report
 from export.arguments import image_size
+from export.options import add_options
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -78,13 +79,13 @@ def log_stderr(msg: str) -> None:
 
 
 def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
-                 progress: bool = True, effort: str | None = None):
+                 progress: bool = True, effort: str | None = None, threads: int | None = None):
     """CompressSettings as ntc-view builds them from these flags (trainer.compress
     .settings_from_args)."""
     from trainer.compress import settings_from_args
     return settings_from_args(argparse.Namespace(
         steps=steps, bpp=bpp, hidden=tuple(hidden) if hidden else None, quiet=not progress,
-        effort=effort))
+        effort=effort, threads=threads))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,15 +330,15 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
     """Every scene of `scenes` ((name, path) pairs) on one context; the dict of viewer.json.
     `cache_dir`: the folder holding one cache folder per scene (default bench/results/cache/
     viewer)."""
-    import torch
+    from trainer.compress import resolve_device
     t0 = time.perf_counter()
     out = {
         "device": ctx.info.get("GL_RENDERER"), "gl_version": ctx.info.get("GL_VERSION"),
         "gl_vendor": ctx.info.get("GL_VENDOR"),
         "lp_num_threads": os.environ.get("LP_NUM_THREADS", "unset"),
-        "machine": f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch thread(s)",
+        "machine": f"{os.cpu_count()} CPU cores, {settings.train.threads} torch thread(s)",
         "settings": {"steps": settings.train.steps, "bpp": settings.effective_bpp,
-                     "hidden": list(settings.network.hidden), "batch": settings.train.batch,
+                     "hidden": list(settings.network.hidden), "batch": settings.train.batch_for(resolve_device(settings.device)),
                      "seed": settings.train.seed, "size": list(size), "frames": frames},
         "vram_target": VRAM_TARGET, "texture_categories": list(TEXTURE_CATEGORIES),
         "scenes": [],
@@ -372,8 +373,10 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", type=scene_list, default=list(SCENES.items()),
                    help=f"comma-separated: {', '.join(SCENES)} or .gltf/.glb paths "
                         f"(default all)")
+    from trainer.fit import TrainConfig
     from viewer.cli import add_compress_options
     add_compress_options(p)
+    add_options(p, TrainConfig, ["threads"])
     p.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="WxH",
                    help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
@@ -383,8 +386,6 @@ def main(argv=None) -> int:
                         "bench/results/cache/viewer)")
     p.add_argument("--out", type=Path, default=RESULTS,
                    help="folder for viewer.md, viewer.json and viewer/ (screenshots)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="torch CPU threads for the training (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
     a = p.parse_args(argv)
     if a.frames < 1:
@@ -393,13 +394,11 @@ def main(argv=None) -> int:
         if not Path(path).is_file():
             p.error(f"scene {name}: {path} does not exist")
 
-    import torch
-    torch.set_num_threads(a.threads)
     from export.decode.gl_context import create_context
     from export.errors import NTCError, one_line
     try:
         settings = settings_for(a.steps, a.bpp, a.hidden, progress=not a.no_progress,
-                                effort=a.effort)
+                                effort=a.effort, threads=a.threads)
     except NTCError as e:
         p.error(one_line(e))
     try:
