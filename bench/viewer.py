@@ -67,7 +67,8 @@ ROWS = (("reference", "reference", "trilinear", True),
         ("sample_trilinear", "sample", "trilinear", True),
         ("sample_stochastic", "sample", "stochastic", True),
         ("sample_stochastic_1", "sample", "stochastic", False),
-        ("sample_latent", "sample", "latent", True))
+        ("sample_latent", "sample", "latent", True),
+        ("sample_auto", "sample", "auto", True))
 TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights")
 VRAM_TARGET = 0.1          # sample-mode texture memory <= 1/10 of the reference images'
 DEFAULT_SIZE = (512, 512)

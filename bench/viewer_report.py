@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.clocks import clock_of
-from shaders.interface import DECODES_PER_PIXEL
+from viewer.renderer import AUTO_SEED_FRAMES, FILTER_DECODES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,9 @@ def _label(r: dict) -> str:
     if r["filter"] == "stochastic":
         n = r.get("accumulated_frames") or 1
         return f"sample (stochastic, {'one frame' if n == 1 else f'mean of {n} frames'})"
+    if r["filter"] == "auto":
+        n = max(0, (r.get("accumulated_frames") or 0) - AUTO_SEED_FRAMES)
+        return f"sample (auto: latent + {n} stochastic frames)"
     return f"sample ({r['filter']})"
 
 
@@ -48,7 +51,7 @@ def filter_table(s: dict, rows: list[dict], key: str, clock: str) -> list[str]:
              "| filter | decodes a pixel | MACs a pixel | PSNR vs reference (dB) | vs trilinear "
              "(dB) | x reference frame time |", "|---|---:|---:|---:|---:|---:|"]
     for r in sample:
-        n = DECODES_PER_PIXEL[r["filter"]]
+        n = FILTER_DECODES[r["filter"]]
         d = None if tri is None or r["psnr_vs_reference"] is None else \
             r["psnr_vs_reference"] - tri["psnr_vs_reference"]
         lines.append(f"| {_label(r)} | {n} | {n * max(macs):,} | "

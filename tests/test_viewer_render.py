@@ -160,6 +160,49 @@ def test_stochastic_frames_are_averaged_while_the_view_is_still(ctx, sphere):
 
 
 @pytest.mark.gl
+def test_auto_filter_starts_with_the_latent_frame_then_averages_stochastic_ones(ctx, sphere):
+    """"auto": one decode a pixel; a view starts with the latent filter's frame, counted as
+    AUTO_SEED_FRAMES stochastic frames, and the stochastic frames drawn while the view stays the
+    same are averaged into it; a changed view starts again from a latent frame."""
+    from viewer.renderer import AUTO_SEED_FRAMES
+    scene, _, provider = sphere
+    n = 4
+    single = renderer(ctx, scene, provider, accumulate=False)
+    try:
+        latent = frame(single, "sample", "latent", 1).astype(np.float64)
+        single.set_filter("stochastic")
+        frames = []
+        for _ in range(n):
+            single.render()
+            frames.append(single.read().astype(np.float64))
+    finally:
+        single.release()
+    r = renderer(ctx, scene, provider)
+    try:
+        first = frame(r, "sample", "auto", 1).astype(np.float64)
+        assert np.abs(first - latent).max() <= 1.0
+        assert r.accumulated == AUTO_SEED_FRAMES and r.shader_filter() == "stochastic"
+        for _ in range(n):
+            r.render()
+        want = (AUTO_SEED_FRAMES * latent + np.sum(frames, 0)) / (AUTO_SEED_FRAMES + n)
+        assert np.abs(r.read().astype(np.float64) - want).max() <= 1.0
+        assert not np.array_equal(r.read(), first.astype(np.uint8))
+        assert f"latent + {n} stochastic frames" in r.overlay_lines()[0]
+        r.camera.orbit(10, 0)
+        r.render()
+        assert r.accumulated == AUTO_SEED_FRAMES
+    finally:
+        r.release()
+    # without averaging, every frame is the latent filter's
+    r = renderer(ctx, scene, provider, accumulate=False)
+    try:
+        assert np.abs(frame(r, "sample", "auto", 2).astype(np.float64) - latent).max() <= 1.0
+        assert r.shader_filter() == "latent"
+    finally:
+        r.release()
+
+
+@pytest.mark.gl
 def test_diff_view(ctx, sphere):
     scene, _, provider = sphere
     r = renderer(ctx, scene, provider)

@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", choices=FILTER_NAMES, default="trilinear",
                    help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
                         "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
-                        "interpolated latents) (default %(default)s)")
+                        "interpolated latents), auto (1 decode a pixel: the latent frame when "
+                        "the view changes, then stochastic frames averaged into it while it is "
+                        "still) (default %(default)s)")
     add_compress_options(p)
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse scene images wider or taller than N texels, checked from their "

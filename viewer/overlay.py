@@ -90,7 +90,7 @@ def overlay_lines(r) -> list[str]:
     w, h = r.size
     gpu_text = f"{gpu['median']:.2f} ms (median of {len(r.timer.gpu_ms)})" if gpu else "-"
     cpu_text = f"{cpu['median']:.2f} ms" if cpu else "-"
-    mean = f" (mean of {r.accumulated} frames)" if r.accumulating() else ""
+    mean = f" ({r.mean_description()})" if r.accumulating() else ""
     lines = [f"mode {r.mode}   sample filter {r.filter}{mean}   {w}x{h}"
              + ("   DIFF vs reference" if r.diff else ""),
              f"GPU {gpu_text}   CPU {cpu_text}",

@@ -34,7 +34,7 @@ import numpy as np
 from export.decode.gl_context import RawGL, check_context
 from export.gltf.model import SLOTS
 from shaders import constants as C
-from shaders.interface import FILTERS, block_dtype
+from shaders.interface import DECODES_PER_PIXEL, FILTERS, block_dtype
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
@@ -49,7 +49,11 @@ from .targets import RenderTarget
 from .uniforms import draw_block, frame_block, view_key
 
 MODES = ("reference", "load", "sample")
-FILTER_NAMES = tuple(FILTERS)          # latent, stochastic, trilinear (NTC_FILTER_* order)
+# the shader's filters (NTC_FILTER_* order), and "auto": a view starts with the latent filter's
+# frame, then stochastic frames are averaged into it while the view is still; one decode a pixel
+FILTER_NAMES = tuple(FILTERS) + ("auto",)
+FILTER_DECODES = {**DECODES_PER_PIXEL, "auto": 1}
+AUTO_SEED_FRAMES = 6   # the latent frame counts as this many stochastic ones (bench/choices.md)
 
 FRAME_BINDING = C.BINDINGS["PbrFrame"]
 DRAW_BINDING = C.BINDINGS["PbrDraw"]
@@ -217,7 +221,8 @@ class Renderer:
     def _frame_block(self) -> bytes:
         w, h = self.size
         return frame_block(self.camera.view_projection(w / h), self.camera.eye, self.exposure,
-                           self.light_dir, self.light_colour, self.env_intensity, self.filter,
+                           self.light_dir, self.light_colour, self.env_intensity,
+                           self.shader_filter(),
                            self.frame_index)
 
     def _draw_ubo(self, mesh_index: int, mode: str, b: Binding):
@@ -279,22 +284,37 @@ class Renderer:
         mesh.vao(b.program).render(mgl.TRIANGLES, vertices=mesh.count)
 
     def accumulating(self) -> bool:
-        return self.accumulate and self.mode == "sample" and self.filter == "stochastic"
+        return self.accumulate and self.mode == "sample" and self.filter in ("stochastic", "auto")
 
-    def _accumulate(self) -> None:
-        """Blend the scene target into the running mean of this view's stochastic frames,
-        starting a new mean when anything but the frame index changed (camera, light, mode,
+    def shader_filter(self) -> str:
+        """The shader filter of the next frame: "auto" draws the latent frame that starts a mean
+        (and every frame when nothing is averaged), then stochastic ones."""
+        if self.filter != "auto":
+            return self.filter
+        return "stochastic" if self.accumulating() and self.accumulated > 0 else "latent"
+
+    def mean_description(self) -> str:
+        if self.filter == "auto" and self.accumulated:
+            return f"latent + {self.accumulated - AUTO_SEED_FRAMES} stochastic frames"
+        return f"mean of {self.accumulated} frames"
+
+    def _check_view(self) -> None:
+        """Start a new mean when anything but the frame index changed (camera, light, mode,
         filter, size)."""
         key = (view_key(self._frame_block()), self.mode, self.filter, self.size)
         if key != self._accumulation_key:
             self.accumulated, self._accumulation_key = 0, key
+
+    def _accumulate(self) -> None:
+        """Blend the scene target into the running mean of this view's frames."""
         target = self.targets.get("accumulation")
         if target is None:
             target = self.targets["accumulation"] = RenderTarget(
                 self.ctx, self.size, self.ledger, "accumulation", depth=False, float_colour=True)
         weight = 1.0 / (min(self.accumulated, ACCUMULATE_MAX - 1) + 1)
         self.passes.accumulate(target, self.targets["scene"].colour, weight)
-        self.accumulated += 1
+        seed = self.filter == "auto" and self.accumulated == 0
+        self.accumulated += AUTO_SEED_FRAMES if seed else 1
 
     def _compose(self, source: str = "scene") -> None:
         diff = self.diff and "reference" in self.targets
@@ -308,6 +328,8 @@ class Renderer:
         t0 = time.perf_counter()
         self.timer.begin()
         try:
+            if self.accumulating():
+                self._check_view()
             self._draw_scene(self.mode, self.targets["scene"])
             source = "scene"
             if self.accumulating():
