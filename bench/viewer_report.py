@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.clocks import clock_of
-from viewer.renderer import AUTO_SEED_FRAMES, FILTER_DECODES
+from viewer.sample_filters import AUTO_SEED_FRAMES, FILTER_DECODES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -164,7 +164,7 @@ def test_auto_filter_starts_with_the_latent_frame_then_averages_stochastic_ones(
     """"auto": one decode a pixel; a view starts with the latent filter's frame, counted as
     AUTO_SEED_FRAMES stochastic frames, and the stochastic frames drawn while the view stays the
     same are averaged into it; a changed view starts again from a latent frame."""
-    from viewer.renderer import AUTO_SEED_FRAMES
+    from viewer.sample_filters import AUTO_SEED_FRAMES
     scene, _, provider = sphere
     n = 4
     single = renderer(ctx, scene, provider, accumulate=False)

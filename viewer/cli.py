@@ -51,7 +51,8 @@ class UsageError(NTCError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .renderer import FILTER_NAMES, MODES
+    from .renderer import MODES
+    from .sample_filters import DEFAULT_FILTER, FILTER_NAMES
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "WaterBottle, assets/WaterBottle_ntc/)")
     p.add_argument("--mode", choices=MODES, default="reference",
                    help="material texture source (default %(default)s)")
-    p.add_argument("--filter", choices=FILTER_NAMES, default="trilinear",
+    p.add_argument("--filter", choices=FILTER_NAMES, default=DEFAULT_FILTER,
                    help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
                         "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
                         "interpolated latents), auto (1 decode a pixel: the latent frame when "

@@ -4,22 +4,19 @@ shaders/pbr*.slang from one of three material texture sources, switchable at run
     reference  the scene's images as RGBA8 / SRGB8_ALPHA8 textures with full mip chains (built on
                the CPU exactly as the trainer builds its targets: colour averaged in linear light,
                normals renormalised), sampled through the glTF sampler (wrap, filters)
-    load       the material's .ntc decoded once on load (export/decode/gl_load.py: decode_to_textures) into
-               ordinary textures, sampled the same way
-    sample     the material's .ntc decoded per pixel (shaders/pbr_ntc.slang: ntcSample + ntcRemap),
-               filter latent / stochastic / trilinear chosen per frame; one program per file shape
+    load       the .ntc decoded once on load (export/decode/gl_load.py) into textures, sampled alike
+    sample     the .ntc decoded per pixel (shaders/pbr_ntc.slang), the filter (sample_filters.py)
+               chosen per frame; one program per network shape
 
-Every frame renders the scene into an offscreen RGBA8 + depth target, then a screen pass copies it
-(or, in the diff view, shows |current - reference| as a heat map, the reference rendered into a
-second target) into the display target, and the text overlay goes on top. The window blits the
-display target; headless runs read it back.
+Every frame renders the scene into an offscreen RGBA8 + depth target; a screen pass copies it (or
+in the diff view shows |current - reference| as a heat map) into the display target, with the
+text overlay on top; the window blits that target, headless runs read it back.
 
 Resources live in small classes, a module each: programs, meshes, targets, material_bindings (over
 material_textures), screen_passes, uniforms. Every GL object that holds memory is entered with its
 exact bytes in a `VramLedger` (frame_stats.py lists the categories).
 
-Modes load lazily: a headless run creates only what its mode needs (plus the reference when the
-diff view is on), so the ledger is that mode's footprint.
+Modes load lazily: a headless run creates only what its mode needs (and the diff's reference).
 
 Light: one directional light above and to the left of the initial view, fixed in the world, and
 the sky of viewer/environment.py. No anisotropic filtering in any mode (sample mode has none).
@@ -34,7 +31,7 @@ import numpy as np
 from export.decode.gl_context import RawGL, check_context
 from export.gltf.model import SLOTS
 from shaders import constants as C
-from shaders.interface import DECODES_PER_PIXEL, FILTERS, block_dtype
+from shaders.interface import block_dtype
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
@@ -44,16 +41,12 @@ from .material_textures import ImageTextures, Samplers
 from .meshes import MeshGL
 from .overlay import overlay_lines
 from .programs import Programs
+from .sample_filters import DEFAULT_FILTER, FILTER_NAMES, FrameMean, is_averaged
 from .screen_passes import ScreenPasses
 from .targets import RenderTarget
 from .uniforms import draw_block, frame_block, view_key
 
 MODES = ("reference", "load", "sample")
-# the shader's filters (NTC_FILTER_* order), and "auto": a view starts with the latent filter's
-# frame, then stochastic frames are averaged into it while the view is still; one decode a pixel
-FILTER_NAMES = tuple(FILTERS) + ("auto",)
-FILTER_DECODES = {**DECODES_PER_PIXEL, "auto": 1}
-AUTO_SEED_FRAMES = 6   # the latent frame counts as this many stochastic ones (bench/choices.md)
 
 FRAME_BINDING = C.BINDINGS["PbrFrame"]
 DRAW_BINDING = C.BINDINGS["PbrDraw"]
@@ -61,7 +54,6 @@ ENV_UNIT = C.BINDINGS["pbrEnvironment"]
 SLOT_UNITS = tuple(C.BINDINGS[f"pbr{s[0].upper()}{s[1:]}Texture"] for s in SLOTS)
 
 BACKGROUND = (0.16, 0.17, 0.19)   # display value of empty pixels
-ACCUMULATE_MAX = 256              # stochastic frames averaged; beyond, a moving average
 DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is full scale
 
 
@@ -78,7 +70,7 @@ class Renderer:
     first time load or sample mode needs the material."""
 
     def __init__(self, ctx, scene, size: tuple[int, int], mode: str = "reference",
-                 filter_mode: str = "trilinear", ntc_provider=None, slot_names=None,
+                 filter_mode: str = DEFAULT_FILTER, ntc_provider=None, slot_names=None,
                  overlay: bool = False, timer_latency: int = 2, accumulate: bool = True,
                  log=log_stderr):
         import moderngl
@@ -98,12 +90,8 @@ class Renderer:
         self.diff = False
         self.diff_gain = DIFF_GAIN
         self.overlay = overlay
-        # Sample mode's stochastic filter decodes one texel a pixel, drawn anew each frame; while
-        # the view stays the same the frames are averaged (what TAA does in an engine), so the
-        # picture converges to the trilinear one. `accumulated` counts the frames in the mean.
-        self.accumulate = accumulate
-        self.accumulated = 0
-        self._accumulation_key = None
+        self.accumulate = accumulate   # average a still view's frames (sample_filters.py)
+        self.mean = FrameMean()
         self.frame_index = 0
         self.exposure = 1.0
         self.light_colour = np.array([1.0, 0.97, 0.92]) * 3.0
@@ -173,7 +161,7 @@ class Renderer:
             return
         for t in self.targets.values():
             t.release()
-        self.accumulated, self._accumulation_key = 0, None
+        self.mean.restart()
         self.targets = {"scene": RenderTarget(self.ctx, size, self.ledger, "scene"),
                         "display": RenderTarget(self.ctx, size, self.ledger, "display",
                                                 depth=False)}
@@ -283,27 +271,19 @@ class Renderer:
         self._draw_ubo(k, mode, b).bind_to_uniform_block(DRAW_BINDING)
         mesh.vao(b.program).render(mgl.TRIANGLES, vertices=mesh.count)
 
+    @property
+    def accumulated(self) -> int:
+        """Frames in the mean the display shows (sample_filters.FrameMean)."""
+        return self.mean.frames
+
     def accumulating(self) -> bool:
-        return self.accumulate and self.mode == "sample" and self.filter in ("stochastic", "auto")
+        return self.accumulate and self.mode == "sample" and is_averaged(self.filter)
 
     def shader_filter(self) -> str:
-        """The shader filter of the next frame: "auto" draws the latent frame that starts a mean
-        (and every frame when nothing is averaged), then stochastic ones."""
-        if self.filter != "auto":
-            return self.filter
-        return "stochastic" if self.accumulating() and self.accumulated > 0 else "latent"
+        return self.mean.shader_filter(self.filter, self.accumulating())
 
     def mean_description(self) -> str:
-        if self.filter == "auto" and self.accumulated:
-            return f"latent + {self.accumulated - AUTO_SEED_FRAMES} stochastic frames"
-        return f"mean of {self.accumulated} frames"
-
-    def _check_view(self) -> None:
-        """Start a new mean when anything but the frame index changed (camera, light, mode,
-        filter, size)."""
-        key = (view_key(self._frame_block()), self.mode, self.filter, self.size)
-        if key != self._accumulation_key:
-            self.accumulated, self._accumulation_key = 0, key
+        return self.mean.describe(self.filter)
 
     def _accumulate(self) -> None:
         """Blend the scene target into the running mean of this view's frames."""
@@ -311,10 +291,8 @@ class Renderer:
         if target is None:
             target = self.targets["accumulation"] = RenderTarget(
                 self.ctx, self.size, self.ledger, "accumulation", depth=False, float_colour=True)
-        weight = 1.0 / (min(self.accumulated, ACCUMULATE_MAX - 1) + 1)
-        self.passes.accumulate(target, self.targets["scene"].colour, weight)
-        seed = self.filter == "auto" and self.accumulated == 0
-        self.accumulated += AUTO_SEED_FRAMES if seed else 1
+        self.passes.accumulate(target, self.targets["scene"].colour, self.mean.weight())
+        self.mean.add(self.filter)
 
     def _compose(self, source: str = "scene") -> None:
         diff = self.diff and "reference" in self.targets
@@ -328,15 +306,16 @@ class Renderer:
         t0 = time.perf_counter()
         self.timer.begin()
         try:
-            if self.accumulating():
-                self._check_view()
+            if self.accumulating():   # a changed view (not frame index) starts a new mean
+                self.mean.follow((view_key(self._frame_block()), self.mode, self.filter,
+                                  self.size))
             self._draw_scene(self.mode, self.targets["scene"])
             source = "scene"
             if self.accumulating():
                 self._accumulate()
                 source = "accumulation"
             else:
-                self.accumulated = 0
+                self.mean.restart()
             if self.diff:
                 self._draw_scene("reference", self.targets["reference"])
             self._compose(source)
