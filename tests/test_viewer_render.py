@@ -46,6 +46,21 @@ def background_fraction(img: np.ndarray) -> float:
     return float(np.mean(np.all(np.abs(img.astype(int) - bg) <= 1, axis=2)))
 
 
+def single_frames(ctx, scene, provider, filters: list[str]) -> list[np.ndarray]:
+    """Sample-mode frames drawn one after the other with these filters, nothing averaged."""
+    r = renderer(ctx, scene, provider, accumulate=False)
+    try:
+        r.set_mode("sample")
+        out = []
+        for filt in filters:
+            r.set_filter(filt)
+            r.render()
+            out.append(r.read().astype(np.float64))
+        return out
+    finally:
+        r.release()
+
+
 def frame(r, mode: str, filt: str = "trilinear", frames: int = 2) -> np.ndarray:
     r.set_mode(mode)
     r.set_filter(filt)
@@ -129,16 +144,7 @@ def test_stochastic_frames_are_averaged_while_the_view_is_still(ctx, sphere):
     the camera moves or the filter changes."""
     scene, _, provider = sphere
     n = 8
-    single = renderer(ctx, scene, provider, accumulate=False)
-    try:
-        single.set_mode("sample")
-        single.set_filter("stochastic")
-        frames = []
-        for _ in range(n):
-            single.render()
-            frames.append(single.read().astype(np.float64))
-    finally:
-        single.release()
+    frames = single_frames(ctx, scene, provider, ["stochastic"] * n)
     r = renderer(ctx, scene, provider)
     try:
         mean = frame(r, "sample", "stochastic", n).astype(np.float64)
@@ -167,16 +173,7 @@ def test_auto_filter_starts_with_the_latent_frame_then_averages_stochastic_ones(
     from viewer.sample_filters import AUTO_SEED_FRAMES
     scene, _, provider = sphere
     n = 4
-    single = renderer(ctx, scene, provider, accumulate=False)
-    try:
-        latent = frame(single, "sample", "latent", 1).astype(np.float64)
-        single.set_filter("stochastic")
-        frames = []
-        for _ in range(n):
-            single.render()
-            frames.append(single.read().astype(np.float64))
-    finally:
-        single.release()
+    latent, *frames = single_frames(ctx, scene, provider, ["latent"] + ["stochastic"] * n)
     r = renderer(ctx, scene, provider)
     try:
         first = frame(r, "sample", "auto", 1).astype(np.float64)
