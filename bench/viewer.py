@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.output import write_results
+from bench.still_view import STILL_FRAMES, still_view
 from bench.viewer_report import report
 from export.arguments import image_size
 from export.options import add_options
@@ -212,7 +213,7 @@ def _frame_ratios(row: dict, ref: dict) -> dict:
 
 def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
                   frames: int = DEFAULT_FRAMES, cache_dir=None, shots_dir=None,
-                  rows=ROWS, log=log_stderr) -> dict:
+                  rows=ROWS, log=log_stderr, still_frames=STILL_FRAMES) -> dict:
     """Compress what the cache lacks, then render every row of `rows`; the scene's dict of
     viewer.json. Screenshots go to shots_dir/<name>_<row>.png when shots_dir is given."""
     from export.images import encode_png
@@ -286,6 +287,8 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
 
     # 3. figures against the reference row
     ref = next(r for r in results if r["mode"] == "reference")
+    still = still_view(ctx, scene, provider, size, images[ref["name"]], still_frames) \
+        if still_frames else {}
     for r in results:
         value = psnr(images[r["name"]], images[ref["name"]])
         r["psnr_vs_reference"] = None if value == float("inf") else value
@@ -321,13 +324,14 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
         "identical_sets": identical,
         "block_format_textures": bc, "block_format_bytes": bc_bytes,
         "rgba8_bytes": sum(t["rgba8_bytes"] for t in bc),
-        "rows": results, "ratios": ratios,
+        "rows": results, "ratios": ratios, "still_view": still,
         "compress_seconds": compress_s, "render_seconds": render_s,
     }
 
 
 def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAMES,
-            cache_dir=None, shots_dir=None, rows=ROWS, log=log_stderr) -> dict:
+            cache_dir=None, shots_dir=None, rows=ROWS, log=log_stderr,
+            still_frames=STILL_FRAMES) -> dict:
     """Every scene of `scenes` ((name, path) pairs) on one context; the dict of viewer.json.
     `cache_dir`: the folder holding one cache folder per scene (default bench/results/cache/
     viewer)."""
@@ -339,7 +343,8 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
         "lp_num_threads": os.environ.get("LP_NUM_THREADS", "unset"),
         "machine": f"{os.cpu_count()} CPU cores, {settings.train.threads} torch thread(s)",
         "settings": {"steps": settings.train.steps, "bpp": settings.effective_bpp,
-                     "hidden": list(settings.network.hidden), "batch": settings.train.batch_for(resolve_device(settings.device)),
+                     "hidden": list(settings.network.hidden),
+                     "batch": settings.train.batch_for(resolve_device(settings.device)),
                      "seed": settings.train.seed, "size": list(size), "frames": frames},
         "vram_target": VRAM_TARGET, "texture_categories": list(TEXTURE_CATEGORIES),
         "scenes": [],
@@ -347,7 +352,7 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
     base = Path(cache_dir) if cache_dir is not None else CACHE
     for name, path in scenes:
         out["scenes"].append(measure_scene(ctx, name, path, settings, size, frames,
-                                           base / name, shots_dir, rows, log))
+                                           base / name, shots_dir, rows, log, still_frames))
     out["seconds"] = time.perf_counter() - t0
     return out
 

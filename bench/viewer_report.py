@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.clocks import clock_of
+from bench.still_view import still_view_table
 from viewer.sample_filters import AUTO_SEED_FRAMES, FILTER_DECODES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +96,7 @@ def scene_report(s: dict, out: dict) -> list[str]:
             f"{_f(r['frame_time_vs_reference'].get(key))} | {r['setup_ms']:.0f} | "
             f"{r['first_frame_ms']:.0f} | {100 * r['object_fraction']:.0f} % |")
     lines += filter_table(s, rows, key, clock)
+    lines += still_view_table(s)
     lines += ["", "VRAM by the renderer's ledger (MiB = 2^20 bytes):", "",
               "| row | texture VRAM bytes | x reference | x BC7+BC5 | "
               + " | ".join(cats) + " | other | total | driver |",

@@ -11,6 +11,8 @@ import pytest
 
 from viewer_scenes import write_sphere_scene
 
+STILL = (1, 3)
+
 pytestmark = pytest.mark.gl
 
 SIZE = (32, 32)
@@ -28,7 +30,8 @@ def test_measure_and_report(ctx, tmp_path):
     before = sorted(p.name for p in scene.parent.iterdir())
     settings = viewer.settings_for(steps=30, hidden=[16], progress=False)
     out = viewer.measure(ctx, [("sphere", scene)], settings, size=SIZE, frames=1,
-                         cache_dir=tmp_path / "cache", shots_dir=tmp_path / "shots", log=None)
+                         cache_dir=tmp_path / "cache", shots_dir=tmp_path / "shots", log=None,
+                         still_frames=STILL)
     assert sorted(p.name for p in scene.parent.iterdir()) == before   # nothing beside the scene
     assert out["device"] and out["settings"]["steps"] == 30 and out["settings"]["bpp"] == 4.0
     (s,) = out["scenes"]
@@ -87,3 +90,6 @@ def test_measure_and_report(ctx, tmp_path):
     assert s["materials"][0]["macs_per_decode"] == macs
     assert f"| sample (trilinear) | 8 | {8 * macs:,} |" in md
     assert f"| sample (latent) | 1 | {macs:,} |" in md
+    # the still view: the displayed mean after N frames of each averaged filter
+    assert [n for n, _ in s["still_view"]["auto"]] == list(STILL)
+    assert "Still view: PSNR against the reference frame" in md
