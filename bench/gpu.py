@@ -45,9 +45,9 @@ def _run(cmd: list[str], timeout: float) -> dict:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
         rc, text = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as e:
-        rc, text = "timeout", (e.stdout or b"").decode(errors="replace") if isinstance(
-            e.stdout, bytes) else (e.stdout or "")
+    except subprocess.TimeoutExpired as e:   # its output arrives as bytes even with text=True
+        out = e.stdout or ""
+        rc, text = "timeout", out.decode(errors="replace") if isinstance(out, bytes) else out
     return {"command": " ".join(cmd), "rc": rc, "seconds": time.perf_counter() - t0,
             "tail": text[-3000:]}
 
@@ -152,7 +152,7 @@ def report(out: dict) -> str:
                       for ln in r["report_text"].splitlines()] + [""]
         elif "tail" in r:
             lines += ["```", r["tail"].strip()[-2000:], "```", ""]
-        if name == "training":
+        if name == "training" and "step" in r:
             s = r["step"]
             lines += [f"{r['device']}, set {r['set']} {r['size'][0]}x{r['size'][1]}, batch "
                       f"{r['batch']}: reference step {s['ms_step']:.2f} ms "

@@ -62,7 +62,7 @@ def add_options(parser, cls, names: Sequence[str] | None = None,
         m = f.metadata
         text = (help or {}).get(f.name, m["help"])
         default = _default(f)
-        if default is not None and "%(default)" not in text and "default" not in text:
+        if default is not None and "default" not in text:   # the help names it itself
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             text += f" (default {shown})"
         kwargs = {"dest": f.name, "default": None, "help": text}

@@ -132,12 +132,6 @@ def _with_provenance(glsl: str, slang_name: str, entry: str, stage: str) -> str:
     return first + "\n" + note + rest
 
 
-def generated_text(slang_name: str, entry: str, stage: str) -> str:
-    """The committed form: slangc's output plus a provenance line after #version."""
-    glsl = compile_glsl(SHADER_DIR / slang_name, entry, stage)
-    return _with_provenance(glsl, slang_name, entry, stage)
-
-
 # ----------------------------------------------------------------------------------------------
 # shaders/constants.py
 

@@ -20,7 +20,6 @@ WRAPS = {"repeat": C.NTC_WRAP_REPEAT, "mirrored_repeat": C.NTC_WRAP_MIRRORED_REP
 # glTF alpha modes (shaders/pbr_common.slang)
 ALPHA_MODES = {"OPAQUE": C.PBR_ALPHA_OPAQUE, "MASK": C.PBR_ALPHA_MASK,
                "BLEND": C.PBR_ALPHA_BLEND}
-BINDINGS = C.BINDINGS
 
 
 def block_dtype(name: str) -> np.dtype:

@@ -28,3 +28,11 @@ def test_a_bench_report_is_nested_under_its_part():
                       "report_text": "# Decode throughput\n\n## Rows\nbody"}}
     md = gpu.report(out)
     assert "## decode" in md and "### Decode throughput" in md and "#### Rows" in md
+
+
+def test_a_part_that_broke_is_reported_not_fatal():
+    out = {"parts": ["env", "training"], "env": {"machine": "m", "torch": "t"},
+           "training": {"error": "RuntimeError: boom", "tail": "RuntimeError: boom",
+                        "seconds": 1.0}}
+    md = gpu.report(out)
+    assert "## training" in md and "RuntimeError: boom" in md

@@ -1,6 +1,7 @@
 """Trainable neural texture: float latents + MLP, trained through export's decode function."""
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 
@@ -16,7 +17,6 @@ from export.options import option
 
 def hidden_widths(text: str) -> tuple[int, ...]:
     """'64,48,32' -> (64, 48, 32): the MLP's hidden layer widths."""
-    import argparse
     try:
         widths = tuple(int(v) for v in text.split(","))
     except ValueError:
