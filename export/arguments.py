@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-MAX_SIDE = 16384
+from .header import MAX_SIZE
 
 
 def image_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H), each 1..16384."""
+    """'WxH' -> (W, H), each 1..MAX_SIZE (the .ntc format's limit)."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text}: expected WxH, e.g. 512x512") from None
-    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be 1..{MAX_SIDE}")
+    if not (1 <= w <= MAX_SIZE and 1 <= h <= MAX_SIZE):
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be 1..{MAX_SIZE}")
     return w, h

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from export.arguments import image_size
 from export.errors import NTCError, one_line
+from export.header import MAX_SIZE
 from export.images import DEFAULT_MAX_SIDE, set_max_side
 from export.options import add_options
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
@@ -123,8 +124,8 @@ def _check_args(args) -> None:
     from trainer.textures import InputError
     if args.frames < 1:
         raise InputError(f"--frames {args.frames}: at least 1")
-    if not 1 <= args.max_size <= 16384:
-        raise InputError(f"--max-size {args.max_size}: expected 1..16384")
+    if not 1 <= args.max_size <= MAX_SIZE:
+        raise InputError(f"--max-size {args.max_size}: expected 1..{MAX_SIZE}")
     if args.size:
         try:
             args.size = image_size(args.size)
