@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.output import machine
+from bench.output import check_out_folder, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "gpu"
@@ -178,6 +178,7 @@ def main(argv=None) -> int:
     bad = [s for s in parts if s not in PARTS]
     if bad:
         p.error(f"unknown parts {bad}; known: {', '.join(PARTS)}")
+    check_out_folder(p, a.out)
     out: dict = {"parts": parts, "quick": a.quick}
     with tempfile.TemporaryDirectory(prefix="ntc-gpu-") as tmp:
         work = Path(tmp)

@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from bench.output import machine, write_results
+from bench.output import check_out_folder, machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -124,6 +124,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
+    if a.steps < 10 or not 0 < a.bpp <= 64 or a.jobs < 1:
+        p.error("--steps at least 10, --bpp in (0, 64], --jobs at least 1")
     sets = [s for s in a.sets.split(",") if s]
     unknown = [s for s in sets if s not in SETS]
     if unknown:
@@ -132,6 +134,7 @@ def main(argv=None) -> int:
         shapes = [hidden_widths(s) for s in a.shapes.split("/") if s]
     except argparse.ArgumentTypeError as e:
         p.error(f"--shapes: {e}")
+    check_out_folder(p, a.out)
     jobs = [(name, s) for name in sets for s in shapes]
     runs = []
     with ProcessPoolExecutor(max_workers=max(1, a.jobs), mp_context=get_context("spawn")) as ex:

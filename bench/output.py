@@ -9,6 +9,18 @@ from pathlib import Path
 from export.safe_files import atomic_write
 
 
+def check_out_folder(parser, folder: Path) -> None:
+    """Before a bench's work: its results folder exists (made now) and takes files, else the
+    parser's one-line usage error."""
+    from export.safe_files import OutputPathError, check_writable_folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        check_writable_folder(folder, "--out folder")
+    except (OSError, OutputPathError) as e:
+        parser.error(str(e) if isinstance(e, OutputPathError) else
+                     f"cannot make --out folder {folder}: {e.strerror or e}")
+
+
 def write_results(folder: Path, name: str, out: dict, md: str) -> None:
     print()
     print(md)
