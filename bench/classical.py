@@ -3,11 +3,8 @@
 Everything here is real encoding followed by real decoding, so the numbers are what a GPU would
 sample from the compressed texture:
 
-* BC1 / BC3 / BC5 / BC7: encoded with ``bc7enc-py`` (bc7enc_rdo / rgbcx), decoded with
-  ``texture2ddecoder`` (whose output is BGRA8).
-* BC4: bc7enc-py has no BC4 entry point, but its BC5 encoder is two independent rgbcx BC4
-  encodes (R block then G block, 8 bytes each).  We encode BC5 with both channels taken from R and
-  keep the first 8 bytes of every 16-byte block, which is a valid BC4 block stream.  (This beats
+* BC1 / BC3 / BC4 / BC5 / BC7: ``export.bcn.codec`` (the viewer's and ntc-decode's encoder):
+  ``bc7enc-py`` (bc7enc_rdo / rgbcx) encodes, ``texture2ddecoder`` decodes. (Its BC4 beats
   ``etcpak.compress_bc4`` by ~3 dB on smooth images; etcpak's *decompress* functions segfault.)
 * ASTC: ``astc-encoder-py`` with the MEDIUM preset on one thread, decoded with the library's own
   decompressor (correct for sRGB).
@@ -22,16 +19,15 @@ import threading
 
 import numpy as np
 
+from export.bcn import codec as bc_codec
+from export.bcn.codec import to_rgba8
+
 __all__ = ["CODECS", "SET_KINDS", "roundtrip", "set_codecs"]
 
 CODECS = ("bc1", "bc3", "bc4", "bc5", "bc7", "astc4x4", "astc6x6", "astc8x8", "astc12x12")
 SET_KINDS = ("BC1", "BC7", "ASTC4x4", "ASTC6x6", "ASTC8x8", "ASTC12x12")
 
-_BC_BLOCK_BYTES = {"bc1": 8, "bc3": 16, "bc4": 8, "bc5": 16, "bc7": 16}
 _ASTC_BLOCKS = {"astc4x4": 4, "astc6x6": 6, "astc8x8": 8, "astc12x12": 12}
-_BC1_LEVEL = 10  # rgbcx level for BC1 / BC3 colour (bc7enc default)
-_BC7_UBER = 1
-_BC7_MAX_PARTITIONS = 64
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -54,36 +50,6 @@ def _check_image(img) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _to_rgba(img: np.ndarray, replicate_gray: bool) -> np.ndarray:
-    """HxWxC uint8 -> HxWx4 uint8.
-
-    1 channel -> R (and G, B too when ``replicate_gray``); 2 channels -> R, G (B = 0);
-    3 channels -> RGB; alpha = 255 unless the image has a 4th channel.
-    """
-    h, w, c = img.shape
-    if c == 4:
-        return img
-    out = np.zeros((h, w, 4), np.uint8)
-    out[..., 3] = 255
-    if c == 1:
-        out[..., 0] = img[..., 0]
-        if replicate_gray:
-            out[..., 1] = img[..., 0]
-            out[..., 2] = img[..., 0]
-    else:
-        out[..., :c] = img
-    return out
-
-
-def _pad4(rgba: np.ndarray) -> np.ndarray:
-    """Edge-replicate to the next multiple of 4 in both dimensions."""
-    h, w = rgba.shape[:2]
-    ph, pw = (-h) % 4, (-w) % 4
-    if ph or pw:
-        rgba = np.pad(rgba, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    return np.ascontiguousarray(rgba)
-
-
 def _reconstruct_normal_z(rg: np.ndarray) -> np.ndarray:
     """Decoded 8-bit X, Y (HxWx2) -> 8-bit Z, as the renderer does it."""
     x = rg[..., 0].astype(np.float64) * (2.0 / 255.0) - 1.0
@@ -94,56 +60,11 @@ def _reconstruct_normal_z(rg: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- BCn
 
-def _bc_encode(codec: str, rgba: np.ndarray) -> bytes:
-    """Encode an HxWx4 uint8 image whose sides are multiples of 4."""
-    import bc7enc
-
-    h, w = rgba.shape[:2]
-    raw = rgba.tobytes()
-    if codec == "bc1":
-        return bc7enc.pack_dds(raw, w, h, "DXT1", level=_BC1_LEVEL)
-    if codec == "bc3":
-        return bc7enc.pack_dds(raw, w, h, "DXT5", level=_BC1_LEVEL)
-    if codec == "bc5":
-        return bc7enc.pack_dds(raw, w, h, "BC5", chan0=0, chan1=1)
-    if codec == "bc4":
-        # BC5 = [BC4(R) | BC4(G)] per 16-byte block; encode R twice and keep the first half.
-        b5 = bc7enc.pack_dds(raw, w, h, "BC5", chan0=0, chan1=0)
-        return np.frombuffer(b5, np.uint8).reshape(-1, 16)[:, :8].tobytes()
-    if codec == "bc7":
-        p = bc7enc.bc7enc_compress_block_params_init()
-        p.m_uber_level = _BC7_UBER
-        p.m_max_partitions = _BC7_MAX_PARTITIONS
-        p.m_perceptual = False
-        p.m_weights[:] = [1, 1, 1, 1]
-        return bc7enc.pack_dds(raw, w, h, "BC7", params=p)
-    raise ValueError(f"not a BC codec: {codec!r}")
-
-
-def _bc_decode(codec: str, data: bytes, w: int, h: int) -> np.ndarray:
-    """Decode to HxWx4 RGBA uint8 (texture2ddecoder returns BGRA; we reorder).
-
-    Channels a format does not store come back as the sampler gives them: BC4 -> (R, 0, 0, 255),
-    BC5 -> (R, G, 0, 255), BC1 -> alpha 255 (or 0 for punch-through texels).
-    """
-    import texture2ddecoder as t2d
-
-    fn = {"bc1": t2d.decode_bc1, "bc3": t2d.decode_bc3, "bc4": t2d.decode_bc4,
-          "bc5": t2d.decode_bc5, "bc7": t2d.decode_bc7}[codec]
-    bgra = np.frombuffer(fn(data, w, h), np.uint8).reshape(h, w, 4)
-    return bgra[..., [2, 1, 0, 3]]
-
-
 def _bc_roundtrip(codec: str, img: np.ndarray, normal: bool) -> tuple[np.ndarray, int]:
     h, w, c = img.shape
-    rgba = _to_rgba(img, replicate_gray=codec in ("bc1", "bc3", "bc7"))
-    padded = _pad4(rgba)
-    ph, pw = padded.shape[:2]
-    data = _bc_encode(codec, padded)
-    expected = (pw // 4) * (ph // 4) * _BC_BLOCK_BYTES[codec]
-    if len(data) != expected:  # pragma: no cover - library contract check
-        raise RuntimeError(f"{codec}: encoder returned {len(data)} bytes, expected {expected}")
-    dec = _bc_decode(codec, data, pw, ph)[:h, :w]
+    rgba = to_rgba8(img, replicate_grey=codec in ("bc1", "bc3", "bc7"))
+    data = bc_codec.encode(codec, rgba)
+    dec = bc_codec.decode(codec, data, w, h)
 
     if c == 1:
         out = dec[..., :1]
@@ -180,7 +101,7 @@ def _astc_roundtrip(codec: str, img: np.ndarray, srgb: bool) -> tuple[np.ndarray
     block = _ASTC_BLOCKS[codec]
     h, w, c = img.shape
     # 1 channel is stored as luminance (R=G=B), which is what ASTC's L endpoint modes are for.
-    rgba = _to_rgba(img, replicate_gray=True)
+    rgba = to_rgba8(img, replicate_grey=True)
     ctx, lock = _astc_context(srgb, block)
     sw = ae.ASTCSwizzle.from_str("RGBA")
     with lock:  # an astcenc context must not be used by two threads at once

@@ -126,7 +126,7 @@ def block_format_textures(scene) -> list[dict]:
 
 def background_mask(image: np.ndarray) -> np.ndarray:
     """bool [h, w]: pixels showing the empty background (the renderer's clear colour)."""
-    from viewer.renderer import BACKGROUND
+    from viewer.scene_pass import BACKGROUND
     bg = np.rint(np.array(BACKGROUND) * 255)
     return np.all(np.abs(image.astype(int) - bg) <= 1, axis=2)
 

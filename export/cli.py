@@ -1,4 +1,4 @@
-"""ntc-decode: decode a `.ntc` file back into one PNG per source texture."""
+"""ntc-decode: decode a `.ntc` file back into one PNG, or one BCn DDS, per source texture."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from . import layout
-from .decode.reference import FileDecoder, to_uint
+from .decode.reference import FileDecoder, reconstruct, to_uint
 from .errors import NTCError, one_line
 from .format import NTCFormatError, read_ntc
 from .images import DEFAULT_MAX_SIDE, encode_png
@@ -18,7 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ntc-decode",
         description="Decode a .ntc file into one PNG per source texture, named after the source "
                     "file's stem, in the source's channel layout, bit depth and colour space "
-                    "(what the GPU decoder must reproduce). Mip N>0 is written as STEM_mipN.png.")
+                    "(what the GPU decoder must reproduce). Mip N>0 is written as STEM_mipN.png. "
+                    "--format dds writes STEM.dds instead: the decoded mips from --mip down to "
+                    "1x1 as the BCn texture an engine ships (BC7, sRGB for colour; BC5 X, Y for "
+                    "normals, Z rebuilt where sampled; BC4 for one channel; BC5 for two), with a "
+                    "DX10 header, 8 bits a channel.")
     p.add_argument("input", help=".ntc file")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     p.add_argument("--mip", type=int, default=0, help="mip level to decode (default 0)")
@@ -28,7 +32,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torch", choices=("torch", "gl"),
                    help="decoder: the PyTorch reference (default), or gl: the generated GLSL "
                         "decoder in a headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine)")
+    p.add_argument("--format", default="png", choices=("png", "dds"),
+                   help="png: one image per texture and mip (default); dds: one BCn DDS file per "
+                        "texture with its mip chain, blocks encoded on the CPU by bc7enc")
     return p
+
+
+def decoded_chain(model, first_mip: int, backend: str) -> list[list]:
+    """Float [h, w, C] images of every texture (inner list) for mips first_mip.. (outer list)."""
+    mips = range(first_mip, model.mips)
+    if backend == "gl":
+        from export.decode.gl_load import decode_mips_gl  # imports GL code lazily
+        return [reconstruct(model, stored) for stored in decode_mips_gl(model, list(mips))]
+    decoder = FileDecoder.from_model(model)
+    return [decoder.textures_mip(m) for m in mips]
+
+
+def write_dds(model, chain: list[list], out: Path) -> None:
+    """One DDS per texture: its decoded mips encoded to BCn, written atomically."""
+    from tqdm import tqdm
+
+    from .bcn.codec import compress_texture
+    from .bcn.dds import to_bytes
+    texels = sum(img.shape[0] * img.shape[1] for level in chain for img in level)
+    with tqdm(total=texels, desc="BCn encode", unit="texel", unit_scale=True, leave=False,
+              disable=None) as bar:
+        for t, tex in enumerate(model.textures):
+            levels = [to_uint(level[t], 8) for level in chain]
+            dds = compress_texture(levels, tex.role == "normal", tex.colorspace == "srgb",
+                                   bar.update)
+            atomic_write(out / f"{tex.name}.dds", to_bytes(dds))
+            bar.write(str(out / f"{tex.name}.dds"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             check_writable_folder(parent, "folder of the output")
         else:
             check_writable_folder(out)
+        if args.format == "dds":
+            chain = decoded_chain(model, args.mip, args.backend)
+            out.mkdir(parents=True, exist_ok=True)
+            write_dds(model, chain, out)
+            return 0
         if args.backend == "gl":
             from export.decode.gl_load import decode_file_gl  # imports GL code lazily
             images = decode_file_gl(model, args.mip)
@@ -72,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ntc-decode: interrupted; every PNG written so far is complete, none is partial",
+        print("ntc-decode: interrupted; every file written so far is complete, none is partial",
               file=sys.stderr)
         return 130
     except OSError as e:

@@ -41,7 +41,7 @@ def renderer(ctx, scene, provider=None, size=(64, 64), **kw):
 
 
 def background_fraction(img: np.ndarray) -> float:
-    from viewer.renderer import BACKGROUND
+    from viewer.scene_pass import BACKGROUND
     bg = np.rint(np.array(BACKGROUND) * 255)
     return float(np.mean(np.all(np.abs(img.astype(int) - bg) <= 1, axis=2)))
 

@@ -1,6 +1,7 @@
 """ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
 
-    ntc-view [SCENE] [--mode reference|load|sample] [--filter latent|stochastic|trilinear]
+    ntc-view [SCENE] [--mode reference|load|sample] [--reference rgba8|bcn]
+             [--filter auto|latent|stochastic|trilinear]
              [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
 
@@ -10,7 +11,12 @@ and sample mode need each material's neural texture set: viewer/ntc_cache.ensure
 scene's own NTC_texture_set, or the cache beside the scene / in --cache-dir) or compresses it once
 with --bpp and --effort (or --steps), showing progress.
 
-Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, F cycles the
+Reference mode shows the scene's images as RGBA8 textures (--reference rgba8, the default) or as
+the BCn set an engine ships (--reference bcn: BC7 colour, BC5 normals, BC4 grey; encoded by
+bc7enc on first open, with progress, and cached beside the scene like the neural sets).
+
+Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, B toggles the
+reference format RGBA8 / BCn, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
 orbits, right or middle drag pans, the wheel zooms; Esc quits. With the stochastic filter the
 picture is the mean of the frames drawn since the view last changed (A, or --no-accumulate, shows
@@ -21,7 +27,8 @@ compiles the shaders; its wall time is reported as first_frame_ms, the GPU uploa
 load mode's decode, as setup_ms; compressing a material is not counted), then writes --stats
 (JSON: mode, filter, frames, size, gpu_ms / cpu_ms median and p95, vram_bytes total and by
 category, driver_vram_bytes or null, ...) and --screenshot (PNG of the last frame), both atomically.
---compare adds psnr_vs_reference (the last frame against a reference-mode render of the same view).
+--compare adds psnr_vs_reference (the last frame against a reference-mode render of the same view
+with RGBA8 textures, the original images; the diff view compares with the same).
 
 Any problem with the scene, a .ntc file, the GL driver or the input is one line on stderr and
 exit status 1.
@@ -52,12 +59,13 @@ class UsageError(NTCError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .renderer import MODES
+    from .renderer import MODES, REFERENCE_FORMATS
     from .sample_filters import DEFAULT_FILTER, FILTER_NAMES
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="keys: 1/2/3 mode, F filter, A average stochastic frames, D diff, O overlay, "
+        epilog="keys: 1/2/3 mode, B reference RGBA8/BCn, F filter, A average stochastic frames, "
+               "D diff, O overlay, "
                "Esc quit; mouse: left orbit, "
                "right/middle pan, wheel zoom. Without a display use --headless (EGL) or "
                "xvfb-run -a.")
@@ -65,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "WaterBottle, assets/WaterBottle_ntc/)")
     p.add_argument("--mode", choices=MODES, default="reference",
                    help="material texture source (default %(default)s)")
+    p.add_argument("--reference", choices=REFERENCE_FORMATS, default="rgba8",
+                   help="reference-mode textures: rgba8, the images as they are, or bcn, the "
+                        "BCn set an engine ships (BC7 colour, BC5 normals, BC4 grey; encoded once "
+                        "and cached beside the scene) (default %(default)s)")
     p.add_argument("--filter", choices=FILTER_NAMES, default=DEFAULT_FILTER,
                    help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
                         "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
@@ -150,7 +162,7 @@ def parse_orbit(text: str) -> list[float]:
     return parts
 
 
-def run_headless(scene, args, provider, log) -> dict:
+def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
     """Render offscreen; returns the stats dict (also written to --stats)."""
     from export.safe_files import atomic_write
     from export.images import encode_png
@@ -161,11 +173,13 @@ def run_headless(scene, args, provider, log) -> dict:
     from .frame_stats import FrameTimer
     from .renderer import Renderer
     size = args.size or DEFAULT_HEADLESS
+    used = [scene.material(i) for i in sorted({p.material for p in scene.primitives})]
     if args.mode != "reference":  # compress what is missing now, outside setup_ms
-        for index in sorted({p.material for p in scene.primitives}):
-            material = scene.material(index)
-            if index >= 0 and material.slots:
+        for material in used:
+            if material.index >= 0 and material.slots:
                 provider(material)
+    if args.reference == "bcn" and bcn_images is not None:   # BCn encoding too
+        bcn_images.prepare(used)
     ctx = create_context()
     renderer = None
     try:
@@ -173,7 +187,8 @@ def run_headless(scene, args, provider, log) -> dict:
         t0 = time.perf_counter()
         renderer = Renderer(ctx, scene, size, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=args.overlay, timer_latency=0,
-                            accumulate=not args.no_accumulate, log=log)
+                            accumulate=not args.no_accumulate, log=log,
+                            reference_format=args.reference, bcn_images=bcn_images)
         if args.orbit:
             renderer.camera.turn(*args.orbit)
         if args.diff:
@@ -188,6 +203,7 @@ def run_headless(scene, args, provider, log) -> dict:
         vram = renderer.vram()
         stats = {
             "mode": args.mode, "filter": args.filter, "frames": args.frames,
+            "reference_format": args.reference, "load_format": "rgba8",
             "size": list(size),
             "gpu_ms": FrameTimer.summary(renderer.timer.gpu_ms),
             "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
@@ -203,7 +219,7 @@ def run_headless(scene, args, provider, log) -> dict:
         }
         if args.compare:
             current = renderer.render_mode_image(args.mode)
-            reference = renderer.render_mode_image("reference")
+            reference = renderer.render_mode_image("reference", "rgba8")
             value = psnr(current, reference)
             stats["psnr_vs_reference"] = None if value == float("inf") else value
         if args.screenshot:
@@ -242,10 +258,14 @@ def main(argv: list[str] | None = None) -> int:
                                                    log=log)
             return paths[material.index]
 
+        from .bcn_images import BCnImages
+        from .ntc_cache import cache_folder
+        bcn_images = BCnImages(cache_folder(scene, args.cache_dir), log)
         if args.headless:
-            stats = run_headless(scene, args, provider, log)
+            stats = run_headless(scene, args, provider, log, bcn_images)
             gpu, cpu = stats["gpu_ms"], stats["cpu_ms"]
-            print(f"{args.mode} ({args.filter}) {stats['size'][0]}x{stats['size'][1]}: "
+            what = {"reference": args.reference, "load": "rgba8", "sample": args.filter}
+            print(f"{args.mode} ({what[args.mode]}) {stats['size'][0]}x{stats['size'][1]}: "
                   f"GPU {gpu['median']:.2f} ms, CPU {cpu['median']:.2f} ms (median of "
                   f"{args.frames}), VRAM {stats['vram_bytes']['total']:,} bytes"
                   + (f", PSNR vs reference {stats['psnr_vs_reference']:.2f} dB"
@@ -253,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .window import run_window
         size = args.size or DEFAULT_WINDOW
-        return run_window(scene, args, provider, size, log)
+        return run_window(scene, args, provider, size, log, bcn_images)
     except UsageError as e:
         print(f"ntc-view: error: {e}", file=sys.stderr)
         return 2

@@ -1,13 +1,14 @@
 """What each material draws with in each mode (`Binding`), made once and cached.
 
-reference: the material's images (material_textures.ImageTextures) through its glTF samplers;
-load: the textures its .ntc decodes to (LoadedSet), the same samplers, a slot whose texture the set
-lacks falling back to the image; sample: the set's latents and network (SampledSet) with the
+reference: the material's images (material_textures.ImageTextures, RGBA8 or BCn: the reference
+format) through its glTF samplers; load: the textures its .ntc decodes to (LoadedSet), the same
+samplers, a slot whose texture the set lacks falling back to the image in the reference format; sample: the set's latents and network (SampledSet) with the
 sample-mode program, each slot naming the set texture it reads. Materials whose sets are one file
 share one GL copy of it. Slots map to a set's textures through export.gltf.ntc_extension.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +39,13 @@ class Binding:
 
 class MaterialBindings:
     """Bindings of a scene's materials, by (mode, material index). `material(index)` gives the
-    material; `ntc_provider(material)` its .ntc path or None (it keeps its images); `home` is the
+    material; `images(format)` the ImageTextures of a reference format ("rgba8", "bcn");
+    `ntc_provider(material)` its .ntc path or None (it keeps its images); `home` is the
     framebuffer to make current before a load-mode decode."""
 
     def __init__(self, ctx, material, programs: Programs, samplers: Samplers,
-                 images: ImageTextures, white, ledger: VramLedger, ntc_provider=None,
+                 images: Callable[[str], ImageTextures], white, ledger: VramLedger,
+                 ntc_provider=None,
                  slot_names=None, home=None, log=None):
         self.ctx = ctx
         self.material = material
@@ -57,7 +60,7 @@ class MaterialBindings:
         self.log = log or (lambda *a: None)
         self._models: dict[int, object] = {}
         self._paths: dict[int, Path] = {}       # material -> its .ntc (shared sets share one)
-        self._bindings: dict[tuple[str, int], Binding] = {}
+        self._bindings: dict[tuple[str, int, str], Binding] = {}
         self._loaded: dict[int | Path, LoadedSet] = {}
         self._sampled: dict[int | Path, SampledSet] = {}
 
@@ -73,8 +76,14 @@ class MaterialBindings:
             self._models[index] = read_ntc(path) if path is not None else None
         return self._models[index]
 
-    def get(self, mode: str, index: int) -> Binding:
-        key = (mode, index)
+    @staticmethod
+    def variant(mode: str, reference_format: str) -> str:
+        """What a binding depends on besides the material: the mode, and for the modes that
+        sample images (reference, load's fallbacks) the reference format."""
+        return mode if mode == "sample" else f"{mode}/{reference_format}"
+
+    def get(self, mode: str, index: int, reference_format: str = "rgba8") -> Binding:
+        key = (self.variant(mode, reference_format), index)
         b = self._bindings.get(key)
         if b is not None:
             return b
@@ -82,14 +91,15 @@ class MaterialBindings:
         model = self.model(index) if mode != "reference" else None
         label = f"material {index} '{mat.name}'"
         shared = self._paths.get(index, index)
+        images = self.images(reference_format)
         if model is None:
-            b = self._texture_binding(mat, None)
+            b = self._texture_binding(mat, None, images)
         elif mode == "load":
             if shared not in self._loaded:
                 if self.home is not None:
                     self.home.use()
                 self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label)
-            b = self._texture_binding(mat, (model, self._loaded[shared]))
+            b = self._texture_binding(mat, (model, self._loaded[shared]), images)
         else:
             if shared not in self._sampled:
                 self._sampled[shared] = SampledSet(self.ctx, model, self.programs, self.ledger,
@@ -98,7 +108,7 @@ class MaterialBindings:
         self._bindings[key] = b
         return b
 
-    def _texture_binding(self, mat, loaded) -> Binding:
+    def _texture_binding(self, mat, loaded, images: ImageTextures) -> Binding:
         b = Binding(self.programs.pbr)
         names = self.slot_names(mat)
         for s, slot in enumerate(SLOTS):
@@ -121,8 +131,8 @@ class MaterialBindings:
                     srgb_format = d.internal_format == "GL_SRGB8_ALPHA8"
                     b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if colour and not srgb_format else 0)
             if tex is None:
-                tex = self.images.get(ts.image, colour, slot == "normal")
-                b.flags[s] = FLAG_TEXTURED
+                tex = images.get(ts.image, colour, slot == "normal")
+                b.flags[s] = FLAG_TEXTURED | images.flags(tex)
             b.textures.append((tex, sampler))
         return b
 

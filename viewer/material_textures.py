@@ -1,4 +1,5 @@
-"""The three texture sources a material draws with: the scene's images (reference mode), its neural
+"""The three texture sources a material draws with: the scene's images (reference mode, as RGBA8 or
+as BCn: bcn_images.py), its neural
 set decoded once into GL textures (load mode) or kept as latents + MLP for the PBR shader to decode
 per pixel (sample mode); and the glTF samplers. Every object that holds memory is entered in the
 renderer's VramLedger."""
@@ -6,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from export.bcn.gl_texture import BCnTextureGL
 from export.decode.gl_context import RawGL
 from export.decode.gl_resources import REMAP_BINDING, NTCTextureGL, remap_block
 from export.gltf.model import GL_REPEAT
+from shaders import constants as C
 
 from .frame_stats import VramLedger, mip_chain_texels
 from .programs import Programs
@@ -18,6 +21,7 @@ GL_LINEAR_MIPMAP_LINEAR = 9987
 GL_SRGB8_ALPHA8, GL_RGBA8 = 0x8C43, 0x8058
 GL_TEXTURE_MAG_FILTER, GL_TEXTURE_MIN_FILTER = 0x2800, 0x2801
 GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T = 0x2802, 0x2803
+FLAG_NORMAL_XY = C.PBR_FLAG_NORMAL_XY
 
 
 def image_rgba(pixels: np.ndarray) -> np.ndarray:
@@ -34,26 +38,42 @@ def image_rgba(pixels: np.ndarray) -> np.ndarray:
     return px
 
 
-class ImageTextures:
-    """Reference mode: one RGBA8 (or SRGB8_ALPHA8 for colour slots) texture per (image, colour
-    space, normal handling), with a full mip chain built like the trainer's targets."""
+def image_mips8(image, srgb: bool, normal: bool) -> list[np.ndarray]:
+    """uint8 [h, w, 4] levels of the image's full mip chain, as glTF samples it (image_rgba),
+    built like the trainer's targets (export.pixels.build_mips)."""
+    from export.pixels import build_mips
+    mips = build_mips(image_rgba(image.pixels), [srgb] * 3 + [False], normal)
+    return [np.ascontiguousarray(np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8))
+            for m in mips]
 
-    def __init__(self, ctx, ledger: VramLedger):
+
+class ImageTextures:
+    """Reference mode: one texture per (image, colour space, normal handling) with a full mip
+    chain built like the trainer's targets: RGBA8 (SRGB8_ALPHA8 for colour slots), or with `bcn`
+    (a bcn_images.BCnImages) the BCn texture an engine ships. `flags(tex)`: the PBR_FLAG_* bits
+    the shader needs beyond FLAG_TEXTURED (a BC5 normal map's Z is rebuilt there)."""
+
+    def __init__(self, ctx, ledger: VramLedger, bcn=None):
         self.ctx = ctx
         self.ledger = ledger
+        self.bcn = bcn
+        self.format = "bcn" if bcn is not None else "rgba8"
         self._cache: dict[tuple, object] = {}
+        self._normal_xy: set[int] = set()
 
     def get(self, image, srgb: bool, normal: bool):
         key = (image.key, srgb, normal)
         tex = self._cache.get(key)
         if tex is not None:
             return tex
-        from export.pixels import build_mips
-        rgba = image_rgba(image.pixels)
-        mips = build_mips(rgba, [srgb] * 3 + [False], normal)
-        h, w = rgba.shape[:2]
-        to8 = [np.ascontiguousarray(np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8))
-               for m in mips]
+        tex = self._bcn(image, srgb, normal) if self.bcn is not None \
+            else self._rgba8(image, srgb, normal)
+        self._cache[key] = tex
+        return tex
+
+    def _rgba8(self, image, srgb: bool, normal: bool):
+        to8 = image_mips8(image, srgb, normal)
+        h, w = to8[0].shape[:2]
         tex = self.ctx.texture((w, h), 4, to8[0].tobytes(),
                                internal_format=GL_SRGB8_ALPHA8 if srgb else GL_RGBA8)
         tex.build_mipmaps()  # allocates every level; then overwritten with the CPU mips
@@ -61,14 +81,28 @@ class ImageTextures:
             tex.write(m.tobytes(), level=level)
         self.ledger.add("textures", tex, mip_chain_texels(w, h) * 4,
                         f"{image.name}{' (sRGB)' if srgb else ''}")
-        self._cache[key] = tex
         return tex
+
+    def _bcn(self, image, srgb: bool, normal: bool):
+        dds, swizzle = self.bcn.texture(image, srgb, normal)
+        tex = BCnTextureGL(dds, swizzle)
+        name = dds.format.name.upper()
+        self.ledger.add("textures", tex, tex.bytes,
+                        f"{image.name} {name}{' sRGB' if dds.srgb else ''}"
+                        f"{' normal XY' if normal else ''}")
+        if normal:
+            self._normal_xy.add(id(tex))
+        return tex
+
+    def flags(self, tex) -> int:
+        return FLAG_NORMAL_XY if id(tex) in self._normal_xy else 0
 
     def release(self) -> None:
         for tex in self._cache.values():
             self.ledger.remove(tex)
             tex.release()
         self._cache.clear()
+        self._normal_xy.clear()
 
 
 class Samplers:

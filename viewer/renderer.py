@@ -1,9 +1,10 @@
 """ntc-view's renderer: a glTF scene (export/gltf/) drawn with the PBR shaders of
 shaders/pbr*.slang from one of three material texture sources, switchable at run time:
 
-    reference  the scene's images as RGBA8 / SRGB8_ALPHA8 textures with full mip chains (built on
-               the CPU exactly as the trainer builds its targets: colour averaged in linear light,
-               normals renormalised), sampled through the glTF sampler (wrap, filters)
+    reference  the scene's images with full mip chains (built on the CPU exactly as the trainer
+               builds its targets: colour averaged in linear light, normals renormalised) as
+               RGBA8 / SRGB8_ALPHA8 textures, or as BCn (the reference format), sampled through
+               the glTF sampler (wrap, filters); the diff view compares with RGBA8
     load       the .ntc decoded once on load (export/decode/gl_load.py) into textures, sampled alike
     sample     the .ntc decoded per pixel (shaders/pbr_ntc.slang), the filter (sample_filters.py)
                chosen per frame; one program per network shape
@@ -13,8 +14,8 @@ in the diff view shows |current - reference| as a heat map) into the display tar
 text overlay on top; the window blits that target, headless runs read it back.
 
 Resources live in small classes, a module each: programs, meshes, targets, material_bindings (over
-material_textures), screen_passes, uniforms. Every GL object that holds memory is entered with its
-exact bytes in a `VramLedger` (frame_stats.py lists the categories).
+material_textures and bcn_images), scene_pass, screen_passes, uniforms. Every GL object that holds
+memory is entered with its exact bytes in a `VramLedger` (frame_stats.py lists the categories).
 
 Modes load lazily: a headless run creates only what its mode needs (and the diff's reference).
 
@@ -29,14 +30,12 @@ import time
 import numpy as np
 
 from export.decode.gl_context import RawGL, check_context
-from export.gltf.model import SLOTS
-from shaders import constants as C
-from shaders.interface import block_dtype
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
 from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes
-from .material_bindings import Binding, MaterialBindings
+from .material_bindings import MaterialBindings
+from .bcn_images import BCnImages
 from .material_textures import ImageTextures, Samplers
 from .meshes import MeshGL
 from .overlay import overlay_lines
@@ -44,16 +43,12 @@ from .programs import Programs
 from .sample_filters import DEFAULT_FILTER, FILTER_NAMES, FrameMean, is_averaged
 from .screen_passes import ScreenPasses
 from .targets import RenderTarget
-from .uniforms import draw_block, frame_block, view_key
+from .scene_pass import ScenePass
+from .uniforms import frame_block, view_key
 
 MODES = ("reference", "load", "sample")
+REFERENCE_FORMATS = ("rgba8", "bcn")
 
-FRAME_BINDING = C.BINDINGS["PbrFrame"]
-DRAW_BINDING = C.BINDINGS["PbrDraw"]
-ENV_UNIT = C.BINDINGS["pbrEnvironment"]
-SLOT_UNITS = tuple(C.BINDINGS[f"pbr{s[0].upper()}{s[1:]}Texture"] for s in SLOTS)
-
-BACKGROUND = (0.16, 0.17, 0.19)   # display value of empty pixels
 DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is full scale
 
 
@@ -67,12 +62,13 @@ def log_stderr(msg: str) -> None:
 class Renderer:
     """Draws `scene` into a display target of `size` (w, h). `ntc_provider(material)` returns the
     material's .ntc path (or None: the material keeps its images in every mode); it is called the
-    first time load or sample mode needs the material."""
+    first time load or sample mode needs the material. `bcn_images` (bcn_images.BCnImages) gives
+    the BCn reference format's blocks (default: encoded in memory, not cached)."""
 
     def __init__(self, ctx, scene, size: tuple[int, int], mode: str = "reference",
                  filter_mode: str = DEFAULT_FILTER, ntc_provider=None, slot_names=None,
                  overlay: bool = False, timer_latency: int = 2, accumulate: bool = True,
-                 log=log_stderr):
+                 log=log_stderr, reference_format: str = "rgba8", bcn_images=None):
         import moderngl
         self.mgl = moderngl
         check_context(ctx)
@@ -80,12 +76,16 @@ class Renderer:
             raise ValueError(f"mode '{mode}': expected one of {', '.join(MODES)}")
         if filter_mode not in FILTER_NAMES:
             raise ValueError(f"filter '{filter_mode}': expected one of {', '.join(FILTER_NAMES)}")
+        if reference_format not in REFERENCE_FORMATS:
+            raise ValueError(f"reference format '{reference_format}'")
         self.ctx = ctx
         self.scene = scene
         self.log = log or (lambda *a: None)
         self.gl = RawGL()
         self.ledger = VramLedger()
         self.mode = mode
+        self.reference_format = reference_format
+        self.bcn_images = bcn_images or BCnImages(None, self.log)
         self.filter = filter_mode
         self.diff = False
         self.diff_gain = DIFF_GAIN
@@ -99,7 +99,6 @@ class Renderer:
         self.timer = FrameTimer(self.gl, latency=timer_latency)
         self.status_lines: list[str] = []   # extra overlay lines (the window's key help)
         self._released = False
-        self._draw_ubos: dict[tuple[str, int], object] = {}
         self.targets: dict[str, RenderTarget] = {}
         # The framebuffer bound now, made current again on release and before load-mode decodes
         # (gl_load rebinds moderngl's "current" framebuffer, which must not be a released one).
@@ -122,7 +121,7 @@ class Renderer:
         ctx = self.ctx
         self.programs = Programs(ctx)
         self.samplers = Samplers(ctx, self.gl)
-        self.images = ImageTextures(ctx, self.ledger)
+        self.images: dict[str, ImageTextures] = {}
         self.white = ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
         self.ledger.add("textures", self.white, 4, "white 1x1")
         env = environment_table()
@@ -131,15 +130,16 @@ class Renderer:
         self.env.repeat_x = self.env.repeat_y = False
         self.ledger.add("environment", self.env, env.shape[0] * env.shape[1] * 16,
                         "sky table RGBA32F")
-        self.frame_ubo = ctx.buffer(reserve=block_dtype("PbrFrame").itemsize)
-        self.ledger.add("uniforms", self.frame_ubo, self.frame_ubo.size, "frame block")
         self.passes = ScreenPasses(ctx, self.programs, self.ledger)
         self.bindings = MaterialBindings(ctx, self.material, self.programs, self.samplers,
-                                         self.images, self.white, self.ledger, ntc_provider,
+                                         self.image_textures, self.white, self.ledger,
+                                         ntc_provider,
                                          slot_names, self._home, self.log)
         self.meshes = [MeshGL(ctx, p, self.ledger, f"primitive {i}")
                        for i, p in enumerate(self.scene.primitives)]
         self.used_materials = sorted({m.material for m in self.meshes})
+        self.scene_pass = ScenePass(ctx, self.meshes, self.material, self.bindings,
+                                    self.samplers, self.env, self.ledger)
 
     def _initial_light(self) -> np.ndarray:
         """Towards the light: above, to the left of and in front of the initial view."""
@@ -151,6 +151,12 @@ class Renderer:
 
     def material(self, index: int):
         return self.scene.material(index)   # index -1: glTF's default material
+
+    def image_textures(self, reference_format: str) -> ImageTextures:
+        if reference_format not in self.images:
+            bcn = self.bcn_images if reference_format == "bcn" else None
+            self.images[reference_format] = ImageTextures(self.ctx, self.ledger, bcn)
+        return self.images[reference_format]
 
     # ------------------------------------------------------------------------------------------
     # sizes and modes
@@ -176,6 +182,13 @@ class Renderer:
         self.mode = mode
         self.timer.reset()
 
+    def set_reference_format(self, fmt: str) -> None:
+        if fmt not in REFERENCE_FORMATS:
+            raise ValueError(f"reference format '{fmt}': expected {', '.join(REFERENCE_FORMATS)}")
+        self.reference_format = fmt
+        self.ensure_mode(self.mode)
+        self.timer.reset()
+
     def cycle_filter(self) -> str:
         self.filter = FILTER_NAMES[(FILTER_NAMES.index(self.filter) + 1) % len(FILTER_NAMES)]
         self.timer.reset()
@@ -189,7 +202,7 @@ class Renderer:
 
     def set_diff(self, on: bool) -> None:
         if on:
-            self.ensure_mode("reference")
+            self.ensure_mode("reference", "rgba8")
             if "reference" not in self.targets:
                 self.targets["reference"] = RenderTarget(self.ctx, self.size, self.ledger,
                                                          "reference")
@@ -198,13 +211,17 @@ class Renderer:
         self.diff = on
         self.timer.reset()
 
-    def ensure_mode(self, mode: str) -> None:
+    def ensure_mode(self, mode: str, reference_format: str | None = None) -> None:
         """Create what `mode` needs for every material the scene draws (once)."""
         for index in self.used_materials:
-            self.bindings.get(mode, index)
+            self.bindings.get(mode, index, reference_format or self.reference_format)
 
     # ------------------------------------------------------------------------------------------
     # drawing
+
+    def _draw(self, mode: str, target: RenderTarget, reference_format: str) -> None:
+        self.scene_pass.draw(mode, reference_format, target, self._frame_block(),
+                             self.camera.eye)
 
     def _frame_block(self) -> bytes:
         w, h = self.size
@@ -212,64 +229,6 @@ class Renderer:
                            self.light_dir, self.light_colour, self.env_intensity,
                            self.shader_filter(),
                            self.frame_index)
-
-    def _draw_ubo(self, mesh_index: int, mode: str, b: Binding):
-        key = (mode, mesh_index)
-        ubo = self._draw_ubos.get(key)
-        if ubo is None:
-            mesh = self.meshes[mesh_index]
-            ubo = self.ctx.buffer(draw_block(mesh, self.material(mesh.material), b))
-            self.ledger.add("uniforms", ubo, ubo.size, f"draw block {mode} {mesh_index}")
-            self._draw_ubos[key] = ubo
-        return ubo
-
-    def _draw_scene(self, mode: str, target: RenderTarget) -> None:
-        ctx, mgl = self.ctx, self.mgl
-        target.fbo.use()
-        ctx.viewport = (0, 0, *target.size)
-        ctx.clear(*BACKGROUND, 1.0, depth=1.0)
-        self.frame_ubo.write(self._frame_block())
-        self.frame_ubo.bind_to_uniform_block(FRAME_BINDING)
-        self.env.use(ENV_UNIT)
-        ctx.enable(mgl.DEPTH_TEST)
-        ctx.disable(mgl.BLEND)
-        opaque, blended = [], []
-        eye = np.asarray(self.camera.eye, np.float64)
-        for k, mesh in enumerate(self.meshes):
-            (blended if self.material(mesh.material).alpha_mode == "BLEND" else opaque).append(k)
-        blended.sort(key=lambda k: -float(np.linalg.norm(self.meshes[k].centre - eye)))
-        for k in opaque:
-            self._draw_mesh(k, mode)
-        if blended:
-            ctx.enable(mgl.BLEND)
-            ctx.blend_func = (mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA, mgl.ONE,
-                              mgl.ONE_MINUS_SRC_ALPHA)
-            target.fbo.depth_mask = False
-            for k in blended:
-                self._draw_mesh(k, mode)
-            target.fbo.depth_mask = True
-            ctx.disable(mgl.BLEND)
-        ctx.disable(mgl.DEPTH_TEST | mgl.CULL_FACE)
-
-    def _draw_mesh(self, k: int, mode: str) -> None:
-        ctx, mgl = self.ctx, self.mgl
-        mesh = self.meshes[k]
-        mat = self.material(mesh.material)
-        b = self.bindings.get(mode, mesh.material)
-        if mat.double_sided:
-            ctx.disable(mgl.CULL_FACE)
-        else:
-            ctx.enable(mgl.CULL_FACE)
-            ctx.cull_face = "back"
-        ctx.front_face = "cw" if mesh.mirrored else "ccw"
-        if b.ntc is not None:
-            b.ntc.bind()
-        else:
-            for unit, (tex, sampler) in zip(SLOT_UNITS, b.textures):
-                tex.use(unit)
-                (sampler if sampler is not None else self.samplers.get(None)).use(unit)
-        self._draw_ubo(k, mode, b).bind_to_uniform_block(DRAW_BINDING)
-        mesh.vao(b.program).render(mgl.TRIANGLES, vertices=mesh.count)
 
     @property
     def accumulated(self) -> int:
@@ -309,7 +268,7 @@ class Renderer:
             if self.accumulating():   # a changed view (not frame index) starts a new mean
                 self.mean.follow((view_key(self._frame_block()), self.mode, self.filter,
                                   self.size))
-            self._draw_scene(self.mode, self.targets["scene"])
+            self._draw(self.mode, self.targets["scene"], self.reference_format)
             source = "scene"
             if self.accumulating():
                 self._accumulate()
@@ -317,7 +276,7 @@ class Renderer:
             else:
                 self.mean.restart()
             if self.diff:
-                self._draw_scene("reference", self.targets["reference"])
+                self._draw("reference", self.targets["reference"], "rgba8")
             self._compose(source)
         finally:
             self.timer.end((time.perf_counter() - t0) * 1e3)
@@ -337,17 +296,18 @@ class Renderer:
         """The display target as uint8 [h, w, 3], top row first."""
         return self.targets["display"].read()
 
-    def render_mode_image(self, mode: str) -> np.ndarray:
+    def render_mode_image(self, mode: str, reference_format: str | None = None) -> np.ndarray:
         """A frame of `mode` (no diff, no overlay, untimed) as uint8 [h, w, 3]; the current mode,
         diff and overlay settings are kept. For the current mode while stochastic frames are
         being averaged, that mean (what the display shows) rather than one more frame."""
         saved = (self.mode, self.diff, self.overlay)
-        self.ensure_mode(mode)
+        reference_format = reference_format or self.reference_format
+        self.ensure_mode(mode, reference_format)
         mean = mode == self.mode and self.accumulating() and self.accumulated > 0
         self.mode, self.diff, self.overlay = mode, False, False
         try:
             if not mean:
-                self._draw_scene(mode, self.targets["scene"])
+                self._draw(mode, self.targets["scene"], reference_format)
             self._compose("accumulation" if mean else "scene")
             return self.read()
         finally:
@@ -376,21 +336,21 @@ class Renderer:
         if self._released:
             return
         self._released = True
-        for ubo in getattr(self, "_draw_ubos", {}).values():
-            ubo.release()
         for t in getattr(self, "targets", {}).values():
             t.release()
         for m in getattr(self, "meshes", []):
             m.release(self.ledger)
-        for name in ("bindings", "passes"):
+        for name in ("scene_pass", "bindings", "passes"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.release()
-        for name in ("frame_ubo", "env", "white"):
+        for name in ("env", "white"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.release()
-        for name in ("images", "samplers", "programs"):
+        for images in getattr(self, "images", {}).values():
+            images.release()
+        for name in ("samplers", "programs"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.release()

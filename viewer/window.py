@@ -1,12 +1,12 @@
 """ntc-view's window: glfw (OpenGL 4.5 core) + moderngl around viewer/renderer.Renderer.
 
-Keys: 1 / 2 / 3 reference / load / sample, F next sample filter, A averaging of stochastic
-frames while the view is still, D diff view, O overlay, Esc quit.
+Keys: 1 / 2 / 3 reference / load / sample, B reference format RGBA8 / BCn, F next sample filter,
+A averaging of stochastic frames while the view is still, D diff view, O overlay, Esc quit.
 Mouse: left drag orbits, right or middle drag pans, the wheel zooms.
 
 `--script` (a hidden test hook) is a comma-separated list of steps, one applied after each drawn
-frame, through the same handlers the glfw callbacks call: a key ("1", "2", "3", "f", "a", "d",
-"o", "esc"), "quit" (same as Esc), "orbit:DX:DY" / "pan:DX:DY" (a drag of DX, DY pixels),
+frame, through the same handlers the glfw callbacks call: a key ("1", "2", "3", "b", "f", "a",
+"d", "o", "esc"), "quit" (same as Esc), "orbit:DX:DY" / "pan:DX:DY" (a drag of DX, DY pixels),
 "scroll:N", "screenshot:PATH" (the last drawn frame as PNG), "wait" (one more frame). The window
 closes after the last step only if a step says so; the exit status is 0 on a clean close.
 """
@@ -19,12 +19,12 @@ import warnings
 from export.errors import NTCError, one_line
 
 from export.decode.gl_context import GL_VERSION_REQUIRED, NTCGLError
-from .renderer import MODES, Renderer
+from .renderer import MODES, REFERENCE_FORMATS, Renderer
 
 # errors of one mode's resources: reported, and the window stays in the mode it was in
 RECOVERABLE = NTCError
 
-KEY_HELP = ("1/2/3 mode  F filter  A average stochastic  D diff  O overlay  drag orbit/pan  "
+KEY_HELP = ("1/2/3 mode  B RGBA8/BCn  F filter  A average  D diff  O overlay  drag orbit/pan  "
             "wheel zoom  Esc quit")
 
 
@@ -51,6 +51,10 @@ class WindowApp:
                 if mode != self.r.mode:
                     self.log(f"mode: {mode}")
                     self.r.set_mode(mode)
+            elif key == glfw.KEY_B:
+                fmt = REFERENCE_FORMATS[1 - REFERENCE_FORMATS.index(self.r.reference_format)]
+                self.r.set_reference_format(fmt)
+                self.log(f"reference format: {fmt}")
             elif key == glfw.KEY_F:
                 self.log(f"sample filter: {self.r.cycle_filter()}")
             elif key == glfw.KEY_A:
@@ -97,7 +101,8 @@ class WindowApp:
     # ---- the test hook
     def step(self, token: str) -> None:
         glfw = self.glfw
-        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "f": glfw.KEY_F, "a": glfw.KEY_A,
+        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "b": glfw.KEY_B,
+                "f": glfw.KEY_F, "a": glfw.KEY_A,
                 "d": glfw.KEY_D, "o": glfw.KEY_O, "esc": glfw.KEY_ESCAPE,
                 "quit": glfw.KEY_ESCAPE}
         name, _, rest = token.strip().lower().partition(":")
@@ -130,7 +135,7 @@ def _glfw_reason(caught, default: str) -> str:
     return (m.group(1) if m else text).strip().splitlines()[0]
 
 
-def run_window(scene, args, provider, size: tuple[int, int], log) -> int:
+def run_window(scene, args, provider, size: tuple[int, int], log, bcn_images=None) -> int:
     try:
         import glfw
         import moderngl
@@ -170,7 +175,8 @@ def run_window(scene, args, provider, size: tuple[int, int], log) -> int:
         fb = glfw.get_framebuffer_size(window)
         renderer = Renderer(ctx, scene, fb, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=True, timer_latency=2,
-                            accumulate=not args.no_accumulate, log=log)
+                            accumulate=not args.no_accumulate, log=log,
+                            reference_format=args.reference, bcn_images=bcn_images)
         renderer.status_lines = [KEY_HELP]
         if args.orbit:
             renderer.camera.turn(*args.orbit)

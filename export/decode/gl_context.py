@@ -44,6 +44,7 @@ GL_PIXEL_UNPACK_BUFFER = 0x88EC
 GL_PIXEL_UNPACK_BUFFER_BINDING = 0x88EF
 GL_TEXTURE_RED_SIZE = 0x805C
 GL_TEXTURE_2D = 0x0DE1
+GL_TEXTURE_BINDING_2D = 0x8069
 GL_FRAMEBUFFER = 0x8D40
 GL_FRAMEBUFFER_COMPLETE = 0x8CD5
 GL_COLOR_ATTACHMENT0 = 0x8CE0
@@ -122,6 +123,12 @@ class RawGL:
                                    ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                    ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]),
         "glTexParameteri": (None, [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]),
+        # block-compressed textures (BCn), which moderngl cannot create
+        "glTexStorage2D": (None, [ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_int,
+                                  ctypes.c_int]),
+        "glCompressedTexSubImage2D": (None, [ctypes.c_uint, ctypes.c_int, ctypes.c_int,
+                                             ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                             ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]),
         "glPixelStorei": (None, [ctypes.c_uint, ctypes.c_int]),
         "glBindBuffer": (None, [ctypes.c_uint, ctypes.c_uint]),
         "glGetIntegerv": (None, [ctypes.c_uint, ctypes.POINTER(ctypes.c_int)]),

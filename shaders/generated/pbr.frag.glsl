@@ -305,7 +305,8 @@ vec4 pbrShade_0(PbrVertexOut_0 v_1, bool front_0, PbrTexels_0 texels_0)
     {
         handedness_0 = 1.0;
     }
-    if(((pbrSlotFlags_0(1)) & 1) != 0)
+    int _S16 = pbrSlotFlags_0(1);
+    if((_S16 & 1) != 0)
     {
         _S15 = (dot(t_0, t_0)) > 9.999999960041972e-13;
     }
@@ -318,9 +319,12 @@ vec4 pbrShade_0(PbrVertexOut_0 v_1, bool front_0, PbrTexels_0 texels_0)
     {
         vec3 t_1 = normalize(t_0 - n_1 * dot(n_1, t_0));
         vec3 b_0 = cross(n_1, t_1) * handedness_0;
-        vec3 _S16 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        vec3 tn_0 = _S16;
-        tn_0.xy = _S16.xy * PbrDraw_0.drawParams_0.z;
+        vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
+        if((_S16 & 4) != 0)
+        {
+            tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
+        }
+        tn_0.xy = tn_0.xy * PbrDraw_0.drawParams_0.z;
         vec3 mapped_0 = t_1 * tn_0.x + b_0 * tn_0.y + n_1 * tn_0.z;
         if((dot(mapped_0, mapped_0)) > 9.999999960041972e-13)
         {

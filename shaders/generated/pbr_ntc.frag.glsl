@@ -1040,7 +1040,8 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     {
         handedness_0 = 1.0;
     }
-    if(((pbrSlotFlags_0(1)) & 1) != 0)
+    int _S72 = pbrSlotFlags_0(1);
+    if((_S72 & 1) != 0)
     {
         _S71 = (dot(t_6, t_6)) > 9.999999960041972e-13;
     }
@@ -1053,9 +1054,12 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     {
         vec3 t_7 = normalize(t_6 - n_3 * dot(n_3, t_6));
         vec3 b_0 = cross(n_3, t_7) * handedness_0;
-        vec3 _S72 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        vec3 tn_0 = _S72;
-        tn_0.xy = _S72.xy * PbrDraw_0.drawParams_0.z;
+        vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
+        if((_S72 & 4) != 0)
+        {
+            tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
+        }
+        tn_0.xy = tn_0.xy * PbrDraw_0.drawParams_0.z;
         vec3 mapped_0 = t_7 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
         if((dot(mapped_0, mapped_0)) > 9.999999960041972e-13)
         {
