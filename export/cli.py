@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "decoder in a headless OpenGL 4.5 context (EGL; Mesa llvmpipe is fine)")
     p.add_argument("--format", default="png", choices=("png", "dds"),
                    help="png: one image per texture and mip (default); dds: one BCn DDS file per "
-                        "texture with its mip chain, blocks encoded on the CPU by bc7enc")
+                        "texture with its mip chain, the blocks encoded on the CPU by bc7enc "
+                        "(--backend torch) or on the GPU by the Slang encoder (--backend gl: "
+                        "BC4 / BC5, and BC7 in mode 6 only)")
     return p
 
 
@@ -48,21 +50,25 @@ def decoded_chain(model, first_mip: int, backend: str) -> list[list]:
     return [decoder.textures_mip(m) for m in mips]
 
 
-def write_dds(model, chain: list[list], out: Path) -> None:
-    """One DDS per texture: its decoded mips encoded to BCn, written atomically."""
+def encode_dds(model, first_mip: int, backend: str) -> list:
+    """One export.bcn.dds.DDSTexture per texture: its decoded mips first_mip.. in BCn, encoded
+    by bc7enc on the CPU (a progress bar) or by the GPU encoder with --backend gl."""
+    if backend == "gl":
+        from export.decode.gl_transcode import transcode_file_gl  # imports GL code lazily
+        return transcode_file_gl(model, first_mip)
     from tqdm import tqdm
 
     from .bcn.codec import compress_texture
-    from .bcn.dds import to_bytes
+    chain = decoded_chain(model, first_mip, backend)
     texels = sum(img.shape[0] * img.shape[1] for level in chain for img in level)
+    out = []
     with tqdm(total=texels, desc="BCn encode", unit="texel", unit_scale=True, leave=False,
               disable=None) as bar:
         for t, tex in enumerate(model.textures):
             levels = [to_uint(level[t], 8) for level in chain]
-            dds = compress_texture(levels, tex.role == "normal", tex.colorspace == "srgb",
-                                   bar.update)
-            atomic_write(out / f"{tex.name}.dds", to_bytes(dds))
-            bar.write(str(out / f"{tex.name}.dds"))
+            out.append(compress_texture(levels, tex.role == "normal",
+                                        tex.colorspace == "srgb", bar.update))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             check_writable_folder(out)
         if args.format == "dds":
-            chain = decoded_chain(model, args.mip, args.backend)
+            from .bcn.dds import to_bytes
+            textures = encode_dds(model, args.mip, args.backend)
             out.mkdir(parents=True, exist_ok=True)
-            write_dds(model, chain, out)
+            for tex, dds in zip(model.textures, textures):
+                atomic_write(out / f"{tex.name}.dds", to_bytes(dds))
+                print(out / f"{tex.name}.dds")
             return 0
         if args.backend == "gl":
             from export.decode.gl_load import decode_file_gl  # imports GL code lazily

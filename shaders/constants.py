@@ -3,6 +3,9 @@ shaders/*.slang and slangc's reflection; do not edit, run `python -m shaders.bui
 """
 
 # every `static const` of the Slang sources
+BCN_BC7_MODE6_BIT = 64
+BCN_POWER_STEPS = 8
+BCN_REFINE_STEPS = 2
 NTC_FILTER_LATENT = 0
 NTC_FILTER_STOCHASTIC = 1
 NTC_FILTER_TRILINEAR = 2
@@ -38,6 +41,7 @@ POST_DIFF = 1
 
 # [[vk::binding(N)]] of each texture and uniform block (GL texture unit or uniform block binding)
 BINDINGS = {
+    'BcnPass': 7,
     'NtcModel': 1,
     'NtcPass': 2,
     'NtcRemap': 3,
@@ -45,6 +49,7 @@ BINDINGS = {
     'PbrDraw': 5,
     'PbrFrame': 4,
     'PostPass': 7,
+    'bcnSource': 0,
     'ntcLatents': 0,
     'pbrBaseColorTexture': 8,
     'pbrEmissiveTexture': 12,
@@ -75,6 +80,9 @@ SPECIALISATION = {
 
 # uniform blocks (std140): name -> (bytes, ((field, byte offset, scalar type, element shape), ...))
 BLOCKS = {
+    'BcnPass': (16, (
+        ('bcnLevel', 0, 'int32', (4,)),
+    )),
     'NtcModel': (65536, (
         ('ntcInfo', 0, 'float32', (4,)),
         ('ntcWeights', 16, 'float32', (4095, 4)),

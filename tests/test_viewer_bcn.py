@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from export.metrics import psnr
-from test_viewer_render import renderer
+from test_viewer_render import renderer, sphere  # noqa: F401  (the fixture)
 from viewer_scenes import write_quad_scene, write_sphere_scene
 
 
@@ -25,7 +25,7 @@ def frames(ctx, scene, size=(64, 64), setup=None) -> dict[str, np.ndarray]:
             setup(r)
         out = {}
         for fmt in ("rgba8", "bcn"):
-            r.set_reference_format(fmt)
+            r.set_formats(reference=fmt)
             r.render()
             out[fmt] = r.read()
         out["ledger"] = r.vram_objects()
@@ -144,3 +144,34 @@ def test_headless_cli_reference_bcn(ctx, tmp_path, capsys):
     assert tex["bcn"] * 3 < tex["rgba8"]     # BC7 / BC5: a quarter of RGBA8, plus the white 1x1
     cached = sorted(p.suffix for p in (tmp_path / "scene" / "sphere.ntc-cache").iterdir())
     assert cached == [".dds"] * 3
+
+
+@pytest.mark.gl
+def test_load_bcn_holds_the_bytes_of_reference_bcn(ctx, sphere, capsys):
+    """Load mode transcoded on the GPU: the same formats and bytes as the BCn reference of the
+    same images, and a frame close to load mode's RGBA8 one."""
+    from viewer.bcn_images import BCnImages
+    from viewer.material_bindings import TextureFormats
+    scene, _, provider = sphere
+    r = renderer(ctx, scene, provider, bcn_images=BCnImages(None, progress=False))
+    try:
+        shots = {}
+        for name, formats in (("load", TextureFormats()),
+                              ("load bcn", TextureFormats("bcn", "bcn")),
+                              ("reference bcn", TextureFormats("bcn", "bcn"))):
+            r.set_formats(reference=formats.reference, load=formats.load)
+            r.set_mode(name.split()[0])
+            r.render()
+            shots[name] = r.read()
+        objects = r.vram_objects()
+    finally:
+        r.release()
+    def bcn(category):   # (format names, bytes) of the BCn textures in a ledger category
+        found = [o for o in objects if o["category"] == category and " BC" in o["label"]]
+        return (sorted(o["label"].split(" BC", 1)[1] for o in found),
+                sum(o["bytes"] for o in found))
+    value = psnr(shots["load bcn"], shots["load"])
+    with capsys.disabled():
+        print(f"\n  64x64 sphere, load BCn vs load RGBA8: {value:.2f} dB; {bcn('decoded')}")
+    assert value > 35
+    assert bcn("decoded") == bcn("textures") and bcn("decoded")[1] > 0

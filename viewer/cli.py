@@ -1,6 +1,6 @@
 """ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
 
-    ntc-view [SCENE] [--mode reference|load|sample] [--reference rgba8|bcn]
+    ntc-view [SCENE] [--mode reference|load|sample] [--reference rgba8|bcn] [--load-format ...]
              [--filter auto|latent|stochastic|trilinear]
              [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
@@ -13,10 +13,12 @@ with --bpp and --effort (or --steps), showing progress.
 
 Reference mode shows the scene's images as RGBA8 textures (--reference rgba8, the default) or as
 the BCn set an engine ships (--reference bcn: BC7 colour, BC5 normals, BC4 grey; encoded by
-bc7enc on first open, with progress, and cached beside the scene like the neural sets).
+bc7enc on first open, with progress, and cached beside the scene like the neural sets). Load mode
+keeps the decoded set as RGBA8 (--load-format rgba8) or transcodes it on the GPU into the same BCn
+formats (--load-format bcn; BC7 in mode 6 only: see export/bcn/twin.py).
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, B toggles the
-reference format RGBA8 / BCn, F cycles the
+reference format RGBA8 / BCn, L the load format, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
 orbits, right or middle drag pans, the wheel zooms; Esc quits. With the stochastic filter the
 picture is the mean of the frames drawn since the view last changed (A, or --no-accumulate, shows
@@ -59,12 +61,14 @@ class UsageError(NTCError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .renderer import MODES, REFERENCE_FORMATS
+    from .material_bindings import FORMAT_NAMES
+    from .renderer import MODES
     from .sample_filters import DEFAULT_FILTER, FILTER_NAMES
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="keys: 1/2/3 mode, B reference RGBA8/BCn, F filter, A average stochastic frames, "
+        epilog="keys: 1/2/3 mode, B reference RGBA8/BCn, L load RGBA8/BCn, F filter, A average "
+               "stochastic frames, "
                "D diff, O overlay, "
                "Esc quit; mouse: left orbit, "
                "right/middle pan, wheel zoom. Without a display use --headless (EGL) or "
@@ -73,10 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "WaterBottle, assets/WaterBottle_ntc/)")
     p.add_argument("--mode", choices=MODES, default="reference",
                    help="material texture source (default %(default)s)")
-    p.add_argument("--reference", choices=REFERENCE_FORMATS, default="rgba8",
+    p.add_argument("--reference", choices=FORMAT_NAMES, default="rgba8",
                    help="reference-mode textures: rgba8, the images as they are, or bcn, the "
                         "BCn set an engine ships (BC7 colour, BC5 normals, BC4 grey; encoded once "
                         "and cached beside the scene) (default %(default)s)")
+    p.add_argument("--load-format", choices=FORMAT_NAMES, default="rgba8",
+                   help="load-mode textures: rgba8, the decoded set as RGBA8 / R8 / RG8 (16-bit "
+                        "where the source is), or bcn, the decoded set transcoded on the GPU to "
+                        "BC7 / BC5 / BC4 like the BCn reference (default %(default)s)")
     p.add_argument("--filter", choices=FILTER_NAMES, default=DEFAULT_FILTER,
                    help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
                         "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
@@ -171,6 +179,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
     from export.metrics import psnr
 
     from .frame_stats import FrameTimer
+    from .material_bindings import TextureFormats
     from .renderer import Renderer
     size = args.size or DEFAULT_HEADLESS
     used = [scene.material(i) for i in sorted({p.material for p in scene.primitives})]
@@ -188,7 +197,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
         renderer = Renderer(ctx, scene, size, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=args.overlay, timer_latency=0,
                             accumulate=not args.no_accumulate, log=log,
-                            reference_format=args.reference, bcn_images=bcn_images)
+                            formats=TextureFormats.from_args(args), bcn_images=bcn_images)
         if args.orbit:
             renderer.camera.turn(*args.orbit)
         if args.diff:
@@ -203,7 +212,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
         vram = renderer.vram()
         stats = {
             "mode": args.mode, "filter": args.filter, "frames": args.frames,
-            "reference_format": args.reference, "load_format": "rgba8",
+            "reference_format": args.reference, "load_format": args.load_format,
             "size": list(size),
             "gpu_ms": FrameTimer.summary(renderer.timer.gpu_ms),
             "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
@@ -219,7 +228,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
         }
         if args.compare:
             current = renderer.render_mode_image(args.mode)
-            reference = renderer.render_mode_image("reference", "rgba8")
+            reference = renderer.render_mode_image("reference", TextureFormats())
             value = psnr(current, reference)
             stats["psnr_vs_reference"] = None if value == float("inf") else value
         if args.screenshot:
@@ -264,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             stats = run_headless(scene, args, provider, log, bcn_images)
             gpu, cpu = stats["gpu_ms"], stats["cpu_ms"]
-            what = {"reference": args.reference, "load": "rgba8", "sample": args.filter}
+            what = {"reference": args.reference, "load": args.load_format, "sample": args.filter}
             print(f"{args.mode} ({what[args.mode]}) {stats['size'][0]}x{stats['size'][1]}: "
                   f"GPU {gpu['median']:.2f} ms, CPU {cpu['median']:.2f} ms (median of "
                   f"{args.frames}), VRAM {stats['vram_bytes']['total']:,} bytes"

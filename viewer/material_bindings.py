@@ -1,8 +1,9 @@
 """What each material draws with in each mode (`Binding`), made once and cached.
 
 reference: the material's images (material_textures.ImageTextures, RGBA8 or BCn: the reference
-format) through its glTF samplers; load: the textures its .ntc decodes to (LoadedSet), the same
-samplers, a slot whose texture the set lacks falling back to the image in the reference format; sample: the set's latents and network (SampledSet) with the
+format) through its glTF samplers; load: the textures its .ntc decodes to (LoadedSet: RGBA8, or
+transcoded to BCn: the load format), the same samplers, a slot whose texture the set lacks falling
+back to the image in the reference format; sample: the set's latents and network (SampledSet) with the
 sample-mode program, each slot naming the set texture it reads. Materials whose sets are one file
 share one GL copy of it. Slots map to a set's textures through export.gltf.ntc_extension.
 """
@@ -22,7 +23,24 @@ from .material_textures import ImageTextures, LoadedSet, SampledSet, Samplers
 from .programs import Programs
 
 COLOUR_SLOTS = ("baseColor", "emissive")
-FLAG_TEXTURED, FLAG_SRGB = C.PBR_FLAG_TEXTURED, C.PBR_FLAG_SRGB
+FLAG_TEXTURED, FLAG_SRGB, FLAG_NORMAL_XY = (C.PBR_FLAG_TEXTURED, C.PBR_FLAG_SRGB,
+                                            C.PBR_FLAG_NORMAL_XY)
+
+
+@dataclass(frozen=True)
+class TextureFormats:
+    """The GL formats of the modes that sample textures: reference mode's images and load mode's
+    decoded set, each "rgba8" (the RGBA8 family) or "bcn" (what an engine ships)."""
+    reference: str = "rgba8"
+    load: str = "rgba8"
+
+    @classmethod
+    def from_args(cls, args) -> "TextureFormats":
+        """From ntc-view's --reference and --load-format."""
+        return cls(reference=args.reference, load=args.load_format)
+
+
+FORMAT_NAMES = ("rgba8", "bcn")
 
 
 @dataclass
@@ -61,7 +79,7 @@ class MaterialBindings:
         self._models: dict[int, object] = {}
         self._paths: dict[int, Path] = {}       # material -> its .ntc (shared sets share one)
         self._bindings: dict[tuple[str, int, str], Binding] = {}
-        self._loaded: dict[int | Path, LoadedSet] = {}
+        self._loaded: dict[tuple[int | Path, str], LoadedSet] = {}
         self._sampled: dict[int | Path, SampledSet] = {}
 
     def model(self, index: int):
@@ -77,30 +95,36 @@ class MaterialBindings:
         return self._models[index]
 
     @staticmethod
-    def variant(mode: str, reference_format: str) -> str:
-        """What a binding depends on besides the material: the mode, and for the modes that
-        sample images (reference, load's fallbacks) the reference format."""
-        return mode if mode == "sample" else f"{mode}/{reference_format}"
+    def variant(mode: str, formats: TextureFormats) -> str:
+        """What a binding depends on besides the material: the mode and the formats it samples
+        (load mode's slots without a set texture fall back to the images)."""
+        if mode == "sample":
+            return mode
+        if mode == "reference":
+            return f"reference/{formats.reference}"
+        return f"load/{formats.load}/{formats.reference}"
 
-    def get(self, mode: str, index: int, reference_format: str = "rgba8") -> Binding:
-        key = (self.variant(mode, reference_format), index)
+    def get(self, mode: str, index: int, formats: TextureFormats = TextureFormats()) -> Binding:
+        key = (self.variant(mode, formats), index)
         b = self._bindings.get(key)
         if b is not None:
             return b
         mat = self.material(index)
         model = self.model(index) if mode != "reference" else None
         label = f"material {index} '{mat.name}'"
-        shared = self._paths.get(index, index)
-        images = self.images(reference_format)
+        shared = (self._paths.get(index, index), formats.load)
+        images = self.images(formats.reference)
         if model is None:
             b = self._texture_binding(mat, None, images)
         elif mode == "load":
             if shared not in self._loaded:
                 if self.home is not None:
                     self.home.use()
-                self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label)
+                self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label,
+                                                 formats.load)
             b = self._texture_binding(mat, (model, self._loaded[shared]), images)
         else:
+            shared = shared[0]
             if shared not in self._sampled:
                 self._sampled[shared] = SampledSet(self.ctx, model, self.programs, self.ledger,
                                                    label)
@@ -128,8 +152,8 @@ class MaterialBindings:
                 else:
                     d = lset.textures[i]
                     tex = d.texture
-                    srgb_format = d.internal_format == "GL_SRGB8_ALPHA8"
-                    b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if colour and not srgb_format else 0)
+                    b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if colour and not d.hw_srgb else 0) \
+                        | (FLAG_NORMAL_XY if d.normal_xy else 0)
             if tex is None:
                 tex = images.get(ts.image, colour, slot == "normal")
                 b.flags[s] = FLAG_TEXTURED | images.flags(tex)

@@ -5,6 +5,8 @@ per pixel (sample mode); and the glTF samplers. Every object that holds memory i
 renderer's VramLedger."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from export.bcn.gl_texture import BCnTextureGL
@@ -57,7 +59,6 @@ class ImageTextures:
         self.ctx = ctx
         self.ledger = ledger
         self.bcn = bcn
-        self.format = "bcn" if bcn is not None else "rgba8"
         self._cache: dict[tuple, object] = {}
         self._normal_xy: set[int] = set()
 
@@ -85,7 +86,7 @@ class ImageTextures:
 
     def _bcn(self, image, srgb: bool, normal: bool):
         dds, swizzle = self.bcn.texture(image, srgb, normal)
-        tex = BCnTextureGL(dds, swizzle)
+        tex = BCnTextureGL.from_dds(dds, swizzle)
         name = dds.format.name.upper()
         self.ledger.add("textures", tex, tex.bytes,
                         f"{image.name} {name}{' sRGB' if dds.srgb else ''}"
@@ -137,22 +138,46 @@ class Samplers:
         self._cache.clear()
 
 
+@dataclass
+class LoadedTexture:
+    """One texture of a LoadedSet, with what the PBR shader must know to sample it."""
+    texture: object       # moderngl.Texture or export.bcn.gl_texture.BCnTextureGL
+    hw_srgb: bool         # an sRGB format: the sampler linearises
+    normal_xy: bool       # BC5 X, Y: the shader rebuilds Z
+
+
 class LoadedSet:
     """Load mode: one material's .ntc decoded into GL textures (the latents and weights are gone
-    once decoded)."""
+    once decoded): RGBA8-family textures (gl_resources.texel_format), or with load_format "bcn"
+    those transcoded on the GPU into the BCn an engine ships (export/decode/gl_transcode.py)."""
 
-    def __init__(self, ctx, model, ledger: VramLedger, label: str):
-        from export.decode.gl_load import decode_to_textures
+    def __init__(self, ctx, model, ledger: VramLedger, label: str, load_format: str = "rgba8"):
         self.ledger = ledger
+        self.textures: list[LoadedTexture] = []
         with NTCTextureGL(model, ctx) as tex:
-            self.textures = decode_to_textures(tex)
-        for d in self.textures:
-            ledger.add("decoded", d, d.bytes, f"{label}/{d.name} {d.internal_format}")
+            if load_format == "bcn":
+                from export.decode.gl_transcode import decode_to_bcn
+                for t, info in zip(decode_to_bcn(tex), model.textures):
+                    normal_xy = t.format.name == "bc5" and info.role == "normal"
+                    name = f"{t.format.name.upper()}{' sRGB' if t.srgb else ''}" \
+                        f"{' normal XY' if normal_xy else ''}"
+                    self._add(LoadedTexture(t, t.srgb, normal_xy), t.bytes,
+                              f"{label}/{info.name} {name}")
+            else:
+                from export.decode.gl_load import decode_to_textures
+                for d in decode_to_textures(tex):
+                    self._add(LoadedTexture(d.texture, d.internal_format == "GL_SRGB8_ALPHA8",
+                                            False), d.bytes,
+                              f"{label}/{d.name} {d.internal_format}")
+
+    def _add(self, loaded: LoadedTexture, nbytes: int, label: str) -> None:
+        self.textures.append(loaded)
+        self.ledger.add("decoded", loaded.texture, nbytes, label)
 
     def release(self) -> None:
         for d in self.textures:
-            self.ledger.remove(d)
-            d.release()
+            self.ledger.remove(d.texture)
+            d.texture.release()
         self.textures = []
 
 

@@ -91,7 +91,8 @@ def overlay_lines(r) -> list[str]:
     gpu_text = f"{gpu['median']:.2f} ms (median of {len(r.timer.gpu_ms)})" if gpu else "-"
     cpu_text = f"{cpu['median']:.2f} ms" if cpu else "-"
     mean = f" ({r.mean_description()})" if r.accumulating() else ""
-    formats = {"reference": r.reference_format.upper(), "load": "RGBA8", "sample": "latents"}
+    formats = {"reference": r.formats.reference.upper(), "load": r.formats.load.upper(),
+               "sample": "latents"}
     lines = [f"mode {r.mode} ({formats[r.mode]})   sample filter {r.filter}{mean}   {w}x{h}"
              + ("   DIFF vs reference" if r.diff else ""),
              f"GPU {gpu_text}   CPU {cpu_text}",

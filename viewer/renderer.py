@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from export.decode.gl_context import RawGL, check_context
 from .camera import OrbitCamera
 from .environment import table as environment_table
 from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes
-from .material_bindings import MaterialBindings
+from .material_bindings import FORMAT_NAMES, MaterialBindings, TextureFormats
 from .bcn_images import BCnImages
 from .material_textures import ImageTextures, Samplers
 from .meshes import MeshGL
@@ -47,9 +48,15 @@ from .scene_pass import ScenePass
 from .uniforms import frame_block, view_key
 
 MODES = ("reference", "load", "sample")
-REFERENCE_FORMATS = ("rgba8", "bcn")
 
 DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is full scale
+
+
+def check_formats(formats: TextureFormats) -> None:
+    for name in ("reference", "load"):
+        if getattr(formats, name) not in FORMAT_NAMES:
+            raise ValueError(f"{name} format '{getattr(formats, name)}': expected "
+                             f"{', '.join(FORMAT_NAMES)}")
 
 
 def log_stderr(msg: str) -> None:
@@ -62,13 +69,14 @@ def log_stderr(msg: str) -> None:
 class Renderer:
     """Draws `scene` into a display target of `size` (w, h). `ntc_provider(material)` returns the
     material's .ntc path (or None: the material keeps its images in every mode); it is called the
-    first time load or sample mode needs the material. `bcn_images` (bcn_images.BCnImages) gives
-    the BCn reference format's blocks (default: encoded in memory, not cached)."""
+    first time load or sample mode needs the material. `formats`: reference and load mode's
+    texture formats; `bcn_images` (bcn_images.BCnImages) gives the BCn reference's blocks
+    (default: encoded in memory, not cached)."""
 
     def __init__(self, ctx, scene, size: tuple[int, int], mode: str = "reference",
                  filter_mode: str = DEFAULT_FILTER, ntc_provider=None, slot_names=None,
                  overlay: bool = False, timer_latency: int = 2, accumulate: bool = True,
-                 log=log_stderr, reference_format: str = "rgba8", bcn_images=None):
+                 log=log_stderr, formats: TextureFormats = TextureFormats(), bcn_images=None):
         import moderngl
         self.mgl = moderngl
         check_context(ctx)
@@ -76,15 +84,14 @@ class Renderer:
             raise ValueError(f"mode '{mode}': expected one of {', '.join(MODES)}")
         if filter_mode not in FILTER_NAMES:
             raise ValueError(f"filter '{filter_mode}': expected one of {', '.join(FILTER_NAMES)}")
-        if reference_format not in REFERENCE_FORMATS:
-            raise ValueError(f"reference format '{reference_format}'")
+        check_formats(formats)
         self.ctx = ctx
         self.scene = scene
         self.log = log or (lambda *a: None)
         self.gl = RawGL()
         self.ledger = VramLedger()
         self.mode = mode
-        self.reference_format = reference_format
+        self.formats = formats
         self.bcn_images = bcn_images or BCnImages(None, self.log)
         self.filter = filter_mode
         self.diff = False
@@ -152,11 +159,11 @@ class Renderer:
     def material(self, index: int):
         return self.scene.material(index)   # index -1: glTF's default material
 
-    def image_textures(self, reference_format: str) -> ImageTextures:
-        if reference_format not in self.images:
-            bcn = self.bcn_images if reference_format == "bcn" else None
-            self.images[reference_format] = ImageTextures(self.ctx, self.ledger, bcn)
-        return self.images[reference_format]
+    def image_textures(self, fmt: str) -> ImageTextures:
+        if fmt not in self.images:
+            bcn = self.bcn_images if fmt == "bcn" else None
+            self.images[fmt] = ImageTextures(self.ctx, self.ledger, bcn)
+        return self.images[fmt]
 
     # ------------------------------------------------------------------------------------------
     # sizes and modes
@@ -182,10 +189,11 @@ class Renderer:
         self.mode = mode
         self.timer.reset()
 
-    def set_reference_format(self, fmt: str) -> None:
-        if fmt not in REFERENCE_FORMATS:
-            raise ValueError(f"reference format '{fmt}': expected {', '.join(REFERENCE_FORMATS)}")
-        self.reference_format = fmt
+    def set_formats(self, **changes) -> None:
+        """Switch reference=... and / or load=... formats ("rgba8" / "bcn")."""
+        formats = replace(self.formats, **changes)
+        check_formats(formats)
+        self.formats = formats
         self.ensure_mode(self.mode)
         self.timer.reset()
 
@@ -202,7 +210,7 @@ class Renderer:
 
     def set_diff(self, on: bool) -> None:
         if on:
-            self.ensure_mode("reference", "rgba8")
+            self.ensure_mode("reference", TextureFormats())
             if "reference" not in self.targets:
                 self.targets["reference"] = RenderTarget(self.ctx, self.size, self.ledger,
                                                          "reference")
@@ -211,16 +219,16 @@ class Renderer:
         self.diff = on
         self.timer.reset()
 
-    def ensure_mode(self, mode: str, reference_format: str | None = None) -> None:
+    def ensure_mode(self, mode: str, formats: TextureFormats | None = None) -> None:
         """Create what `mode` needs for every material the scene draws (once)."""
         for index in self.used_materials:
-            self.bindings.get(mode, index, reference_format or self.reference_format)
+            self.bindings.get(mode, index, formats or self.formats)
 
     # ------------------------------------------------------------------------------------------
     # drawing
 
-    def _draw(self, mode: str, target: RenderTarget, reference_format: str) -> None:
-        self.scene_pass.draw(mode, reference_format, target, self._frame_block(),
+    def _draw(self, mode: str, target: RenderTarget, formats: TextureFormats) -> None:
+        self.scene_pass.draw(mode, formats, target, self._frame_block(),
                              self.camera.eye)
 
     def _frame_block(self) -> bytes:
@@ -268,7 +276,7 @@ class Renderer:
             if self.accumulating():   # a changed view (not frame index) starts a new mean
                 self.mean.follow((view_key(self._frame_block()), self.mode, self.filter,
                                   self.size))
-            self._draw(self.mode, self.targets["scene"], self.reference_format)
+            self._draw(self.mode, self.targets["scene"], self.formats)
             source = "scene"
             if self.accumulating():
                 self._accumulate()
@@ -276,7 +284,7 @@ class Renderer:
             else:
                 self.mean.restart()
             if self.diff:
-                self._draw("reference", self.targets["reference"], "rgba8")
+                self._draw("reference", self.targets["reference"], TextureFormats())
             self._compose(source)
         finally:
             self.timer.end((time.perf_counter() - t0) * 1e3)
@@ -296,18 +304,18 @@ class Renderer:
         """The display target as uint8 [h, w, 3], top row first."""
         return self.targets["display"].read()
 
-    def render_mode_image(self, mode: str, reference_format: str | None = None) -> np.ndarray:
+    def render_mode_image(self, mode: str, formats: TextureFormats | None = None) -> np.ndarray:
         """A frame of `mode` (no diff, no overlay, untimed) as uint8 [h, w, 3]; the current mode,
         diff and overlay settings are kept. For the current mode while stochastic frames are
         being averaged, that mean (what the display shows) rather than one more frame."""
         saved = (self.mode, self.diff, self.overlay)
-        reference_format = reference_format or self.reference_format
-        self.ensure_mode(mode, reference_format)
+        formats = formats or self.formats
+        self.ensure_mode(mode, formats)
         mean = mode == self.mode and self.accumulating() and self.accumulated > 0
         self.mode, self.diff, self.overlay = mode, False, False
         try:
             if not mean:
-                self._draw(mode, self.targets["scene"], reference_format)
+                self._draw(mode, self.targets["scene"], formats)
             self._compose("accumulation" if mean else "scene")
             return self.read()
         finally:

@@ -10,7 +10,7 @@ from shaders import constants as C
 from shaders.interface import block_dtype
 
 from .frame_stats import VramLedger
-from .material_bindings import Binding, MaterialBindings
+from .material_bindings import Binding, MaterialBindings, TextureFormats
 from .targets import RenderTarget
 from .uniforms import draw_block
 
@@ -33,7 +33,7 @@ class ScenePass:
         ledger.add("uniforms", self.frame_ubo, self.frame_ubo.size, "frame block")
         self._draw_ubos: dict[tuple[str, int], object] = {}
 
-    def draw(self, mode: str, reference_format: str, target: RenderTarget, frame: bytes,
+    def draw(self, mode: str, formats: TextureFormats, target: RenderTarget, frame: bytes,
              eye) -> None:
         ctx, mgl = self.ctx, self.mgl
         target.fbo.use()
@@ -50,14 +50,14 @@ class ScenePass:
             (blended if self.material(mesh.material).alpha_mode == "BLEND" else opaque).append(k)
         blended.sort(key=lambda k: -float(np.linalg.norm(self.meshes[k].centre - eye)))
         for k in opaque:
-            self._draw_mesh(k, mode, reference_format)
+            self._draw_mesh(k, mode, formats)
         if blended:
             ctx.enable(mgl.BLEND)
             ctx.blend_func = (mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA, mgl.ONE,
                               mgl.ONE_MINUS_SRC_ALPHA)
             target.fbo.depth_mask = False
             for k in blended:
-                self._draw_mesh(k, mode, reference_format)
+                self._draw_mesh(k, mode, formats)
             target.fbo.depth_mask = True
             ctx.disable(mgl.BLEND)
         ctx.disable(mgl.DEPTH_TEST | mgl.CULL_FACE)
@@ -72,11 +72,11 @@ class ScenePass:
             self._draw_ubos[key] = ubo
         return ubo
 
-    def _draw_mesh(self, k: int, mode: str, reference_format: str) -> None:
+    def _draw_mesh(self, k: int, mode: str, formats: TextureFormats) -> None:
         ctx, mgl = self.ctx, self.mgl
         mesh = self.meshes[k]
         mat = self.material(mesh.material)
-        b = self.bindings.get(mode, mesh.material, reference_format)
+        b = self.bindings.get(mode, mesh.material, formats)
         if mat.double_sided:
             ctx.disable(mgl.CULL_FACE)
         else:
@@ -89,7 +89,7 @@ class ScenePass:
             for unit, (tex, sampler) in zip(SLOT_UNITS, b.textures):
                 tex.use(unit)
                 (sampler if sampler is not None else self.samplers.get(None)).use(unit)
-        variant = self.bindings.variant(mode, reference_format)
+        variant = self.bindings.variant(mode, formats)
         self._draw_ubo(k, variant, b).bind_to_uniform_block(DRAW_BINDING)
         mesh.vao(b.program).render(mgl.TRIANGLES, vertices=mesh.count)
 

@@ -1,12 +1,13 @@
 """ntc-view's window: glfw (OpenGL 4.5 core) + moderngl around viewer/renderer.Renderer.
 
-Keys: 1 / 2 / 3 reference / load / sample, B reference format RGBA8 / BCn, F next sample filter,
+Keys: 1 / 2 / 3 reference / load / sample, B / L reference / load format RGBA8 / BCn, F next
+sample filter,
 A averaging of stochastic frames while the view is still, D diff view, O overlay, Esc quit.
 Mouse: left drag orbits, right or middle drag pans, the wheel zooms.
 
 `--script` (a hidden test hook) is a comma-separated list of steps, one applied after each drawn
-frame, through the same handlers the glfw callbacks call: a key ("1", "2", "3", "b", "f", "a",
-"d", "o", "esc"), "quit" (same as Esc), "orbit:DX:DY" / "pan:DX:DY" (a drag of DX, DY pixels),
+frame, through the same handlers the glfw callbacks call: a key ("1", "2", "3", "b", "l", "f",
+"a", "d", "o", "esc"), "quit" (same as Esc), "orbit:DX:DY" / "pan:DX:DY" (a drag of DX, DY pixels),
 "scroll:N", "screenshot:PATH" (the last drawn frame as PNG), "wait" (one more frame). The window
 closes after the last step only if a step says so; the exit status is 0 on a clean close.
 """
@@ -19,13 +20,14 @@ import warnings
 from export.errors import NTCError, one_line
 
 from export.decode.gl_context import GL_VERSION_REQUIRED, NTCGLError
-from .renderer import MODES, REFERENCE_FORMATS, Renderer
+from .material_bindings import FORMAT_NAMES, TextureFormats
+from .renderer import MODES, Renderer
 
 # errors of one mode's resources: reported, and the window stays in the mode it was in
 RECOVERABLE = NTCError
 
-KEY_HELP = ("1/2/3 mode  B RGBA8/BCn  F filter  A average  D diff  O overlay  drag orbit/pan  "
-            "wheel zoom  Esc quit")
+KEY_HELP = ("1/2/3 mode  B/L reference/load RGBA8|BCn  F filter  A average  D diff  O overlay  "
+            "drag orbit/pan  wheel zoom  Esc quit")
 
 
 class WindowApp:
@@ -51,10 +53,11 @@ class WindowApp:
                 if mode != self.r.mode:
                     self.log(f"mode: {mode}")
                     self.r.set_mode(mode)
-            elif key == glfw.KEY_B:
-                fmt = REFERENCE_FORMATS[1 - REFERENCE_FORMATS.index(self.r.reference_format)]
-                self.r.set_reference_format(fmt)
-                self.log(f"reference format: {fmt}")
+            elif key in (glfw.KEY_B, glfw.KEY_L):
+                which = "reference" if key == glfw.KEY_B else "load"
+                fmt = FORMAT_NAMES[1 - FORMAT_NAMES.index(getattr(self.r.formats, which))]
+                self.r.set_formats(**{which: fmt})
+                self.log(f"{which} format: {fmt}")
             elif key == glfw.KEY_F:
                 self.log(f"sample filter: {self.r.cycle_filter()}")
             elif key == glfw.KEY_A:
@@ -101,7 +104,7 @@ class WindowApp:
     # ---- the test hook
     def step(self, token: str) -> None:
         glfw = self.glfw
-        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "b": glfw.KEY_B,
+        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "b": glfw.KEY_B, "l": glfw.KEY_L,
                 "f": glfw.KEY_F, "a": glfw.KEY_A,
                 "d": glfw.KEY_D, "o": glfw.KEY_O, "esc": glfw.KEY_ESCAPE,
                 "quit": glfw.KEY_ESCAPE}
@@ -176,7 +179,7 @@ def run_window(scene, args, provider, size: tuple[int, int], log, bcn_images=Non
         renderer = Renderer(ctx, scene, fb, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=True, timer_latency=2,
                             accumulate=not args.no_accumulate, log=log,
-                            reference_format=args.reference, bcn_images=bcn_images)
+                            formats=TextureFormats.from_args(args), bcn_images=bcn_images)
         renderer.status_lines = [KEY_HELP]
         if args.orbit:
             renderer.camera.turn(*args.orbit)

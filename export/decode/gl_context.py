@@ -129,6 +129,7 @@ class RawGL:
         "glCompressedTexSubImage2D": (None, [ctypes.c_uint, ctypes.c_int, ctypes.c_int,
                                              ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                              ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]),
+        "glGetCompressedTexImage": (None, [ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]),
         "glPixelStorei": (None, [ctypes.c_uint, ctypes.c_int]),
         "glBindBuffer": (None, [ctypes.c_uint, ctypes.c_uint]),
         "glGetIntegerv": (None, [ctypes.c_uint, ctypes.POINTER(ctypes.c_int)]),

@@ -122,9 +122,10 @@ class GLTextureDecoder(GLLoadDecoder):
         gl.glGenFramebuffers(1, ctypes.byref(name))
         self.fbo = name.value
 
-    def allocate(self) -> list[DecodedTexture]:
-        """Empty textures (full mip chains) for every texture of the set."""
-        return allocate_decoded(self.tex.ctx, self.tex.model)
+    def allocate(self, srgb_bytes: bool = False) -> list[DecodedTexture]:
+        """Empty textures (full mip chains) for every texture of the set (gl_resources.
+        allocate_decoded)."""
+        return allocate_decoded(self.tex.ctx, self.tex.model, srgb_bytes)
 
     def decode_into(self, textures: list[DecodedTexture], mips=None) -> None:
         """Decode colour mips `mips` (default: all) of every texture into `textures` (from
@@ -206,12 +207,13 @@ def decode_mips_gl(model: NTCModel, mips=None, ctx=None, hw_filter: bool = False
             ctx.release()
 
 
-def decode_to_textures(tex: NTCTextureGL, hw_filter: bool = False) -> list[DecodedTexture]:
+def decode_to_textures(tex: NTCTextureGL, hw_filter: bool = False, srgb_bytes: bool = False
+                       ) -> list[DecodedTexture]:
     """Every mip of every texture of the set in `tex`, decoded into new GL textures (the caller
-    releases them; `tex` may be released right after)."""
+    releases them; `tex` may be released right after). `srgb_bytes`: see allocate_decoded."""
     dec = GLTextureDecoder(tex, hw_filter)
     try:
-        textures = dec.allocate()
+        textures = dec.allocate(srgb_bytes)
         try:
             dec.decode_into(textures)
         except BaseException:

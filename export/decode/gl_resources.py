@@ -289,15 +289,18 @@ class DecodedTexture:
         self.texture.release()
 
 
-def allocate_decoded(ctx, model: NTCModel) -> list[DecodedTexture]:
+def allocate_decoded(ctx, model: NTCModel, srgb_bytes: bool = False) -> list[DecodedTexture]:
     """Empty GL textures with full mip chains for every texture of `model`, trilinear (and the
-    driver's largest anisotropy) for sampling."""
+    driver's largest anisotropy) for sampling. `srgb_bytes`: sRGB colour in GL_RGBA8 instead of
+    GL_SRGB8_ALPHA8, the same bytes read back unconverted (what a BCn encoder takes)."""
     size, mips = (model.width, model.height), model.mips
     texels = sum(w * h for w, h in (layout.mip_size(*size, m) for m in range(mips)))
     out = []
     try:
         for tex in model.textures:
             fmt = texel_format(tex)
+            if srgb_bytes and fmt.name == "GL_SRGB8_ALPHA8":
+                fmt = TEXEL_FORMATS["GL_RGBA8"]
             t = ctx.texture(size, fmt.components, dtype=fmt.dtype, internal_format=fmt.enum)
             out.append(DecodedTexture(tex.name, t, fmt, len(tex.channels), mips,
                                       texels * fmt.bytes))

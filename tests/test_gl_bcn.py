@@ -1,0 +1,147 @@
+"""The GPU BCn encoder (shaders/bcn_encode.slang via export/decode/gl_transcode.py) against its
+NumPy twin (export/bcn/twin.py), block for block, on llvmpipe; both through an independent
+decoder (texture2ddecoder); a whole set transcoded on load; ntc-decode --format dds --backend gl."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from export import layout
+from export.bcn import FORMATS, codec, format_for, twin
+from test_bcn import psnr8, smooth_image
+
+pytestmark = pytest.mark.gl
+
+BLOCK_BYTES = {"bc4": 8, "bc5": 16, "bc7": 16}
+
+
+def texture_of(ctx, rgba: np.ndarray, mips: bool = False):
+    h, w = rgba.shape[:2]
+    tex = ctx.texture((w, h), 4, np.ascontiguousarray(rgba).tobytes())
+    if mips:
+        tex.build_mipmaps()
+    return tex
+
+
+@pytest.fixture(scope="module")
+def encoder(ctx):
+    from export.decode.gl_transcode import GLBCnEncoder
+    enc = GLBCnEncoder(ctx)
+    yield enc
+    enc.release()
+
+
+def photo_crop(h: int, w: int) -> np.ndarray:
+    """Texture-like content with edges: smooth waves plus a hard-edged checker and noise."""
+    img = smooth_image(h, w, 4).astype(np.float64)
+    y, x = np.mgrid[0:h, 0:w]
+    img[((x // 5 + y // 3) % 2) == 1, :3] *= 0.5
+    img += np.random.default_rng(1).normal(0, 4, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["bc4", "bc5", "bc7"])
+@pytest.mark.parametrize("size", [(24, 40), (7, 5), (1, 1)])
+def test_gpu_blocks_match_the_twin(ctx, encoder, name, size):
+    rgba = photo_crop(*size)
+    tex = texture_of(ctx, rgba)
+    try:
+        gpu = encoder.encode_bytes(tex, 0, name)
+    finally:
+        tex.release()
+    ref = twin.encode(name, rgba)
+    assert len(gpu) == len(ref) == FORMATS[name].level_bytes(size[1], size[0])
+    g = np.frombuffer(gpu, np.uint8).reshape(-1, BLOCK_BYTES[name])
+    r = np.frombuffer(ref, np.uint8).reshape(g.shape)
+    same = np.mean(np.all(g == r, axis=1))
+    # float32 sums in another order may move a texel across a rounding boundary: rare
+    assert same >= 0.95, f"{name}: {same:.1%} of blocks identical"
+    n = {"bc4": 1, "bc5": 2, "bc7": 4}[name]
+    dec_gpu = codec.decode(name, gpu, size[1], size[0])[..., :n]
+    dec_ref = codec.decode(name, ref, size[1], size[0])[..., :n]
+    mse = [np.mean((d.astype(float) - rgba[..., :n]) ** 2) for d in (dec_gpu, dec_ref)]
+    assert abs(mse[0] - mse[1]) <= 0.01 * mse[1] + 1e-9
+    assert psnr8(dec_gpu, rgba[..., :n]) > 25   # wrong bits measure 7-9 dB
+
+
+def test_twin_is_close_to_bc7enc():
+    """The twin on a smooth image: BC4 / BC5 at least bc7enc's rgbcx (it refines endpoints by
+    least squares), BC7 mode 6 within 2 dB of bc7enc's uber-1 multi-mode encoder."""
+    rgba = smooth_image(32, 48, 4)
+    for name, n, slack in (("bc4", 1, 0.0), ("bc5", 2, 0.0), ("bc7", 4, 2.0)):
+        ours = psnr8(codec.decode(name, twin.encode(name, rgba), 48, 32)[..., :n], rgba[..., :n])
+        theirs = psnr8(codec.decode(name, codec.encode(name, rgba), 48, 32)[..., :n],
+                       rgba[..., :n])
+        assert ours > theirs - slack - 0.05, (name, ours, theirs)
+
+
+def test_encode_into_every_level_of_a_chain(ctx, encoder):
+    """Blocks copied into each mip of a compressed texture (levels under 4x4 uploaded) read back
+    as the encoder made them."""
+    from export.bcn.gl_texture import BCnTextureGL
+    from export.decode.gl_transcode import read_blocks
+    rgba = photo_crop(24, 40)
+    src = texture_of(ctx, rgba, mips=True)
+    levels = layout.mip_count(40, 24)
+    for name in ("bc4", "bc7"):
+        dest = BCnTextureGL(FORMATS[name], False, 40, 24, levels)
+        try:
+            for m in range(levels):
+                encoder.encode_into(src, m, dest)
+            back = read_blocks(dest)
+            assert back.levels == [encoder.encode_bytes(src, m, name) for m in range(levels)]
+            assert dest.bytes == FORMATS[name].chain_bytes(40, 24)
+        finally:
+            dest.release()
+    src.release()
+
+
+def test_decode_to_bcn_transcodes_a_set(ctx, trained):
+    from export.decode.gl_load import decode_mips_gl
+    from export.decode.gl_resources import NTCTextureGL
+    from export.decode.gl_transcode import decode_to_bcn, read_blocks
+    from export.decode.reference import reconstruct, to_uint
+    model = trained.model
+    with NTCTextureGL(model, ctx) as tex:
+        textures = decode_to_bcn(tex)
+    try:
+        stored = decode_mips_gl(model, [0], ctx)[0]
+        for t, info, ref in zip(textures, model.textures, reconstruct(model, stored)):
+            fmt, srgb = format_for(len(info.channels), info.role == "normal",
+                                   info.colorspace == "srgb")
+            assert (t.format, t.srgb, t.levels) == (fmt, srgb, model.mips), info.name
+            blocks = read_blocks(t)
+            dec = codec.decode(fmt, blocks.levels[0], model.width, model.height)
+            want = to_uint(ref, 8)
+            n = 2 if info.role == "normal" else min(len(info.channels), 4)
+            if fmt.name == "bc7" and len(info.channels) == 1:
+                n = 1
+            assert psnr8(dec[..., :n], want[..., :n]) > 30, info.name
+    finally:
+        for t in textures:
+            t.release()
+
+
+def test_ntc_decode_dds_on_the_gpu(trained, tmp_path):
+    from export import cli
+    from export.bcn.dds import from_bytes
+    from test_cli import run
+    path = tmp_path / "set.ntc"
+    path.write_bytes(trained.data)
+    files = {}
+    for backend in ("gl", "torch"):
+        rc, _, err = run(cli.main, [path, "-o", tmp_path / backend, "--format", "dds",
+                                    "--backend", backend])
+        assert rc == 0, err
+        files[backend] = {p.name: p.read_bytes() for p in (tmp_path / backend).iterdir()}
+    assert files["gl"].keys() == files["torch"].keys()
+    for name, data in files["gl"].items():
+        gpu, cpu = from_bytes(data), from_bytes(files["torch"][name])
+        assert (gpu.format, gpu.srgb, gpu.width, len(gpu.levels)) == \
+            (cpu.format, cpu.srgb, cpu.width, len(cpu.levels))
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        assert img.size == (gpu.width, gpu.height)
