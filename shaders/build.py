@@ -143,16 +143,30 @@ _STATIC = re.compile(r"^\s*static\s+const\s+(int|uint|float)\s+(\w+)\s*=\s*([^;]
 _SCALARS = {"float32": "float32", "int32": "int32", "uint32": "uint32"}
 
 
-def static_constants(folder: Path = SHADER_DIR) -> dict[str, int | float]:
-    """Every `static const int|uint|float NAME = literal;` of the folder's Slang sources."""
-    found: dict[str, int | float] = {}
+_STATIC_ARRAY = re.compile(r"^\s*static\s+const\s+(int|uint|float)\s+(\w+)\s*\[\s*\d*\s*\]\s*=\s*"
+                           r"\{([^}]*)\}\s*;", re.M)
+
+
+def _literal(kind: str, text: str, name: str, path: Path) -> int | float:
+    try:
+        return float(text) if kind == "float" else int(text.strip().rstrip("uU"), 0)
+    except ValueError:
+        raise ShaderBuildError(f"{path.name}: static const {name} = {text.strip()} is not "
+                               "a literal number") from None
+
+
+def static_constants(folder: Path = SHADER_DIR) -> dict[str, int | float | tuple]:
+    """Every `static const int|uint|float NAME = literal;` of the folder's Slang sources, and
+    every such array of literals (`NAME[N] = { ... };`, as a tuple)."""
+    found: dict[str, int | float | tuple] = {}
     for path in sorted(folder.glob("*.slang")):
-        for kind, name, text in _STATIC.findall(path.read_text()):
-            try:
-                value = float(text) if kind == "float" else int(text.strip().rstrip("uU"), 0)
-            except ValueError:
-                raise ShaderBuildError(f"{path.name}: static const {name} = {text.strip()} is not "
-                                       "a literal number") from None
+        text_of = path.read_text()
+        items = [(kind, name, _literal(kind, text, name, path))
+                 for kind, name, text in _STATIC.findall(text_of)]
+        items += [(kind, name, tuple(_literal(kind, v, name, path)
+                                     for v in text.split(",") if v.strip()))
+                  for kind, name, text in _STATIC_ARRAY.findall(text_of)]
+        for kind, name, value in items:
             if name in found and found[name] != value:
                 raise ShaderBuildError(f"static const {name} has two values ({found[name]}, "
                                        f"{value})")

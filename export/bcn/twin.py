@@ -5,7 +5,8 @@ step, in float32, vectorised over blocks; the GL encoder is held to it block for
 BC4 (and BC5 = BC4 of R, then of G): the 8-value mode (r0 = max > r1 = min), starting from the
 block's min and max, each texel the nearest of the 8 levels; then REFINE_STEPS times least-squares
 endpoints for those levels, rounded, kept when the error drops. A flat block is r0 = r1.
-BC7 mode 6 (one subset, RGBA endpoints of 7 bits + a p-bit each, 4-bit indices):
+BC7, the better (squared error) of two modes; bc7enc at uber level 1 picks the same two on opaque
+textures. Mode 6 (one subset, RGBA endpoints of 7 bits + a p-bit each, 4-bit indices):
   1. principal axis of the block's RGBA (POWER_STEPS steps of power iteration on the covariance,
      from the axis of the largest channel range), endpoints at the extreme projections;
   2. each endpoint rounded to 7 bits under the p-bit (0 or 1) that lands nearer;
@@ -13,6 +14,13 @@ BC7 mode 6 (one subset, RGBA endpoints of 7 bits + a p-bit each, 4-bit indices):
   4. REFINE_STEPS times: least-squares endpoints for those indices, rounded and indexed again,
      kept when the block's squared error drops;
   5. the anchor (texel 0) index made < 8 by swapping the endpoints.
+Mode 1 (two subsets of RGB, 6-bit endpoints + a p-bit per subset, 3-bit indices, alpha 255):
+  1. of the 64 partitions, the one whose subsets lie nearest their principal lines (trace less
+     largest eigenvalue of each subset's covariance, ESTIMATE_STEPS power steps from (1, 1, 1));
+  2. each subset fitted as mode 6 is, in RGB with 8 levels and the p-bit shared by its
+     endpoints; each subset's anchor (texel 0; the partition's anchor for subset 1) made < 4.
+Blocks whose alpha varies are left to mode 6 in practice (mode 1 counts alpha's error against
+255): on them this encoder is several dB behind bc7enc's alpha modes.
 Values are 0..255 floats (the 8-bit texels); errors are plain squared RGBA differences, as bc7enc
 with linear weights. Edge blocks repeat the level's last row / column (codec.pad_to_blocks).
 """
@@ -141,9 +149,8 @@ def _principal_axis(px: np.ndarray) -> np.ndarray:
     return axis
 
 
-def bc7_mode6_blocks(px: np.ndarray) -> np.ndarray:
-    """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 16] BC7 mode 6 blocks."""
-    px = px.astype(np.float32)
+def bc7_mode6(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [B, 16, 4] texels 0..255 -> (uint8 [B, 16] mode 6 blocks, squared errors [B])."""
     mean = px.mean(-2)
     axis = _principal_axis(px)
     t = ((px - mean[..., None, :]) * axis[..., None, :]).sum(-1)
@@ -174,29 +181,42 @@ def bc7_mode6_blocks(px: np.ndarray) -> np.ndarray:
     q0, q1 = np.where(swap[..., None], q1, q0), np.where(swap[..., None], q0, q1)
     p0, p1 = np.where(swap, p1, p0), np.where(swap, p0, p1)
     idx = np.where(swap[..., None], 15 - idx, idx)
-    return pack_mode6(q0.astype(np.uint64), p0.astype(np.uint64), q1.astype(np.uint64),
-                      p1.astype(np.uint64), idx.astype(np.uint64))
+    u = np.uint64
+    return pack_mode6(q0.astype(u), p0.astype(u), q1.astype(u), p1.astype(u), idx.astype(u)), err
+
+
+def bc7_mode6_blocks(px: np.ndarray) -> np.ndarray:
+    """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 16] BC7 mode 6 blocks."""
+    flat = px.reshape(-1, 16, 4).astype(np.float32)
+    return bc7_mode6(flat)[0].reshape(*px.shape[:-2], 16)
 
 
 def pack_mode6(q0, p0, q1, p1, idx) -> np.ndarray:
     """Bit-pack mode 6 fields ([..., 4] endpoints, [...] p-bits, [..., 16] indices)."""
-    lo = np.full(q0.shape[:-1], C.BCN_BC7_MODE6_BIT, np.uint64)
-    hi = np.zeros(q0.shape[:-1], np.uint64)
-    pos = 7
-    fields = []
+    fields = [(np.full(q0.shape[:-1], C.BCN_BC7_MODE6_BIT, np.uint64), 7)]
     for c in range(4):
         fields += [(q0[..., c], 7), (q1[..., c], 7)]
     fields += [(p0, 1), (p1, 1)]
     fields += [(idx[..., i], 3 if i == 0 else 4) for i in range(16)]
+    return pack_fields(fields)
+
+
+def pack_fields(fields) -> np.ndarray:
+    """128-bit blocks from (uint64 array, bits) fields in order, LSB first -> uint8 [..., 16];
+    `bits` may be an array (a field's width per block)."""
+    shape = fields[0][0].shape
+    lo, hi = np.zeros(shape, np.uint64), np.zeros(shape, np.uint64)
+    pos = np.zeros(shape, np.int64)
+    one = np.uint64(1)
     for value, n in fields:
-        for b in range(n):   # bit by bit: fields straddle the 64-bit halves
-            bit = (value >> np.uint64(b)) & np.uint64(1)
-            if pos < 64:
-                lo |= bit << np.uint64(pos)
-            else:
-                hi |= bit << np.uint64(pos - 64)
-            pos += 1
-    out = np.zeros((*q0.shape[:-1], 16), np.uint8)
+        n = np.broadcast_to(np.asarray(n, np.int64), shape)
+        for b in range(int(n.max())):
+            bit = np.where(b < n, (value >> np.uint64(b)) & one, np.uint64(0))
+            at = (pos + b).astype(np.uint64)
+            lo |= np.where(pos + b < 64, bit << (at % np.uint64(64)), np.uint64(0))
+            hi |= np.where(pos + b >= 64, bit << (at % np.uint64(64)), np.uint64(0))
+        pos = pos + n
+    out = np.zeros((*shape, 16), np.uint8)
     for b in range(8):
         out[..., b] = ((lo >> np.uint64(8 * b)) & np.uint64(0xFF)).astype(np.uint8)
         out[..., 8 + b] = ((hi >> np.uint64(8 * b)) & np.uint64(0xFF)).astype(np.uint8)
@@ -204,8 +224,8 @@ def pack_mode6(q0, p0, q1, p1, idx) -> np.ndarray:
 
 
 def encode_bc7(rgba: np.ndarray) -> bytes:
-    """uint8 [H, W, 4] -> BC7 (mode 6) blocks."""
-    return bc7_mode6_blocks(blocks_of(rgba)).tobytes()
+    """uint8 [H, W, 4] -> BC7 blocks (mode 1 or mode 6, whichever errs less)."""
+    return bc7_blocks(blocks_of(rgba)).tobytes()
 
 
 def encode(name: str, rgba: np.ndarray) -> bytes:
@@ -220,3 +240,147 @@ def encode(name: str, rgba: np.ndarray) -> bytes:
 
 
 GPU_FORMATS = tuple(FORMATS[n] for n in ("bc4", "bc5", "bc7"))
+
+
+# ---------------------------------------------------------------------------------------------
+# BC7 mode 1 and the choice between modes
+
+PARTITIONS2 = np.array([[(m >> i) & 1 for i in range(16)] for m in C.BCN_BC7_PARTITIONS2],
+                       np.float32)                                    # [64, 16]: 1 = subset 1
+ANCHORS2 = np.array(C.BCN_BC7_ANCHORS2)
+BC7_WEIGHTS3 = np.array(C.BCN_BC7_WEIGHTS3, np.float32)
+
+
+def _line_residual(rgb: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Squared distance of a subset's texels from their principal line (trace of the
+    covariance less its largest eigenvalue, the latter by ESTIMATE_STEPS power steps from
+    (1, 1, 1)): how badly one line fits the subset. rgb [B, 16, 3], member [..., 16] 0/1."""
+    n = np.maximum(member.sum(-1), np.float32(1))
+    mean = np.einsum("...t,btc->b...c", member, rgb) / n[..., None]
+    c = (rgb[:, None] - mean[..., None, :]) * member[..., None]
+    cov = np.einsum("b...ti,b...tj->b...ij", c, c)
+    axis = np.ones(cov.shape[:-1], np.float32)
+    for _ in range(C.BCN_ESTIMATE_STEPS):
+        axis = np.einsum("...ij,...j->...i", cov, axis)
+        norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
+        axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
+    lam = np.einsum("...i,...ij,...j->...", axis, cov, axis)
+    return np.trace(cov, axis1=-2, axis2=-1) - lam
+
+
+def _quantize6(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A subset's two endpoints [B, 2, 3] (0..255) -> (6-bit values [B, 2, 3], shared p-bit
+    [B]) of the p-bit whose 8-bit endpoints land nearer (0 on ties)."""
+    best = None
+    for p in (0, 1):
+        q = np.clip(np.floor((e * np.float32(127.0 / 255.0) - np.float32(p)) * np.float32(0.5)
+                             + np.float32(0.5)), 0, 63)
+        err = ((_expand7(q, p) - e) ** 2).sum((-1, -2))
+        if best is None:
+            best = (q, np.zeros(err.shape, np.float32), err)
+        else:
+            better = err < best[2]
+            best = (np.where(better[..., None, None], q, best[0]), np.where(better, 1, best[1])
+                    .astype(np.float32), np.where(better, err, best[2]))
+    return best[0], best[1]
+
+
+def _expand7(q, p) -> np.ndarray:
+    """6-bit endpoint + p-bit -> its 8-bit value ((v7 << 1) | (v7 >> 6))."""
+    v7 = (q * 2 + (p[..., None, None] if np.ndim(p) else p)).astype(np.int32)
+    return ((v7 << 1) | (v7 >> 6)).astype(np.float32)
+
+
+def _fit_subset(px: np.ndarray, member: np.ndarray):
+    """Mode 1 endpoints and indices of one subset of each block (px [B, 16, 4], member [B, 16]):
+    (6-bit endpoints [B, 2, 3], p-bit [B], indices [B, 16] (0 outside), error [B] over the
+    subset, alpha decoding as 255)."""
+    rgb = px[..., :3]
+    n = np.maximum(member.sum(-1), np.float32(1))
+    mean = (rgb * member[..., None]).sum(-2) / n[..., None]
+    c = (rgb - mean[:, None]) * member[..., None]
+    cov = np.einsum("bti,btj->bij", c, c)
+    big, small = np.float32(1e30), np.float32(-1e30)
+    hi = np.where(member[..., None] > 0, rgb, small).max(-2)
+    lo = np.where(member[..., None] > 0, rgb, big).min(-2)
+    axis = np.where(np.arange(3) == (hi - lo).argmax(-1)[..., None], np.float32(1),
+                    np.float32(0))
+    for _ in range(POWER_STEPS):
+        axis = np.einsum("bij,bj->bi", cov, axis)
+        norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
+        axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
+    t = ((rgb - mean[:, None]) * axis[:, None]).sum(-1)
+    tmin = np.where(member > 0, t, big).min(-1)
+    tmax = np.where(member > 0, t, small).max(-1)
+    ends = np.clip(np.stack([mean + tmin[:, None] * axis, mean + tmax[:, None] * axis], 1), 0,
+                   255)
+    q, p = _quantize6(ends)
+    idx, err = _indices3(px, member, q, p)
+    for _ in range(REFINE_STEPS):
+        a = BC7_WEIGHTS3[idx] / np.float32(64) * member
+        one = (1 - BC7_WEIGHTS3[idx] / np.float32(64)) * member
+        aa, bb, ab = (one * one).sum(-1), (a * a).sum(-1), (one * a).sum(-1)
+        det = aa * bb - ab * ab
+        x0, x1 = (one[..., None] * rgb).sum(-2), (a[..., None] * rgb).sum(-2)
+        ok = det > np.float32(1e-3)
+        safe = np.where(ok, det, np.float32(1))[:, None]
+        n0 = np.clip((bb[:, None] * x0 - ab[:, None] * x1) / safe, 0, 255)
+        n1 = np.clip((aa[:, None] * x1 - ab[:, None] * x0) / safe, 0, 255)
+        rq, rp = _quantize6(np.stack([n0, n1], 1))
+        ridx, rerr = _indices3(px, member, rq, rp)
+        take = ok & (rerr < err)
+        q, p = np.where(take[:, None, None], rq, q), np.where(take, rp, p)
+        idx, err = np.where(take[:, None], ridx, idx), np.where(take, rerr, err)
+    return q, p, idx, err
+
+
+def _indices3(px, member, q, p):
+    """(3-bit index per member texel (0 elsewhere), error over the subset, alpha vs 255)."""
+    e = _expand7(q, p).astype(np.int32)                                   # [B, 2, 3]
+    w = BC7_WEIGHTS3.astype(np.int32)[:, None]
+    pal = (((64 - w) * e[:, None, 0] + w * e[:, None, 1] + 32) >> 6).astype(np.float32)
+    d = ((px[:, :, None, :3] - pal[:, None]) ** 2).sum(-1)                # [B, 16, 8]
+    idx = d.argmin(-1)
+    best = np.take_along_axis(d, idx[..., None], -1)[..., 0] + (px[..., 3] - 255) ** 2
+    return np.where(member > 0, idx, 0), (best * member).sum(-1)
+
+
+def bc7_mode1(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [B, 16, 4] -> (uint8 [B, 16] mode 1 blocks, squared errors [B]) for the
+    partition whose two subsets lie nearest their principal lines."""
+    estimate = sum(_line_residual(px[..., :3], m) for m in (1 - PARTITIONS2, PARTITIONS2))
+    return bc7_mode1_for(px, estimate.argmin(-1))                        # first on ties
+
+
+def bc7_mode1_for(px: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bc7_mode1 with the partition of each block given (int [B])."""
+    mask = PARTITIONS2[part]
+    q0, pb0, i0, e0 = _fit_subset(px, 1 - mask)
+    q1, pb1, i1, e1 = _fit_subset(px, mask)
+    idx = np.where(mask > 0, i1, i0)
+    anchor1 = ANCHORS2[part]
+    for q, p_, anchor, sub in ((q0, pb0, np.zeros_like(anchor1), 0), (q1, pb1, anchor1, 1)):
+        swap = np.take_along_axis(idx, anchor[:, None], -1)[:, 0] >= 4
+        q[swap] = q[swap][:, ::-1]
+        inside = (mask > 0) if sub else (mask == 0)
+        idx = np.where(swap[:, None] & inside, 7 - idx, idx)
+    u = np.uint64
+    fields = [(np.full(part.shape, C.BCN_BC7_MODE1_BIT, u), 2), (part.astype(u), 6)]
+    for c in range(3):
+        fields += [(q0[:, 0, c].astype(u), 6), (q0[:, 1, c].astype(u), 6),
+                   (q1[:, 0, c].astype(u), 6), (q1[:, 1, c].astype(u), 6)]
+    fields += [(pb0.astype(u), 1), (pb1.astype(u), 1)]
+    for i in range(16):
+        bits = np.where((i == 0) | (anchor1 == i), 2, 3)
+        fields += [(idx[:, i].astype(u), bits)]
+    return pack_fields(fields), e0 + e1
+
+
+def bc7_blocks(px: np.ndarray) -> np.ndarray:
+    """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 16] BC7 blocks: mode 1 where it errs
+    less than mode 6 (the first on ties), else mode 6."""
+    flat = px.reshape(-1, 16, 4).astype(np.float32)
+    six, err6 = bc7_mode6(flat)
+    one, err1 = bc7_mode1(flat)
+    out = np.where((err1 < err6)[:, None], one, six)
+    return out.reshape(*px.shape[:-2], 16)

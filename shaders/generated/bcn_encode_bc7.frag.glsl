@@ -15,6 +15,9 @@ layout(std140) uniform block_SLANG_ParameterGroup_BcnPass_0
 layout(binding = 0)
 uniform sampler2D bcnSource_0;
 
+const int  BCN_BC7_WEIGHTS3_0[8] = int[](0, 9, 18, 27, 37, 46, 55, 64);
+const int  BCN_BC7_ANCHORS2_0[64] = int[](15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 2, 8, 2, 2, 8, 8, 15, 2, 8, 2, 2, 8, 8, 2, 2, 15, 15, 6, 8, 2, 8, 15, 15, 2, 8, 2, 2, 2, 15, 15, 6, 6, 2, 6, 8, 15, 15, 2, 2, 15, 15, 15, 15, 15, 2, 2, 15);
+const uint  BCN_BC7_PARTITIONS2_0[64] = uint[](52428U, 34952U, 61166U, 60616U, 51328U, 65260U, 65224U, 60544U, 51200U, 65516U, 65152U, 59392U, 65512U, 65280U, 65520U, 61440U, 63248U, 142U, 28928U, 2254U, 140U, 29456U, 12544U, 36046U, 2188U, 12560U, 26214U, 13932U, 6120U, 4080U, 29070U, 14748U, 43690U, 61680U, 23130U, 13260U, 15420U, 21930U, 38550U, 42330U, 29646U, 5064U, 12876U, 15324U, 27030U, 49980U, 39270U, 1632U, 626U, 1252U, 20032U, 10016U, 51510U, 37740U, 14790U, 25500U, 37686U, 40134U, 33150U, 59160U, 52464U, 4044U, 30532U, 60962U);
 const int  BCN_BC7_WEIGHTS_0[16] = int[](0, 4, 9, 13, 17, 21, 26, 30, 34, 38, 43, 47, 51, 55, 60, 64);
 void bcnLoadBlock_0(ivec2 block_0, out vec4  px_0[16])
 {
@@ -157,7 +160,7 @@ void bcnPut_0(inout uvec4 bits_0, inout int pos_0, uint value_0, int n_0)
     return;
 }
 
-uvec4 bcnBc7Mode6_0(vec4  px_2[16])
+uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
 {
     const vec4 _S7 = vec4(0.0);
     vec4 lo_0 = px_2[0];
@@ -360,6 +363,7 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16])
         }
         step_0 = step_0 + 1;
     }
+    blockErr_0 = err_2;
     if((index_1[0]) >= 8)
     {
         vec4 tq_0 = q0_2;
@@ -426,14 +430,567 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16])
     return bits_1;
 }
 
+float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
+{
+    const vec3 _S27 = vec3(0.0);
+    int i_3 = 0;
+    float n_2 = 0.0;
+    vec3 mean_3 = _S27;
+    for(;;)
+    {
+        if(i_3 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_0 >> uint(i_3)) & 1U) == subset_0)
+        {
+            vec3 mean_4 = mean_3 + px_3[i_3].xyz;
+            n_2 = n_2 + 1.0;
+            mean_3 = mean_4;
+        }
+        i_3 = i_3 + 1;
+    }
+    vec3 mean_5 = mean_3 / max(n_2, 1.0);
+    const mat3x3 _S28 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    i_3 = 0;
+    mat3x3 cov_1 = _S28;
+    for(;;)
+    {
+        if(i_3 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_0 >> uint(i_3)) & 1U) == subset_0)
+        {
+            vec3 c_2 = px_3[i_3].xyz - mean_5;
+            cov_1 = cov_1 + mat3x3(c_2 * c_2.x, c_2 * c_2.y, c_2 * c_2.z);
+        }
+        i_3 = i_3 + 1;
+    }
+    vec3 axis_2 = vec3(1.0);
+    int s_1 = 0;
+    for(;;)
+    {
+        if(s_1 < 4)
+        {
+        }
+        else
+        {
+            break;
+        }
+        vec3 axis_3 = (((axis_2) * (cov_1)));
+        float len_0 = sqrt(dot(axis_3, axis_3));
+        if(len_0 > 9.99999968265522539e-21)
+        {
+            mean_3 = axis_3 / len_0;
+        }
+        else
+        {
+            mean_3 = _S27;
+        }
+        int _S29 = s_1 + 1;
+        axis_2 = mean_3;
+        s_1 = _S29;
+    }
+    return cov_1[0][0] + cov_1[1][1] + cov_1[2][2] - dot(axis_2, (((axis_2) * (cov_1))));
+}
+
+vec3 bcnExpand7_0(vec3 q_1, float pbit_1)
+{
+    ivec3 _S30 = ivec3(q_1 * 2.0 + pbit_1);
+    return vec3((_S30 << 1) | (_S30 >> 6));
+}
+
+void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out float pbit_2)
+{
+    float best_1 = 1.00000001504746622e+30;
+    int p_0 = 0;
+    for(;;)
+    {
+        if(p_0 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        float _S31 = float(p_0);
+        const vec3 _S32 = vec3(0.0);
+        const vec3 _S33 = vec3(63.0);
+        vec3 a_1 = clamp(floor((e0_0 * 0.49803921580314636 - _S31) * 0.5 + 0.5), _S32, _S33);
+        vec3 b_1 = clamp(floor((e1_0 * 0.49803921580314636 - _S31) * 0.5 + 0.5), _S32, _S33);
+        vec3 da_0 = bcnExpand7_0(a_1, _S31) - e0_0;
+        vec3 db_0 = bcnExpand7_0(b_1, _S31) - e1_0;
+        float err_3 = dot(da_0, da_0) + dot(db_0, db_0);
+        if(err_3 < best_1)
+        {
+            q0_3 = a_1;
+            q1_3 = b_1;
+            pbit_2 = _S31;
+            best_1 = err_3;
+        }
+        p_0 = p_0 + 1;
+    }
+    return;
+}
+
+float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 q1_4, float pbit_3, inout int  index_2[16])
+{
+    ivec3 _S34 = ivec3(bcnExpand7_0(q0_4, pbit_3));
+    ivec3 _S35 = ivec3(bcnExpand7_0(q1_4, pbit_3));
+    vec3  palette_1[8];
+    int k_1 = 0;
+    for(;;)
+    {
+        if(k_1 < 8)
+        {
+        }
+        else
+        {
+            break;
+        }
+        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S34 + BCN_BC7_WEIGHTS3_0[k_1] * _S35 + 32) >> 6);
+        k_1 = k_1 + 1;
+    }
+    int i_4 = 0;
+    float err_4 = 0.0;
+    for(;;)
+    {
+        if(i_4 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_1 >> uint(i_4)) & 1U) != subset_1)
+        {
+            i_4 = i_4 + 1;
+            continue;
+        }
+        float best_2 = 1.00000001504746622e+30;
+        int bestK_1 = 0;
+        k_1 = 0;
+        for(;;)
+        {
+            if(k_1 < 8)
+            {
+            }
+            else
+            {
+                break;
+            }
+            vec3 d_1 = px_4[i_4].xyz - palette_1[k_1];
+            float e_2 = dot(d_1, d_1);
+            if(e_2 < best_2)
+            {
+                best_2 = e_2;
+                bestK_1 = k_1;
+            }
+            k_1 = k_1 + 1;
+        }
+        index_2[i_4] = bestK_1;
+        float _S36 = px_4[i_4].w - 255.0;
+        err_4 = err_4 + (best_2 + _S36 * _S36);
+        i_4 = i_4 + 1;
+    }
+    return err_4;
+}
+
+float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, out vec3 q1_5, out float pbit_4, inout int  index_3[16])
+{
+    const vec3 _S37 = vec3(0.0);
+    const vec3 _S38 = vec3(-1.00000001504746622e+30);
+    vec3 lo_1 = vec3(1.00000001504746622e+30);
+    vec3 hi_1 = _S38;
+    int i_5 = 0;
+    float n_3 = 0.0;
+    vec3 mean_6 = _S37;
+    for(;;)
+    {
+        if(i_5 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
+        {
+            float n_4 = n_3 + 1.0;
+            vec3 _S39 = px_5[i_5].xyz;
+            vec3 mean_7 = mean_6 + _S39;
+            vec3 _S40 = max(hi_1, _S39);
+            lo_1 = min(lo_1, _S39);
+            hi_1 = _S40;
+            n_3 = n_4;
+            mean_6 = mean_7;
+        }
+        i_5 = i_5 + 1;
+    }
+    vec3 mean_8 = mean_6 / max(n_3, 1.0);
+    const mat3x3 _S41 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    i_5 = 0;
+    mat3x3 cov_2 = _S41;
+    for(;;)
+    {
+        if(i_5 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
+        {
+            vec3 c_3 = px_5[i_5].xyz - mean_8;
+            cov_2 = cov_2 + mat3x3(c_3 * c_3.x, c_3 * c_3.y, c_3 * c_3.z);
+        }
+        i_5 = i_5 + 1;
+    }
+    vec3 range_1 = hi_1 - lo_1;
+    const vec3 _S42 = vec3(1.0, 0.0, 0.0);
+    float _S43 = range_1.y;
+    float _S44 = range_1.x;
+    bool _S45;
+    if(_S43 > _S44)
+    {
+        _S45 = _S43 >= (range_1.z);
+    }
+    else
+    {
+        _S45 = false;
+    }
+    vec3 axis_4;
+    if(_S45)
+    {
+        axis_4 = vec3(0.0, 1.0, 0.0);
+    }
+    else
+    {
+        float _S46 = range_1.z;
+        if(_S46 > _S44)
+        {
+            _S45 = _S46 > _S43;
+        }
+        else
+        {
+            _S45 = false;
+        }
+        if(_S45)
+        {
+            axis_4 = vec3(0.0, 0.0, 1.0);
+        }
+        else
+        {
+            axis_4 = _S42;
+        }
+    }
+    int s_2 = 0;
+    for(;;)
+    {
+        if(s_2 < 8)
+        {
+        }
+        else
+        {
+            break;
+        }
+        vec3 axis_5 = (((axis_4) * (cov_2)));
+        float len_1 = sqrt(dot(axis_5, axis_5));
+        if(len_1 > 9.99999968265522539e-21)
+        {
+            lo_1 = axis_5 / len_1;
+        }
+        else
+        {
+            lo_1 = _S37;
+        }
+        int _S47 = s_2 + 1;
+        axis_4 = lo_1;
+        s_2 = _S47;
+    }
+    float tmin_1 = 1.00000001504746622e+30;
+    float tmax_1 = -1.00000001504746622e+30;
+    i_5 = 0;
+    for(;;)
+    {
+        if(i_5 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
+        {
+            float t_1 = dot(px_5[i_5].xyz - mean_8, axis_4);
+            float _S48 = max(tmax_1, t_1);
+            tmin_1 = min(tmin_1, t_1);
+            tmax_1 = _S48;
+        }
+        i_5 = i_5 + 1;
+    }
+    const vec3 _S49 = vec3(255.0);
+    bcnQuantize6_0(clamp(mean_8 + tmin_1 * axis_4, _S37, _S49), clamp(mean_8 + tmax_1 * axis_4, _S37, _S49), q0_5, q1_5, pbit_4);
+    float _S50 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
+    float err_5 = _S50;
+    int step_1 = 0;
+    for(;;)
+    {
+        if(step_1 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        i_5 = 0;
+        float aa_2 = 0.0;
+        float bb_2 = 0.0;
+        float ab_2 = 0.0;
+        vec3 x0_2 = _S37;
+        vec3 x1_2 = _S37;
+        for(;;)
+        {
+            if(i_5 < 16)
+            {
+            }
+            else
+            {
+                break;
+            }
+            if(((mask_2 >> uint(i_5)) & 1U) != subset_2)
+            {
+                i_5 = i_5 + 1;
+                continue;
+            }
+            float a_2 = float(BCN_BC7_WEIGHTS3_0[index_3[i_5]]) / 64.0;
+            float _S51 = 1.0 - a_2;
+            float bb_3 = bb_2 + a_2 * a_2;
+            float ab_3 = ab_2 + _S51 * a_2;
+            vec3 _S52 = px_5[i_5].xyz;
+            vec3 x0_3 = x0_2 + _S51 * _S52;
+            vec3 x1_3 = x1_2 + a_2 * _S52;
+            aa_2 = aa_2 + _S51 * _S51;
+            bb_2 = bb_3;
+            ab_2 = ab_3;
+            x0_2 = x0_3;
+            x1_2 = x1_3;
+            i_5 = i_5 + 1;
+        }
+        float det_1 = aa_2 * bb_2 - ab_2 * ab_2;
+        bool ok_1 = det_1 > 0.00100000004749745;
+        float safe_1;
+        if(ok_1)
+        {
+            safe_1 = det_1;
+        }
+        else
+        {
+            safe_1 = 1.0;
+        }
+        vec3 r0_1;
+        vec3 r1_1;
+        float rp_0;
+        bcnQuantize6_0(clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S37, _S49), clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S37, _S49), r0_1, r1_1, rp_0);
+        int  rindex_1[16] = index_3;
+        float rerr_1 = bcnIndices3_0(px_5, mask_2, subset_2, r0_1, r1_1, rp_0, rindex_1);
+        if(ok_1)
+        {
+            _S45 = rerr_1 < err_5;
+        }
+        else
+        {
+            _S45 = false;
+        }
+        if(_S45)
+        {
+            q0_5 = r0_1;
+            q1_5 = r1_1;
+            pbit_4 = rp_0;
+            index_3 = rindex_1;
+            err_5 = rerr_1;
+        }
+        step_1 = step_1 + 1;
+    }
+    return err_5;
+}
+
+uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
+{
+    float best_3 = 1.00000001504746622e+30;
+    int part_0 = 0;
+    int p_1 = 0;
+    for(;;)
+    {
+        if(p_1 < 64)
+        {
+        }
+        else
+        {
+            break;
+        }
+        float e_3 = bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_1], 0U) + bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_1], 1U);
+        if(e_3 < best_3)
+        {
+            best_3 = e_3;
+            part_0 = p_1;
+        }
+        p_1 = p_1 + 1;
+    }
+    int _S53 = part_0;
+    int _S54 = part_0;
+    int  index_4[16];
+    int i_6 = 0;
+    for(;;)
+    {
+        if(i_6 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        index_4[i_6] = 0;
+        i_6 = i_6 + 1;
+    }
+    vec3 a0_0;
+    vec3 a1_0;
+    float pa_0;
+    float _S55 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S53], 0U, a0_0, a1_0, pa_0, index_4);
+    vec3 b0_0;
+    vec3 b1_0;
+    float pb_0;
+    float _S56 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S53], 1U, b0_0, b1_0, pb_0, index_4);
+    err_6 = _S55 + _S56;
+    if((index_4[0]) >= 4)
+    {
+        vec3 t_2 = a0_0;
+        a0_0 = a1_0;
+        a1_0 = t_2;
+        i_6 = 0;
+        for(;;)
+        {
+            if(i_6 < 16)
+            {
+            }
+            else
+            {
+                break;
+            }
+            if((((BCN_BC7_PARTITIONS2_0[_S53]) >> uint(i_6)) & 1U) == 0U)
+            {
+                index_4[i_6] = 7 - index_4[i_6];
+            }
+            i_6 = i_6 + 1;
+        }
+    }
+    if((index_4[BCN_BC7_ANCHORS2_0[_S54]]) >= 4)
+    {
+        vec3 t_3 = b0_0;
+        b0_0 = b1_0;
+        b1_0 = t_3;
+        i_6 = 0;
+        for(;;)
+        {
+            if(i_6 < 16)
+            {
+            }
+            else
+            {
+                break;
+            }
+            if((((BCN_BC7_PARTITIONS2_0[_S53]) >> uint(i_6)) & 1U) == 1U)
+            {
+                index_4[i_6] = 7 - index_4[i_6];
+            }
+            i_6 = i_6 + 1;
+        }
+    }
+    uvec4 bits_2 = uvec4(ivec4(0));
+    int pos_2 = 0;
+    bcnPut_0(bits_2, pos_2, 2U, 2);
+    bcnPut_0(bits_2, pos_2, uint(part_0), 6);
+    int c_4 = 0;
+    for(;;)
+    {
+        if(c_4 < 3)
+        {
+        }
+        else
+        {
+            break;
+        }
+        bcnPut_0(bits_2, pos_2, uint(a0_0[c_4]), 6);
+        bcnPut_0(bits_2, pos_2, uint(a1_0[c_4]), 6);
+        bcnPut_0(bits_2, pos_2, uint(b0_0[c_4]), 6);
+        bcnPut_0(bits_2, pos_2, uint(b1_0[c_4]), 6);
+        c_4 = c_4 + 1;
+    }
+    bcnPut_0(bits_2, pos_2, uint(pa_0), 1);
+    bcnPut_0(bits_2, pos_2, uint(pb_0), 1);
+    i_6 = 0;
+    for(;;)
+    {
+        if(i_6 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        uint _S57 = uint(index_4[i_6]);
+        bool _S58;
+        if(i_6 == 0)
+        {
+            _S58 = true;
+        }
+        else
+        {
+            _S58 = i_6 == (BCN_BC7_ANCHORS2_0[_S54]);
+        }
+        if(_S58)
+        {
+            part_0 = 2;
+        }
+        else
+        {
+            part_0 = 3;
+        }
+        bcnPut_0(bits_2, pos_2, _S57, part_0);
+        i_6 = i_6 + 1;
+    }
+    return bits_2;
+}
+
 layout(location = 0)
 out uvec4 entryPointParam_bc7Main_0;
 
 void main()
 {
-    vec4  px_3[16];
-    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_3);
-    entryPointParam_bc7Main_0 = bcnBc7Mode6_0(px_3);
+    vec4  px_7[16];
+    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_7);
+    float err6_0;
+    uvec4 six_0 = bcnBc7Mode6_0(px_7, err6_0);
+    float err1_0;
+    uvec4 one_0 = bcnBc7Mode1_0(px_7, err1_0);
+    uvec4 _S59;
+    if(err1_0 < err6_0)
+    {
+        _S59 = one_0;
+    }
+    else
+    {
+        _S59 = six_0;
+    }
+    entryPointParam_bc7Main_0 = _S59;
     return;
 }
 
