@@ -17,9 +17,11 @@ FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a p
    renderer's initial view (the camera framing the scene's bounds), exactly as
    `ntc-view --headless` does: set-up (upload; load mode also decodes), one untimed warm-up frame
    (driver compiles), then --frames timed frames. Rows: reference (the images), load (decoded on
-   load), sample with each filter (trilinear; stochastic as ntc-view shows it, the mean of the
-   row's frames, and as one frame; latent);
-3. per row: PSNR of the last frame against the reference row's last frame (same camera, 8-bit RGB,
+   load), each also with BCn textures (reference_bcn: the images encoded by bc7enc as ntc-view
+   --reference bcn; load_bcn: the decoded set transcoded on the GPU, --load-format bcn), sample
+   with each filter (trilinear; stochastic as ntc-view shows it, the mean of the row's frames,
+   and as one frame; latent; auto);
+3. per row: PSNR of the last frame against the (RGBA8) reference row's last frame (same camera, 8-bit RGB,
    whole image), GPU ms (GL timer query) median / p95, CPU ms (the renderer's clock: building and
    submitting the frame), wall ms per frame (ending with ctx.finish()) and this process's CPU time
    per frame (on a software renderer that is the rendering work), VRAM by the renderer's ledger
@@ -62,14 +64,18 @@ SCENES = {
     "WaterBottle": DATA / "scenes" / "WaterBottle" / "PF_WaterBottle_MR.gltf",
     "FlightHelmet": DATA / "scenes" / "FlightHelmet_512" / "FlightHelmet.gltf",
 }
-# (row name, renderer mode, sample filter, average stochastic frames as ntc-view shows them)
-ROWS = (("reference", "reference", "trilinear", True),
-        ("load", "load", "trilinear", True),
-        ("sample_trilinear", "sample", "trilinear", True),
-        ("sample_stochastic", "sample", "stochastic", True),
-        ("sample_stochastic_1", "sample", "stochastic", False),
-        ("sample_latent", "sample", "latent", True),
-        ("sample_auto", "sample", "auto", True))
+# (row name, renderer mode, sample filter, average stochastic frames as ntc-view shows them,
+#  (reference format, load format): ntc-view's --reference and --load-format)
+RGBA8, BCN = ("rgba8", "rgba8"), ("bcn", "bcn")
+ROWS = (("reference", "reference", "trilinear", True, RGBA8),
+        ("reference_bcn", "reference", "trilinear", True, BCN),
+        ("load", "load", "trilinear", True, RGBA8),
+        ("load_bcn", "load", "trilinear", True, BCN),
+        ("sample_trilinear", "sample", "trilinear", True, RGBA8),
+        ("sample_stochastic", "sample", "stochastic", True, RGBA8),
+        ("sample_stochastic_1", "sample", "stochastic", False, RGBA8),
+        ("sample_latent", "sample", "latent", True, RGBA8),
+        ("sample_auto", "sample", "auto", True, RGBA8))
 TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights")
 VRAM_TARGET = 0.1          # sample-mode texture memory <= 1/10 of the reference images'
 DEFAULT_SIZE = (512, 512)
@@ -96,9 +102,10 @@ def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None
 def block_format_textures(scene) -> list[dict]:
     """The textures reference mode uploads for the materials the scene draws (one per image,
     colour space and normal handling, as viewer/material_textures.ImageTextures keys them), each with
-    the block format a real-time renderer would store it in: BC5 for normal maps, BC7 for the
-    rest, and the bytes of its full mip chain in that format and in RGBA8."""
-    from bench.rate_distortion import _chain_bits
+    the block format a real-time renderer stores it in (export.bcn.formats.format_for: BC7 for
+    colour and 3-4 channels, BC5 for normal maps, BC4 for grey), and the bytes of its full mip
+    chain in that format and in RGBA8."""
+    from viewer.bcn_images import image_format
     from viewer.frame_stats import mip_chain_texels
     from viewer.material_bindings import COLOUR_SLOTS
     used = sorted({p.material for p in scene.primitives})
@@ -109,10 +116,10 @@ def block_format_textures(scene) -> list[dict]:
             key = (ts.image.key, slot in COLOUR_SLOTS, slot == "normal")
             w, h = ts.image.size
             if key not in seen:
-                codec = "bc5" if slot == "normal" else "bc7"
+                fmt = image_format(ts.image, key[1], key[2])[0]
                 seen[key] = {"image": ts.image.name, "size": [w, h], "slots": [],
-                             "format": codec.upper(),
-                             "block_bytes": _chain_bits(codec, w, h) // 8,
+                             "format": fmt.name.upper(),
+                             "block_bytes": fmt.chain_bytes(w, h),
                              "rgba8_bytes": mip_chain_texels(w, h) * 4}
             entry = seen[key]
             tag = f"{mat.name}/{slot}"
@@ -148,18 +155,21 @@ def object_psnr(image: np.ndarray, reference: np.ndarray) -> float | None:
 
 
 def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
-               accumulate: bool = True, log=log_stderr) -> tuple[dict, np.ndarray]:
+               accumulate: bool = True, log=log_stderr, formats=RGBA8,
+               bcn_images=None) -> tuple[dict, np.ndarray]:
     """One headless run of ntc-view's renderer as viewer/cli.run_headless does it (set-up, one
     warm-up frame, `frames` timed frames), also timing each frame on the clock (to ctx.finish())
     and by this process's CPU time. Returns (figures, last frame as uint8 [h, w, 3]: with the
     stochastic filter and `accumulate`, the mean of the warm-up and timed frames)."""
     from viewer.frame_stats import FrameTimer
+    from viewer.material_bindings import TextureFormats
     from viewer.renderer import Renderer
     renderer = None
     try:
         t0 = time.perf_counter()
         renderer = Renderer(ctx, scene, size, mode=mode, filter_mode=filt, ntc_provider=provider,
-                            overlay=False, timer_latency=0, accumulate=accumulate, log=log)
+                            overlay=False, timer_latency=0, accumulate=accumulate, log=log,
+                            formats=TextureFormats(*formats), bcn_images=bcn_images)
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
         first_ms = renderer.warm_up()
@@ -177,6 +187,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         gpu = FrameTimer.summary(renderer.timer.gpu_ms)
         row = {
             "mode": mode, "filter": filt if mode == "sample" else None, "frames": frames,
+            "formats": {"reference": formats[0], "load": formats[1]},
             "accumulated_frames": renderer.accumulated,
             "gpu_ms": gpu, "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),
             "wall_ms": FrameTimer.summary(wall), "process_cpu_ms": FrameTimer.summary(proc),
@@ -268,13 +279,22 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     def provider(material):
         return paths.get(material.index)
 
+    # the images as BCn, encoded now (outside every timing) or found in the cache
+    from viewer.bcn_images import BCnImages
+    bcn_images = BCnImages(cache_dir, log)
+    t0 = time.perf_counter()
+    if any(r[4][0] == "bcn" for r in rows):
+        bcn_images.prepare([scene.material(i) for i in sorted({p.material
+                                                               for p in scene.primitives})])
+    bcn_encode_s = time.perf_counter() - t0
+
     # 2. rows on the shared context
     t_render = time.perf_counter()
     results, images = [], {}
-    for row_name, mode, filt, accumulate in rows:
+    for row_name, mode, filt, accumulate, formats in rows:
         log(f"{name}: {row_name} at {size[0]}x{size[1]}, {frames} frame(s)")
         row, image = render_row(ctx, scene, provider, mode, filt, size, frames, accumulate,
-                                log=log)
+                                log=log, formats=formats, bcn_images=bcn_images)
         row["name"] = row_name
         images[row_name] = image
         if shots_dir is not None:
@@ -286,7 +306,8 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     render_s = time.perf_counter() - t_render
 
     # 3. figures against the reference row
-    ref = next(r for r in results if r["mode"] == "reference")
+    ref = next(r for r in results if r["mode"] == "reference"
+               and r["formats"]["reference"] == "rgba8")
     still = still_view(ctx, scene, provider, size, images[ref["name"]], still_frames) \
         if still_frames else {}
     for r in results:
@@ -301,10 +322,18 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     for r in results:
         r["texture_vram_vs_block_formats"] = _ratio(r["texture_vram_bytes"], bc_bytes)
     by_name = {r["name"]: r for r in results}
+    ratios = {}
     sample = by_name.get("sample_trilinear") or next(
         (r for r in results if r["mode"] == "sample"), None)
     load = by_name.get("load")
-    ratios = {}
+    for a, b in (("reference_bcn", "load_bcn"), ("load", "load_bcn")):
+        if a in by_name and b in by_name:   # the transcoded set against the BCn images
+            ratios[f"{b}_vs_{a}"] = {
+                "psnr_difference": None if None in (by_name[a]["psnr_vs_reference"],
+                                                    by_name[b]["psnr_vs_reference"])
+                else by_name[b]["psnr_vs_reference"] - by_name[a]["psnr_vs_reference"],
+                "texture_vram_bytes": [by_name[b]["texture_vram_bytes"],
+                                       by_name[a]["texture_vram_bytes"]]}
     if sample is not None:
         v = sample["texture_vram_vs_reference"]
         ratios.update({"texture_vram_sample_over_reference": v,
@@ -326,6 +355,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
         "rgba8_bytes": sum(t["rgba8_bytes"] for t in bc),
         "rows": results, "ratios": ratios, "still_view": still,
         "compress_seconds": compress_s, "render_seconds": render_s,
+        "bcn_encode_seconds": bcn_encode_s,
     }
 
 

@@ -116,6 +116,14 @@ def scene_report(s: dict, out: dict) -> list[str]:
                   f"level): {s['block_format_bytes']:,} bytes for {len(bc)} textures "
                   f"({', '.join(sorted({t['format'] for t in bc}))}; RGBA8 with mips "
                   f"{s['rgba8_bytes']:,}); the .ntc files hold {s['ntc_file_bytes']:,} bytes."]
+    for a, b in (("reference_bcn", "load_bcn"), ("load", "load_bcn")):
+        cmp = ratios.get(f"{b}_vs_{a}")
+        if cmp is None:
+            continue
+        nb, na = cmp["texture_vram_bytes"]
+        lines.append(f"- {b} against {a}: frame PSNR {_f(cmp['psnr_difference'], '+.2f')} dB, "
+                     f"texture VRAM {nb:,} against {na:,} bytes"
+                     + (" (byte for byte the same)" if nb == na else "") + ".")
     for names in s.get("identical_sets", []):
         lines.append(f"- {', '.join(names)} have identical texture sets (one cache key): the "
                      f"viewer compresses, caches, uploads and (load mode) decodes that set once "
@@ -177,8 +185,9 @@ def report(out: dict) -> str:
         + " + ".join(out["texture_categories"])
         + " (the reference images, load mode's decoded textures, sample mode's latents and MLP "
           "weights; the 1x1 white texture of empty slots is in `textures` in every mode). "
-          "Block formats: BC7 for colour, ORM, occlusion and emissive, BC5 for normal maps, full "
-          "mip chains. 'scene pixels': the share of the frame that is not background; 'driver': "
+          "Block formats (export.bcn.formats): BC7 for colour and 3-4 channel maps (ORM), BC5 "
+          "for normal maps, BC4 for grey ones, full mip chains; reference_bcn holds them encoded "
+          "by bc7enc, load_bcn the decoded set transcoded on the GPU (shaders/bcn_encode.slang). 'scene pixels': the share of the frame that is not background; 'driver': "
           "GL_NVX_gpu_memory_info's memory in use (whole GPU), where the driver has it.",
         "",
     ]

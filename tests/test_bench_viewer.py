@@ -73,6 +73,10 @@ def test_measure_and_report(ctx, tmp_path):
         assert math.isfinite(ratios[k]) and ratios[k] > 0, k
     assert isinstance(ratios["texture_vram_sample_meets_target"], bool)
     assert ratios["frame_time_sample_over_reference"]["wall_ms"] > 0
+    # the transcoded set holds the bytes of the BCn images, which are the computed block bytes
+    bcn = ratios["load_bcn_vs_reference_bcn"]["texture_vram_bytes"]
+    assert bcn[0] == bcn[1] == s["block_format_bytes"] + 4      # + the 1x1 white texture
+    assert by["reference_bcn"]["psnr_vs_reference"] > 30
     json.dumps(out)   # viewer.json can hold it
 
     md = viewer.report(out)

@@ -27,7 +27,7 @@ single frames), in the window and headless alike.
 Headless (EGL, no display needed): renders --frames timed frames after one warm-up frame (which
 compiles the shaders; its wall time is reported as first_frame_ms, the GPU upload before it, with
 load mode's decode, as setup_ms; compressing a material is not counted), then writes --stats
-(JSON: mode, filter, frames, size, gpu_ms / cpu_ms median and p95, vram_bytes total and by
+(JSON: mode, filter, reference_format, load_format, frames, size, gpu_ms / cpu_ms median and p95, vram_bytes total and by
 category, driver_vram_bytes or null, ...) and --screenshot (PNG of the last frame), both atomically.
 --compare adds psnr_vs_reference (the last frame against a reference-mode render of the same view
 with RGBA8 textures, the original images; the diff view compares with the same).

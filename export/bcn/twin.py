@@ -2,9 +2,11 @@
 step, in float32, vectorised over blocks; the GL encoder is held to it block for block
 (tests/test_gl_bcn.py) and both to bc7enc's quality by bench.transcode.
 
-BC4 (and BC5 = BC4 of R, then of G): the 8-value mode (r0 = max > r1 = min), starting from the
-block's min and max, each texel the nearest of the 8 levels; then REFINE_STEPS times least-squares
-endpoints for those levels, rounded, kept when the error drops. A flat block is r0 = r1.
+BC4 (and BC5 = BC4 of R, then of G): the 8-value mode (r0 = max > r1 = min), each texel the
+nearest of its 8 values as decoders compute them (integer division), then REFINE_STEPS times
+least-squares endpoints for those indices, rounded, kept when the error drops; against it the
+6-value mode (r0 <= r1 the min and max of the values other than 0 and 255, which it holds
+exactly), whichever errs less. A flat block is r0 = r1.
 BC7, the better (squared error) of two modes; bc7enc at uber level 1 picks the same two on opaque
 textures. Mode 6 (one subset, RGBA endpoints of 7 bits + a p-bit each, 4-bit indices):
   1. principal axis of the block's RGBA (POWER_STEPS steps of power iteration on the covariance,
@@ -12,13 +14,15 @@ textures. Mode 6 (one subset, RGBA endpoints of 7 bits + a p-bit each, 4-bit ind
   2. each endpoint rounded to 7 bits under the p-bit (0 or 1) that lands nearer;
   3. each texel the index of the nearest of the 16 interpolated colours (first on ties);
   4. REFINE_STEPS times: least-squares endpoints for those indices, rounded and indexed again,
-     kept when the block's squared error drops;
+     kept when the block's squared error drops; then every pair of p-bits for the last
+     endpoints, kept when the error drops (a flat block needs one even and one odd endpoint);
   5. the anchor (texel 0) index made < 8 by swapping the endpoints.
 Mode 1 (two subsets of RGB, 6-bit endpoints + a p-bit per subset, 3-bit indices, alpha 255):
   1. of the 64 partitions, the one whose subsets lie nearest their principal lines (trace less
      largest eigenvalue of each subset's covariance, ESTIMATE_STEPS power steps from (1, 1, 1));
   2. each subset fitted as mode 6 is, in RGB with 8 levels and the p-bit shared by its
-     endpoints; each subset's anchor (texel 0; the partition's anchor for subset 1) made < 4.
+     endpoints (both p-bits tried last); each subset's anchor (texel 0; the partition's anchor
+     for subset 1) made < 4.
 Blocks whose alpha varies are left to mode 6 in practice (mode 1 counts alpha's error against
 255): on them this encoder is several dB behind bc7enc's alpha modes.
 Values are 0..255 floats (the 8-bit texels); errors are plain squared RGBA differences, as bc7enc
@@ -49,41 +53,59 @@ def blocks_of(rgba: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # BC4 / BC5
 
-def _bc4_levels(v, lo, hi):
-    """(level 0..7 per texel: lo + level/7 (hi - lo), squared error) of the nearest level."""
-    span = np.maximum(hi - lo, np.float32(1))
-    level = np.clip(np.floor((v - lo[..., None]) / span[..., None] * np.float32(7)
-                             + np.float32(0.5)), 0, 7)
-    value = lo[..., None] + level * (hi - lo)[..., None] / np.float32(7)
-    return level, ((value - v) ** 2).sum(-1)
+BC4_WEIGHTS8 = np.array(C.BCN_BC4_WEIGHTS8, np.float32) / np.float32(7)  # of r0, by index
+
+
+def _bc4_palette(r0, r1) -> np.ndarray:
+    """[..., 8] values of the 8 indices as decoders compute them (integer division): r0 > r1
+    interpolates 6 values between them; r0 <= r1 interpolates 4 and adds 0 and 255."""
+    r0, r1 = r0[..., None], r1[..., None]
+    k8, k6 = np.arange(2, 8, dtype=np.float32), np.arange(2, 6, dtype=np.float32)
+    eight = np.floor(((8 - k8) * r0 + (k8 - 1) * r1) / np.float32(7))
+    six = np.concatenate([np.floor(((6 - k6) * r0 + (k6 - 1) * r1) / np.float32(5)),
+                          np.zeros_like(r0), np.full_like(r0, 255)], -1)
+    return np.concatenate([r0, r1, np.where(r0 > r1, eight, six)], -1)
+
+
+def _bc4_nearest(v, r0, r1):
+    """(index per texel, block squared error): the nearest palette value (first on ties)."""
+    d = (v[..., :, None] - _bc4_palette(r0, r1)[..., None, :]) ** 2
+    idx = d.argmin(-1)
+    return idx, np.take_along_axis(d, idx[..., None], -1)[..., 0].sum(-1)
 
 
 def bc4_blocks(v: np.ndarray) -> np.ndarray:
     """float32 [..., 16] values 0..255 -> uint8 [..., 8] BC4 blocks."""
     v = v.astype(np.float32)
-    lo, hi = v.min(-1), v.max(-1)
-    level, err = _bc4_levels(v, lo, hi)
-    for _ in range(REFINE_STEPS):   # least-squares endpoints for these levels
-        a = level / np.float32(7)
-        aa, bb, ab = ((1 - a) ** 2).sum(-1), (a * a).sum(-1), ((1 - a) * a).sum(-1)
+    r0, r1 = v.max(-1), v.min(-1)       # 8-value mode (r0 > r1; a flat block: r0 == r1)
+    idx, err = _bc4_nearest(v, r0, r1)
+    for _ in range(REFINE_STEPS):       # least-squares endpoints for these indices
+        a = BC4_WEIGHTS8[idx]
+        aa, bb, ab = (a * a).sum(-1), ((1 - a) ** 2).sum(-1), (a * (1 - a)).sum(-1)
         det = aa * bb - ab * ab
-        x0, x1 = ((1 - a) * v).sum(-1), (a * v).sum(-1)
+        x0, x1 = (a * v).sum(-1), ((1 - a) * v).sum(-1)
         safe = np.where(det > np.float32(1e-3), det, np.float32(1))
         n0 = np.clip(np.floor((bb * x0 - ab * x1) / safe + np.float32(0.5)), 0, 255)
         n1 = np.clip(np.floor((aa * x1 - ab * x0) / safe + np.float32(0.5)), 0, 255)
-        nlevel, nerr = _bc4_levels(v, n0, n1)
-        take = (det > np.float32(1e-3)) & (n1 > n0) & (nerr < err)
-        lo, hi = np.where(take, n0, lo), np.where(take, n1, hi)
-        level, err = np.where(take[..., None], nlevel, level), np.where(take, nerr, err)
-    level = level.astype(np.uint64)
-    idx = np.where(level == 7, 0, np.where(level == 0, 1, 8 - level))
-    idx = np.where((hi > lo)[..., None], idx, 0)
+        nidx, nerr = _bc4_nearest(v, n0, n1)
+        take = (det > np.float32(1e-3)) & (n0 > n1) & (nerr < err)
+        r0, r1 = np.where(take, n0, r0), np.where(take, n1, r1)
+        idx, err = np.where(take[..., None], nidx, idx), np.where(take, nerr, err)
+    # 6-value mode: r0 <= r1 span the values other than 0 and 255, which it holds exactly
+    inner = (v > 0) & (v < 255)
+    lo6 = np.where(inner, v, np.float32(255)).min(-1)
+    hi6 = np.where(inner, v, np.float32(0)).max(-1)
+    lo6, hi6 = np.minimum(lo6, hi6), np.maximum(lo6, hi6)   # no inner value: 0, 0
+    idx6, err6 = _bc4_nearest(v, lo6, hi6)
+    six = err6 < err
+    r0, r1 = np.where(six, lo6, r0), np.where(six, hi6, r1)
+    idx = np.where(six[..., None], idx6, idx).astype(np.uint64)
     bits = np.zeros(v.shape[:-1], np.uint64)
     for i in range(16):
         bits |= idx[..., i] << np.uint64(3 * i)
     out = np.zeros((*v.shape[:-1], 8), np.uint8)
-    out[..., 0] = hi.astype(np.uint8)
-    out[..., 1] = lo.astype(np.uint8)
+    out[..., 0] = r0.astype(np.uint8)
+    out[..., 1] = r1.astype(np.uint8)
     for b in range(6):
         out[..., 2 + b] = ((bits >> np.uint64(8 * b)) & np.uint64(0xFF)).astype(np.uint8)
     return out
@@ -105,11 +127,16 @@ def encode_bc5(values: np.ndarray) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # BC7 mode 6
 
+def _quantize_p(e: np.ndarray, p) -> np.ndarray:
+    """Endpoints [..., 4] (0..255) rounded to 7 bits under p-bit p."""
+    return np.clip(np.floor((e - np.float32(p)) * np.float32(0.5) + np.float32(0.5)), 0, 127)
+
+
 def _quantize(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Endpoints [..., 4] (0..255) -> (7-bit values [..., 4], p-bit [...]) of the nearer p."""
     best_q = best_p = best_err = None
     for p in (0, 1):
-        q = np.clip(np.floor((e - np.float32(p)) * np.float32(0.5) + np.float32(0.5)), 0, 127)
+        q = _quantize_p(e, p)
         err = (((q * 2 + p) - e) ** 2).sum(-1)
         if best_err is None:
             best_q, best_p, best_err = q, np.zeros(err.shape, np.float32), err
@@ -173,6 +200,16 @@ def bc7_mode6(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r1, s1 = _quantize(n1)
         ridx, rerr = _indices(px, _palette(r0, s0, r1, s1))
         take = ok & (rerr < err)
+        q0 = np.where(take[..., None], r0, q0)
+        q1 = np.where(take[..., None], r1, q1)
+        e0, e1 = np.where(take[..., None], n0, e0), np.where(take[..., None], n1, e1)
+        p0, p1 = np.where(take, s0, p0), np.where(take, s1, p1)
+        idx, err = np.where(take[..., None], ridx, idx), np.where(take, rerr, err)
+    for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):   # every p-bit pair, by the block's error
+        r0, r1 = _quantize_p(e0, a), _quantize_p(e1, b)
+        s0, s1 = np.full(err.shape, a, np.float32), np.full(err.shape, b, np.float32)
+        ridx, rerr = _indices(px, _palette(r0, s0, r1, s1))
+        take = rerr < err
         q0 = np.where(take[..., None], r0, q0)
         q1 = np.where(take[..., None], r1, q1)
         p0, p1 = np.where(take, s0, p0), np.where(take, s1, p1)
@@ -273,8 +310,7 @@ def _quantize6(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     [B]) of the p-bit whose 8-bit endpoints land nearer (0 on ties)."""
     best = None
     for p in (0, 1):
-        q = np.clip(np.floor((e * np.float32(127.0 / 255.0) - np.float32(p)) * np.float32(0.5)
-                             + np.float32(0.5)), 0, 63)
+        q = _quantize6_p(e, p)
         err = ((_expand7(q, p) - e) ** 2).sum((-1, -2))
         if best is None:
             best = (q, np.zeros(err.shape, np.float32), err)
@@ -283,6 +319,12 @@ def _quantize6(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             best = (np.where(better[..., None, None], q, best[0]), np.where(better, 1, best[1])
                     .astype(np.float32), np.where(better, err, best[2]))
     return best[0], best[1]
+
+
+def _quantize6_p(e: np.ndarray, p) -> np.ndarray:
+    """Endpoints (0..255) rounded to 6 bits under p-bit p."""
+    return np.clip(np.floor((e * np.float32(127.0 / 255.0) - np.float32(p)) * np.float32(0.5)
+                            + np.float32(0.5)), 0, 63)
 
 
 def _expand7(q, p) -> np.ndarray:
@@ -329,6 +371,14 @@ def _fit_subset(px: np.ndarray, member: np.ndarray):
         rq, rp = _quantize6(np.stack([n0, n1], 1))
         ridx, rerr = _indices3(px, member, rq, rp)
         take = ok & (rerr < err)
+        q, p = np.where(take[:, None, None], rq, q), np.where(take, rp, p)
+        ends = np.where(take[:, None, None], np.stack([n0, n1], 1), ends)
+        idx, err = np.where(take[:, None], ridx, idx), np.where(take, rerr, err)
+    for pbit in (0, 1):   # both p-bits, by the subset's error
+        rp = np.full(err.shape, pbit, np.float32)
+        rq = _quantize6_p(ends, pbit)
+        ridx, rerr = _indices3(px, member, rq, rp)
+        take = rerr < err
         q, p = np.where(take[:, None, None], rq, q), np.where(take, rp, p)
         idx, err = np.where(take[:, None], ridx, idx), np.where(take, rerr, err)
     return q, p, idx, err

@@ -140,25 +140,31 @@ def transcode(encoder: GLBCnEncoder, decoded, info) -> BCnTextureGL:
     return out
 
 
+def transcode_all(encoder: GLBCnEncoder, decoded, infos) -> list[BCnTextureGL]:
+    """Decoded textures (with their TextureInfos) transcoded into new BCnTextureGLs."""
+    out: list[BCnTextureGL] = []
+    try:
+        for d, info in zip(decoded, infos):
+            out.append(transcode(encoder, d, info))
+    except BaseException:
+        for t in out:
+            t.release()
+        raise
+    return out
+
+
 def decode_to_bcn(tex: NTCTextureGL) -> list[BCnTextureGL]:
     """Every texture of the set in `tex` decoded and transcoded to BCn (full mip chains); only
     the BCn textures stay on the GPU (the caller releases them)."""
     from .gl_load import decode_to_textures
     decoded = decode_to_textures(tex, srgb_bytes=True)
     encoder = GLBCnEncoder(tex.ctx)
-    out: list[BCnTextureGL] = []
     try:
-        for d, info in zip(decoded, tex.model.textures):
-            out.append(transcode(encoder, d, info))
-    except BaseException:
-        for t in out:
-            t.release()
-        raise
+        return transcode_all(encoder, decoded, tex.model.textures)
     finally:
         encoder.release()
         for d in decoded:
             d.release()
-    return out
 
 
 def read_blocks(texture: BCnTextureGL) -> DDSTexture:

@@ -15,6 +15,7 @@ layout(std140) uniform block_SLANG_ParameterGroup_BcnPass_0
 layout(binding = 0)
 uniform sampler2D bcnSource_0;
 
+const float  BCN_BC4_WEIGHTS8_0[8] = float[](7.0, 0.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0);
 void bcnLoadBlock_0(ivec2 block_0, out vec4  px_0[16])
 {
     ivec2 _S1 = ivec2(BcnPass_0.bcnLevel_0.y - 1, BcnPass_0.bcnLevel_0.z - 1);
@@ -35,10 +36,47 @@ void bcnLoadBlock_0(ivec2 block_0, out vec4  px_0[16])
     return;
 }
 
-float bcnBc4Levels_0(float  v_0[16], float lo_0, float hi_0, out float  level_0[16])
+float bcnBc4Value_0(float r0_0, float r1_0, int k_0)
 {
-    float _S3 = hi_0 - lo_0;
-    float _S4 = max(_S3, 1.0);
+    if(k_0 == 0)
+    {
+        return r0_0;
+    }
+    if(k_0 == 1)
+    {
+        return r1_0;
+    }
+    if(r0_0 > r1_0)
+    {
+        return floor((float(8 - k_0) * r0_0 + float(k_0 - 1) * r1_0) / 7.0);
+    }
+    if(k_0 == 6)
+    {
+        return 0.0;
+    }
+    if(k_0 == 7)
+    {
+        return 255.0;
+    }
+    return floor((float(6 - k_0) * r0_0 + float(k_0 - 1) * r1_0) / 5.0);
+}
+
+float bcnBc4Nearest_0(float  v_0[16], float r0_1, float r1_1, out int  index_0[16])
+{
+    float  palette_0[8];
+    int k_1 = 0;
+    for(;;)
+    {
+        if(k_1 < 8)
+        {
+        }
+        else
+        {
+            break;
+        }
+        palette_0[k_1] = bcnBc4Value_0(r0_1, r1_1, k_1);
+        k_1 = k_1 + 1;
+    }
     int i_1 = 0;
     float err_0 = 0.0;
     for(;;)
@@ -50,10 +88,28 @@ float bcnBc4Levels_0(float  v_0[16], float lo_0, float hi_0, out float  level_0[
         {
             break;
         }
-        float _S5 = clamp(floor((v_0[i_1] - lo_0) / _S4 * 7.0 + 0.5), 0.0, 7.0);
-        level_0[i_1] = _S5;
-        float _S6 = lo_0 + _S5 * _S3 / 7.0 - v_0[i_1];
-        float err_1 = err_0 + _S6 * _S6;
+        float best_0 = 1.00000001504746622e+30;
+        int bestK_0 = 0;
+        k_1 = 0;
+        for(;;)
+        {
+            if(k_1 < 8)
+            {
+            }
+            else
+            {
+                break;
+            }
+            float d_0 = (v_0[i_1] - palette_0[k_1]) * (v_0[i_1] - palette_0[k_1]);
+            if(d_0 < best_0)
+            {
+                best_0 = d_0;
+                bestK_0 = k_1;
+            }
+            k_1 = k_1 + 1;
+        }
+        index_0[i_1] = bestK_0;
+        float err_1 = err_0 + best_0;
         i_1 = i_1 + 1;
         err_0 = err_1;
     }
@@ -104,8 +160,11 @@ void bcnPut_0(inout uvec4 bits_0, inout int pos_0, uint value_0, int n_0)
 
 uvec2 bcnBc4_0(float  v_1[16])
 {
-    float lo_1 = v_1[0];
-    float hi_1 = v_1[0];
+    float aa_0;
+    float bb_0;
+    bool _S3;
+    float r0_2 = v_1[0];
+    float r1_2 = v_1[0];
     int i_2 = 1;
     for(;;)
     {
@@ -116,16 +175,16 @@ uvec2 bcnBc4_0(float  v_1[16])
         {
             break;
         }
-        float _S7 = min(lo_1, v_1[i_2]);
-        float _S8 = max(hi_1, v_1[i_2]);
-        int _S9 = i_2 + 1;
-        lo_1 = _S7;
-        hi_1 = _S8;
-        i_2 = _S9;
+        float _S4 = max(r0_2, v_1[i_2]);
+        float _S5 = min(r1_2, v_1[i_2]);
+        int _S6 = i_2 + 1;
+        r0_2 = _S4;
+        r1_2 = _S5;
+        i_2 = _S6;
     }
-    float  level_1[16];
-    float _S10 = bcnBc4Levels_0(v_1, lo_1, hi_1, level_1);
-    float err_2 = _S10;
+    int  index_1[16];
+    float _S7 = bcnBc4Nearest_0(v_1, r0_2, r1_2, index_1);
+    float err_2 = _S7;
     int step_0 = 0;
     for(;;)
     {
@@ -137,8 +196,8 @@ uvec2 bcnBc4_0(float  v_1[16])
             break;
         }
         i_2 = 0;
-        float aa_0 = 0.0;
-        float bb_0 = 0.0;
+        aa_0 = 0.0;
+        bb_0 = 0.0;
         float ab_0 = 0.0;
         float x0_0 = 0.0;
         float x1_0 = 0.0;
@@ -151,13 +210,13 @@ uvec2 bcnBc4_0(float  v_1[16])
             {
                 break;
             }
-            float a_0 = level_1[i_2] / 7.0;
-            float _S11 = 1.0 - a_0;
-            float aa_1 = aa_0 + _S11 * _S11;
-            float bb_1 = bb_0 + a_0 * a_0;
-            float ab_1 = ab_0 + _S11 * a_0;
-            float x0_1 = x0_0 + _S11 * v_1[i_2];
-            float x1_1 = x1_0 + a_0 * v_1[i_2];
+            float a_0 = BCN_BC4_WEIGHTS8_0[index_1[i_2]] / 7.0;
+            float aa_1 = aa_0 + a_0 * a_0;
+            float _S8 = 1.0 - a_0;
+            float bb_1 = bb_0 + _S8 * _S8;
+            float ab_1 = ab_0 + a_0 * _S8;
+            float x0_1 = x0_0 + a_0 * v_1[i_2];
+            float x1_1 = x1_0 + _S8 * v_1[i_2];
             i_2 = i_2 + 1;
             aa_0 = aa_1;
             bb_0 = bb_1;
@@ -166,9 +225,9 @@ uvec2 bcnBc4_0(float  v_1[16])
             x1_0 = x1_1;
         }
         float det_0 = aa_0 * bb_0 - ab_0 * ab_0;
-        bool _S12 = det_0 > 0.00100000004749745;
+        bool _S9 = det_0 > 0.00100000004749745;
         float safe_0;
-        if(_S12)
+        if(_S9)
         {
             safe_0 = det_0;
         }
@@ -178,39 +237,36 @@ uvec2 bcnBc4_0(float  v_1[16])
         }
         float n0_0 = clamp(floor((bb_0 * x0_0 - ab_0 * x1_0) / safe_0 + 0.5), 0.0, 255.0);
         float n1_0 = clamp(floor((aa_0 * x1_0 - ab_0 * x0_0) / safe_0 + 0.5), 0.0, 255.0);
-        float  nlevel_0[16];
-        float nerr_0 = bcnBc4Levels_0(v_1, n0_0, n1_0, nlevel_0);
-        bool _S13;
-        if(_S12)
+        int  nindex_0[16];
+        float nerr_0 = bcnBc4Nearest_0(v_1, n0_0, n1_0, nindex_0);
+        if(_S9)
         {
-            _S13 = n1_0 > n0_0;
+            _S3 = n0_0 > n1_0;
         }
         else
         {
-            _S13 = false;
+            _S3 = false;
         }
-        bool _S14;
-        if(_S13)
+        bool _S10;
+        if(_S3)
         {
-            _S14 = nerr_0 < err_2;
+            _S10 = nerr_0 < err_2;
         }
         else
         {
-            _S14 = false;
+            _S10 = false;
         }
-        if(_S14)
+        if(_S10)
         {
-            level_1 = nlevel_0;
+            index_1 = nindex_0;
             err_2 = nerr_0;
-            hi_1 = n1_0;
-            lo_1 = n0_0;
+            r0_2 = n0_0;
+            r1_2 = n1_0;
         }
         step_0 = step_0 + 1;
     }
-    uvec4 bits_1 = uvec4(ivec4(0));
-    int pos_1 = 0;
-    bcnPut_0(bits_1, pos_1, uint(hi_1), 8);
-    bcnPut_0(bits_1, pos_1, uint(lo_1), 8);
+    aa_0 = 255.0;
+    bb_0 = 0.0;
     i_2 = 0;
     for(;;)
     {
@@ -221,31 +277,48 @@ uvec2 bcnBc4_0(float  v_1[16])
         {
             break;
         }
-        uint l_0 = uint(level_1[i_2]);
-        uint index_0;
-        if(hi_1 > lo_1)
+        int _S11 = i_2;
+        if((v_1[i_2]) > 0.0)
         {
-            if(l_0 == 7U)
-            {
-                index_0 = 0U;
-            }
-            else
-            {
-                if(l_0 == 0U)
-                {
-                    index_0 = 1U;
-                }
-                else
-                {
-                    index_0 = 8U - l_0;
-                }
-            }
+            _S3 = (v_1[_S11]) < 255.0;
         }
         else
         {
-            index_0 = 0U;
+            _S3 = false;
         }
-        bcnPut_0(bits_1, pos_1, index_0, 3);
+        if(_S3)
+        {
+            float _S12 = max(bb_0, v_1[_S11]);
+            aa_0 = min(aa_0, v_1[_S11]);
+            bb_0 = _S12;
+        }
+        i_2 = i_2 + 1;
+    }
+    float _S13 = min(aa_0, bb_0);
+    float _S14 = max(aa_0, bb_0);
+    int  index6_0[16];
+    float err6_0 = bcnBc4Nearest_0(v_1, _S13, _S14, index6_0);
+    if(err6_0 < err_2)
+    {
+        index_1 = index6_0;
+        r0_2 = _S13;
+        r1_2 = _S14;
+    }
+    uvec4 bits_1 = uvec4(ivec4(0));
+    int pos_1 = 0;
+    bcnPut_0(bits_1, pos_1, uint(r0_2), 8);
+    bcnPut_0(bits_1, pos_1, uint(r1_2), 8);
+    i_2 = 0;
+    for(;;)
+    {
+        if(i_2 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        bcnPut_0(bits_1, pos_1, uint(index_1[i_2]), 3);
         i_2 = i_2 + 1;
     }
     return bits_1.xy;

@@ -276,15 +276,19 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         i_2 = _S21;
     }
     const vec4 _S22 = vec4(255.0);
+    vec4 f0_0 = clamp(mean_2 + tmin_0 * axis_0, _S7, _S22);
+    vec4 f1_0 = clamp(mean_2 + tmax_0 * axis_0, _S7, _S22);
     vec4 q0_2;
     float p0_1;
-    bcnQuantize_0(clamp(mean_2 + tmin_0 * axis_0, _S7, _S22), q0_2, p0_1);
+    bcnQuantize_0(f0_0, q0_2, p0_1);
     vec4 q1_2;
     float p1_1;
-    bcnQuantize_0(clamp(mean_2 + tmax_0 * axis_0, _S7, _S22), q1_2, p1_1);
+    bcnQuantize_0(f1_0, q1_2, p1_1);
     int  index_1[16];
     float _S23 = bcnBc7Indices_0(px_2, q0_2, p0_1, q1_2, p1_1, index_1);
     float err_2 = _S23;
+    vec4 f0_1 = f0_0;
+    vec4 f1_1 = f1_0;
     int step_0 = 0;
     for(;;)
     {
@@ -335,12 +339,14 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         {
             safe_0 = 1.0;
         }
+        vec4 n0_0 = clamp((bb_0 * x0_0 - ab_0 * x1_0) / safe_0, _S7, _S22);
+        vec4 n1_0 = clamp((aa_0 * x1_0 - ab_0 * x0_0) / safe_0, _S7, _S22);
         vec4 r0_0;
         float s0_0;
-        bcnQuantize_0(clamp((bb_0 * x0_0 - ab_0 * x1_0) / safe_0, _S7, _S22), r0_0, s0_0);
+        bcnQuantize_0(n0_0, r0_0, s0_0);
         vec4 r1_0;
         float s1_0;
-        bcnQuantize_0(clamp((aa_0 * x1_0 - ab_0 * x0_0) / safe_0, _S7, _S22), r1_0, s1_0);
+        bcnQuantize_0(n1_0, r1_0, s1_0);
         int  rindex_0[16];
         float rerr_0 = bcnBc7Indices_0(px_2, r0_0, s0_0, r1_0, s1_0, rindex_0);
         bool _S25;
@@ -360,8 +366,38 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
             p1_1 = s1_0;
             index_1 = rindex_0;
             err_2 = rerr_0;
+            f0_1 = n0_0;
+            f1_1 = n1_0;
         }
         step_0 = step_0 + 1;
+    }
+    int pair_0 = 0;
+    for(;;)
+    {
+        if(pair_0 < 4)
+        {
+        }
+        else
+        {
+            break;
+        }
+        float s0_1 = float(pair_0 / 2);
+        float s1_1 = float(pair_0 % 2);
+        const vec4 _S26 = vec4(127.0);
+        vec4 r0_1 = clamp(floor((f0_1 - s0_1) * 0.5 + 0.5), _S7, _S26);
+        vec4 r1_1 = clamp(floor((f1_1 - s1_1) * 0.5 + 0.5), _S7, _S26);
+        int  rindex_1[16];
+        float rerr_1 = bcnBc7Indices_0(px_2, r0_1, s0_1, r1_1, s1_1, rindex_1);
+        if(rerr_1 < err_2)
+        {
+            q0_2 = r0_1;
+            p0_1 = s0_1;
+            q1_2 = r1_1;
+            p1_1 = s1_1;
+            index_1 = rindex_1;
+            err_2 = rerr_1;
+        }
+        pair_0 = pair_0 + 1;
     }
     blockErr_0 = err_2;
     if((index_1[0]) >= 8)
@@ -415,7 +451,7 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         {
             break;
         }
-        uint _S26 = uint(index_1[i_2]);
+        uint _S27 = uint(index_1[i_2]);
         if(i_2 == 0)
         {
             s_0 = 3;
@@ -424,7 +460,7 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         {
             s_0 = 4;
         }
-        bcnPut_0(bits_1, pos_1, _S26, s_0);
+        bcnPut_0(bits_1, pos_1, _S27, s_0);
         i_2 = i_2 + 1;
     }
     return bits_1;
@@ -432,10 +468,10 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
 
 float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
 {
-    const vec3 _S27 = vec3(0.0);
+    const vec3 _S28 = vec3(0.0);
     int i_3 = 0;
     float n_2 = 0.0;
-    vec3 mean_3 = _S27;
+    vec3 mean_3 = _S28;
     for(;;)
     {
         if(i_3 < 16)
@@ -454,9 +490,9 @@ float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
         i_3 = i_3 + 1;
     }
     vec3 mean_5 = mean_3 / max(n_2, 1.0);
-    const mat3x3 _S28 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    const mat3x3 _S29 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     i_3 = 0;
-    mat3x3 cov_1 = _S28;
+    mat3x3 cov_1 = _S29;
     for(;;)
     {
         if(i_3 < 16)
@@ -492,58 +528,61 @@ float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
         }
         else
         {
-            mean_3 = _S27;
+            mean_3 = _S28;
         }
-        int _S29 = s_1 + 1;
+        int _S30 = s_1 + 1;
         axis_2 = mean_3;
-        s_1 = _S29;
+        s_1 = _S30;
     }
     return cov_1[0][0] + cov_1[1][1] + cov_1[2][2] - dot(axis_2, (((axis_2) * (cov_1))));
 }
 
+vec3 bcnQuantize6P_0(vec3 e_2, float p_0)
+{
+    return clamp(floor((e_2 * 0.49803921580314636 - p_0) * 0.5 + 0.5), vec3(0.0), vec3(63.0));
+}
+
 vec3 bcnExpand7_0(vec3 q_1, float pbit_1)
 {
-    ivec3 _S30 = ivec3(q_1 * 2.0 + pbit_1);
-    return vec3((_S30 << 1) | (_S30 >> 6));
+    ivec3 _S31 = ivec3(q_1 * 2.0 + pbit_1);
+    return vec3((_S31 << 1) | (_S31 >> 6));
 }
 
 void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out float pbit_2)
 {
     float best_1 = 1.00000001504746622e+30;
-    int p_0 = 0;
+    int p_1 = 0;
     for(;;)
     {
-        if(p_0 < 2)
+        if(p_1 < 2)
         {
         }
         else
         {
             break;
         }
-        float _S31 = float(p_0);
-        const vec3 _S32 = vec3(0.0);
-        const vec3 _S33 = vec3(63.0);
-        vec3 a_1 = clamp(floor((e0_0 * 0.49803921580314636 - _S31) * 0.5 + 0.5), _S32, _S33);
-        vec3 b_1 = clamp(floor((e1_0 * 0.49803921580314636 - _S31) * 0.5 + 0.5), _S32, _S33);
-        vec3 da_0 = bcnExpand7_0(a_1, _S31) - e0_0;
-        vec3 db_0 = bcnExpand7_0(b_1, _S31) - e1_0;
+        float _S32 = float(p_1);
+        vec3 a_1 = bcnQuantize6P_0(e0_0, _S32);
+        vec3 b_1 = bcnQuantize6P_0(e1_0, _S32);
+        vec3 da_0 = bcnExpand7_0(a_1, _S32) - e0_0;
+        vec3 db_0 = bcnExpand7_0(b_1, _S32) - e1_0;
         float err_3 = dot(da_0, da_0) + dot(db_0, db_0);
         if(err_3 < best_1)
         {
             q0_3 = a_1;
             q1_3 = b_1;
-            pbit_2 = _S31;
+            pbit_2 = _S32;
             best_1 = err_3;
         }
-        p_0 = p_0 + 1;
+        p_1 = p_1 + 1;
     }
     return;
 }
 
 float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 q1_4, float pbit_3, inout int  index_2[16])
 {
-    ivec3 _S34 = ivec3(bcnExpand7_0(q0_4, pbit_3));
-    ivec3 _S35 = ivec3(bcnExpand7_0(q1_4, pbit_3));
+    ivec3 _S33 = ivec3(bcnExpand7_0(q0_4, pbit_3));
+    ivec3 _S34 = ivec3(bcnExpand7_0(q1_4, pbit_3));
     vec3  palette_1[8];
     int k_1 = 0;
     for(;;)
@@ -555,7 +594,7 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
         {
             break;
         }
-        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S34 + BCN_BC7_WEIGHTS3_0[k_1] * _S35 + 32) >> 6);
+        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S33 + BCN_BC7_WEIGHTS3_0[k_1] * _S34 + 32) >> 6);
         k_1 = k_1 + 1;
     }
     int i_4 = 0;
@@ -587,17 +626,17 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
                 break;
             }
             vec3 d_1 = px_4[i_4].xyz - palette_1[k_1];
-            float e_2 = dot(d_1, d_1);
-            if(e_2 < best_2)
+            float e_3 = dot(d_1, d_1);
+            if(e_3 < best_2)
             {
-                best_2 = e_2;
+                best_2 = e_3;
                 bestK_1 = k_1;
             }
             k_1 = k_1 + 1;
         }
         index_2[i_4] = bestK_1;
-        float _S36 = px_4[i_4].w - 255.0;
-        err_4 = err_4 + (best_2 + _S36 * _S36);
+        float _S35 = px_4[i_4].w - 255.0;
+        err_4 = err_4 + (best_2 + _S35 * _S35);
         i_4 = i_4 + 1;
     }
     return err_4;
@@ -605,13 +644,13 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
 
 float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, out vec3 q1_5, out float pbit_4, inout int  index_3[16])
 {
-    const vec3 _S37 = vec3(0.0);
-    const vec3 _S38 = vec3(-1.00000001504746622e+30);
+    const vec3 _S36 = vec3(0.0);
+    const vec3 _S37 = vec3(-1.00000001504746622e+30);
     vec3 lo_1 = vec3(1.00000001504746622e+30);
-    vec3 hi_1 = _S38;
+    vec3 hi_1 = _S37;
     int i_5 = 0;
     float n_3 = 0.0;
-    vec3 mean_6 = _S37;
+    vec3 mean_6 = _S36;
     for(;;)
     {
         if(i_5 < 16)
@@ -624,20 +663,20 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
         {
             float n_4 = n_3 + 1.0;
-            vec3 _S39 = px_5[i_5].xyz;
-            vec3 mean_7 = mean_6 + _S39;
-            vec3 _S40 = max(hi_1, _S39);
-            lo_1 = min(lo_1, _S39);
-            hi_1 = _S40;
+            vec3 _S38 = px_5[i_5].xyz;
+            vec3 mean_7 = mean_6 + _S38;
+            vec3 _S39 = max(hi_1, _S38);
+            lo_1 = min(lo_1, _S38);
+            hi_1 = _S39;
             n_3 = n_4;
             mean_6 = mean_7;
         }
         i_5 = i_5 + 1;
     }
     vec3 mean_8 = mean_6 / max(n_3, 1.0);
-    const mat3x3 _S41 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    const mat3x3 _S40 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     i_5 = 0;
-    mat3x3 cov_2 = _S41;
+    mat3x3 cov_2 = _S40;
     for(;;)
     {
         if(i_5 < 16)
@@ -655,41 +694,41 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         i_5 = i_5 + 1;
     }
     vec3 range_1 = hi_1 - lo_1;
-    const vec3 _S42 = vec3(1.0, 0.0, 0.0);
-    float _S43 = range_1.y;
-    float _S44 = range_1.x;
-    bool _S45;
-    if(_S43 > _S44)
+    const vec3 _S41 = vec3(1.0, 0.0, 0.0);
+    float _S42 = range_1.y;
+    float _S43 = range_1.x;
+    bool _S44;
+    if(_S42 > _S43)
     {
-        _S45 = _S43 >= (range_1.z);
+        _S44 = _S42 >= (range_1.z);
     }
     else
     {
-        _S45 = false;
+        _S44 = false;
     }
     vec3 axis_4;
-    if(_S45)
+    if(_S44)
     {
         axis_4 = vec3(0.0, 1.0, 0.0);
     }
     else
     {
-        float _S46 = range_1.z;
-        if(_S46 > _S44)
+        float _S45 = range_1.z;
+        if(_S45 > _S43)
         {
-            _S45 = _S46 > _S43;
+            _S44 = _S45 > _S42;
         }
         else
         {
-            _S45 = false;
+            _S44 = false;
         }
-        if(_S45)
+        if(_S44)
         {
             axis_4 = vec3(0.0, 0.0, 1.0);
         }
         else
         {
-            axis_4 = _S42;
+            axis_4 = _S41;
         }
     }
     int s_2 = 0;
@@ -710,11 +749,11 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         }
         else
         {
-            lo_1 = _S37;
+            lo_1 = _S36;
         }
-        int _S47 = s_2 + 1;
+        int _S46 = s_2 + 1;
         axis_4 = lo_1;
-        s_2 = _S47;
+        s_2 = _S46;
     }
     float tmin_1 = 1.00000001504746622e+30;
     float tmax_1 = -1.00000001504746622e+30;
@@ -731,16 +770,20 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
         {
             float t_1 = dot(px_5[i_5].xyz - mean_8, axis_4);
-            float _S48 = max(tmax_1, t_1);
+            float _S47 = max(tmax_1, t_1);
             tmin_1 = min(tmin_1, t_1);
-            tmax_1 = _S48;
+            tmax_1 = _S47;
         }
         i_5 = i_5 + 1;
     }
-    const vec3 _S49 = vec3(255.0);
-    bcnQuantize6_0(clamp(mean_8 + tmin_1 * axis_4, _S37, _S49), clamp(mean_8 + tmax_1 * axis_4, _S37, _S49), q0_5, q1_5, pbit_4);
-    float _S50 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
-    float err_5 = _S50;
+    const vec3 _S48 = vec3(255.0);
+    vec3 f0_2 = clamp(mean_8 + tmin_1 * axis_4, _S36, _S48);
+    vec3 f1_2 = clamp(mean_8 + tmax_1 * axis_4, _S36, _S48);
+    bcnQuantize6_0(f0_2, f1_2, q0_5, q1_5, pbit_4);
+    float _S49 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
+    float err_5 = _S49;
+    vec3 f0_3 = f0_2;
+    vec3 f1_3 = f1_2;
     int step_1 = 0;
     for(;;)
     {
@@ -755,8 +798,8 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         float aa_2 = 0.0;
         float bb_2 = 0.0;
         float ab_2 = 0.0;
-        vec3 x0_2 = _S37;
-        vec3 x1_2 = _S37;
+        vec3 x0_2 = _S36;
+        vec3 x1_2 = _S36;
         for(;;)
         {
             if(i_5 < 16)
@@ -772,13 +815,13 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
                 continue;
             }
             float a_2 = float(BCN_BC7_WEIGHTS3_0[index_3[i_5]]) / 64.0;
-            float _S51 = 1.0 - a_2;
+            float _S50 = 1.0 - a_2;
             float bb_3 = bb_2 + a_2 * a_2;
-            float ab_3 = ab_2 + _S51 * a_2;
-            vec3 _S52 = px_5[i_5].xyz;
-            vec3 x0_3 = x0_2 + _S51 * _S52;
-            vec3 x1_3 = x1_2 + a_2 * _S52;
-            aa_2 = aa_2 + _S51 * _S51;
+            float ab_3 = ab_2 + _S50 * a_2;
+            vec3 _S51 = px_5[i_5].xyz;
+            vec3 x0_3 = x0_2 + _S50 * _S51;
+            vec3 x1_3 = x1_2 + a_2 * _S51;
+            aa_2 = aa_2 + _S50 * _S50;
             bb_2 = bb_3;
             ab_2 = ab_3;
             x0_2 = x0_3;
@@ -796,29 +839,58 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             safe_1 = 1.0;
         }
-        vec3 r0_1;
-        vec3 r1_1;
+        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S36, _S48);
+        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S36, _S48);
+        vec3 r0_2;
+        vec3 r1_2;
         float rp_0;
-        bcnQuantize6_0(clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S37, _S49), clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S37, _S49), r0_1, r1_1, rp_0);
-        int  rindex_1[16] = index_3;
-        float rerr_1 = bcnIndices3_0(px_5, mask_2, subset_2, r0_1, r1_1, rp_0, rindex_1);
+        bcnQuantize6_0(n0_1, n1_1, r0_2, r1_2, rp_0);
+        int  rindex_2[16] = index_3;
+        float rerr_2 = bcnIndices3_0(px_5, mask_2, subset_2, r0_2, r1_2, rp_0, rindex_2);
         if(ok_1)
         {
-            _S45 = rerr_1 < err_5;
+            _S44 = rerr_2 < err_5;
         }
         else
         {
-            _S45 = false;
+            _S44 = false;
         }
-        if(_S45)
+        if(_S44)
         {
-            q0_5 = r0_1;
-            q1_5 = r1_1;
+            q0_5 = r0_2;
+            q1_5 = r1_2;
             pbit_4 = rp_0;
-            index_3 = rindex_1;
-            err_5 = rerr_1;
+            index_3 = rindex_2;
+            err_5 = rerr_2;
+            f0_3 = n0_1;
+            f1_3 = n1_1;
         }
         step_1 = step_1 + 1;
+    }
+    int p_2 = 0;
+    for(;;)
+    {
+        if(p_2 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        float _S52 = float(p_2);
+        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S52);
+        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S52);
+        int  rindex_3[16] = index_3;
+        float rerr_3 = bcnIndices3_0(px_5, mask_2, subset_2, r0_3, r1_3, _S52, rindex_3);
+        if(rerr_3 < err_5)
+        {
+            q0_5 = r0_3;
+            q1_5 = r1_3;
+            pbit_4 = _S52;
+            index_3 = rindex_3;
+            err_5 = rerr_3;
+        }
+        p_2 = p_2 + 1;
     }
     return err_5;
 }
@@ -827,23 +899,23 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
 {
     float best_3 = 1.00000001504746622e+30;
     int part_0 = 0;
-    int p_1 = 0;
+    int p_3 = 0;
     for(;;)
     {
-        if(p_1 < 64)
+        if(p_3 < 64)
         {
         }
         else
         {
             break;
         }
-        float e_3 = bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_1], 0U) + bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_1], 1U);
-        if(e_3 < best_3)
+        float e_4 = bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 0U) + bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 1U);
+        if(e_4 < best_3)
         {
-            best_3 = e_3;
-            part_0 = p_1;
+            best_3 = e_4;
+            part_0 = p_3;
         }
-        p_1 = p_1 + 1;
+        p_3 = p_3 + 1;
     }
     int _S53 = part_0;
     int _S54 = part_0;
