@@ -98,9 +98,10 @@ def encoder_rows(ctx, set_names, log) -> list[dict]:
                 log(f"{name}/{t.name}: {fmt.name.upper()} {w}x{h}")
                 tex = ctx.texture((w, h), 4, rgba.tobytes())
                 try:
-                    encoder.encode_bytes(tex, 0, fmt)          # the program's first use
+                    alpha = t.channels in (2, 4)
+                    encoder.encode_bytes(tex, 0, fmt, alpha)   # the program's first use
                     t0 = time.perf_counter()
-                    target = encoder.encode(tex, 0, fmt)
+                    target = encoder.encode(tex, 0, fmt, alpha)
                     ctx.finish()
                     gpu_ms = (time.perf_counter() - t0) * 1e3
                     gpu = target.read()

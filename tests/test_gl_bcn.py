@@ -43,22 +43,26 @@ def photo_crop(h: int, w: int) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("name", ["bc4", "bc5", "bc7"])
+@pytest.mark.parametrize("name, alpha", [("bc4", True), ("bc5", True), ("bc7", True),
+                                         ("bc7", False)])
 @pytest.mark.parametrize("size", [(24, 40), (7, 5), (1, 1)])
-def test_gpu_blocks_match_the_twin(ctx, encoder, name, size):
+def test_gpu_blocks_match_the_twin(ctx, encoder, name, alpha, size):
     rgba = photo_crop(*size)
+    if not alpha:
+        rgba[..., 3] = 255
     tex = texture_of(ctx, rgba)
     try:
-        gpu = encoder.encode_bytes(tex, 0, name)
+        gpu = encoder.encode_bytes(tex, 0, name, alpha)
     finally:
         tex.release()
-    ref = twin.encode(name, rgba)
+    ref = twin.encode(name, rgba, alpha)
     assert len(gpu) == len(ref) == FORMATS[name].level_bytes(size[1], size[0])
     g = np.frombuffer(gpu, np.uint8).reshape(-1, BLOCK_BYTES[name])
     r = np.frombuffer(ref, np.uint8).reshape(g.shape)
     same = np.mean(np.all(g == r, axis=1))
-    # float32 sums in another order may move a texel across a rounding boundary: rare
-    assert same >= 0.95, f"{name}: {same:.1%} of blocks identical"
+    # float32 sums in another order may tip a near-tie (a rounding, a partition): rare, and then
+    # the two blocks err alike (checked below for every size)
+    assert same >= 0.95 or len(g) < 20, f"{name}: {same:.1%} of blocks identical"
     n = {"bc4": 1, "bc5": 2, "bc7": 4}[name]
     dec_gpu = codec.decode(name, gpu, size[1], size[0])[..., :n]
     dec_ref = codec.decode(name, ref, size[1], size[0])[..., :n]
@@ -78,6 +82,16 @@ def test_twin_is_close_to_bc7enc():
             theirs = psnr8(codec.decode(name, codec.encode(name, rgba), 48, 32)[..., :n],
                            rgba[..., :n])
             assert ours > theirs - slack, (name, ours, theirs)
+
+
+def test_bc7_without_alpha_spends_its_bits_on_colour():
+    """An opaque source encoded as having no alpha: colour at least as good, alpha within one
+    step of 255 (what a sampler of an RGB texture may return)."""
+    rgba = codec.to_rgba8(smooth_image(32, 48, 3))
+    with_alpha = codec.decode("bc7", twin.encode("bc7", rgba, True), 48, 32)
+    without = codec.decode("bc7", twin.encode("bc7", rgba, False), 48, 32)
+    assert psnr8(without[..., :3], rgba[..., :3]) >= psnr8(with_alpha[..., :3], rgba[..., :3])
+    assert without[..., 3].min() >= 254
 
 
 def test_bc7_tables_against_an_independent_decoder():

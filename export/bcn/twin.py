@@ -26,7 +26,8 @@ Mode 1 (two subsets of RGB, 6-bit endpoints + a p-bit per subset, 3-bit indices,
 Blocks whose alpha varies are left to mode 6 in practice (mode 1 counts alpha's error against
 255): on them this encoder is several dB behind bc7enc's alpha modes.
 Values are 0..255 floats (the 8-bit texels); errors are plain squared RGBA differences, as bc7enc
-with linear weights. Edge blocks repeat the level's last row / column (codec.pad_to_blocks).
+with linear weights, except that alpha's counts nothing when the source has no alpha (its decoded
+alpha then stays within one step of 255, and the p-bits serve the colour). Edge blocks repeat the level's last row / column (codec.pad_to_blocks).
 """
 from __future__ import annotations
 
@@ -132,12 +133,17 @@ def _quantize_p(e: np.ndarray, p) -> np.ndarray:
     return np.clip(np.floor((e - np.float32(p)) * np.float32(0.5) + np.float32(0.5)), 0, 127)
 
 
-def _quantize(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _weights(aw) -> np.ndarray:
+    """Per-channel weights of a squared RGBA error: alpha counts `aw` (0: the source has none)."""
+    return np.array([1, 1, 1, aw], np.float32)
+
+
+def _quantize(e: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """Endpoints [..., 4] (0..255) -> (7-bit values [..., 4], p-bit [...]) of the nearer p."""
     best_q = best_p = best_err = None
     for p in (0, 1):
         q = _quantize_p(e, p)
-        err = (((q * 2 + p) - e) ** 2).sum(-1)
+        err = ((((q * 2 + p) - e) ** 2) * _weights(aw)).sum(-1)
         if best_err is None:
             best_q, best_p, best_err = q, np.zeros(err.shape, np.float32), err
         else:
@@ -156,9 +162,9 @@ def _palette(q0, p0, q1, p1) -> np.ndarray:
     return (((64 - w) * e0[..., None, :] + w * e1[..., None, :] + 32) >> 6).astype(np.float32)
 
 
-def _indices(px: np.ndarray, pal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _indices(px: np.ndarray, pal: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """(index [..., 16], block squared error) of the nearest palette colour per texel."""
-    d = ((px[..., :, None, :] - pal[..., None, :, :]) ** 2).sum(-1)   # [..., 16 texels, 16]
+    d = (((px[..., :, None, :] - pal[..., None, :, :]) ** 2) * _weights(aw)).sum(-1)
     idx = d.argmin(-1)
     return idx, np.take_along_axis(d, idx[..., None], -1)[..., 0].sum(-1)
 
@@ -176,16 +182,17 @@ def _principal_axis(px: np.ndarray) -> np.ndarray:
     return axis
 
 
-def bc7_mode6(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 [B, 16, 4] texels 0..255 -> (uint8 [B, 16] mode 6 blocks, squared errors [B])."""
+def bc7_mode6(px: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [B, 16, 4] texels 0..255 -> (uint8 [B, 16] mode 6 blocks, squared errors [B]);
+    alpha's error weighs `aw`."""
     mean = px.mean(-2)
     axis = _principal_axis(px)
     t = ((px - mean[..., None, :]) * axis[..., None, :]).sum(-1)
     e0 = np.clip(mean + t.min(-1)[..., None] * axis, 0, 255)
     e1 = np.clip(mean + t.max(-1)[..., None] * axis, 0, 255)
-    q0, p0 = _quantize(e0)
-    q1, p1 = _quantize(e1)
-    idx, err = _indices(px, _palette(q0, p0, q1, p1))
+    q0, p0 = _quantize(e0, aw)
+    q1, p1 = _quantize(e1, aw)
+    idx, err = _indices(px, _palette(q0, p0, q1, p1), aw)
     for _ in range(REFINE_STEPS):
         a = BC7_WEIGHTS[idx] / np.float32(64)               # weight of e1 per texel
         aa, bb, ab = ((1 - a) ** 2).sum(-1), (a * a).sum(-1), ((1 - a) * a).sum(-1)
@@ -196,9 +203,9 @@ def bc7_mode6(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         safe = np.where(ok, det, np.float32(1))[..., None]
         n0 = np.clip((bb[..., None] * x0 - ab[..., None] * x1) / safe, 0, 255)
         n1 = np.clip((aa[..., None] * x1 - ab[..., None] * x0) / safe, 0, 255)
-        r0, s0 = _quantize(n0)
-        r1, s1 = _quantize(n1)
-        ridx, rerr = _indices(px, _palette(r0, s0, r1, s1))
+        r0, s0 = _quantize(n0, aw)
+        r1, s1 = _quantize(n1, aw)
+        ridx, rerr = _indices(px, _palette(r0, s0, r1, s1), aw)
         take = ok & (rerr < err)
         q0 = np.where(take[..., None], r0, q0)
         q1 = np.where(take[..., None], r1, q1)
@@ -208,7 +215,7 @@ def bc7_mode6(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):   # every p-bit pair, by the block's error
         r0, r1 = _quantize_p(e0, a), _quantize_p(e1, b)
         s0, s1 = np.full(err.shape, a, np.float32), np.full(err.shape, b, np.float32)
-        ridx, rerr = _indices(px, _palette(r0, s0, r1, s1))
+        ridx, rerr = _indices(px, _palette(r0, s0, r1, s1), aw)
         take = rerr < err
         q0 = np.where(take[..., None], r0, q0)
         q1 = np.where(take[..., None], r1, q1)
@@ -222,10 +229,10 @@ def bc7_mode6(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pack_mode6(q0.astype(u), p0.astype(u), q1.astype(u), p1.astype(u), idx.astype(u)), err
 
 
-def bc7_mode6_blocks(px: np.ndarray) -> np.ndarray:
+def bc7_mode6_blocks(px: np.ndarray, aw=1.0) -> np.ndarray:
     """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 16] BC7 mode 6 blocks."""
     flat = px.reshape(-1, 16, 4).astype(np.float32)
-    return bc7_mode6(flat)[0].reshape(*px.shape[:-2], 16)
+    return bc7_mode6(flat, aw)[0].reshape(*px.shape[:-2], 16)
 
 
 def pack_mode6(q0, p0, q1, p1, idx) -> np.ndarray:
@@ -260,19 +267,20 @@ def pack_fields(fields) -> np.ndarray:
     return out
 
 
-def encode_bc7(rgba: np.ndarray) -> bytes:
-    """uint8 [H, W, 4] -> BC7 blocks (mode 1 or mode 6, whichever errs less)."""
-    return bc7_blocks(blocks_of(rgba)).tobytes()
+def encode_bc7(rgba: np.ndarray, alpha: bool = True) -> bytes:
+    """uint8 [H, W, 4] -> BC7 blocks (mode 1 or mode 6, whichever errs less). alpha False: the
+    source has no alpha; its error is not counted (it stays within a step of 255)."""
+    return bc7_blocks(blocks_of(rgba), 1.0 if alpha else 0.0).tobytes()
 
 
-def encode(name: str, rgba: np.ndarray) -> bytes:
+def encode(name: str, rgba: np.ndarray, alpha: bool = True) -> bytes:
     """Blocks of one level (uint8 [H, W, 4]) in BC4, BC5 or BC7, as the GPU encoder makes them."""
     if name == "bc4":
         return encode_bc4(rgba)
     if name == "bc5":
         return encode_bc5(rgba)
     if name == "bc7":
-        return encode_bc7(rgba)
+        return encode_bc7(rgba, alpha)
     raise ValueError(f"the GPU encoder has no {name}")
 
 
@@ -333,7 +341,7 @@ def _expand7(q, p) -> np.ndarray:
     return ((v7 << 1) | (v7 >> 6)).astype(np.float32)
 
 
-def _fit_subset(px: np.ndarray, member: np.ndarray):
+def _fit_subset(px: np.ndarray, member: np.ndarray, aw=1.0):
     """Mode 1 endpoints and indices of one subset of each block (px [B, 16, 4], member [B, 16]):
     (6-bit endpoints [B, 2, 3], p-bit [B], indices [B, 16] (0 outside), error [B] over the
     subset, alpha decoding as 255)."""
@@ -357,7 +365,7 @@ def _fit_subset(px: np.ndarray, member: np.ndarray):
     ends = np.clip(np.stack([mean + tmin[:, None] * axis, mean + tmax[:, None] * axis], 1), 0,
                    255)
     q, p = _quantize6(ends)
-    idx, err = _indices3(px, member, q, p)
+    idx, err = _indices3(px, member, q, p, aw)
     for _ in range(REFINE_STEPS):
         a = BC7_WEIGHTS3[idx] / np.float32(64) * member
         one = (1 - BC7_WEIGHTS3[idx] / np.float32(64)) * member
@@ -369,7 +377,7 @@ def _fit_subset(px: np.ndarray, member: np.ndarray):
         n0 = np.clip((bb[:, None] * x0 - ab[:, None] * x1) / safe, 0, 255)
         n1 = np.clip((aa[:, None] * x1 - ab[:, None] * x0) / safe, 0, 255)
         rq, rp = _quantize6(np.stack([n0, n1], 1))
-        ridx, rerr = _indices3(px, member, rq, rp)
+        ridx, rerr = _indices3(px, member, rq, rp, aw)
         take = ok & (rerr < err)
         q, p = np.where(take[:, None, None], rq, q), np.where(take, rp, p)
         ends = np.where(take[:, None, None], np.stack([n0, n1], 1), ends)
@@ -377,36 +385,36 @@ def _fit_subset(px: np.ndarray, member: np.ndarray):
     for pbit in (0, 1):   # both p-bits, by the subset's error
         rp = np.full(err.shape, pbit, np.float32)
         rq = _quantize6_p(ends, pbit)
-        ridx, rerr = _indices3(px, member, rq, rp)
+        ridx, rerr = _indices3(px, member, rq, rp, aw)
         take = rerr < err
         q, p = np.where(take[:, None, None], rq, q), np.where(take, rp, p)
         idx, err = np.where(take[:, None], ridx, idx), np.where(take, rerr, err)
     return q, p, idx, err
 
 
-def _indices3(px, member, q, p):
+def _indices3(px, member, q, p, aw=1.0):
     """(3-bit index per member texel (0 elsewhere), error over the subset, alpha vs 255)."""
     e = _expand7(q, p).astype(np.int32)                                   # [B, 2, 3]
     w = BC7_WEIGHTS3.astype(np.int32)[:, None]
     pal = (((64 - w) * e[:, None, 0] + w * e[:, None, 1] + 32) >> 6).astype(np.float32)
     d = ((px[:, :, None, :3] - pal[:, None]) ** 2).sum(-1)                # [B, 16, 8]
     idx = d.argmin(-1)
-    best = np.take_along_axis(d, idx[..., None], -1)[..., 0] + (px[..., 3] - 255) ** 2
+    best = np.take_along_axis(d, idx[..., None], -1)[..., 0] + np.float32(aw) * (px[..., 3] - 255) ** 2
     return np.where(member > 0, idx, 0), (best * member).sum(-1)
 
 
-def bc7_mode1(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bc7_mode1(px: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """float32 [B, 16, 4] -> (uint8 [B, 16] mode 1 blocks, squared errors [B]) for the
     partition whose two subsets lie nearest their principal lines."""
     estimate = sum(_line_residual(px[..., :3], m) for m in (1 - PARTITIONS2, PARTITIONS2))
-    return bc7_mode1_for(px, estimate.argmin(-1))                        # first on ties
+    return bc7_mode1_for(px, estimate.argmin(-1), aw)                    # first on ties
 
 
-def bc7_mode1_for(px: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bc7_mode1_for(px: np.ndarray, part: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """bc7_mode1 with the partition of each block given (int [B])."""
     mask = PARTITIONS2[part]
-    q0, pb0, i0, e0 = _fit_subset(px, 1 - mask)
-    q1, pb1, i1, e1 = _fit_subset(px, mask)
+    q0, pb0, i0, e0 = _fit_subset(px, 1 - mask, aw)
+    q1, pb1, i1, e1 = _fit_subset(px, mask, aw)
     idx = np.where(mask > 0, i1, i0)
     anchor1 = ANCHORS2[part]
     for q, p_, anchor, sub in ((q0, pb0, np.zeros_like(anchor1), 0), (q1, pb1, anchor1, 1)):
@@ -426,11 +434,11 @@ def bc7_mode1_for(px: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pack_fields(fields), e0 + e1
 
 
-def bc7_blocks(px: np.ndarray) -> np.ndarray:
+def bc7_blocks(px: np.ndarray, aw=1.0) -> np.ndarray:
     """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 16] BC7 blocks: mode 1 where it errs
     less than mode 6 (the first on ties), else mode 6."""
     flat = px.reshape(-1, 16, 4).astype(np.float32)
-    six, err6 = bc7_mode6(flat)
-    one, err1 = bc7_mode1(flat)
+    six, err6 = bc7_mode6(flat, aw)
+    one, err1 = bc7_mode1(flat, aw)
     out = np.where((err1 < err6)[:, None], one, six)
     return out.reshape(*px.shape[:-2], 16)

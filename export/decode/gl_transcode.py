@@ -14,8 +14,9 @@ the GPU by shaders/bcn_encode.slang (held to its NumPy twin, export/bcn/twin.py)
                                     (export.bcn.formats.format_for), the decoded textures released
     read_blocks(texture)            a BCnTextureGL's blocks back (glGetCompressedTexImage): DDS out
 
-Formats: BC4 from R, BC5 from R and G (normals: X, Y; Z is rebuilt where sampled), BC7 (mode 6)
-from RGBA. No swizzle: a transcoded texture samples as the decoded one does (R8 as R, 0, 0, 1).
+Formats: BC4 from R, BC5 from R and G (normals: X, Y; Z is rebuilt where sampled), BC7 (modes 1
+and 6) from RGBA, spending nothing on alpha when the texture has none. No swizzle: a transcoded
+texture samples as the decoded one does (R8 as R, 0, 0, 1).
 """
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ class GLBCnEncoder:
             self._programs[fmt.name] = (program, FullscreenTriangle(self.ctx, program))
         return self._programs[fmt.name]
 
-    def encode(self, source, level: int, fmt: BCFormat | str):
+    def encode(self, source, level: int, fmt: BCFormat | str, alpha: bool = True):
         """Blocks of `level` of moderngl texture `source` (8-bit values, or 16-bit rounded to 8)
-        in an integer texture of one texel per block (64-bit RG32UI or 128-bit RGBA32UI)."""
+        in an integer texture of one texel per block (64-bit RG32UI or 128-bit RGBA32UI).
+        alpha False: the source has no alpha (BC7 spends nothing on it)."""
         fmt = FORMATS[fmt] if isinstance(fmt, str) else fmt
         program, triangle = self._program(fmt)
         w, h = layout.mip_size(*source.size, level)
@@ -76,7 +78,7 @@ class GLBCnEncoder:
                 gl.glDisable(cap)
             fbo.use()
             ctx.viewport = (0, 0, bw, bh)
-            self.pass_ubo.write(struct.pack("<4i", level, w, h, 0))
+            self.pass_ubo.write(struct.pack("<4i", level, w, h, int(alpha)))
             self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
             source.use(SOURCE_UNIT)
             triangle.render()
@@ -95,15 +97,15 @@ class GLBCnEncoder:
             raise NTCGLError(f"{fmt.name.upper()} encoding of a {w}x{h} level failed: {err}")
         return target
 
-    def encode_bytes(self, source, level: int, fmt: BCFormat | str) -> bytes:
-        target = self.encode(source, level, fmt)
+    def encode_bytes(self, source, level: int, fmt: BCFormat | str, alpha: bool = True) -> bytes:
+        target = self.encode(source, level, fmt, alpha)
         try:
             return target.read()
         finally:
             target.release()
 
-    def encode_into(self, source, level: int, dest: BCnTextureGL) -> None:
-        target = self.encode(source, level, dest.format)
+    def encode_into(self, source, level: int, dest: BCnTextureGL, alpha: bool = True) -> None:
+        target = self.encode(source, level, dest.format, alpha)
         try:
             size = dest.format.level_bytes(*layout.mip_size(*dest.size, level))
             if self._buffer is None or self._buffer.size < size:
@@ -131,9 +133,10 @@ def transcode(encoder: GLBCnEncoder, decoded, info) -> BCnTextureGL:
     fmt, srgb = format_for(len(info.channels), info.role == "normal", info.colorspace == "srgb")
     w, h = decoded.texture.size
     out = BCnTextureGL(fmt, srgb, w, h, decoded.levels, gl=encoder.gl)
+    alpha = len(info.channels) in (2, 4)   # grey + alpha, RGBA: the last channel is alpha
     try:
         for level in range(decoded.levels):
-            encoder.encode_into(decoded.texture, level, out)
+            encoder.encode_into(decoded.texture, level, out, alpha)
     except BaseException:
         out.release()
         raise

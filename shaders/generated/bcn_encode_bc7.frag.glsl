@@ -39,6 +39,11 @@ void bcnLoadBlock_0(ivec2 block_0, out vec4  px_0[16])
     return;
 }
 
+vec4 bcnWeights_0()
+{
+    return vec4(1.0, 1.0, 1.0, float(BcnPass_0.bcnLevel_0.w));
+}
+
 void bcnQuantize_0(vec4 e_0, out vec4 q_0, out float pbit_0)
 {
     const vec4 _S3 = vec4(0.0);
@@ -47,7 +52,8 @@ void bcnQuantize_0(vec4 e_0, out vec4 q_0, out float pbit_0)
     vec4 q1_0 = clamp(floor((e_0 - 1.0) * 0.5 + 0.5), _S3, _S4);
     vec4 d0_0 = q0_0 * 2.0 - e_0;
     vec4 d1_0 = q1_0 * 2.0 + 1.0 - e_0;
-    if((dot(d1_0, d1_0)) < (dot(d0_0, d0_0)))
+    vec4 _S5 = bcnWeights_0();
+    if((dot(d1_0 * d1_0, _S5)) < (dot(d0_0 * d0_0, _S5)))
     {
         q_0 = q1_0;
         pbit_0 = 1.0;
@@ -62,8 +68,8 @@ void bcnQuantize_0(vec4 e_0, out vec4 q_0, out float pbit_0)
 
 float bcnBc7Indices_0(vec4  px_1[16], vec4 q0_1, float p0_0, vec4 q1_1, float p1_0, out int  index_0[16])
 {
-    ivec4 _S5 = ivec4(q0_1 * 2.0 + p0_0);
-    ivec4 _S6 = ivec4(q1_1 * 2.0 + p1_0);
+    ivec4 _S6 = ivec4(q0_1 * 2.0 + p0_0);
+    ivec4 _S7 = ivec4(q1_1 * 2.0 + p1_0);
     vec4  palette_0[16];
     int k_0 = 0;
     for(;;)
@@ -75,7 +81,7 @@ float bcnBc7Indices_0(vec4  px_1[16], vec4 q0_1, float p0_0, vec4 q1_1, float p1
         {
             break;
         }
-        palette_0[k_0] = vec4(((64 - BCN_BC7_WEIGHTS_0[k_0]) * _S5 + BCN_BC7_WEIGHTS_0[k_0] * _S6 + 32) >> 6);
+        palette_0[k_0] = vec4(((64 - BCN_BC7_WEIGHTS_0[k_0]) * _S6 + BCN_BC7_WEIGHTS_0[k_0] * _S7 + 32) >> 6);
         k_0 = k_0 + 1;
     }
     int i_1 = 0;
@@ -102,7 +108,7 @@ float bcnBc7Indices_0(vec4  px_1[16], vec4 q0_1, float p0_0, vec4 q1_1, float p1
                 break;
             }
             vec4 d_0 = px_1[i_1] - palette_0[k_0];
-            float e_1 = dot(d_0, d_0);
+            float e_1 = dot(d_0 * d_0, bcnWeights_0());
             if(e_1 < best_0)
             {
                 best_0 = e_1;
@@ -162,11 +168,11 @@ void bcnPut_0(inout uvec4 bits_0, inout int pos_0, uint value_0, int n_0)
 
 uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
 {
-    const vec4 _S7 = vec4(0.0);
+    const vec4 _S8 = vec4(0.0);
     vec4 lo_0 = px_2[0];
     vec4 hi_0 = px_2[0];
     int i_2 = 0;
-    vec4 mean_0 = _S7;
+    vec4 mean_0 = _S8;
     for(;;)
     {
         if(i_2 < 16)
@@ -177,18 +183,18 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
             break;
         }
         vec4 mean_1 = mean_0 + px_2[i_2];
-        vec4 _S8 = min(lo_0, px_2[i_2]);
-        vec4 _S9 = max(hi_0, px_2[i_2]);
-        int _S10 = i_2 + 1;
-        lo_0 = _S8;
-        hi_0 = _S9;
-        i_2 = _S10;
+        vec4 _S9 = min(lo_0, px_2[i_2]);
+        vec4 _S10 = max(hi_0, px_2[i_2]);
+        int _S11 = i_2 + 1;
+        lo_0 = _S9;
+        hi_0 = _S10;
+        i_2 = _S11;
         mean_0 = mean_1;
     }
     vec4 mean_2 = mean_0 / 16.0;
-    const mat4x4 _S11 = mat4x4(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    const mat4x4 _S12 = mat4x4(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     i_2 = 0;
-    mat4x4 cov_0 = _S11;
+    mat4x4 cov_0 = _S12;
     for(;;)
     {
         if(i_2 < 16)
@@ -199,33 +205,33 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
             break;
         }
         vec4 c_0 = px_2[i_2] - mean_2;
-        mat4x4 _S12 = cov_0 + mat4x4(c_0 * c_0.x, c_0 * c_0.y, c_0 * c_0.z, c_0 * c_0.w);
+        mat4x4 _S13 = cov_0 + mat4x4(c_0 * c_0.x, c_0 * c_0.y, c_0 * c_0.z, c_0 * c_0.w);
         i_2 = i_2 + 1;
-        cov_0 = _S12;
+        cov_0 = _S13;
     }
     vec4 range_0 = hi_0 - lo_0;
-    const vec4 _S13 = vec4(1.0, 0.0, 0.0, 0.0);
+    const vec4 _S14 = vec4(1.0, 0.0, 0.0, 0.0);
     float largest_0 = range_0.x;
-    float _S14 = range_0.y;
+    float _S15 = range_0.y;
     vec4 axis_0;
     float largest_1;
-    if(_S14 > largest_0)
+    if(_S15 > largest_0)
     {
-        const vec4 _S15 = vec4(0.0, 1.0, 0.0, 0.0);
-        largest_1 = _S14;
-        axis_0 = _S15;
+        const vec4 _S16 = vec4(0.0, 1.0, 0.0, 0.0);
+        largest_1 = _S15;
+        axis_0 = _S16;
     }
     else
     {
         largest_1 = largest_0;
-        axis_0 = _S13;
+        axis_0 = _S14;
     }
-    float _S16 = range_0.z;
-    if(_S16 > largest_1)
+    float _S17 = range_0.z;
+    if(_S17 > largest_1)
     {
-        const vec4 _S17 = vec4(0.0, 0.0, 1.0, 0.0);
-        largest_1 = _S16;
-        axis_0 = _S17;
+        const vec4 _S18 = vec4(0.0, 0.0, 1.0, 0.0);
+        largest_1 = _S17;
+        axis_0 = _S18;
     }
     if((range_0.w) > largest_1)
     {
@@ -249,11 +255,11 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         }
         else
         {
-            lo_0 = _S7;
+            lo_0 = _S8;
         }
-        int _S18 = s_0 + 1;
+        int _S19 = s_0 + 1;
         axis_0 = lo_0;
-        s_0 = _S18;
+        s_0 = _S19;
     }
     float tmin_0 = 1.00000001504746622e+30;
     float tmax_0 = -1.00000001504746622e+30;
@@ -268,16 +274,16 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
             break;
         }
         float t_0 = dot(px_2[i_2] - mean_2, axis_0);
-        float _S19 = min(tmin_0, t_0);
-        float _S20 = max(tmax_0, t_0);
-        int _S21 = i_2 + 1;
-        tmin_0 = _S19;
-        tmax_0 = _S20;
-        i_2 = _S21;
+        float _S20 = min(tmin_0, t_0);
+        float _S21 = max(tmax_0, t_0);
+        int _S22 = i_2 + 1;
+        tmin_0 = _S20;
+        tmax_0 = _S21;
+        i_2 = _S22;
     }
-    const vec4 _S22 = vec4(255.0);
-    vec4 f0_0 = clamp(mean_2 + tmin_0 * axis_0, _S7, _S22);
-    vec4 f1_0 = clamp(mean_2 + tmax_0 * axis_0, _S7, _S22);
+    const vec4 _S23 = vec4(255.0);
+    vec4 f0_0 = clamp(mean_2 + tmin_0 * axis_0, _S8, _S23);
+    vec4 f1_0 = clamp(mean_2 + tmax_0 * axis_0, _S8, _S23);
     vec4 q0_2;
     float p0_1;
     bcnQuantize_0(f0_0, q0_2, p0_1);
@@ -285,8 +291,8 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
     float p1_1;
     bcnQuantize_0(f1_0, q1_2, p1_1);
     int  index_1[16];
-    float _S23 = bcnBc7Indices_0(px_2, q0_2, p0_1, q1_2, p1_1, index_1);
-    float err_2 = _S23;
+    float _S24 = bcnBc7Indices_0(px_2, q0_2, p0_1, q1_2, p1_1, index_1);
+    float err_2 = _S24;
     vec4 f0_1 = f0_0;
     vec4 f1_1 = f1_0;
     int step_0 = 0;
@@ -303,8 +309,8 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         float aa_0 = 0.0;
         float bb_0 = 0.0;
         float ab_0 = 0.0;
-        vec4 x0_0 = _S7;
-        vec4 x1_0 = _S7;
+        vec4 x0_0 = _S8;
+        vec4 x1_0 = _S8;
         for(;;)
         {
             if(i_2 < 16)
@@ -315,11 +321,11 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
                 break;
             }
             float a_0 = float(BCN_BC7_WEIGHTS_0[index_1[i_2]]) / 64.0;
-            float _S24 = 1.0 - a_0;
-            float aa_1 = aa_0 + _S24 * _S24;
+            float _S25 = 1.0 - a_0;
+            float aa_1 = aa_0 + _S25 * _S25;
             float bb_1 = bb_0 + a_0 * a_0;
-            float ab_1 = ab_0 + _S24 * a_0;
-            vec4 x0_1 = x0_0 + _S24 * px_2[i_2];
+            float ab_1 = ab_0 + _S25 * a_0;
+            vec4 x0_1 = x0_0 + _S25 * px_2[i_2];
             vec4 x1_1 = x1_0 + a_0 * px_2[i_2];
             i_2 = i_2 + 1;
             aa_0 = aa_1;
@@ -339,8 +345,8 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         {
             safe_0 = 1.0;
         }
-        vec4 n0_0 = clamp((bb_0 * x0_0 - ab_0 * x1_0) / safe_0, _S7, _S22);
-        vec4 n1_0 = clamp((aa_0 * x1_0 - ab_0 * x0_0) / safe_0, _S7, _S22);
+        vec4 n0_0 = clamp((bb_0 * x0_0 - ab_0 * x1_0) / safe_0, _S8, _S23);
+        vec4 n1_0 = clamp((aa_0 * x1_0 - ab_0 * x0_0) / safe_0, _S8, _S23);
         vec4 r0_0;
         float s0_0;
         bcnQuantize_0(n0_0, r0_0, s0_0);
@@ -349,16 +355,16 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         bcnQuantize_0(n1_0, r1_0, s1_0);
         int  rindex_0[16];
         float rerr_0 = bcnBc7Indices_0(px_2, r0_0, s0_0, r1_0, s1_0, rindex_0);
-        bool _S25;
+        bool _S26;
         if(ok_0)
         {
-            _S25 = rerr_0 < err_2;
+            _S26 = rerr_0 < err_2;
         }
         else
         {
-            _S25 = false;
+            _S26 = false;
         }
-        if(_S25)
+        if(_S26)
         {
             q0_2 = r0_0;
             p0_1 = s0_0;
@@ -383,9 +389,9 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         }
         float s0_1 = float(pair_0 / 2);
         float s1_1 = float(pair_0 % 2);
-        const vec4 _S26 = vec4(127.0);
-        vec4 r0_1 = clamp(floor((f0_1 - s0_1) * 0.5 + 0.5), _S7, _S26);
-        vec4 r1_1 = clamp(floor((f1_1 - s1_1) * 0.5 + 0.5), _S7, _S26);
+        const vec4 _S27 = vec4(127.0);
+        vec4 r0_1 = clamp(floor((f0_1 - s0_1) * 0.5 + 0.5), _S8, _S27);
+        vec4 r1_1 = clamp(floor((f1_1 - s1_1) * 0.5 + 0.5), _S8, _S27);
         int  rindex_1[16];
         float rerr_1 = bcnBc7Indices_0(px_2, r0_1, s0_1, r1_1, s1_1, rindex_1);
         if(rerr_1 < err_2)
@@ -451,7 +457,7 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         {
             break;
         }
-        uint _S27 = uint(index_1[i_2]);
+        uint _S28 = uint(index_1[i_2]);
         if(i_2 == 0)
         {
             s_0 = 3;
@@ -460,7 +466,7 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
         {
             s_0 = 4;
         }
-        bcnPut_0(bits_1, pos_1, _S27, s_0);
+        bcnPut_0(bits_1, pos_1, _S28, s_0);
         i_2 = i_2 + 1;
     }
     return bits_1;
@@ -468,10 +474,10 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
 
 float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
 {
-    const vec3 _S28 = vec3(0.0);
+    const vec3 _S29 = vec3(0.0);
     int i_3 = 0;
     float n_2 = 0.0;
-    vec3 mean_3 = _S28;
+    vec3 mean_3 = _S29;
     for(;;)
     {
         if(i_3 < 16)
@@ -490,9 +496,9 @@ float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
         i_3 = i_3 + 1;
     }
     vec3 mean_5 = mean_3 / max(n_2, 1.0);
-    const mat3x3 _S29 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    const mat3x3 _S30 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     i_3 = 0;
-    mat3x3 cov_1 = _S29;
+    mat3x3 cov_1 = _S30;
     for(;;)
     {
         if(i_3 < 16)
@@ -528,11 +534,11 @@ float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
         }
         else
         {
-            mean_3 = _S28;
+            mean_3 = _S29;
         }
-        int _S30 = s_1 + 1;
+        int _S31 = s_1 + 1;
         axis_2 = mean_3;
-        s_1 = _S30;
+        s_1 = _S31;
     }
     return cov_1[0][0] + cov_1[1][1] + cov_1[2][2] - dot(axis_2, (((axis_2) * (cov_1))));
 }
@@ -544,8 +550,8 @@ vec3 bcnQuantize6P_0(vec3 e_2, float p_0)
 
 vec3 bcnExpand7_0(vec3 q_1, float pbit_1)
 {
-    ivec3 _S31 = ivec3(q_1 * 2.0 + pbit_1);
-    return vec3((_S31 << 1) | (_S31 >> 6));
+    ivec3 _S32 = ivec3(q_1 * 2.0 + pbit_1);
+    return vec3((_S32 << 1) | (_S32 >> 6));
 }
 
 void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out float pbit_2)
@@ -561,17 +567,17 @@ void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out floa
         {
             break;
         }
-        float _S32 = float(p_1);
-        vec3 a_1 = bcnQuantize6P_0(e0_0, _S32);
-        vec3 b_1 = bcnQuantize6P_0(e1_0, _S32);
-        vec3 da_0 = bcnExpand7_0(a_1, _S32) - e0_0;
-        vec3 db_0 = bcnExpand7_0(b_1, _S32) - e1_0;
+        float _S33 = float(p_1);
+        vec3 a_1 = bcnQuantize6P_0(e0_0, _S33);
+        vec3 b_1 = bcnQuantize6P_0(e1_0, _S33);
+        vec3 da_0 = bcnExpand7_0(a_1, _S33) - e0_0;
+        vec3 db_0 = bcnExpand7_0(b_1, _S33) - e1_0;
         float err_3 = dot(da_0, da_0) + dot(db_0, db_0);
         if(err_3 < best_1)
         {
             q0_3 = a_1;
             q1_3 = b_1;
-            pbit_2 = _S32;
+            pbit_2 = _S33;
             best_1 = err_3;
         }
         p_1 = p_1 + 1;
@@ -581,8 +587,8 @@ void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out floa
 
 float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 q1_4, float pbit_3, inout int  index_2[16])
 {
-    ivec3 _S33 = ivec3(bcnExpand7_0(q0_4, pbit_3));
-    ivec3 _S34 = ivec3(bcnExpand7_0(q1_4, pbit_3));
+    ivec3 _S34 = ivec3(bcnExpand7_0(q0_4, pbit_3));
+    ivec3 _S35 = ivec3(bcnExpand7_0(q1_4, pbit_3));
     vec3  palette_1[8];
     int k_1 = 0;
     for(;;)
@@ -594,7 +600,7 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
         {
             break;
         }
-        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S33 + BCN_BC7_WEIGHTS3_0[k_1] * _S34 + 32) >> 6);
+        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S34 + BCN_BC7_WEIGHTS3_0[k_1] * _S35 + 32) >> 6);
         k_1 = k_1 + 1;
     }
     int i_4 = 0;
@@ -635,8 +641,8 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
             k_1 = k_1 + 1;
         }
         index_2[i_4] = bestK_1;
-        float _S35 = px_4[i_4].w - 255.0;
-        err_4 = err_4 + (best_2 + _S35 * _S35);
+        float _S36 = px_4[i_4].w - 255.0;
+        err_4 = err_4 + (best_2 + float(BcnPass_0.bcnLevel_0.w) * _S36 * _S36);
         i_4 = i_4 + 1;
     }
     return err_4;
@@ -644,13 +650,13 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
 
 float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, out vec3 q1_5, out float pbit_4, inout int  index_3[16])
 {
-    const vec3 _S36 = vec3(0.0);
-    const vec3 _S37 = vec3(-1.00000001504746622e+30);
+    const vec3 _S37 = vec3(0.0);
+    const vec3 _S38 = vec3(-1.00000001504746622e+30);
     vec3 lo_1 = vec3(1.00000001504746622e+30);
-    vec3 hi_1 = _S37;
+    vec3 hi_1 = _S38;
     int i_5 = 0;
     float n_3 = 0.0;
-    vec3 mean_6 = _S36;
+    vec3 mean_6 = _S37;
     for(;;)
     {
         if(i_5 < 16)
@@ -663,20 +669,20 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
         {
             float n_4 = n_3 + 1.0;
-            vec3 _S38 = px_5[i_5].xyz;
-            vec3 mean_7 = mean_6 + _S38;
-            vec3 _S39 = max(hi_1, _S38);
-            lo_1 = min(lo_1, _S38);
-            hi_1 = _S39;
+            vec3 _S39 = px_5[i_5].xyz;
+            vec3 mean_7 = mean_6 + _S39;
+            vec3 _S40 = max(hi_1, _S39);
+            lo_1 = min(lo_1, _S39);
+            hi_1 = _S40;
             n_3 = n_4;
             mean_6 = mean_7;
         }
         i_5 = i_5 + 1;
     }
     vec3 mean_8 = mean_6 / max(n_3, 1.0);
-    const mat3x3 _S40 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    const mat3x3 _S41 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     i_5 = 0;
-    mat3x3 cov_2 = _S40;
+    mat3x3 cov_2 = _S41;
     for(;;)
     {
         if(i_5 < 16)
@@ -694,41 +700,41 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         i_5 = i_5 + 1;
     }
     vec3 range_1 = hi_1 - lo_1;
-    const vec3 _S41 = vec3(1.0, 0.0, 0.0);
-    float _S42 = range_1.y;
-    float _S43 = range_1.x;
-    bool _S44;
-    if(_S42 > _S43)
+    const vec3 _S42 = vec3(1.0, 0.0, 0.0);
+    float _S43 = range_1.y;
+    float _S44 = range_1.x;
+    bool _S45;
+    if(_S43 > _S44)
     {
-        _S44 = _S42 >= (range_1.z);
+        _S45 = _S43 >= (range_1.z);
     }
     else
     {
-        _S44 = false;
+        _S45 = false;
     }
     vec3 axis_4;
-    if(_S44)
+    if(_S45)
     {
         axis_4 = vec3(0.0, 1.0, 0.0);
     }
     else
     {
-        float _S45 = range_1.z;
-        if(_S45 > _S43)
+        float _S46 = range_1.z;
+        if(_S46 > _S44)
         {
-            _S44 = _S45 > _S42;
+            _S45 = _S46 > _S43;
         }
         else
         {
-            _S44 = false;
+            _S45 = false;
         }
-        if(_S44)
+        if(_S45)
         {
             axis_4 = vec3(0.0, 0.0, 1.0);
         }
         else
         {
-            axis_4 = _S41;
+            axis_4 = _S42;
         }
     }
     int s_2 = 0;
@@ -749,11 +755,11 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         }
         else
         {
-            lo_1 = _S36;
+            lo_1 = _S37;
         }
-        int _S46 = s_2 + 1;
+        int _S47 = s_2 + 1;
         axis_4 = lo_1;
-        s_2 = _S46;
+        s_2 = _S47;
     }
     float tmin_1 = 1.00000001504746622e+30;
     float tmax_1 = -1.00000001504746622e+30;
@@ -770,18 +776,18 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
         {
             float t_1 = dot(px_5[i_5].xyz - mean_8, axis_4);
-            float _S47 = max(tmax_1, t_1);
+            float _S48 = max(tmax_1, t_1);
             tmin_1 = min(tmin_1, t_1);
-            tmax_1 = _S47;
+            tmax_1 = _S48;
         }
         i_5 = i_5 + 1;
     }
-    const vec3 _S48 = vec3(255.0);
-    vec3 f0_2 = clamp(mean_8 + tmin_1 * axis_4, _S36, _S48);
-    vec3 f1_2 = clamp(mean_8 + tmax_1 * axis_4, _S36, _S48);
+    const vec3 _S49 = vec3(255.0);
+    vec3 f0_2 = clamp(mean_8 + tmin_1 * axis_4, _S37, _S49);
+    vec3 f1_2 = clamp(mean_8 + tmax_1 * axis_4, _S37, _S49);
     bcnQuantize6_0(f0_2, f1_2, q0_5, q1_5, pbit_4);
-    float _S49 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
-    float err_5 = _S49;
+    float _S50 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
+    float err_5 = _S50;
     vec3 f0_3 = f0_2;
     vec3 f1_3 = f1_2;
     int step_1 = 0;
@@ -798,8 +804,8 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         float aa_2 = 0.0;
         float bb_2 = 0.0;
         float ab_2 = 0.0;
-        vec3 x0_2 = _S36;
-        vec3 x1_2 = _S36;
+        vec3 x0_2 = _S37;
+        vec3 x1_2 = _S37;
         for(;;)
         {
             if(i_5 < 16)
@@ -815,13 +821,13 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
                 continue;
             }
             float a_2 = float(BCN_BC7_WEIGHTS3_0[index_3[i_5]]) / 64.0;
-            float _S50 = 1.0 - a_2;
+            float _S51 = 1.0 - a_2;
             float bb_3 = bb_2 + a_2 * a_2;
-            float ab_3 = ab_2 + _S50 * a_2;
-            vec3 _S51 = px_5[i_5].xyz;
-            vec3 x0_3 = x0_2 + _S50 * _S51;
-            vec3 x1_3 = x1_2 + a_2 * _S51;
-            aa_2 = aa_2 + _S50 * _S50;
+            float ab_3 = ab_2 + _S51 * a_2;
+            vec3 _S52 = px_5[i_5].xyz;
+            vec3 x0_3 = x0_2 + _S51 * _S52;
+            vec3 x1_3 = x1_2 + a_2 * _S52;
+            aa_2 = aa_2 + _S51 * _S51;
             bb_2 = bb_3;
             ab_2 = ab_3;
             x0_2 = x0_3;
@@ -839,8 +845,8 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             safe_1 = 1.0;
         }
-        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S36, _S48);
-        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S36, _S48);
+        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S37, _S49);
+        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S37, _S49);
         vec3 r0_2;
         vec3 r1_2;
         float rp_0;
@@ -849,13 +855,13 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         float rerr_2 = bcnIndices3_0(px_5, mask_2, subset_2, r0_2, r1_2, rp_0, rindex_2);
         if(ok_1)
         {
-            _S44 = rerr_2 < err_5;
+            _S45 = rerr_2 < err_5;
         }
         else
         {
-            _S44 = false;
+            _S45 = false;
         }
-        if(_S44)
+        if(_S45)
         {
             q0_5 = r0_2;
             q1_5 = r1_2;
@@ -877,16 +883,16 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             break;
         }
-        float _S52 = float(p_2);
-        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S52);
-        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S52);
+        float _S53 = float(p_2);
+        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S53);
+        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S53);
         int  rindex_3[16] = index_3;
-        float rerr_3 = bcnIndices3_0(px_5, mask_2, subset_2, r0_3, r1_3, _S52, rindex_3);
+        float rerr_3 = bcnIndices3_0(px_5, mask_2, subset_2, r0_3, r1_3, _S53, rindex_3);
         if(rerr_3 < err_5)
         {
             q0_5 = r0_3;
             q1_5 = r1_3;
-            pbit_4 = _S52;
+            pbit_4 = _S53;
             index_3 = rindex_3;
             err_5 = rerr_3;
         }
@@ -917,8 +923,8 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         }
         p_3 = p_3 + 1;
     }
-    int _S53 = part_0;
     int _S54 = part_0;
+    int _S55 = part_0;
     int  index_4[16];
     int i_6 = 0;
     for(;;)
@@ -936,12 +942,12 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
     vec3 a0_0;
     vec3 a1_0;
     float pa_0;
-    float _S55 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S53], 0U, a0_0, a1_0, pa_0, index_4);
+    float _S56 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S54], 0U, a0_0, a1_0, pa_0, index_4);
     vec3 b0_0;
     vec3 b1_0;
     float pb_0;
-    float _S56 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S53], 1U, b0_0, b1_0, pb_0, index_4);
-    err_6 = _S55 + _S56;
+    float _S57 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S54], 1U, b0_0, b1_0, pb_0, index_4);
+    err_6 = _S56 + _S57;
     if((index_4[0]) >= 4)
     {
         vec3 t_2 = a0_0;
@@ -957,14 +963,14 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
             {
                 break;
             }
-            if((((BCN_BC7_PARTITIONS2_0[_S53]) >> uint(i_6)) & 1U) == 0U)
+            if((((BCN_BC7_PARTITIONS2_0[_S54]) >> uint(i_6)) & 1U) == 0U)
             {
                 index_4[i_6] = 7 - index_4[i_6];
             }
             i_6 = i_6 + 1;
         }
     }
-    if((index_4[BCN_BC7_ANCHORS2_0[_S54]]) >= 4)
+    if((index_4[BCN_BC7_ANCHORS2_0[_S55]]) >= 4)
     {
         vec3 t_3 = b0_0;
         b0_0 = b1_0;
@@ -979,7 +985,7 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
             {
                 break;
             }
-            if((((BCN_BC7_PARTITIONS2_0[_S53]) >> uint(i_6)) & 1U) == 1U)
+            if((((BCN_BC7_PARTITIONS2_0[_S54]) >> uint(i_6)) & 1U) == 1U)
             {
                 index_4[i_6] = 7 - index_4[i_6];
             }
@@ -1018,17 +1024,17 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             break;
         }
-        uint _S57 = uint(index_4[i_6]);
-        bool _S58;
+        uint _S58 = uint(index_4[i_6]);
+        bool _S59;
         if(i_6 == 0)
         {
-            _S58 = true;
+            _S59 = true;
         }
         else
         {
-            _S58 = i_6 == (BCN_BC7_ANCHORS2_0[_S54]);
+            _S59 = i_6 == (BCN_BC7_ANCHORS2_0[_S55]);
         }
-        if(_S58)
+        if(_S59)
         {
             part_0 = 2;
         }
@@ -1036,7 +1042,7 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             part_0 = 3;
         }
-        bcnPut_0(bits_2, pos_2, _S57, part_0);
+        bcnPut_0(bits_2, pos_2, _S58, part_0);
         i_6 = i_6 + 1;
     }
     return bits_2;
@@ -1053,16 +1059,16 @@ void main()
     uvec4 six_0 = bcnBc7Mode6_0(px_7, err6_0);
     float err1_0;
     uvec4 one_0 = bcnBc7Mode1_0(px_7, err1_0);
-    uvec4 _S59;
+    uvec4 _S60;
     if(err1_0 < err6_0)
     {
-        _S59 = one_0;
+        _S60 = one_0;
     }
     else
     {
-        _S59 = six_0;
+        _S60 = six_0;
     }
-    entryPointParam_bc7Main_0 = _S59;
+    entryPointParam_bc7Main_0 = _S60;
     return;
 }
 
