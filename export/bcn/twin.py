@@ -18,8 +18,10 @@ textures. Mode 6 (one subset, RGBA endpoints of 7 bits + a p-bit each, 4-bit ind
      endpoints, kept when the error drops (a flat block needs one even and one odd endpoint);
   5. the anchor (texel 0) index made < 8 by swapping the endpoints.
 Mode 1 (two subsets of RGB, 6-bit endpoints + a p-bit per subset, 3-bit indices, alpha 255):
-  1. of the 64 partitions, the one whose subsets lie nearest their principal lines (trace less
-     largest eigenvalue of each subset's covariance, ESTIMATE_STEPS power steps from (1, 1, 1));
+  1. of the 64 partitions, the one whose subsets best fit a line of 8 levels each: distance
+     from the principal line (trace less largest eigenvalue of the subset's covariance,
+     ESTIMATE_STEPS power steps from (1, 1, 1)) plus 8 levels' quantization error over the
+     subset's extent along it;
   2. each subset fitted as mode 6 is, in RGB with 8 levels and the p-bit shared by its
      endpoints (both p-bits tried last); each subset's anchor (texel 0; the partition's anchor
      for subset 1) made < 4.
@@ -296,10 +298,11 @@ ANCHORS2 = np.array(C.BCN_BC7_ANCHORS2)
 BC7_WEIGHTS3 = np.array(C.BCN_BC7_WEIGHTS3, np.float32)
 
 
-def _line_residual(rgb: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """Squared distance of a subset's texels from their principal line (trace of the
-    covariance less its largest eigenvalue, the latter by ESTIMATE_STEPS power steps from
-    (1, 1, 1)): how badly one line fits the subset. rgb [B, 16, 3], member [..., 16] 0/1."""
+def _partition_estimate(rgb: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """How badly a subset's texels fit one line quantized to 8 levels: their squared distance
+    from the principal line (trace of the covariance less its largest eigenvalue, the latter by
+    ESTIMATE_STEPS power steps from (1, 1, 1)) plus the uniform quantization error of 8 levels
+    over their extent along it (n * step^2 / 12). rgb [B, 16, 3], member [..., 16] 0/1."""
     n = np.maximum(member.sum(-1), np.float32(1))
     mean = np.einsum("...t,btc->b...c", member, rgb) / n[..., None]
     c = (rgb[:, None] - mean[..., None, :]) * member[..., None]
@@ -310,7 +313,12 @@ def _line_residual(rgb: np.ndarray, member: np.ndarray) -> np.ndarray:
         norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
         axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
     lam = np.einsum("...i,...ij,...j->...", axis, cov, axis)
-    return np.trace(cov, axis1=-2, axis2=-1) - lam
+    t = (c * axis[..., None, :]).sum(-1)                       # 0 outside the subset
+    big = np.float32(1e30)
+    extent = np.where(member > 0, t, -big).max(-1) - np.where(member > 0, t, big).min(-1)
+    extent = np.where(member.sum(-1) > 0, extent, 0)
+    step = extent / np.float32(7)
+    return np.trace(cov, axis1=-2, axis2=-1) - lam + member.sum(-1) * step * step / np.float32(12)
 
 
 def _quantize6(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -406,7 +414,7 @@ def _indices3(px, member, q, p, aw=1.0):
 def bc7_mode1(px: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """float32 [B, 16, 4] -> (uint8 [B, 16] mode 1 blocks, squared errors [B]) for the
     partition whose two subsets lie nearest their principal lines."""
-    estimate = sum(_line_residual(px[..., :3], m) for m in (1 - PARTITIONS2, PARTITIONS2))
+    estimate = sum(_partition_estimate(px[..., :3], m) for m in (1 - PARTITIONS2, PARTITIONS2))
     return bc7_mode1_for(px, estimate.argmin(-1), aw)                    # first on ties
 
 

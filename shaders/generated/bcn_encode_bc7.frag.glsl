@@ -472,7 +472,7 @@ uvec4 bcnBc7Mode6_0(vec4  px_2[16], out float blockErr_0)
     return bits_1;
 }
 
-float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
+float bcnPartitionEstimate_0(vec4  px_3[16], uint mask_0, uint subset_0)
 {
     const vec3 _S29 = vec3(0.0);
     int i_3 = 0;
@@ -540,7 +540,37 @@ float bcnLineResidual_0(vec4  px_3[16], uint mask_0, uint subset_0)
         axis_2 = mean_3;
         s_1 = _S31;
     }
-    return cov_1[0][0] + cov_1[1][1] + cov_1[2][2] - dot(axis_2, (((axis_2) * (cov_1))));
+    float tmin_1 = 1.00000001504746622e+30;
+    float tmax_1 = -1.00000001504746622e+30;
+    i_3 = 0;
+    for(;;)
+    {
+        if(i_3 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if(((mask_0 >> uint(i_3)) & 1U) == subset_0)
+        {
+            float t_1 = dot(px_3[i_3].xyz - mean_5, axis_2);
+            float _S32 = max(tmax_1, t_1);
+            tmin_1 = min(tmin_1, t_1);
+            tmax_1 = _S32;
+        }
+        i_3 = i_3 + 1;
+    }
+    float step_1;
+    if(n_2 > 0.0)
+    {
+        step_1 = (tmax_1 - tmin_1) / 7.0;
+    }
+    else
+    {
+        step_1 = 0.0;
+    }
+    return cov_1[0][0] + cov_1[1][1] + cov_1[2][2] - dot(axis_2, (((axis_2) * (cov_1)))) + n_2 * step_1 * step_1 / 12.0;
 }
 
 vec3 bcnQuantize6P_0(vec3 e_2, float p_0)
@@ -550,8 +580,8 @@ vec3 bcnQuantize6P_0(vec3 e_2, float p_0)
 
 vec3 bcnExpand7_0(vec3 q_1, float pbit_1)
 {
-    ivec3 _S32 = ivec3(q_1 * 2.0 + pbit_1);
-    return vec3((_S32 << 1) | (_S32 >> 6));
+    ivec3 _S33 = ivec3(q_1 * 2.0 + pbit_1);
+    return vec3((_S33 << 1) | (_S33 >> 6));
 }
 
 void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out float pbit_2)
@@ -567,17 +597,17 @@ void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out floa
         {
             break;
         }
-        float _S33 = float(p_1);
-        vec3 a_1 = bcnQuantize6P_0(e0_0, _S33);
-        vec3 b_1 = bcnQuantize6P_0(e1_0, _S33);
-        vec3 da_0 = bcnExpand7_0(a_1, _S33) - e0_0;
-        vec3 db_0 = bcnExpand7_0(b_1, _S33) - e1_0;
+        float _S34 = float(p_1);
+        vec3 a_1 = bcnQuantize6P_0(e0_0, _S34);
+        vec3 b_1 = bcnQuantize6P_0(e1_0, _S34);
+        vec3 da_0 = bcnExpand7_0(a_1, _S34) - e0_0;
+        vec3 db_0 = bcnExpand7_0(b_1, _S34) - e1_0;
         float err_3 = dot(da_0, da_0) + dot(db_0, db_0);
         if(err_3 < best_1)
         {
             q0_3 = a_1;
             q1_3 = b_1;
-            pbit_2 = _S33;
+            pbit_2 = _S34;
             best_1 = err_3;
         }
         p_1 = p_1 + 1;
@@ -587,8 +617,8 @@ void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out floa
 
 float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 q1_4, float pbit_3, inout int  index_2[16])
 {
-    ivec3 _S34 = ivec3(bcnExpand7_0(q0_4, pbit_3));
-    ivec3 _S35 = ivec3(bcnExpand7_0(q1_4, pbit_3));
+    ivec3 _S35 = ivec3(bcnExpand7_0(q0_4, pbit_3));
+    ivec3 _S36 = ivec3(bcnExpand7_0(q1_4, pbit_3));
     vec3  palette_1[8];
     int k_1 = 0;
     for(;;)
@@ -600,7 +630,7 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
         {
             break;
         }
-        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S34 + BCN_BC7_WEIGHTS3_0[k_1] * _S35 + 32) >> 6);
+        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S35 + BCN_BC7_WEIGHTS3_0[k_1] * _S36 + 32) >> 6);
         k_1 = k_1 + 1;
     }
     int i_4 = 0;
@@ -641,8 +671,8 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
             k_1 = k_1 + 1;
         }
         index_2[i_4] = bestK_1;
-        float _S36 = px_4[i_4].w - 255.0;
-        err_4 = err_4 + (best_2 + float(BcnPass_0.bcnLevel_0.w) * _S36 * _S36);
+        float _S37 = px_4[i_4].w - 255.0;
+        err_4 = err_4 + (best_2 + float(BcnPass_0.bcnLevel_0.w) * _S37 * _S37);
         i_4 = i_4 + 1;
     }
     return err_4;
@@ -650,13 +680,13 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
 
 float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, out vec3 q1_5, out float pbit_4, inout int  index_3[16])
 {
-    const vec3 _S37 = vec3(0.0);
-    const vec3 _S38 = vec3(-1.00000001504746622e+30);
+    const vec3 _S38 = vec3(0.0);
+    const vec3 _S39 = vec3(-1.00000001504746622e+30);
     vec3 lo_1 = vec3(1.00000001504746622e+30);
-    vec3 hi_1 = _S38;
+    vec3 hi_1 = _S39;
     int i_5 = 0;
     float n_3 = 0.0;
-    vec3 mean_6 = _S37;
+    vec3 mean_6 = _S38;
     for(;;)
     {
         if(i_5 < 16)
@@ -669,20 +699,20 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
         {
             float n_4 = n_3 + 1.0;
-            vec3 _S39 = px_5[i_5].xyz;
-            vec3 mean_7 = mean_6 + _S39;
-            vec3 _S40 = max(hi_1, _S39);
-            lo_1 = min(lo_1, _S39);
-            hi_1 = _S40;
+            vec3 _S40 = px_5[i_5].xyz;
+            vec3 mean_7 = mean_6 + _S40;
+            vec3 _S41 = max(hi_1, _S40);
+            lo_1 = min(lo_1, _S40);
+            hi_1 = _S41;
             n_3 = n_4;
             mean_6 = mean_7;
         }
         i_5 = i_5 + 1;
     }
     vec3 mean_8 = mean_6 / max(n_3, 1.0);
-    const mat3x3 _S41 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    const mat3x3 _S42 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     i_5 = 0;
-    mat3x3 cov_2 = _S41;
+    mat3x3 cov_2 = _S42;
     for(;;)
     {
         if(i_5 < 16)
@@ -700,41 +730,41 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         i_5 = i_5 + 1;
     }
     vec3 range_1 = hi_1 - lo_1;
-    const vec3 _S42 = vec3(1.0, 0.0, 0.0);
-    float _S43 = range_1.y;
-    float _S44 = range_1.x;
-    bool _S45;
-    if(_S43 > _S44)
+    const vec3 _S43 = vec3(1.0, 0.0, 0.0);
+    float _S44 = range_1.y;
+    float _S45 = range_1.x;
+    bool _S46;
+    if(_S44 > _S45)
     {
-        _S45 = _S43 >= (range_1.z);
+        _S46 = _S44 >= (range_1.z);
     }
     else
     {
-        _S45 = false;
+        _S46 = false;
     }
     vec3 axis_4;
-    if(_S45)
+    if(_S46)
     {
         axis_4 = vec3(0.0, 1.0, 0.0);
     }
     else
     {
-        float _S46 = range_1.z;
-        if(_S46 > _S44)
+        float _S47 = range_1.z;
+        if(_S47 > _S45)
         {
-            _S45 = _S46 > _S43;
+            _S46 = _S47 > _S44;
         }
         else
         {
-            _S45 = false;
+            _S46 = false;
         }
-        if(_S45)
+        if(_S46)
         {
             axis_4 = vec3(0.0, 0.0, 1.0);
         }
         else
         {
-            axis_4 = _S42;
+            axis_4 = _S43;
         }
     }
     int s_2 = 0;
@@ -755,14 +785,14 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         }
         else
         {
-            lo_1 = _S37;
+            lo_1 = _S38;
         }
-        int _S47 = s_2 + 1;
+        int _S48 = s_2 + 1;
         axis_4 = lo_1;
-        s_2 = _S47;
+        s_2 = _S48;
     }
-    float tmin_1 = 1.00000001504746622e+30;
-    float tmax_1 = -1.00000001504746622e+30;
+    float tmin_2 = 1.00000001504746622e+30;
+    float tmax_2 = -1.00000001504746622e+30;
     i_5 = 0;
     for(;;)
     {
@@ -775,25 +805,25 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         }
         if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
         {
-            float t_1 = dot(px_5[i_5].xyz - mean_8, axis_4);
-            float _S48 = max(tmax_1, t_1);
-            tmin_1 = min(tmin_1, t_1);
-            tmax_1 = _S48;
+            float t_2 = dot(px_5[i_5].xyz - mean_8, axis_4);
+            float _S49 = max(tmax_2, t_2);
+            tmin_2 = min(tmin_2, t_2);
+            tmax_2 = _S49;
         }
         i_5 = i_5 + 1;
     }
-    const vec3 _S49 = vec3(255.0);
-    vec3 f0_2 = clamp(mean_8 + tmin_1 * axis_4, _S37, _S49);
-    vec3 f1_2 = clamp(mean_8 + tmax_1 * axis_4, _S37, _S49);
+    const vec3 _S50 = vec3(255.0);
+    vec3 f0_2 = clamp(mean_8 + tmin_2 * axis_4, _S38, _S50);
+    vec3 f1_2 = clamp(mean_8 + tmax_2 * axis_4, _S38, _S50);
     bcnQuantize6_0(f0_2, f1_2, q0_5, q1_5, pbit_4);
-    float _S50 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
-    float err_5 = _S50;
+    float _S51 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
+    float err_5 = _S51;
     vec3 f0_3 = f0_2;
     vec3 f1_3 = f1_2;
-    int step_1 = 0;
+    int step_2 = 0;
     for(;;)
     {
-        if(step_1 < 2)
+        if(step_2 < 2)
         {
         }
         else
@@ -804,8 +834,8 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         float aa_2 = 0.0;
         float bb_2 = 0.0;
         float ab_2 = 0.0;
-        vec3 x0_2 = _S37;
-        vec3 x1_2 = _S37;
+        vec3 x0_2 = _S38;
+        vec3 x1_2 = _S38;
         for(;;)
         {
             if(i_5 < 16)
@@ -821,13 +851,13 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
                 continue;
             }
             float a_2 = float(BCN_BC7_WEIGHTS3_0[index_3[i_5]]) / 64.0;
-            float _S51 = 1.0 - a_2;
+            float _S52 = 1.0 - a_2;
             float bb_3 = bb_2 + a_2 * a_2;
-            float ab_3 = ab_2 + _S51 * a_2;
-            vec3 _S52 = px_5[i_5].xyz;
-            vec3 x0_3 = x0_2 + _S51 * _S52;
-            vec3 x1_3 = x1_2 + a_2 * _S52;
-            aa_2 = aa_2 + _S51 * _S51;
+            float ab_3 = ab_2 + _S52 * a_2;
+            vec3 _S53 = px_5[i_5].xyz;
+            vec3 x0_3 = x0_2 + _S52 * _S53;
+            vec3 x1_3 = x1_2 + a_2 * _S53;
+            aa_2 = aa_2 + _S52 * _S52;
             bb_2 = bb_3;
             ab_2 = ab_3;
             x0_2 = x0_3;
@@ -845,8 +875,8 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             safe_1 = 1.0;
         }
-        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S37, _S49);
-        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S37, _S49);
+        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S38, _S50);
+        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S38, _S50);
         vec3 r0_2;
         vec3 r1_2;
         float rp_0;
@@ -855,13 +885,13 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         float rerr_2 = bcnIndices3_0(px_5, mask_2, subset_2, r0_2, r1_2, rp_0, rindex_2);
         if(ok_1)
         {
-            _S45 = rerr_2 < err_5;
+            _S46 = rerr_2 < err_5;
         }
         else
         {
-            _S45 = false;
+            _S46 = false;
         }
-        if(_S45)
+        if(_S46)
         {
             q0_5 = r0_2;
             q1_5 = r1_2;
@@ -871,7 +901,7 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
             f0_3 = n0_1;
             f1_3 = n1_1;
         }
-        step_1 = step_1 + 1;
+        step_2 = step_2 + 1;
     }
     int p_2 = 0;
     for(;;)
@@ -883,16 +913,16 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             break;
         }
-        float _S53 = float(p_2);
-        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S53);
-        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S53);
+        float _S54 = float(p_2);
+        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S54);
+        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S54);
         int  rindex_3[16] = index_3;
-        float rerr_3 = bcnIndices3_0(px_5, mask_2, subset_2, r0_3, r1_3, _S53, rindex_3);
+        float rerr_3 = bcnIndices3_0(px_5, mask_2, subset_2, r0_3, r1_3, _S54, rindex_3);
         if(rerr_3 < err_5)
         {
             q0_5 = r0_3;
             q1_5 = r1_3;
-            pbit_4 = _S53;
+            pbit_4 = _S54;
             index_3 = rindex_3;
             err_5 = rerr_3;
         }
@@ -915,7 +945,7 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             break;
         }
-        float e_4 = bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 0U) + bcnLineResidual_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 1U);
+        float e_4 = bcnPartitionEstimate_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 0U) + bcnPartitionEstimate_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 1U);
         if(e_4 < best_3)
         {
             best_3 = e_4;
@@ -923,8 +953,8 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         }
         p_3 = p_3 + 1;
     }
-    int _S54 = part_0;
     int _S55 = part_0;
+    int _S56 = part_0;
     int  index_4[16];
     int i_6 = 0;
     for(;;)
@@ -942,17 +972,17 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
     vec3 a0_0;
     vec3 a1_0;
     float pa_0;
-    float _S56 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S54], 0U, a0_0, a1_0, pa_0, index_4);
+    float _S57 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S55], 0U, a0_0, a1_0, pa_0, index_4);
     vec3 b0_0;
     vec3 b1_0;
     float pb_0;
-    float _S57 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S54], 1U, b0_0, b1_0, pb_0, index_4);
-    err_6 = _S56 + _S57;
+    float _S58 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S55], 1U, b0_0, b1_0, pb_0, index_4);
+    err_6 = _S57 + _S58;
     if((index_4[0]) >= 4)
     {
-        vec3 t_2 = a0_0;
+        vec3 t_3 = a0_0;
         a0_0 = a1_0;
-        a1_0 = t_2;
+        a1_0 = t_3;
         i_6 = 0;
         for(;;)
         {
@@ -963,18 +993,18 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
             {
                 break;
             }
-            if((((BCN_BC7_PARTITIONS2_0[_S54]) >> uint(i_6)) & 1U) == 0U)
+            if((((BCN_BC7_PARTITIONS2_0[_S55]) >> uint(i_6)) & 1U) == 0U)
             {
                 index_4[i_6] = 7 - index_4[i_6];
             }
             i_6 = i_6 + 1;
         }
     }
-    if((index_4[BCN_BC7_ANCHORS2_0[_S55]]) >= 4)
+    if((index_4[BCN_BC7_ANCHORS2_0[_S56]]) >= 4)
     {
-        vec3 t_3 = b0_0;
+        vec3 t_4 = b0_0;
         b0_0 = b1_0;
-        b1_0 = t_3;
+        b1_0 = t_4;
         i_6 = 0;
         for(;;)
         {
@@ -985,7 +1015,7 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
             {
                 break;
             }
-            if((((BCN_BC7_PARTITIONS2_0[_S54]) >> uint(i_6)) & 1U) == 1U)
+            if((((BCN_BC7_PARTITIONS2_0[_S55]) >> uint(i_6)) & 1U) == 1U)
             {
                 index_4[i_6] = 7 - index_4[i_6];
             }
@@ -1024,17 +1054,17 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             break;
         }
-        uint _S58 = uint(index_4[i_6]);
-        bool _S59;
+        uint _S59 = uint(index_4[i_6]);
+        bool _S60;
         if(i_6 == 0)
         {
-            _S59 = true;
+            _S60 = true;
         }
         else
         {
-            _S59 = i_6 == (BCN_BC7_ANCHORS2_0[_S55]);
+            _S60 = i_6 == (BCN_BC7_ANCHORS2_0[_S56]);
         }
-        if(_S59)
+        if(_S60)
         {
             part_0 = 2;
         }
@@ -1042,7 +1072,7 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             part_0 = 3;
         }
-        bcnPut_0(bits_2, pos_2, _S58, part_0);
+        bcnPut_0(bits_2, pos_2, _S59, part_0);
         i_6 = i_6 + 1;
     }
     return bits_2;
@@ -1059,16 +1089,16 @@ void main()
     uvec4 six_0 = bcnBc7Mode6_0(px_7, err6_0);
     float err1_0;
     uvec4 one_0 = bcnBc7Mode1_0(px_7, err1_0);
-    uvec4 _S60;
+    uvec4 _S61;
     if(err1_0 < err6_0)
     {
-        _S60 = one_0;
+        _S61 = one_0;
     }
     else
     {
-        _S60 = six_0;
+        _S61 = six_0;
     }
-    entryPointParam_bc7Main_0 = _S60;
+    entryPointParam_bc7Main_0 = _S61;
     return;
 }
 
