@@ -317,7 +317,9 @@ def main(argv=None) -> int:
                 path, model = a.ntc, read_ntc(a.ntc)
             else:
                 path, model = transcode_set(a.steps, log)
-            out.update(transcode_file=str(path), transcode_steps=None if a.ntc else a.steps,
+            path = Path(path).resolve()
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            out.update(transcode_file=str(shown), transcode_steps=None if a.ntc else a.steps,
                        transcode=transcode_timing(ctx, model, a.repeats))
     finally:
         ctx.release()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from export import layout
-from export.bcn import FORMATS, codec, format_for, twin
+from export.bcn import FORMATS, codec, format_for, twin, twin_bc7
 from test_bcn import psnr8, smooth_image
 
 pytestmark = pytest.mark.gl
@@ -102,8 +102,8 @@ def test_bc7_tables_against_an_independent_decoder():
     rng = np.random.default_rng(3)
     px = rng.integers(0, 256, (64, 16, 4)).astype(np.float32)
     px[..., 3] = 255
-    blocks, err = twin.bc7_mode1_for(px, np.arange(64))
-    six, err6 = twin.bc7_mode6(px)
+    blocks, err = twin_bc7.bc7_mode1_for(px, np.arange(64))
+    six, err6 = twin_bc7.bc7_mode6(px)
     for blk, e, src in ((blocks, err, px), (six, err6, px)):
         dec = codec.decode("bc7", blk.tobytes(), 4 * 64, 4).reshape(4, 64, 4, 4)
         dec = dec.transpose(1, 0, 2, 3).reshape(64, 16, 4).astype(np.float64)

@@ -203,7 +203,7 @@ def test_decode_interrupted_is_one_line_and_leaves_no_folder(tmp_path, trained, 
     rc, _, err = run(decode_cli.main, [src, "-o", tmp_path / "out"])
     assert rc == 130 and "Traceback" not in err
     assert err.strip().splitlines() == [
-        "ntc-decode: interrupted; every PNG written so far is complete, none is partial"]
+        "ntc-decode: interrupted; every file written so far is complete, none is partial"]
     assert not (tmp_path / "out").exists()
 
 
