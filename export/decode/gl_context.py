@@ -7,6 +7,7 @@ compile or link, a file this decoder cannot run) raises `NTCGLError` with a one-
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import sys
@@ -212,6 +213,21 @@ class RawGL:
 
 # ----------------------------------------------------------------------------------------------
 # passes
+
+@contextlib.contextmanager
+def exact_writes(gl: "RawGL"):
+    """Blending, the scissor test and linear -> sRGB encoding off, so a pass writes exactly the
+    values its shader returns; the previous state restored after."""
+    saved = {cap: gl.glIsEnabled(cap) for cap in (GL_BLEND, GL_SCISSOR_TEST, GL_FRAMEBUFFER_SRGB)}
+    for cap in saved:
+        gl.glDisable(cap)
+    try:
+        yield
+    finally:
+        for cap, on in saved.items():
+            if on:
+                gl.glEnable(cap)
+
 
 def render_float_targets(ctx, home, size: tuple[int, int], targets: int, draw, what: str) -> np.ndarray:
     """Run `draw()` into `targets` RGBA32F attachments of `size` and read them back as

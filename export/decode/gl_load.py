@@ -41,10 +41,9 @@ from export.format import read_ntc
 from export.model import NTCModel
 from shaders.interface import block_dtype, new_block
 
-from .gl_context import (GL_BLEND, GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
-                         GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, NTCGLError, build_program,
-                         FullscreenTriangle, check_context, create_context,
-                         render_float_targets)
+from .gl_context import (GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
+                         NTCGLError, build_program, FullscreenTriangle, check_context,
+                         create_context, exact_writes, render_float_targets)
 from .gl_resources import (PASS_BINDING, REMAP_BINDING, DecodedTexture, NTCTextureGL,
                            allocate_decoded, decoder_shaders, remap_block)
 
@@ -133,26 +132,20 @@ class GLTextureDecoder(GLLoadDecoder):
         gl, model, ctx = self.tex._gl, self.tex.model, self.tex.ctx
         if len(textures) != len(model.textures):
             raise ValueError(f"{len(textures)} textures for a set of {len(model.textures)}")
-        saved = {cap: gl.glIsEnabled(cap) for cap in (GL_BLEND, GL_SCISSOR_TEST,
-                                                      GL_FRAMEBUFFER_SRGB)}
-        for cap in saved:  # exact bytes: no blending, no clipping, no linear -> sRGB encoding
-            gl.glDisable(cap)
         self.remap_ubo.bind_to_uniform_block(REMAP_BINDING)
-        gl.glBindFramebuffer(GL_FRAMEBUFFER, self.fbo)
-        try:
-            for mip in range(model.mips) if mips is None else mips:
-                w, h = layout.mip_size(model.width, model.height, mip)
-                gl.glViewport(0, 0, w, h)
-                for first in range(0, len(textures), TARGETS_PER_DRAW):
-                    group = textures[first:first + TARGETS_PER_DRAW]
-                    self._attach(group, mip)
-                    self._draw(mip, w, h, first)
-        finally:
-            self._attach([], 0)
-            self._home.use()
-            for cap, on in saved.items():
-                if on:
-                    gl.glEnable(cap)
+        with exact_writes(gl):
+            gl.glBindFramebuffer(GL_FRAMEBUFFER, self.fbo)
+            try:
+                for mip in range(model.mips) if mips is None else mips:
+                    w, h = layout.mip_size(model.width, model.height, mip)
+                    gl.glViewport(0, 0, w, h)
+                    for first in range(0, len(textures), TARGETS_PER_DRAW):
+                        group = textures[first:first + TARGETS_PER_DRAW]
+                        self._attach(group, mip)
+                        self._draw(mip, w, h, first)
+            finally:
+                self._attach([], 0)
+                self._home.use()
         err = ctx.error
         if err != "GL_NO_ERROR":
             raise NTCGLError(f"load-mode decode into textures failed: {err}")

@@ -29,8 +29,8 @@ from export.bcn.formats import BLOCK, FORMATS, BCFormat, format_for
 from export.bcn.gl_texture import BCnTextureGL
 from shaders import constants as C
 
-from .gl_context import (GL_BLEND, GL_FRAMEBUFFER_SRGB, GL_SCISSOR_TEST, GL_TEXTURE_2D,
-                         FullscreenTriangle, NTCGLError, RawGL, build_program, check_context)
+from .gl_context import (GL_TEXTURE_2D, FullscreenTriangle, NTCGLError, RawGL, build_program,
+                         check_context, exact_writes)
 from .gl_resources import NTCTextureGL
 
 VERTEX = "bcn_encode.vert.glsl"
@@ -71,26 +71,20 @@ class GLBCnEncoder:
         ctx, gl = self.ctx, self.gl
         target = ctx.texture((bw, bh), fmt.block_bytes // 4, dtype="u4")
         fbo = ctx.framebuffer(color_attachments=[target])
-        saved = {cap: gl.glIsEnabled(cap) for cap in (GL_BLEND, GL_SCISSOR_TEST,
-                                                      GL_FRAMEBUFFER_SRGB)}
         try:
-            for cap in saved:
-                gl.glDisable(cap)
-            fbo.use()
-            ctx.viewport = (0, 0, bw, bh)
-            self.pass_ubo.write(struct.pack("<4i", level, w, h, int(alpha)))
-            self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
-            source.use(SOURCE_UNIT)
-            triangle.render()
+            with exact_writes(gl):
+                fbo.use()
+                ctx.viewport = (0, 0, bw, bh)
+                self.pass_ubo.write(struct.pack("<4i", level, w, h, int(alpha)))
+                self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
+                source.use(SOURCE_UNIT)
+                triangle.render()
         except BaseException:
             target.release()
             raise
         finally:
             fbo.release()
             self._home.use()
-            for cap, on in saved.items():
-                if on:
-                    gl.glEnable(cap)
         err = ctx.error
         if err != "GL_NO_ERROR":
             target.release()
