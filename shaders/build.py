@@ -45,6 +45,7 @@ TARGETS: list[tuple[str, str, str, str]] = [
     ("viewer_post.slang", "textVertex", "vertex", "viewer_text.vert.glsl"),
     ("viewer_post.slang", "textFragment", "fragment", "viewer_text.frag.glsl"),
     ("bcn_encode.slang", "vertexMain", "vertex", "bcn_encode.vert.glsl"),
+    ("bcn_encode.slang", "bc1Main", "fragment", "bcn_encode_bc1.frag.glsl"),
     ("bcn_encode.slang", "bc4Main", "fragment", "bcn_encode_bc4.frag.glsl"),
     ("bcn_encode.slang", "bc5Main", "fragment", "bcn_encode_bc5.frag.glsl"),
     ("bcn_encode.slang", "bc7Main", "fragment", "bcn_encode_bc7.frag.glsl"),

@@ -3,6 +3,8 @@ shaders/*.slang and slangc's reflection; do not edit, run `python -m shaders.bui
 """
 
 # every `static const` of the Slang sources
+BCN_BC1_NUDGE_ROUNDS = 2
+BCN_BC1_WEIGHTS4 = (3.0, 0.0, 2.0, 1.0)
 BCN_BC4_WEIGHTS8 = (7.0, 0.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0)
 BCN_BC7_ANCHORS2 = (15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 2, 8, 2, 2, 8, 8, 15, 2, 8, 2, 2, 8, 8, 2, 2, 15, 15, 6, 8, 2, 8, 15, 15, 2, 8, 2, 2, 2, 15, 15, 6, 6, 2, 6, 8, 15, 15, 2, 2, 15, 15, 15, 15, 15, 2, 2, 15)
 BCN_BC7_MODE1_BIT = 2

@@ -23,12 +23,12 @@ def test_transcode_bench_runs(trained, tmp_path, capsys):
                            "--out", str(out_dir)]) == 0
     out = json.loads((out_dir / "transcode.json").read_text())
     formats = sorted(r["format"] for r in out["encoder"])
-    assert formats == ["bc5", "bc7", "bc7"]     # normal; base colour and ORM
+    assert formats == ["bc1", "bc5", "bc7", "bc7"]     # base colour also in BC1; normal; ORM
     for r in out["encoder"]:
         assert math.isfinite(r["gpu_psnr"]) and r["gpu_psnr"] > 25
         assert math.isfinite(r["bc7enc_psnr"]) and r["gpu_ms"] >= 0
         assert (r["bc7enc_default_psnr"] is None) == (r["format"] != "bc7")
-    assert set(out["summary"]) == {"bc5", "bc7"}
+    assert set(out["summary"]) == {"bc1", "bc5", "bc7"}
     t = out["transcode"]
     assert t["bytes"]["bcn"] * 3 < t["bytes"]["rgba8"]
     assert all(v > 0 for v in t["median_ms"].values())

@@ -7,6 +7,11 @@ nearest of its 8 values as decoders compute them (integer division), then REFINE
 least-squares endpoints for those indices, rounded, kept when the error drops; against it the
 6-value mode (r0 <= r1 the min and max of the values other than 0 and 255, which it holds
 exactly), whichever errs less. A flat block is r0 = r1.
+BC1 (opaque, the 4-colour mode): principal-axis endpoints rounded to 5:6:5, each texel the
+nearest of the 4 colours as decoders compute them, REFINE_STEPS least-squares refinements, then
+NUDGE_ROUNDS greedy rounds moving each channel of each endpoint one step down or up when the block
+errs less; c0 > c1 (swapped, indices remapped). No texture takes BC1 by default (export/bcn/formats.py); it is the
+BC1 set's format in the benches.
 BC7: export/bcn/twin_bc7.py.
 Values are 0..255 floats (the 8-bit texels); edge blocks repeat the level's last row / column
 (codec.pad_to_blocks).
@@ -18,7 +23,7 @@ import numpy as np
 from shaders import constants as C
 
 from .codec import pad_to_blocks, to_rgba8
-from .twin_bc7 import bc7_blocks
+from .twin_bc7 import bc7_blocks, principal_axis
 
 REFINE_STEPS = C.BCN_REFINE_STEPS
 
@@ -105,6 +110,90 @@ def encode_bc5(values: np.ndarray) -> bytes:
     return np.concatenate([bc4_blocks(blocks[..., 0]), bc4_blocks(blocks[..., 1])], -1).tobytes()
 
 
+# ---------------------------------------------------------------------------------------------
+# BC1 (opaque: the 4-colour mode)
+
+BC1_BITS = np.array([31, 63, 31], np.float32)                       # 5:6:5
+BC1_WEIGHTS4 = np.array(C.BCN_BC1_WEIGHTS4, np.float32) / np.float32(3)  # of c0, by index
+
+
+def _bc1_expand(q: np.ndarray) -> np.ndarray:
+    """5:6:5 values [..., 3] -> their 8-bit colours (the top bits repeated below)."""
+    q = q.astype(np.int32)
+    return np.stack([(q[..., 0] << 3) | (q[..., 0] >> 2), (q[..., 1] << 2) | (q[..., 1] >> 4),
+                     (q[..., 2] << 3) | (q[..., 2] >> 2)], -1).astype(np.float32)
+
+
+def _bc1_nearest(rgb, q0, q1):
+    """(index per texel, block squared error) of the nearest of the 4-colour mode's colours as
+    decoders compute them (integer division)."""
+    c0, c1 = _bc1_expand(q0), _bc1_expand(q1)
+    pal = np.stack([c0, c1, np.floor((2 * c0 + c1) / np.float32(3)),
+                    np.floor((c0 + 2 * c1) / np.float32(3))], -2)            # [..., 4, 3]
+    d = ((rgb[..., :, None, :] - pal[..., None, :, :]) ** 2).sum(-1)
+    idx = d.argmin(-1)
+    return idx, np.take_along_axis(d, idx[..., None], -1)[..., 0].sum(-1)
+
+
+def bc1_blocks(px: np.ndarray) -> np.ndarray:
+    """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 8] BC1 blocks (4-colour mode, RGB):
+    principal-axis endpoints, nearest colours, least-squares refinements, one-step nudges."""
+    rgb = px[..., :3].astype(np.float32)
+    mean = rgb.mean(-2)
+    axis = principal_axis(rgb)
+    t = ((rgb - mean[..., None, :]) * axis[..., None, :]).sum(-1)
+    q0 = np.clip(np.floor(np.clip(mean + t.max(-1)[..., None] * axis, 0, 255) * BC1_BITS
+                          / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
+    q1 = np.clip(np.floor(np.clip(mean + t.min(-1)[..., None] * axis, 0, 255) * BC1_BITS
+                          / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
+    idx, err = _bc1_nearest(rgb, q0, q1)
+    for _ in range(REFINE_STEPS):
+        a = BC1_WEIGHTS4[idx]
+        aa, bb, ab = (a * a).sum(-1), ((1 - a) ** 2).sum(-1), (a * (1 - a)).sum(-1)
+        det = aa * bb - ab * ab
+        x0, x1 = (a[..., None] * rgb).sum(-2), ((1 - a)[..., None] * rgb).sum(-2)
+        ok = det > np.float32(1e-3)
+        safe = np.where(ok, det, np.float32(1))[..., None]
+        n0 = np.clip((bb[..., None] * x0 - ab[..., None] * x1) / safe, 0, 255)
+        n1 = np.clip((aa[..., None] * x1 - ab[..., None] * x0) / safe, 0, 255)
+        r0 = np.clip(np.floor(n0 * BC1_BITS / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
+        r1 = np.clip(np.floor(n1 * BC1_BITS / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
+        ridx, rerr = _bc1_nearest(rgb, r0, r1)
+        take = ok & (rerr < err)
+        q0, q1 = np.where(take[..., None], r0, q0), np.where(take[..., None], r1, q1)
+        idx, err = np.where(take[..., None], ridx, idx), np.where(take, rerr, err)
+    for _ in range(C.BCN_BC1_NUDGE_ROUNDS):   # greedy: each channel of each endpoint one step
+        for end in (0, 1):
+            for c in range(3):
+                for step in (-1, 1):
+                    r0, r1 = q0.copy(), q1.copy()
+                    r = r0 if end == 0 else r1
+                    r[..., c] = np.clip(r[..., c] + step, 0, BC1_BITS[c])
+                    ridx, rerr = _bc1_nearest(rgb, r0, r1)
+                    take = rerr < err
+                    q0, q1 = np.where(take[..., None], r0, q0), np.where(take[..., None], r1, q1)
+                    idx, err = np.where(take[..., None], ridx, idx), np.where(take, rerr, err)
+    u = np.uint64
+    v0 = (q0[..., 0].astype(u) << u(11)) | (q0[..., 1].astype(u) << u(5)) | q0[..., 2].astype(u)
+    v1 = (q1[..., 0].astype(u) << u(11)) | (q1[..., 1].astype(u) << u(5)) | q1[..., 2].astype(u)
+    swap = v0 < v1                       # the 4-colour mode needs c0 > c1
+    v0, v1 = np.where(swap, v1, v0), np.where(swap, v0, v1)
+    idx = np.where(swap[..., None], np.array([1, 0, 3, 2])[idx], idx)
+    idx = np.where((v0 == v1)[..., None], 0, idx).astype(u)   # one colour: index 0 everywhere
+    bits = v0 | (v1 << u(16))
+    for i in range(16):
+        bits |= idx[..., i] << u(32 + 2 * i)
+    out = np.zeros((*px.shape[:-2], 8), np.uint8)
+    for b in range(8):
+        out[..., b] = ((bits >> u(8 * b)) & u(0xFF)).astype(np.uint8)
+    return out
+
+
+def encode_bc1(rgba: np.ndarray) -> bytes:
+    """uint8 [H, W, 3+] (RGB used) -> BC1 blocks."""
+    return bc1_blocks(blocks_of(to_rgba8(rgba[..., :3]))).tobytes()
+
+
 def encode_bc7(rgba: np.ndarray, alpha: bool = True) -> bytes:
     """uint8 [H, W, 4] -> BC7 blocks (mode 1 or mode 6, whichever errs less). alpha False: the
     source has no alpha; its error is not counted (it stays within a step of 255)."""
@@ -113,6 +202,8 @@ def encode_bc7(rgba: np.ndarray, alpha: bool = True) -> bytes:
 
 def encode(name: str, rgba: np.ndarray, alpha: bool = True) -> bytes:
     """Blocks of one level (uint8 [H, W, 4]) in BC4, BC5 or BC7, as the GPU encoder makes them."""
+    if name == "bc1":
+        return encode_bc1(rgba)
     if name == "bc4":
         return encode_bc4(rgba)
     if name == "bc5":

@@ -80,12 +80,15 @@ def _indices(px: np.ndarray, pal: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.nd
     return idx, np.take_along_axis(d, idx[..., None], -1)[..., 0].sum(-1)
 
 
-def _principal_axis(px: np.ndarray) -> np.ndarray:
+def principal_axis(px: np.ndarray) -> np.ndarray:
+    """Unit principal axis of each block's texels [..., 16, C]: POWER_STEPS power steps on the
+    covariance from the axis of the largest channel range (the first on ties)."""
     mean = px.mean(-2)
     c = px - mean[..., None, :]
     cov = np.einsum("...ti,...tj->...ij", c, c)
     rng = px.max(-2) - px.min(-2)
-    axis = np.where(np.arange(4) == rng.argmax(-1)[..., None], np.float32(1), np.float32(0))
+    axis = np.where(np.arange(px.shape[-1]) == rng.argmax(-1)[..., None], np.float32(1),
+                    np.float32(0))
     for _ in range(POWER_STEPS):
         axis = np.einsum("...ij,...j->...i", cov, axis)
         n = np.sqrt((axis * axis).sum(-1, keepdims=True))
@@ -97,7 +100,7 @@ def bc7_mode6(px: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """float32 [B, 16, 4] texels 0..255 -> (uint8 [B, 16] mode 6 blocks, squared errors [B]);
     alpha's error weighs `aw`."""
     mean = px.mean(-2)
-    axis = _principal_axis(px)
+    axis = principal_axis(px)
     t = ((px - mean[..., None, :]) * axis[..., None, :]).sum(-1)
     e0 = np.clip(mean + t.min(-1)[..., None] * axis, 0, 255)
     e1 = np.clip(mean + t.max(-1)[..., None] * axis, 0, 255)

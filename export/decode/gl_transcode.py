@@ -34,7 +34,7 @@ from .gl_context import (GL_TEXTURE_2D, FullscreenTriangle, NTCGLError, RawGL, b
 from .gl_resources import NTCTextureGL
 
 VERTEX = "bcn_encode.vert.glsl"
-FRAGMENTS = {"bc4": "bcn_encode_bc4.frag.glsl", "bc5": "bcn_encode_bc5.frag.glsl",
+FRAGMENTS = {"bc1": "bcn_encode_bc1.frag.glsl", "bc4": "bcn_encode_bc4.frag.glsl", "bc5": "bcn_encode_bc5.frag.glsl",
              "bc7": "bcn_encode_bc7.frag.glsl"}
 SOURCE_UNIT = C.BINDINGS["bcnSource"]
 PASS_BINDING = C.BINDINGS["BcnPass"]
@@ -52,7 +52,8 @@ class GLBCnEncoder:
 
     def _program(self, fmt: BCFormat):
         if fmt.name not in FRAGMENTS:
-            raise NTCGLError(f"the GPU encoder writes BC4, BC5 and BC7, not {fmt.name.upper()}")
+            raise NTCGLError(f"the GPU encoder writes BC1, BC4, BC5 and BC7, not "
+                             f"{fmt.name.upper()}")
         if fmt.name not in self._programs:
             from shaders import glsl
             vert, frag = glsl.load_generated(VERTEX), glsl.load_generated(FRAGMENTS[fmt.name])
