@@ -3,6 +3,7 @@ shaders/*.slang and slangc's reflection; do not edit, run `python -m shaders.bui
 """
 
 # every `static const` of the Slang sources
+BCN_BC1_BLACK = 8.0
 BCN_BC1_NUDGE_ROUNDS = 2
 BCN_BC1_WEIGHTS4 = (3.0, 0.0, 2.0, 1.0)
 BCN_BC4_WEIGHTS8 = (7.0, 0.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0)

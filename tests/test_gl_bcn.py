@@ -87,6 +87,28 @@ def test_twin_is_close_to_bc7enc():
             assert ours > theirs - slack, (name, ours, theirs)
 
 
+def test_bc1_error_model_is_the_decoders():
+    """The twin's BC1 blocks (both modes: some blocks black in places) decode (texture2ddecoder)
+    with exactly the squared error the twin chose them by."""
+    from export.bcn.twin import _bc1_nearest, bc1_blocks, blocks_of
+    rgba = photo_crop(24, 40)
+    rgba[::3, ::2, :3] = 0                      # black texels: the 3-colour mode's case
+    rgba[..., 3] = 255
+    px = blocks_of(rgba).reshape(-1, 16, 4).astype(np.float32)
+    blocks = bc1_blocks(px)
+    dec = codec.decode("bc1", blocks.tobytes(), 4 * len(px), 4)[..., :3].astype(np.float64)
+    dec = dec.reshape(4, len(px), 4, 3).transpose(1, 0, 2, 3).reshape(len(px), 16, 3)
+    b = blocks.astype(np.uint32)
+    v0, v1 = b[:, 0] | (b[:, 1] << 8), b[:, 2] | (b[:, 3] << 8)
+    q = lambda v: np.stack([(v >> 11) & 31, (v >> 5) & 63, v & 31], -1).astype(np.float32)  # noqa: E731
+    for three in (False, True):
+        sel = (v0 <= v1) == three
+        if three:
+            assert sel.any()               # the black texels make some blocks 3-colour
+        _, err = _bc1_nearest(px[sel, :, :3], q(v0[sel]), q(v1[sel]), three)
+        np.testing.assert_allclose(((dec[sel] - px[sel, :, :3]) ** 2).sum((1, 2)), err)
+
+
 def test_bc7_without_alpha_spends_its_bits_on_colour():
     """An opaque source encoded as having no alpha: colour at least as good, alpha within one
     step of 255 (what a sampler of an RGB texture may return)."""

@@ -10,7 +10,9 @@ exactly), whichever errs less. A flat block is r0 = r1.
 BC1 (opaque, the 4-colour mode): principal-axis endpoints rounded to 5:6:5, each texel the
 nearest of the 4 colours as decoders compute them, REFINE_STEPS least-squares refinements, then
 NUDGE_ROUNDS greedy rounds moving each channel of each endpoint one step down or up when the block
-errs less; c0 > c1 (swapped, indices remapped). No texture takes BC1 by default (export/bcn/formats.py); it is the
+errs less; c0 > c1 (swapped, indices remapped). Against it the 3-colour mode (c0 <= c1, their
+midpoint and black) fitted to the texels brighter than BLACK, for blocks with black in them;
+whichever errs less. No texture takes BC1 by default (export/bcn/formats.py); it is the
 BC1 set's format in the benches.
 BC7: export/bcn/twin_bc7.py.
 Values are 0..255 floats (the 8-bit texels); edge blocks repeat the level's last row / column
@@ -124,12 +126,15 @@ def _bc1_expand(q: np.ndarray) -> np.ndarray:
                      (q[..., 2] << 3) | (q[..., 2] >> 2)], -1).astype(np.float32)
 
 
-def _bc1_nearest(rgb, q0, q1):
-    """(index per texel, block squared error) of the nearest of the 4-colour mode's colours as
-    decoders compute them (integer division)."""
+def _bc1_nearest(rgb, q0, q1, three: bool = False):
+    """(index per texel, block squared error) of the nearest of the 4-colour mode's colours (or
+    with `three` the 3-colour mode's, with black) as decoders compute them (integer division)."""
     c0, c1 = _bc1_expand(q0), _bc1_expand(q1)
-    pal = np.stack([c0, c1, np.floor((2 * c0 + c1) / np.float32(3)),
-                    np.floor((c0 + 2 * c1) / np.float32(3))], -2)            # [..., 4, 3]
+    if three:
+        pal = np.stack([c0, c1, np.floor((c0 + c1) / np.float32(2)), np.zeros_like(c0)], -2)
+    else:
+        pal = np.stack([c0, c1, np.floor((2 * c0 + c1) / np.float32(3)),
+                        np.floor((c0 + 2 * c1) / np.float32(3))], -2)        # [..., 4, 3]
     d = ((rgb[..., :, None, :] - pal[..., None, :, :]) ** 2).sum(-1)
     idx = d.argmin(-1)
     return idx, np.take_along_axis(d, idx[..., None], -1)[..., 0].sum(-1)
@@ -142,10 +147,8 @@ def bc1_blocks(px: np.ndarray) -> np.ndarray:
     mean = rgb.mean(-2)
     axis = principal_axis(rgb)
     t = ((rgb - mean[..., None, :]) * axis[..., None, :]).sum(-1)
-    q0 = np.clip(np.floor(np.clip(mean + t.max(-1)[..., None] * axis, 0, 255) * BC1_BITS
-                          / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
-    q1 = np.clip(np.floor(np.clip(mean + t.min(-1)[..., None] * axis, 0, 255) * BC1_BITS
-                          / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
+    q0 = _bc1_quantize(mean + t.max(-1)[..., None] * axis)
+    q1 = _bc1_quantize(mean + t.min(-1)[..., None] * axis)
     idx, err = _bc1_nearest(rgb, q0, q1)
     for _ in range(REFINE_STEPS):
         a = BC1_WEIGHTS4[idx]
@@ -156,8 +159,7 @@ def bc1_blocks(px: np.ndarray) -> np.ndarray:
         safe = np.where(ok, det, np.float32(1))[..., None]
         n0 = np.clip((bb[..., None] * x0 - ab[..., None] * x1) / safe, 0, 255)
         n1 = np.clip((aa[..., None] * x1 - ab[..., None] * x0) / safe, 0, 255)
-        r0 = np.clip(np.floor(n0 * BC1_BITS / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
-        r1 = np.clip(np.floor(n1 * BC1_BITS / np.float32(255) + np.float32(0.5)), 0, BC1_BITS)
+        r0, r1 = _bc1_quantize(n0), _bc1_quantize(n1)
         ridx, rerr = _bc1_nearest(rgb, r0, r1)
         take = ok & (rerr < err)
         q0, q1 = np.where(take[..., None], r0, q0), np.where(take[..., None], r1, q1)
@@ -179,7 +181,14 @@ def bc1_blocks(px: np.ndarray) -> np.ndarray:
     swap = v0 < v1                       # the 4-colour mode needs c0 > c1
     v0, v1 = np.where(swap, v1, v0), np.where(swap, v0, v1)
     idx = np.where(swap[..., None], np.array([1, 0, 3, 2])[idx], idx)
-    idx = np.where((v0 == v1)[..., None], 0, idx).astype(u)   # one colour: index 0 everywhere
+    idx = np.where((v0 == v1)[..., None], 0, idx)   # one colour: index 0 everywhere
+    # the 3-colour mode (c0 <= c1: their midpoint and black): texels above BLACK fitted
+    t0, t1, tidx, terr = _bc1_three(rgb)
+    w0 = (t0[..., 0].astype(u) << u(11)) | (t0[..., 1].astype(u) << u(5)) | t0[..., 2].astype(u)
+    w1 = (t1[..., 0].astype(u) << u(11)) | (t1[..., 1].astype(u) << u(5)) | t1[..., 2].astype(u)
+    three = terr < err
+    v0, v1 = np.where(three, w0, v0), np.where(three, w1, v1)
+    idx = np.where(three[..., None], tidx, idx).astype(u)
     bits = v0 | (v1 << u(16))
     for i in range(16):
         bits |= idx[..., i] << u(32 + 2 * i)
@@ -187,6 +196,59 @@ def bc1_blocks(px: np.ndarray) -> np.ndarray:
     for b in range(8):
         out[..., b] = ((bits >> u(8 * b)) & u(0xFF)).astype(np.uint8)
     return out
+
+
+def _bc1_three(rgb: np.ndarray):
+    """The 3-colour mode for each block: (c0, c1 5:6:5 values with c0 <= c1, indices, error):
+    the principal axis of the texels whose largest channel exceeds BLACK (all of them when none
+    does), endpoints at their extreme projections, one least-squares refinement over them; black
+    texels take index 3 (black) where it is nearest."""
+    member = (rgb.max(-1) > np.float32(C.BCN_BC1_BLACK)).astype(np.float32)
+    member = np.where(member.sum(-1, keepdims=True) > 0, member, np.float32(1))
+    n = member.sum(-1)
+    mean = (rgb * member[..., None]).sum(-2) / n[..., None]
+    big = np.float32(1e30)
+    hi = np.where(member[..., None] > 0, rgb, -big).max(-2)
+    lo = np.where(member[..., None] > 0, rgb, big).min(-2)
+    c = (rgb - mean[..., None, :]) * member[..., None]
+    cov = np.einsum("...ti,...tj->...ij", c, c)
+    axis = np.where(np.arange(3) == (hi - lo).argmax(-1)[..., None], np.float32(1), np.float32(0))
+    for _ in range(C.BCN_POWER_STEPS):
+        axis = np.einsum("...ij,...j->...i", cov, axis)
+        norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
+        axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
+    t = ((rgb - mean[..., None, :]) * axis[..., None, :]).sum(-1)
+    tmin = np.where(member > 0, t, big).min(-1)
+    tmax = np.where(member > 0, t, -big).max(-1)
+    q0 = _bc1_quantize(mean + tmin[..., None] * axis)
+    q1 = _bc1_quantize(mean + tmax[..., None] * axis)
+    idx, err = _bc1_nearest(rgb, q0, q1, True)
+    a = np.array([1, 0, 0.5, 0], np.float32)[idx] * member            # c0's weight
+    b = np.array([0, 1, 0.5, 0], np.float32)[idx] * member
+    aa, bb, ab = (a * a).sum(-1), (b * b).sum(-1), (a * b).sum(-1)
+    det = aa * bb - ab * ab
+    x0, x1 = (a[..., None] * rgb).sum(-2), (b[..., None] * rgb).sum(-2)
+    ok = det > np.float32(1e-3)
+    safe = np.where(ok, det, np.float32(1))[..., None]
+    r0 = _bc1_quantize((bb[..., None] * x0 - ab[..., None] * x1) / safe)
+    r1 = _bc1_quantize((aa[..., None] * x1 - ab[..., None] * x0) / safe)
+    ridx, rerr = _bc1_nearest(rgb, r0, r1, True)
+    take = ok & (rerr < err)
+    q0, q1 = np.where(take[..., None], r0, q0), np.where(take[..., None], r1, q1)
+    idx, err = np.where(take[..., None], ridx, idx), np.where(take, rerr, err)
+    u = np.uint64
+    v0 = (q0[..., 0].astype(u) << u(11)) | (q0[..., 1].astype(u) << u(5)) | q0[..., 2].astype(u)
+    v1 = (q1[..., 0].astype(u) << u(11)) | (q1[..., 1].astype(u) << u(5)) | q1[..., 2].astype(u)
+    swap = v0 > v1                       # the 3-colour mode needs c0 <= c1
+    q0, q1 = np.where(swap[..., None], q1, q0), np.where(swap[..., None], q0, q1)
+    idx = np.where(swap[..., None], np.array([1, 0, 2, 3])[idx], idx)
+    return q0, q1, idx, err
+
+
+def _bc1_quantize(e: np.ndarray) -> np.ndarray:
+    """Colours [..., 3] (clamped to 0..255) rounded to 5:6:5."""
+    return np.clip(np.floor(np.clip(e, 0, 255) * BC1_BITS / np.float32(255) + np.float32(0.5)),
+                   0, BC1_BITS)
 
 
 def encode_bc1(rgba: np.ndarray) -> bytes:
