@@ -15,7 +15,7 @@ Reference mode shows the scene's images as RGBA8 textures (--reference rgba8, th
 the BCn set an engine ships (--reference bcn: BC7 colour, BC5 normals, BC4 grey; encoded by
 bc7enc on first open, with progress, and cached beside the scene like the neural sets). Load mode
 keeps the decoded set as RGBA8 (--load-format rgba8) or transcodes it on the GPU into the same BCn
-formats (--load-format bcn; BC7 in mode 6 only: see export/bcn/twin.py).
+formats (--load-format bcn; the encoder: shaders/bcn_encode.slang).
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, B toggles the
 reference format RGBA8 / BCn, L the load format, F cycles the
