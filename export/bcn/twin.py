@@ -25,7 +25,7 @@ import numpy as np
 from shaders import constants as C
 
 from .codec import pad_to_blocks, to_rgba8
-from .twin_bc7 import bc7_blocks, principal_axis
+from .twin_bc7 import bc7_blocks, line_fit
 
 REFINE_STEPS = C.BCN_REFINE_STEPS
 
@@ -144,11 +144,9 @@ def bc1_blocks(px: np.ndarray) -> np.ndarray:
     """float32 [..., 16, 4] texels 0..255 -> uint8 [..., 8] BC1 blocks (4-colour mode, RGB):
     principal-axis endpoints, nearest colours, least-squares refinements, one-step nudges."""
     rgb = px[..., :3].astype(np.float32)
-    mean = rgb.mean(-2)
-    axis = principal_axis(rgb)
-    t = ((rgb - mean[..., None, :]) * axis[..., None, :]).sum(-1)
-    q0 = _bc1_quantize(mean + t.max(-1)[..., None] * axis)
-    q1 = _bc1_quantize(mean + t.min(-1)[..., None] * axis)
+    mean, axis, tmin, tmax = line_fit(rgb, np.ones(rgb.shape[:-1], np.float32))
+    q0 = _bc1_quantize(mean + tmax[..., None] * axis)
+    q1 = _bc1_quantize(mean + tmin[..., None] * axis)
     idx, err = _bc1_nearest(rgb, q0, q1)
     for _ in range(REFINE_STEPS):
         a = BC1_WEIGHTS4[idx]
@@ -205,21 +203,7 @@ def _bc1_three(rgb: np.ndarray):
     texels take index 3 (black) where it is nearest."""
     member = (rgb.max(-1) > np.float32(C.BCN_BC1_BLACK)).astype(np.float32)
     member = np.where(member.sum(-1, keepdims=True) > 0, member, np.float32(1))
-    n = member.sum(-1)
-    mean = (rgb * member[..., None]).sum(-2) / n[..., None]
-    big = np.float32(1e30)
-    hi = np.where(member[..., None] > 0, rgb, -big).max(-2)
-    lo = np.where(member[..., None] > 0, rgb, big).min(-2)
-    c = (rgb - mean[..., None, :]) * member[..., None]
-    cov = np.einsum("...ti,...tj->...ij", c, c)
-    axis = np.where(np.arange(3) == (hi - lo).argmax(-1)[..., None], np.float32(1), np.float32(0))
-    for _ in range(C.BCN_POWER_STEPS):
-        axis = np.einsum("...ij,...j->...i", cov, axis)
-        norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
-        axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
-    t = ((rgb - mean[..., None, :]) * axis[..., None, :]).sum(-1)
-    tmin = np.where(member > 0, t, big).min(-1)
-    tmax = np.where(member > 0, t, -big).max(-1)
+    mean, axis, tmin, tmax = line_fit(rgb, member)
     q0 = _bc1_quantize(mean + tmin[..., None] * axis)
     q1 = _bc1_quantize(mean + tmax[..., None] * axis)
     idx, err = _bc1_nearest(rgb, q0, q1, True)

@@ -80,30 +80,33 @@ def _indices(px: np.ndarray, pal: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.nd
     return idx, np.take_along_axis(d, idx[..., None], -1)[..., 0].sum(-1)
 
 
-def principal_axis(px: np.ndarray) -> np.ndarray:
-    """Unit principal axis of each block's texels [..., 16, C]: POWER_STEPS power steps on the
-    covariance from the axis of the largest channel range (the first on ties)."""
-    mean = px.mean(-2)
-    c = px - mean[..., None, :]
+def line_fit(rgb: np.ndarray, member: np.ndarray):
+    """The principal line of each block's member texels (rgb [..., 16, C], member [..., 16] 0/1,
+    at least one member): (mean, unit axis by POWER_STEPS power steps from the axis of the largest
+    channel range (the first on ties), smallest and largest projection of a member onto it)."""
+    n = np.maximum(member.sum(-1), np.float32(1))
+    mean = (rgb * member[..., None]).sum(-2) / n[..., None]
+    c = (rgb - mean[..., None, :]) * member[..., None]
     cov = np.einsum("...ti,...tj->...ij", c, c)
-    rng = px.max(-2) - px.min(-2)
-    axis = np.where(np.arange(px.shape[-1]) == rng.argmax(-1)[..., None], np.float32(1),
+    big = np.float32(1e30)
+    hi = np.where(member[..., None] > 0, rgb, -big).max(-2)
+    lo = np.where(member[..., None] > 0, rgb, big).min(-2)
+    axis = np.where(np.arange(rgb.shape[-1]) == (hi - lo).argmax(-1)[..., None], np.float32(1),
                     np.float32(0))
     for _ in range(POWER_STEPS):
         axis = np.einsum("...ij,...j->...i", cov, axis)
-        n = np.sqrt((axis * axis).sum(-1, keepdims=True))
-        axis = np.where(n > 1e-20, axis / np.maximum(n, np.float32(1e-20)), 0).astype(np.float32)
-    return axis
+        norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
+        axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
+    t = ((rgb - mean[..., None, :]) * axis[..., None, :]).sum(-1)
+    return mean, axis, np.where(member > 0, t, big).min(-1), np.where(member > 0, t, -big).max(-1)
 
 
 def bc7_mode6(px: np.ndarray, aw=1.0) -> tuple[np.ndarray, np.ndarray]:
     """float32 [B, 16, 4] texels 0..255 -> (uint8 [B, 16] mode 6 blocks, squared errors [B]);
     alpha's error weighs `aw`."""
-    mean = px.mean(-2)
-    axis = principal_axis(px)
-    t = ((px - mean[..., None, :]) * axis[..., None, :]).sum(-1)
-    e0 = np.clip(mean + t.min(-1)[..., None] * axis, 0, 255)
-    e1 = np.clip(mean + t.max(-1)[..., None] * axis, 0, 255)
+    mean, axis, tmin, tmax = line_fit(px, np.ones(px.shape[:-1], np.float32))
+    e0 = np.clip(mean + tmin[..., None] * axis, 0, 255)
+    e1 = np.clip(mean + tmax[..., None] * axis, 0, 255)
     q0, p0 = _quantize(e0, aw)
     q1, p1 = _quantize(e1, aw)
     idx, err = _indices(px, _palette(q0, p0, q1, p1), aw)
@@ -240,22 +243,7 @@ def _fit_subset(px: np.ndarray, member: np.ndarray, aw=1.0):
     (6-bit endpoints [B, 2, 3], p-bit [B], indices [B, 16] (0 outside), error [B] over the
     subset, alpha decoding as 255)."""
     rgb = px[..., :3]
-    n = np.maximum(member.sum(-1), np.float32(1))
-    mean = (rgb * member[..., None]).sum(-2) / n[..., None]
-    c = (rgb - mean[:, None]) * member[..., None]
-    cov = np.einsum("bti,btj->bij", c, c)
-    big, small = np.float32(1e30), np.float32(-1e30)
-    hi = np.where(member[..., None] > 0, rgb, small).max(-2)
-    lo = np.where(member[..., None] > 0, rgb, big).min(-2)
-    axis = np.where(np.arange(3) == (hi - lo).argmax(-1)[..., None], np.float32(1),
-                    np.float32(0))
-    for _ in range(POWER_STEPS):
-        axis = np.einsum("bij,bj->bi", cov, axis)
-        norm = np.sqrt((axis * axis).sum(-1, keepdims=True))
-        axis = np.where(norm > 1e-20, axis / np.maximum(norm, np.float32(1e-20)), 0)
-    t = ((rgb - mean[:, None]) * axis[:, None]).sum(-1)
-    tmin = np.where(member > 0, t, big).min(-1)
-    tmax = np.where(member > 0, t, small).max(-1)
+    mean, axis, tmin, tmax = line_fit(rgb, member)
     ends = np.clip(np.stack([mean + tmin[:, None] * axis, mean + tmax[:, None] * axis], 1), 0,
                    255)
     q, p = _quantize6(ends)

@@ -36,6 +36,134 @@ void bcnLoadBlock_0(ivec2 block_0, out vec4  px_0[16])
     return;
 }
 
+void bcnLineFit3_0(vec4  px_1[16], float  member_0[16], out vec3 mean_0, out vec3 axis_0, out float tmin_0, out float tmax_0)
+{
+    const vec3 _S3 = vec3(0.0);
+    mean_0 = _S3;
+    const vec3 _S4 = vec3(-1.00000001504746622e+30);
+    vec3 lo_0 = vec3(1.00000001504746622e+30);
+    vec3 hi_0 = _S4;
+    int i_1 = 0;
+    float n_0 = 0.0;
+    for(;;)
+    {
+        if(i_1 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        float n_1 = n_0 + member_0[i_1];
+        vec3 _S5 = px_1[i_1].xyz;
+        mean_0 = mean_0 + _S5 * member_0[i_1];
+        if((member_0[i_1]) > 0.0)
+        {
+            vec3 _S6 = max(hi_0, _S5);
+            lo_0 = min(lo_0, _S5);
+            hi_0 = _S6;
+        }
+        i_1 = i_1 + 1;
+        n_0 = n_1;
+    }
+    mean_0 = mean_0 / max(n_0, 1.0);
+    const mat3x3 _S7 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    i_1 = 0;
+    mat3x3 cov_0 = _S7;
+    for(;;)
+    {
+        if(i_1 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        vec3 c_0 = (px_1[i_1].xyz - mean_0) * member_0[i_1];
+        mat3x3 _S8 = cov_0 + mat3x3(c_0 * c_0.x, c_0 * c_0.y, c_0 * c_0.z);
+        i_1 = i_1 + 1;
+        cov_0 = _S8;
+    }
+    vec3 range_0 = hi_0 - lo_0;
+    axis_0 = vec3(1.0, 0.0, 0.0);
+    float _S9 = range_0.y;
+    float _S10 = range_0.x;
+    bool _S11;
+    if(_S9 > _S10)
+    {
+        _S11 = _S9 >= (range_0.z);
+    }
+    else
+    {
+        _S11 = false;
+    }
+    if(_S11)
+    {
+        axis_0 = vec3(0.0, 1.0, 0.0);
+    }
+    else
+    {
+        float _S12 = range_0.z;
+        if(_S12 > _S10)
+        {
+            _S11 = _S12 > _S9;
+        }
+        else
+        {
+            _S11 = false;
+        }
+        if(_S11)
+        {
+            axis_0 = vec3(0.0, 0.0, 1.0);
+        }
+    }
+    int s_0 = 0;
+    for(;;)
+    {
+        if(s_0 < 8)
+        {
+        }
+        else
+        {
+            break;
+        }
+        vec3 _S13 = (((axis_0) * (cov_0)));
+        axis_0 = _S13;
+        float len_0 = sqrt(dot(_S13, _S13));
+        if(len_0 > 9.99999968265522539e-21)
+        {
+            lo_0 = axis_0 / len_0;
+        }
+        else
+        {
+            lo_0 = _S3;
+        }
+        axis_0 = lo_0;
+        s_0 = s_0 + 1;
+    }
+    tmin_0 = 1.00000001504746622e+30;
+    tmax_0 = -1.00000001504746622e+30;
+    i_1 = 0;
+    for(;;)
+    {
+        if(i_1 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if((member_0[i_1]) > 0.0)
+        {
+            float t_0 = dot(px_1[i_1].xyz - mean_0, axis_0);
+            tmin_0 = min(tmin_0, t_0);
+            tmax_0 = max(tmax_0, t_0);
+        }
+        i_1 = i_1 + 1;
+    }
+    return;
+}
+
 vec3 bcnBc1Quantize_0(vec3 e_0)
 {
     return clamp(floor(e_0 * vec3(31.0, 63.0, 31.0) / 255.0 + 0.5), vec3(0.0), vec3(31.0, 63.0, 31.0));
@@ -43,34 +171,34 @@ vec3 bcnBc1Quantize_0(vec3 e_0)
 
 vec3 bcnBc1Expand_0(vec3 q_0)
 {
-    ivec3 _S3 = ivec3(q_0);
-    int _S4 = _S3.x;
-    int _S5 = _S3.y;
-    int _S6 = _S3.z;
-    return vec3(ivec3((_S4 << 3) | (_S4 >> 2), (_S5 << 2) | (_S5 >> 4), (_S6 << 3) | (_S6 >> 2)));
+    ivec3 _S14 = ivec3(q_0);
+    int _S15 = _S14.x;
+    int _S16 = _S14.y;
+    int _S17 = _S14.z;
+    return vec3(ivec3((_S15 << 3) | (_S15 >> 2), (_S16 << 2) | (_S16 >> 4), (_S17 << 3) | (_S17 >> 2)));
 }
 
-float bcnBc1Nearest_0(vec4  px_1[16], vec3 q0_0, vec3 q1_0, bool three_0, out int  index_0[16])
+float bcnBc1Nearest_0(vec4  px_2[16], vec3 q0_0, vec3 q1_0, bool three_0, out int  index_0[16])
 {
     vec3 c0_0 = bcnBc1Expand_0(q0_0);
     vec3 c1_0 = bcnBc1Expand_0(q1_0);
-    vec3 _S7 = floor((2.0 * c0_0 + c1_0) / 3.0);
-    vec3 _S8 = floor((c0_0 + 2.0 * c1_0) / 3.0);
+    vec3 _S18 = floor((2.0 * c0_0 + c1_0) / 3.0);
+    vec3 _S19 = floor((c0_0 + 2.0 * c1_0) / 3.0);
     vec3  palette_0[4];
     palette_0[0] = c0_0;
     palette_0[1] = c1_0;
-    palette_0[2] = _S7;
-    palette_0[3] = _S8;
+    palette_0[2] = _S18;
+    palette_0[3] = _S19;
     if(three_0)
     {
         palette_0[2] = floor((c0_0 + c1_0) / 2.0);
         palette_0[3] = vec3(0.0);
     }
-    int i_1 = 0;
+    int i_2 = 0;
     float err_0 = 0.0;
     for(;;)
     {
-        if(i_1 < 16)
+        if(i_2 < 16)
         {
         }
         else
@@ -89,7 +217,7 @@ float bcnBc1Nearest_0(vec4  px_1[16], vec3 q0_0, vec3 q1_0, bool three_0, out in
             {
                 break;
             }
-            vec3 d_0 = px_1[i_1].xyz - palette_0[k_0];
+            vec3 d_0 = px_2[i_2].xyz - palette_0[k_0];
             float e_1 = dot(d_0, d_0);
             if(e_1 < best_0)
             {
@@ -98,22 +226,24 @@ float bcnBc1Nearest_0(vec4  px_1[16], vec3 q0_0, vec3 q1_0, bool three_0, out in
             }
             k_0 = k_0 + 1;
         }
-        index_0[i_1] = bestK_0;
+        index_0[i_2] = bestK_0;
         float err_1 = err_0 + best_0;
-        i_1 = i_1 + 1;
+        i_2 = i_2 + 1;
         err_0 = err_1;
     }
     return err_0;
 }
 
-float bcnBc1Three_0(vec4  px_2[16], out vec3 q0_1, out vec3 q1_1, out int  index_1[16])
+float bcnBc1Three_0(vec4  px_3[16], out vec3 q0_1, out vec3 q1_1, out int  index_1[16])
 {
-    float tmin_0;
+    float aa_0;
+    float safe_0;
+    float err_2;
     bool any_0 = false;
-    int i_2 = 0;
+    int i_3 = 0;
     for(;;)
     {
-        if(i_2 < 16)
+        if(i_3 < 16)
         {
         }
         else
@@ -126,217 +256,106 @@ float bcnBc1Three_0(vec4  px_2[16], out vec3 q0_1, out vec3 q1_1, out int  index
         }
         else
         {
-            any_0 = (max(px_2[i_2].x, max(px_2[i_2].y, px_2[i_2].z))) > 8.0;
+            any_0 = (max(px_3[i_3].x, max(px_3[i_3].y, px_3[i_3].z))) > 8.0;
         }
-        i_2 = i_2 + 1;
+        i_3 = i_3 + 1;
     }
-    float  member_0[16];
-    const vec3 _S9 = vec3(0.0);
-    const vec3 _S10 = vec3(-1.00000001504746622e+30);
-    vec3 lo_0 = vec3(1.00000001504746622e+30);
-    vec3 hi_0 = _S10;
-    i_2 = 0;
-    float n_0 = 0.0;
-    vec3 mean_0 = _S9;
+    float  member_1[16];
+    i_3 = 0;
     for(;;)
     {
-        if(i_2 < 16)
+        if(i_3 < 16)
         {
         }
         else
         {
             break;
         }
-        bool _S11;
+        bool _S20;
         if(!any_0)
         {
-            _S11 = true;
+            _S20 = true;
         }
         else
         {
-            _S11 = (max(px_2[i_2].x, max(px_2[i_2].y, px_2[i_2].z))) > 8.0;
+            _S20 = (max(px_3[i_3].x, max(px_3[i_3].y, px_3[i_3].z))) > 8.0;
         }
-        if(_S11)
+        if(_S20)
         {
-            tmin_0 = 1.0;
+            aa_0 = 1.0;
         }
         else
         {
-            tmin_0 = 0.0;
+            aa_0 = 0.0;
         }
-        member_0[i_2] = tmin_0;
-        if(tmin_0 > 0.0)
-        {
-            float n_1 = n_0 + 1.0;
-            vec3 _S12 = px_2[i_2].xyz;
-            vec3 mean_1 = mean_0 + _S12;
-            vec3 _S13 = max(hi_0, _S12);
-            lo_0 = min(lo_0, _S12);
-            hi_0 = _S13;
-            n_0 = n_1;
-            mean_0 = mean_1;
-        }
-        i_2 = i_2 + 1;
+        member_1[i_3] = aa_0;
+        i_3 = i_3 + 1;
     }
-    vec3 mean_2 = mean_0 / n_0;
-    const mat3x3 _S14 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    i_2 = 0;
-    mat3x3 cov_0 = _S14;
-    for(;;)
-    {
-        if(i_2 < 16)
-        {
-        }
-        else
-        {
-            break;
-        }
-        vec3 c_0 = (px_2[i_2].xyz - mean_2) * member_0[i_2];
-        mat3x3 _S15 = cov_0 + mat3x3(c_0 * c_0.x, c_0 * c_0.y, c_0 * c_0.z);
-        i_2 = i_2 + 1;
-        cov_0 = _S15;
-    }
-    vec3 range_0 = hi_0 - lo_0;
-    const vec3 _S16 = vec3(1.0, 0.0, 0.0);
-    float _S17 = range_0.y;
-    float _S18 = range_0.x;
-    if(_S17 > _S18)
-    {
-        any_0 = _S17 >= (range_0.z);
-    }
-    else
-    {
-        any_0 = false;
-    }
-    vec3 axis_0;
-    if(any_0)
-    {
-        axis_0 = vec3(0.0, 1.0, 0.0);
-    }
-    else
-    {
-        float _S19 = range_0.z;
-        if(_S19 > _S18)
-        {
-            any_0 = _S19 > _S17;
-        }
-        else
-        {
-            any_0 = false;
-        }
-        if(any_0)
-        {
-            axis_0 = vec3(0.0, 0.0, 1.0);
-        }
-        else
-        {
-            axis_0 = _S16;
-        }
-    }
-    int s_0 = 0;
-    for(;;)
-    {
-        if(s_0 < 8)
-        {
-        }
-        else
-        {
-            break;
-        }
-        vec3 axis_1 = (((axis_0) * (cov_0)));
-        float len_0 = sqrt(dot(axis_1, axis_1));
-        if(len_0 > 9.99999968265522539e-21)
-        {
-            lo_0 = axis_1 / len_0;
-        }
-        else
-        {
-            lo_0 = _S9;
-        }
-        int _S20 = s_0 + 1;
-        axis_0 = lo_0;
-        s_0 = _S20;
-    }
-    tmin_0 = 1.00000001504746622e+30;
-    float tmax_0 = -1.00000001504746622e+30;
-    i_2 = 0;
-    for(;;)
-    {
-        if(i_2 < 16)
-        {
-        }
-        else
-        {
-            break;
-        }
-        if((member_0[i_2]) > 0.0)
-        {
-            float t_0 = dot(px_2[i_2].xyz - mean_2, axis_0);
-            float _S21 = max(tmax_0, t_0);
-            tmin_0 = min(tmin_0, t_0);
-            tmax_0 = _S21;
-        }
-        i_2 = i_2 + 1;
-    }
+    vec3 mean_1;
+    vec3 axis_1;
+    float tmin_1;
+    float tmax_1;
+    bcnLineFit3_0(px_3, member_1, mean_1, axis_1, tmin_1, tmax_1);
+    const vec3 _S21 = vec3(0.0);
     const vec3 _S22 = vec3(255.0);
-    q0_1 = bcnBc1Quantize_0(clamp(mean_2 + tmin_0 * axis_0, _S9, _S22));
-    vec3 _S23 = bcnBc1Quantize_0(clamp(mean_2 + tmax_0 * axis_0, _S9, _S22));
+    q0_1 = bcnBc1Quantize_0(clamp(mean_1 + tmin_1 * axis_1, _S21, _S22));
+    vec3 _S23 = bcnBc1Quantize_0(clamp(mean_1 + tmax_1 * axis_1, _S21, _S22));
     q1_1 = _S23;
-    float err_2 = bcnBc1Nearest_0(px_2, q0_1, _S23, true, index_1);
-    i_2 = 0;
-    float aa_0 = 0.0;
+    float err_3 = bcnBc1Nearest_0(px_3, q0_1, _S23, true, index_1);
+    i_3 = 0;
+    aa_0 = 0.0;
     float bb_0 = 0.0;
     float ab_0 = 0.0;
-    vec3 x0_0 = _S9;
-    vec3 x1_0 = _S9;
+    vec3 x0_0 = _S21;
+    vec3 x1_0 = _S21;
     for(;;)
     {
-        if(i_2 < 16)
+        if(i_3 < 16)
         {
         }
         else
         {
             break;
         }
-        if((index_1[i_2]) == 0)
+        if((index_1[i_3]) == 0)
         {
-            n_0 = 1.0;
+            safe_0 = 1.0;
         }
         else
         {
-            if((index_1[i_2]) == 2)
+            if((index_1[i_3]) == 2)
             {
-                n_0 = 0.5;
+                safe_0 = 0.5;
             }
             else
             {
-                n_0 = 0.0;
+                safe_0 = 0.0;
             }
         }
-        float a_0 = n_0 * member_0[i_2];
-        if((index_1[i_2]) == 1)
+        float a_0 = safe_0 * member_1[i_3];
+        if((index_1[i_3]) == 1)
         {
-            tmin_0 = 1.0;
+            err_2 = 1.0;
         }
         else
         {
-            if((index_1[i_2]) == 2)
+            if((index_1[i_3]) == 2)
             {
-                tmin_0 = 0.5;
+                err_2 = 0.5;
             }
             else
             {
-                tmin_0 = 0.0;
+                err_2 = 0.0;
             }
         }
-        float b_0 = tmin_0 * member_0[i_2];
+        float b_0 = err_2 * member_1[i_3];
         float aa_1 = aa_0 + a_0 * a_0;
         float bb_1 = bb_0 + b_0 * b_0;
         float ab_1 = ab_0 + a_0 * b_0;
-        vec3 _S24 = px_2[i_2].xyz;
+        vec3 _S24 = px_3[i_3].xyz;
         vec3 x0_1 = x0_0 + a_0 * _S24;
         vec3 x1_1 = x1_0 + b_0 * _S24;
-        i_2 = i_2 + 1;
+        i_3 = i_3 + 1;
         aa_0 = aa_1;
         bb_0 = bb_1;
         ab_0 = ab_1;
@@ -345,7 +364,6 @@ float bcnBc1Three_0(vec4  px_2[16], out vec3 q0_1, out vec3 q1_1, out int  index
     }
     float det_0 = aa_0 * bb_0 - ab_0 * ab_0;
     bool ok_0 = det_0 > 0.00100000004749745;
-    float safe_0;
     if(ok_0)
     {
         safe_0 = det_0;
@@ -354,58 +372,58 @@ float bcnBc1Three_0(vec4  px_2[16], out vec3 q0_1, out vec3 q1_1, out int  index
     {
         safe_0 = 1.0;
     }
-    vec3 r0_0 = bcnBc1Quantize_0(clamp((bb_0 * x0_0 - ab_0 * x1_0) / safe_0, _S9, _S22));
-    vec3 r1_0 = bcnBc1Quantize_0(clamp((aa_0 * x1_0 - ab_0 * x0_0) / safe_0, _S9, _S22));
+    vec3 r0_0 = bcnBc1Quantize_0(clamp((bb_0 * x0_0 - ab_0 * x1_0) / safe_0, _S21, _S22));
+    vec3 r1_0 = bcnBc1Quantize_0(clamp((aa_0 * x1_0 - ab_0 * x0_0) / safe_0, _S21, _S22));
     int  rindex_0[16];
-    float rerr_0 = bcnBc1Nearest_0(px_2, r0_0, r1_0, true, rindex_0);
+    float rerr_0 = bcnBc1Nearest_0(px_3, r0_0, r1_0, true, rindex_0);
     if(ok_0)
     {
-        any_0 = rerr_0 < err_2;
+        any_0 = rerr_0 < err_3;
     }
     else
     {
         any_0 = false;
     }
-    float err_3;
     if(any_0)
     {
         q0_1 = r0_0;
         q1_1 = r1_0;
         index_1 = rindex_0;
-        err_3 = rerr_0;
+        err_2 = rerr_0;
     }
     else
     {
-        err_3 = err_2;
+        err_2 = err_3;
     }
     if((((uint(q0_1.x) << 11U) | (uint(q0_1.y) << 5U)) | uint(q0_1.z)) > (((uint(q1_1.x) << 11U) | (uint(q1_1.y) << 5U)) | uint(q1_1.z)))
     {
         vec3 t_1 = q0_1;
         q0_1 = q1_1;
         q1_1 = t_1;
-        i_2 = 0;
+        i_3 = 0;
         for(;;)
         {
-            if(i_2 < 16)
+            if(i_3 < 16)
             {
             }
             else
             {
                 break;
             }
-            if((index_1[i_2]) < 2)
+            int _S25;
+            if((index_1[i_3]) < 2)
             {
-                s_0 = 1 - index_1[i_2];
+                _S25 = 1 - index_1[i_3];
             }
             else
             {
-                s_0 = index_1[i_2];
+                _S25 = index_1[i_3];
             }
-            index_1[i_2] = s_0;
-            i_2 = i_2 + 1;
+            index_1[i_3] = _S25;
+            i_3 = i_3 + 1;
         }
     }
-    return err_3;
+    return err_2;
 }
 
 layout(location = 0)
@@ -413,142 +431,39 @@ out uvec2 entryPointParam_bc1Main_0;
 
 void main()
 {
-    vec3 x0_2;
-    vec3 x1_2;
     float aa_2;
     float bb_2;
-    vec4  px_3[16];
-    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_3);
-    const vec3 _S25 = vec3(0.0);
-    vec3 _S26 = px_3[0].xyz;
-    vec3 lo_1 = px_3[0].xyz;
-    vec3 hi_1 = _S26;
-    int i_3 = 0;
-    vec3 mean_3 = _S25;
+    float ab_2;
+    vec3 x0_2;
+    vec3 x1_2;
+    vec4  px_4[16];
+    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_4);
+    float  all_0[16];
+    int i_4 = 0;
     for(;;)
     {
-        if(i_3 < 16)
+        if(i_4 < 16)
         {
         }
         else
         {
             break;
         }
-        vec3 mean_4 = mean_3 + px_3[i_3].xyz;
-        vec3 _S27 = min(lo_1, px_3[i_3].xyz);
-        vec3 _S28 = max(hi_1, px_3[i_3].xyz);
-        int _S29 = i_3 + 1;
-        lo_1 = _S27;
-        hi_1 = _S28;
-        i_3 = _S29;
-        mean_3 = mean_4;
+        all_0[i_4] = 1.0;
+        i_4 = i_4 + 1;
     }
-    vec3 mean_5 = mean_3 / 16.0;
-    const mat3x3 _S30 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    i_3 = 0;
-    mat3x3 cov_1 = _S30;
-    for(;;)
-    {
-        if(i_3 < 16)
-        {
-        }
-        else
-        {
-            break;
-        }
-        vec3 c_1 = px_3[i_3].xyz - mean_5;
-        mat3x3 _S31 = cov_1 + mat3x3(c_1 * c_1.x, c_1 * c_1.y, c_1 * c_1.z);
-        i_3 = i_3 + 1;
-        cov_1 = _S31;
-    }
-    vec3 range_1 = hi_1 - lo_1;
-    const vec3 _S32 = vec3(1.0, 0.0, 0.0);
-    float _S33 = range_1.y;
-    float _S34 = range_1.x;
-    bool _S35;
-    if(_S33 > _S34)
-    {
-        _S35 = _S33 >= (range_1.z);
-    }
-    else
-    {
-        _S35 = false;
-    }
+    vec3 mean_2;
     vec3 axis_2;
-    if(_S35)
-    {
-        axis_2 = vec3(0.0, 1.0, 0.0);
-    }
-    else
-    {
-        float _S36 = range_1.z;
-        if(_S36 > _S34)
-        {
-            _S35 = _S36 > _S33;
-        }
-        else
-        {
-            _S35 = false;
-        }
-        if(_S35)
-        {
-            axis_2 = vec3(0.0, 0.0, 1.0);
-        }
-        else
-        {
-            axis_2 = _S32;
-        }
-    }
-    int s_1 = 0;
-    for(;;)
-    {
-        if(s_1 < 8)
-        {
-        }
-        else
-        {
-            break;
-        }
-        vec3 axis_3 = (((axis_2) * (cov_1)));
-        float len_1 = sqrt(dot(axis_3, axis_3));
-        if(len_1 > 9.99999968265522539e-21)
-        {
-            lo_1 = axis_3 / len_1;
-        }
-        else
-        {
-            lo_1 = _S25;
-        }
-        int _S37 = s_1 + 1;
-        axis_2 = lo_1;
-        s_1 = _S37;
-    }
-    float tmin_1 = 1.00000001504746622e+30;
-    float tmax_1 = -1.00000001504746622e+30;
-    i_3 = 0;
-    for(;;)
-    {
-        if(i_3 < 16)
-        {
-        }
-        else
-        {
-            break;
-        }
-        float t_2 = dot(px_3[i_3].xyz - mean_5, axis_2);
-        float _S38 = min(tmin_1, t_2);
-        float _S39 = max(tmax_1, t_2);
-        int _S40 = i_3 + 1;
-        tmin_1 = _S38;
-        tmax_1 = _S39;
-        i_3 = _S40;
-    }
-    const vec3 _S41 = vec3(255.0);
-    vec3 q0_2 = bcnBc1Quantize_0(clamp(mean_5 + tmax_1 * axis_2, _S25, _S41));
-    vec3 q1_2 = bcnBc1Quantize_0(clamp(mean_5 + tmin_1 * axis_2, _S25, _S41));
+    float tmin_2;
+    float tmax_2;
+    bcnLineFit3_0(px_4, all_0, mean_2, axis_2, tmin_2, tmax_2);
+    const vec3 _S26 = vec3(0.0);
+    const vec3 _S27 = vec3(255.0);
+    vec3 q0_2 = bcnBc1Quantize_0(clamp(mean_2 + tmax_2 * axis_2, _S26, _S27));
+    vec3 q1_2 = bcnBc1Quantize_0(clamp(mean_2 + tmin_2 * axis_2, _S26, _S27));
     int  index_2[16];
-    float _S42 = bcnBc1Nearest_0(px_3, q0_2, q1_2, false, index_2);
-    float err_4 = _S42;
+    float _S28 = bcnBc1Nearest_0(px_4, q0_2, q1_2, false, index_2);
+    float err_4 = _S28;
     vec3 q0_3 = q0_2;
     vec3 q1_3 = q1_2;
     int step_0 = 0;
@@ -561,29 +476,29 @@ void main()
         {
             break;
         }
-        i_3 = 0;
+        i_4 = 0;
         aa_2 = 0.0;
         bb_2 = 0.0;
-        float ab_2 = 0.0;
-        x0_2 = _S25;
-        x1_2 = _S25;
+        ab_2 = 0.0;
+        x0_2 = _S26;
+        x1_2 = _S26;
         for(;;)
         {
-            if(i_3 < 16)
+            if(i_4 < 16)
             {
             }
             else
             {
                 break;
             }
-            float a_1 = BCN_BC1_WEIGHTS4_0[index_2[i_3]] / 3.0;
+            float a_1 = BCN_BC1_WEIGHTS4_0[index_2[i_4]] / 3.0;
             float aa_3 = aa_2 + a_1 * a_1;
-            float _S43 = 1.0 - a_1;
-            float bb_3 = bb_2 + _S43 * _S43;
-            float ab_3 = ab_2 + a_1 * _S43;
-            vec3 x0_3 = x0_2 + a_1 * px_3[i_3].xyz;
-            vec3 x1_3 = x1_2 + _S43 * px_3[i_3].xyz;
-            i_3 = i_3 + 1;
+            float _S29 = 1.0 - a_1;
+            float bb_3 = bb_2 + _S29 * _S29;
+            float ab_3 = ab_2 + a_1 * _S29;
+            vec3 x0_3 = x0_2 + a_1 * px_4[i_4].xyz;
+            vec3 x1_3 = x1_2 + _S29 * px_4[i_4].xyz;
+            i_4 = i_4 + 1;
             aa_2 = aa_3;
             bb_2 = bb_3;
             ab_2 = ab_3;
@@ -601,19 +516,20 @@ void main()
         {
             safe_1 = 1.0;
         }
-        vec3 r0_1 = bcnBc1Quantize_0(clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S25, _S41));
-        vec3 r1_1 = bcnBc1Quantize_0(clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S25, _S41));
+        vec3 r0_1 = bcnBc1Quantize_0(clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S26, _S27));
+        vec3 r1_1 = bcnBc1Quantize_0(clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S26, _S27));
         int  rindex_1[16];
-        float rerr_1 = bcnBc1Nearest_0(px_3, r0_1, r1_1, false, rindex_1);
+        float rerr_1 = bcnBc1Nearest_0(px_4, r0_1, r1_1, false, rindex_1);
+        bool _S30;
         if(ok_1)
         {
-            _S35 = rerr_1 < err_4;
+            _S30 = rerr_1 < err_4;
         }
         else
         {
-            _S35 = false;
+            _S30 = false;
         }
-        if(_S35)
+        if(_S30)
         {
             index_2 = rindex_1;
             err_4 = rerr_1;
@@ -645,10 +561,10 @@ void main()
             x0_2 = q0_3;
             x1_2 = q1_3;
             aa_2 = err_4;
-            int c_2 = 0;
+            int c_1 = 0;
             for(;;)
             {
-                if(c_2 < 3)
+                if(c_1 < 3)
                 {
                 }
                 else
@@ -668,31 +584,31 @@ void main()
                     {
                         break;
                     }
-                    vec3 delta_0 = _S25;
+                    vec3 delta_0 = _S26;
                     if(dir_0 == 0)
                     {
-                        tmin_1 = -1.0;
+                        ab_2 = -1.0;
                     }
                     else
                     {
-                        tmin_1 = 1.0;
+                        ab_2 = 1.0;
                     }
-                    delta_0[c_2] = tmin_1;
+                    delta_0[c_1] = ab_2;
                     vec3 r0_2;
                     vec3 r1_2;
                     if(end_0 == 0)
                     {
-                        r0_2 = clamp(q0_4 + delta_0, _S25, vec3(31.0, 63.0, 31.0));
+                        r0_2 = clamp(q0_4 + delta_0, _S26, vec3(31.0, 63.0, 31.0));
                         r1_2 = q1_4;
                     }
                     else
                     {
-                        vec3 _S44 = clamp(q1_4 + delta_0, _S25, vec3(31.0, 63.0, 31.0));
+                        vec3 _S31 = clamp(q1_4 + delta_0, _S26, vec3(31.0, 63.0, 31.0));
                         r0_2 = q0_4;
-                        r1_2 = _S44;
+                        r1_2 = _S31;
                     }
                     int  rindex_2[16];
-                    float rerr_2 = bcnBc1Nearest_0(px_3, r0_2, r1_2, false, rindex_2);
+                    float rerr_2 = bcnBc1Nearest_0(px_4, r0_2, r1_2, false, rindex_2);
                     if(rerr_2 < bb_2)
                     {
                         index_2 = rindex_2;
@@ -702,27 +618,27 @@ void main()
                     }
                     dir_0 = dir_0 + 1;
                 }
-                int _S45 = c_2 + 1;
+                int _S32 = c_1 + 1;
                 x0_2 = q0_4;
                 x1_2 = q1_4;
                 aa_2 = bb_2;
-                c_2 = _S45;
+                c_1 = _S32;
             }
-            int _S46 = end_0 + 1;
+            int _S33 = end_0 + 1;
             q0_3 = x0_2;
             q1_3 = x1_2;
             err_4 = aa_2;
-            end_0 = _S46;
+            end_0 = _S33;
         }
         round_0 = round_0 + 1;
     }
     uint v0_0 = ((uint(q0_3.x) << 11U) | (uint(q0_3.y) << 5U)) | uint(q0_3.z);
     uint v1_0 = ((uint(q1_3.x) << 11U) | (uint(q1_3.y) << 5U)) | uint(q1_3.z);
     bool swap_0 = v0_0 < v1_0;
-    i_3 = 0;
+    i_4 = 0;
     for(;;)
     {
-        if(i_3 < 16)
+        if(i_4 < 16)
         {
         }
         else
@@ -731,21 +647,21 @@ void main()
         }
         if(swap_0)
         {
-            if((index_2[i_3]) < 2)
+            if((index_2[i_4]) < 2)
             {
-                s_1 = 1 - index_2[i_3];
+                step_0 = 1 - index_2[i_4];
             }
             else
             {
-                s_1 = 5 - index_2[i_3];
+                step_0 = 5 - index_2[i_4];
             }
-            index_2[i_3] = s_1;
+            index_2[i_4] = step_0;
         }
         if(v0_0 == v1_0)
         {
-            index_2[i_3] = 0;
+            index_2[i_4] = 0;
         }
-        i_3 = i_3 + 1;
+        i_4 = i_4 + 1;
     }
     uint lo16_0;
     if(swap_0)
@@ -768,28 +684,28 @@ void main()
     vec3 t0_0;
     vec3 t1_0;
     int  tindex_0[16];
-    float terr_0 = bcnBc1Three_0(px_3, t0_0, t1_0, tindex_0);
+    float terr_0 = bcnBc1Three_0(px_4, t0_0, t1_0, tindex_0);
     if(terr_0 < err_4)
     {
-        uint _S47 = ((uint(t0_0.x) << 11U) | (uint(t0_0.y) << 5U)) | uint(t0_0.z);
-        uint _S48 = ((uint(t1_0.x) << 11U) | (uint(t1_0.y) << 5U)) | uint(t1_0.z);
+        uint _S34 = ((uint(t0_0.x) << 11U) | (uint(t0_0.y) << 5U)) | uint(t0_0.z);
+        uint _S35 = ((uint(t1_0.x) << 11U) | (uint(t1_0.y) << 5U)) | uint(t1_0.z);
         index_2 = tindex_0;
-        lo16_0 = _S47;
-        hi16_0 = _S48;
+        lo16_0 = _S34;
+        hi16_0 = _S35;
     }
-    i_3 = 0;
+    i_4 = 0;
     uint indices_0 = 0U;
     for(;;)
     {
-        if(i_3 < 16)
+        if(i_4 < 16)
         {
         }
         else
         {
             break;
         }
-        uint indices_1 = indices_0 | (uint(index_2[i_3]) << uint(2 * i_3));
-        i_3 = i_3 + 1;
+        uint indices_1 = indices_0 | (uint(index_2[i_4]) << uint(2 * i_4));
+        i_4 = i_4 + 1;
         indices_0 = indices_1;
     }
     entryPointParam_bc1Main_0 = uvec2(lo16_0 | (hi16_0 << 16U), indices_0);

@@ -573,6 +573,134 @@ float bcnPartitionEstimate_0(vec4  px_3[16], uint mask_0, uint subset_0)
     return cov_1[0][0] + cov_1[1][1] + cov_1[2][2] - dot(axis_2, (((axis_2) * (cov_1)))) + n_2 * step_1 * step_1 / 12.0;
 }
 
+void bcnLineFit3_0(vec4  px_4[16], float  member_0[16], out vec3 mean_6, out vec3 axis_4, out float tmin_2, out float tmax_2)
+{
+    const vec3 _S33 = vec3(0.0);
+    mean_6 = _S33;
+    const vec3 _S34 = vec3(-1.00000001504746622e+30);
+    vec3 lo_1 = vec3(1.00000001504746622e+30);
+    vec3 hi_1 = _S34;
+    int i_4 = 0;
+    float n_3 = 0.0;
+    for(;;)
+    {
+        if(i_4 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        float n_4 = n_3 + member_0[i_4];
+        vec3 _S35 = px_4[i_4].xyz;
+        mean_6 = mean_6 + _S35 * member_0[i_4];
+        if((member_0[i_4]) > 0.0)
+        {
+            vec3 _S36 = max(hi_1, _S35);
+            lo_1 = min(lo_1, _S35);
+            hi_1 = _S36;
+        }
+        i_4 = i_4 + 1;
+        n_3 = n_4;
+    }
+    mean_6 = mean_6 / max(n_3, 1.0);
+    const mat3x3 _S37 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    i_4 = 0;
+    mat3x3 cov_2 = _S37;
+    for(;;)
+    {
+        if(i_4 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        vec3 c_3 = (px_4[i_4].xyz - mean_6) * member_0[i_4];
+        mat3x3 _S38 = cov_2 + mat3x3(c_3 * c_3.x, c_3 * c_3.y, c_3 * c_3.z);
+        i_4 = i_4 + 1;
+        cov_2 = _S38;
+    }
+    vec3 range_1 = hi_1 - lo_1;
+    axis_4 = vec3(1.0, 0.0, 0.0);
+    float _S39 = range_1.y;
+    float _S40 = range_1.x;
+    bool _S41;
+    if(_S39 > _S40)
+    {
+        _S41 = _S39 >= (range_1.z);
+    }
+    else
+    {
+        _S41 = false;
+    }
+    if(_S41)
+    {
+        axis_4 = vec3(0.0, 1.0, 0.0);
+    }
+    else
+    {
+        float _S42 = range_1.z;
+        if(_S42 > _S40)
+        {
+            _S41 = _S42 > _S39;
+        }
+        else
+        {
+            _S41 = false;
+        }
+        if(_S41)
+        {
+            axis_4 = vec3(0.0, 0.0, 1.0);
+        }
+    }
+    int s_2 = 0;
+    for(;;)
+    {
+        if(s_2 < 8)
+        {
+        }
+        else
+        {
+            break;
+        }
+        vec3 _S43 = (((axis_4) * (cov_2)));
+        axis_4 = _S43;
+        float len_1 = sqrt(dot(_S43, _S43));
+        if(len_1 > 9.99999968265522539e-21)
+        {
+            lo_1 = axis_4 / len_1;
+        }
+        else
+        {
+            lo_1 = _S33;
+        }
+        axis_4 = lo_1;
+        s_2 = s_2 + 1;
+    }
+    tmin_2 = 1.00000001504746622e+30;
+    tmax_2 = -1.00000001504746622e+30;
+    i_4 = 0;
+    for(;;)
+    {
+        if(i_4 < 16)
+        {
+        }
+        else
+        {
+            break;
+        }
+        if((member_0[i_4]) > 0.0)
+        {
+            float t_2 = dot(px_4[i_4].xyz - mean_6, axis_4);
+            tmin_2 = min(tmin_2, t_2);
+            tmax_2 = max(tmax_2, t_2);
+        }
+        i_4 = i_4 + 1;
+    }
+    return;
+}
+
 vec3 bcnQuantize6P_0(vec3 e_2, float p_0)
 {
     return clamp(floor((e_2 * 0.49803921580314636 - p_0) * 0.5 + 0.5), vec3(0.0), vec3(63.0));
@@ -580,8 +708,8 @@ vec3 bcnQuantize6P_0(vec3 e_2, float p_0)
 
 vec3 bcnExpand7_0(vec3 q_1, float pbit_1)
 {
-    ivec3 _S33 = ivec3(q_1 * 2.0 + pbit_1);
-    return vec3((_S33 << 1) | (_S33 >> 6));
+    ivec3 _S44 = ivec3(q_1 * 2.0 + pbit_1);
+    return vec3((_S44 << 1) | (_S44 >> 6));
 }
 
 void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out float pbit_2)
@@ -597,17 +725,17 @@ void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out floa
         {
             break;
         }
-        float _S34 = float(p_1);
-        vec3 a_1 = bcnQuantize6P_0(e0_0, _S34);
-        vec3 b_1 = bcnQuantize6P_0(e1_0, _S34);
-        vec3 da_0 = bcnExpand7_0(a_1, _S34) - e0_0;
-        vec3 db_0 = bcnExpand7_0(b_1, _S34) - e1_0;
+        float _S45 = float(p_1);
+        vec3 a_1 = bcnQuantize6P_0(e0_0, _S45);
+        vec3 b_1 = bcnQuantize6P_0(e1_0, _S45);
+        vec3 da_0 = bcnExpand7_0(a_1, _S45) - e0_0;
+        vec3 db_0 = bcnExpand7_0(b_1, _S45) - e1_0;
         float err_3 = dot(da_0, da_0) + dot(db_0, db_0);
         if(err_3 < best_1)
         {
             q0_3 = a_1;
             q1_3 = b_1;
-            pbit_2 = _S34;
+            pbit_2 = _S45;
             best_1 = err_3;
         }
         p_1 = p_1 + 1;
@@ -615,10 +743,10 @@ void bcnQuantize6_0(vec3 e0_0, vec3 e1_0, out vec3 q0_3, out vec3 q1_3, out floa
     return;
 }
 
-float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 q1_4, float pbit_3, inout int  index_2[16])
+float bcnIndices3_0(vec4  px_5[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 q1_4, float pbit_3, inout int  index_2[16])
 {
-    ivec3 _S35 = ivec3(bcnExpand7_0(q0_4, pbit_3));
-    ivec3 _S36 = ivec3(bcnExpand7_0(q1_4, pbit_3));
+    ivec3 _S46 = ivec3(bcnExpand7_0(q0_4, pbit_3));
+    ivec3 _S47 = ivec3(bcnExpand7_0(q1_4, pbit_3));
     vec3  palette_1[8];
     int k_1 = 0;
     for(;;)
@@ -630,23 +758,23 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
         {
             break;
         }
-        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S35 + BCN_BC7_WEIGHTS3_0[k_1] * _S36 + 32) >> 6);
+        palette_1[k_1] = vec3(((64 - BCN_BC7_WEIGHTS3_0[k_1]) * _S46 + BCN_BC7_WEIGHTS3_0[k_1] * _S47 + 32) >> 6);
         k_1 = k_1 + 1;
     }
-    int i_4 = 0;
+    int i_5 = 0;
     float err_4 = 0.0;
     for(;;)
     {
-        if(i_4 < 16)
+        if(i_5 < 16)
         {
         }
         else
         {
             break;
         }
-        if(((mask_1 >> uint(i_4)) & 1U) != subset_1)
+        if(((mask_1 >> uint(i_5)) & 1U) != subset_1)
         {
-            i_4 = i_4 + 1;
+            i_5 = i_5 + 1;
             continue;
         }
         float best_2 = 1.00000001504746622e+30;
@@ -661,7 +789,7 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
             {
                 break;
             }
-            vec3 d_1 = px_4[i_4].xyz - palette_1[k_1];
+            vec3 d_1 = px_5[i_5].xyz - palette_1[k_1];
             float e_3 = dot(d_1, d_1);
             if(e_3 < best_2)
             {
@@ -670,154 +798,51 @@ float bcnIndices3_0(vec4  px_4[16], uint mask_1, uint subset_1, vec3 q0_4, vec3 
             }
             k_1 = k_1 + 1;
         }
-        index_2[i_4] = bestK_1;
-        float _S37 = px_4[i_4].w - 255.0;
-        err_4 = err_4 + (best_2 + float(BcnPass_0.bcnLevel_0.w) * _S37 * _S37);
-        i_4 = i_4 + 1;
+        index_2[i_5] = bestK_1;
+        float _S48 = px_5[i_5].w - 255.0;
+        err_4 = err_4 + (best_2 + float(BcnPass_0.bcnLevel_0.w) * _S48 * _S48);
+        i_5 = i_5 + 1;
     }
     return err_4;
 }
 
-float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, out vec3 q1_5, out float pbit_4, inout int  index_3[16])
+float bcnFitSubset_0(vec4  px_6[16], uint mask_2, uint subset_2, out vec3 q0_5, out vec3 q1_5, out float pbit_4, inout int  index_3[16])
 {
-    const vec3 _S38 = vec3(0.0);
-    const vec3 _S39 = vec3(-1.00000001504746622e+30);
-    vec3 lo_1 = vec3(1.00000001504746622e+30);
-    vec3 hi_1 = _S39;
-    int i_5 = 0;
-    float n_3 = 0.0;
-    vec3 mean_6 = _S38;
+    float err_5;
+    float  member_1[16];
+    int i_6 = 0;
     for(;;)
     {
-        if(i_5 < 16)
+        if(i_6 < 16)
         {
         }
         else
         {
             break;
         }
-        if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
+        if(((mask_2 >> uint(i_6)) & 1U) == subset_2)
         {
-            float n_4 = n_3 + 1.0;
-            vec3 _S40 = px_5[i_5].xyz;
-            vec3 mean_7 = mean_6 + _S40;
-            vec3 _S41 = max(hi_1, _S40);
-            lo_1 = min(lo_1, _S40);
-            hi_1 = _S41;
-            n_3 = n_4;
-            mean_6 = mean_7;
-        }
-        i_5 = i_5 + 1;
-    }
-    vec3 mean_8 = mean_6 / max(n_3, 1.0);
-    const mat3x3 _S42 = mat3x3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    i_5 = 0;
-    mat3x3 cov_2 = _S42;
-    for(;;)
-    {
-        if(i_5 < 16)
-        {
+            err_5 = 1.0;
         }
         else
         {
-            break;
+            err_5 = 0.0;
         }
-        if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
-        {
-            vec3 c_3 = px_5[i_5].xyz - mean_8;
-            cov_2 = cov_2 + mat3x3(c_3 * c_3.x, c_3 * c_3.y, c_3 * c_3.z);
-        }
-        i_5 = i_5 + 1;
+        member_1[i_6] = err_5;
+        i_6 = i_6 + 1;
     }
-    vec3 range_1 = hi_1 - lo_1;
-    const vec3 _S43 = vec3(1.0, 0.0, 0.0);
-    float _S44 = range_1.y;
-    float _S45 = range_1.x;
-    bool _S46;
-    if(_S44 > _S45)
-    {
-        _S46 = _S44 >= (range_1.z);
-    }
-    else
-    {
-        _S46 = false;
-    }
-    vec3 axis_4;
-    if(_S46)
-    {
-        axis_4 = vec3(0.0, 1.0, 0.0);
-    }
-    else
-    {
-        float _S47 = range_1.z;
-        if(_S47 > _S45)
-        {
-            _S46 = _S47 > _S44;
-        }
-        else
-        {
-            _S46 = false;
-        }
-        if(_S46)
-        {
-            axis_4 = vec3(0.0, 0.0, 1.0);
-        }
-        else
-        {
-            axis_4 = _S43;
-        }
-    }
-    int s_2 = 0;
-    for(;;)
-    {
-        if(s_2 < 8)
-        {
-        }
-        else
-        {
-            break;
-        }
-        vec3 axis_5 = (((axis_4) * (cov_2)));
-        float len_1 = sqrt(dot(axis_5, axis_5));
-        if(len_1 > 9.99999968265522539e-21)
-        {
-            lo_1 = axis_5 / len_1;
-        }
-        else
-        {
-            lo_1 = _S38;
-        }
-        int _S48 = s_2 + 1;
-        axis_4 = lo_1;
-        s_2 = _S48;
-    }
-    float tmin_2 = 1.00000001504746622e+30;
-    float tmax_2 = -1.00000001504746622e+30;
-    i_5 = 0;
-    for(;;)
-    {
-        if(i_5 < 16)
-        {
-        }
-        else
-        {
-            break;
-        }
-        if(((mask_2 >> uint(i_5)) & 1U) == subset_2)
-        {
-            float t_2 = dot(px_5[i_5].xyz - mean_8, axis_4);
-            float _S49 = max(tmax_2, t_2);
-            tmin_2 = min(tmin_2, t_2);
-            tmax_2 = _S49;
-        }
-        i_5 = i_5 + 1;
-    }
+    vec3 mean_7;
+    vec3 axis_5;
+    float tmin_3;
+    float tmax_3;
+    bcnLineFit3_0(px_6, member_1, mean_7, axis_5, tmin_3, tmax_3);
+    const vec3 _S49 = vec3(0.0);
     const vec3 _S50 = vec3(255.0);
-    vec3 f0_2 = clamp(mean_8 + tmin_2 * axis_4, _S38, _S50);
-    vec3 f1_2 = clamp(mean_8 + tmax_2 * axis_4, _S38, _S50);
+    vec3 f0_2 = clamp(mean_7 + tmin_3 * axis_5, _S49, _S50);
+    vec3 f1_2 = clamp(mean_7 + tmax_3 * axis_5, _S49, _S50);
     bcnQuantize6_0(f0_2, f1_2, q0_5, q1_5, pbit_4);
-    float _S51 = bcnIndices3_0(px_5, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
-    float err_5 = _S51;
+    float _S51 = bcnIndices3_0(px_6, mask_2, subset_2, q0_5, q1_5, pbit_4, index_3);
+    err_5 = _S51;
     vec3 f0_3 = f0_2;
     vec3 f1_3 = f1_2;
     int step_2 = 0;
@@ -830,31 +855,31 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             break;
         }
-        i_5 = 0;
+        i_6 = 0;
         float aa_2 = 0.0;
         float bb_2 = 0.0;
         float ab_2 = 0.0;
-        vec3 x0_2 = _S38;
-        vec3 x1_2 = _S38;
+        vec3 x0_2 = _S49;
+        vec3 x1_2 = _S49;
         for(;;)
         {
-            if(i_5 < 16)
+            if(i_6 < 16)
             {
             }
             else
             {
                 break;
             }
-            if(((mask_2 >> uint(i_5)) & 1U) != subset_2)
+            if(((mask_2 >> uint(i_6)) & 1U) != subset_2)
             {
-                i_5 = i_5 + 1;
+                i_6 = i_6 + 1;
                 continue;
             }
-            float a_2 = float(BCN_BC7_WEIGHTS3_0[index_3[i_5]]) / 64.0;
+            float a_2 = float(BCN_BC7_WEIGHTS3_0[index_3[i_6]]) / 64.0;
             float _S52 = 1.0 - a_2;
             float bb_3 = bb_2 + a_2 * a_2;
             float ab_3 = ab_2 + _S52 * a_2;
-            vec3 _S53 = px_5[i_5].xyz;
+            vec3 _S53 = px_6[i_6].xyz;
             vec3 x0_3 = x0_2 + _S52 * _S53;
             vec3 x1_3 = x1_2 + a_2 * _S53;
             aa_2 = aa_2 + _S52 * _S52;
@@ -862,7 +887,7 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
             ab_2 = ab_3;
             x0_2 = x0_3;
             x1_2 = x1_3;
-            i_5 = i_5 + 1;
+            i_6 = i_6 + 1;
         }
         float det_1 = aa_2 * bb_2 - ab_2 * ab_2;
         bool ok_1 = det_1 > 0.00100000004749745;
@@ -875,23 +900,24 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             safe_1 = 1.0;
         }
-        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S38, _S50);
-        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S38, _S50);
+        vec3 n0_1 = clamp((bb_2 * x0_2 - ab_2 * x1_2) / safe_1, _S49, _S50);
+        vec3 n1_1 = clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S49, _S50);
         vec3 r0_2;
         vec3 r1_2;
         float rp_0;
         bcnQuantize6_0(n0_1, n1_1, r0_2, r1_2, rp_0);
         int  rindex_2[16] = index_3;
-        float rerr_2 = bcnIndices3_0(px_5, mask_2, subset_2, r0_2, r1_2, rp_0, rindex_2);
+        float rerr_2 = bcnIndices3_0(px_6, mask_2, subset_2, r0_2, r1_2, rp_0, rindex_2);
+        bool _S54;
         if(ok_1)
         {
-            _S46 = rerr_2 < err_5;
+            _S54 = rerr_2 < err_5;
         }
         else
         {
-            _S46 = false;
+            _S54 = false;
         }
-        if(_S46)
+        if(_S54)
         {
             q0_5 = r0_2;
             q1_5 = r1_2;
@@ -913,16 +939,16 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
         {
             break;
         }
-        float _S54 = float(p_2);
-        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S54);
-        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S54);
+        float _S55 = float(p_2);
+        vec3 r0_3 = bcnQuantize6P_0(f0_3, _S55);
+        vec3 r1_3 = bcnQuantize6P_0(f1_3, _S55);
         int  rindex_3[16] = index_3;
-        float rerr_3 = bcnIndices3_0(px_5, mask_2, subset_2, r0_3, r1_3, _S54, rindex_3);
+        float rerr_3 = bcnIndices3_0(px_6, mask_2, subset_2, r0_3, r1_3, _S55, rindex_3);
         if(rerr_3 < err_5)
         {
             q0_5 = r0_3;
             q1_5 = r1_3;
-            pbit_4 = _S54;
+            pbit_4 = _S55;
             index_3 = rindex_3;
             err_5 = rerr_3;
         }
@@ -931,7 +957,7 @@ float bcnFitSubset_0(vec4  px_5[16], uint mask_2, uint subset_2, out vec3 q0_5, 
     return err_5;
 }
 
-uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
+uvec4 bcnBc7Mode1_0(vec4  px_7[16], out float err_6)
 {
     float best_3 = 1.00000001504746622e+30;
     int part_0 = 0;
@@ -945,7 +971,7 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             break;
         }
-        float e_4 = bcnPartitionEstimate_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 0U) + bcnPartitionEstimate_0(px_6, BCN_BC7_PARTITIONS2_0[p_3], 1U);
+        float e_4 = bcnPartitionEstimate_0(px_7, BCN_BC7_PARTITIONS2_0[p_3], 0U) + bcnPartitionEstimate_0(px_7, BCN_BC7_PARTITIONS2_0[p_3], 1U);
         if(e_4 < best_3)
         {
             best_3 = e_4;
@@ -953,73 +979,73 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         }
         p_3 = p_3 + 1;
     }
-    int _S55 = part_0;
     int _S56 = part_0;
+    int _S57 = part_0;
     int  index_4[16];
-    int i_6 = 0;
+    int i_7 = 0;
     for(;;)
     {
-        if(i_6 < 16)
+        if(i_7 < 16)
         {
         }
         else
         {
             break;
         }
-        index_4[i_6] = 0;
-        i_6 = i_6 + 1;
+        index_4[i_7] = 0;
+        i_7 = i_7 + 1;
     }
     vec3 a0_0;
     vec3 a1_0;
     float pa_0;
-    float _S57 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S55], 0U, a0_0, a1_0, pa_0, index_4);
+    float _S58 = bcnFitSubset_0(px_7, BCN_BC7_PARTITIONS2_0[_S56], 0U, a0_0, a1_0, pa_0, index_4);
     vec3 b0_0;
     vec3 b1_0;
     float pb_0;
-    float _S58 = bcnFitSubset_0(px_6, BCN_BC7_PARTITIONS2_0[_S55], 1U, b0_0, b1_0, pb_0, index_4);
-    err_6 = _S57 + _S58;
+    float _S59 = bcnFitSubset_0(px_7, BCN_BC7_PARTITIONS2_0[_S56], 1U, b0_0, b1_0, pb_0, index_4);
+    err_6 = _S58 + _S59;
     if((index_4[0]) >= 4)
     {
         vec3 t_3 = a0_0;
         a0_0 = a1_0;
         a1_0 = t_3;
-        i_6 = 0;
+        i_7 = 0;
         for(;;)
         {
-            if(i_6 < 16)
+            if(i_7 < 16)
             {
             }
             else
             {
                 break;
             }
-            if((((BCN_BC7_PARTITIONS2_0[_S55]) >> uint(i_6)) & 1U) == 0U)
+            if((((BCN_BC7_PARTITIONS2_0[_S56]) >> uint(i_7)) & 1U) == 0U)
             {
-                index_4[i_6] = 7 - index_4[i_6];
+                index_4[i_7] = 7 - index_4[i_7];
             }
-            i_6 = i_6 + 1;
+            i_7 = i_7 + 1;
         }
     }
-    if((index_4[BCN_BC7_ANCHORS2_0[_S56]]) >= 4)
+    if((index_4[BCN_BC7_ANCHORS2_0[_S57]]) >= 4)
     {
         vec3 t_4 = b0_0;
         b0_0 = b1_0;
         b1_0 = t_4;
-        i_6 = 0;
+        i_7 = 0;
         for(;;)
         {
-            if(i_6 < 16)
+            if(i_7 < 16)
             {
             }
             else
             {
                 break;
             }
-            if((((BCN_BC7_PARTITIONS2_0[_S55]) >> uint(i_6)) & 1U) == 1U)
+            if((((BCN_BC7_PARTITIONS2_0[_S56]) >> uint(i_7)) & 1U) == 1U)
             {
-                index_4[i_6] = 7 - index_4[i_6];
+                index_4[i_7] = 7 - index_4[i_7];
             }
-            i_6 = i_6 + 1;
+            i_7 = i_7 + 1;
         }
     }
     uvec4 bits_2 = uvec4(ivec4(0));
@@ -1044,27 +1070,27 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
     }
     bcnPut_0(bits_2, pos_2, uint(pa_0), 1);
     bcnPut_0(bits_2, pos_2, uint(pb_0), 1);
-    i_6 = 0;
+    i_7 = 0;
     for(;;)
     {
-        if(i_6 < 16)
+        if(i_7 < 16)
         {
         }
         else
         {
             break;
         }
-        uint _S59 = uint(index_4[i_6]);
-        bool _S60;
-        if(i_6 == 0)
+        uint _S60 = uint(index_4[i_7]);
+        bool _S61;
+        if(i_7 == 0)
         {
-            _S60 = true;
+            _S61 = true;
         }
         else
         {
-            _S60 = i_6 == (BCN_BC7_ANCHORS2_0[_S56]);
+            _S61 = i_7 == (BCN_BC7_ANCHORS2_0[_S57]);
         }
-        if(_S60)
+        if(_S61)
         {
             part_0 = 2;
         }
@@ -1072,8 +1098,8 @@ uvec4 bcnBc7Mode1_0(vec4  px_6[16], out float err_6)
         {
             part_0 = 3;
         }
-        bcnPut_0(bits_2, pos_2, _S59, part_0);
-        i_6 = i_6 + 1;
+        bcnPut_0(bits_2, pos_2, _S60, part_0);
+        i_7 = i_7 + 1;
     }
     return bits_2;
 }
@@ -1083,22 +1109,22 @@ out uvec4 entryPointParam_bc7Main_0;
 
 void main()
 {
-    vec4  px_7[16];
-    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_7);
+    vec4  px_8[16];
+    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_8);
     float err6_0;
-    uvec4 six_0 = bcnBc7Mode6_0(px_7, err6_0);
+    uvec4 six_0 = bcnBc7Mode6_0(px_8, err6_0);
     float err1_0;
-    uvec4 one_0 = bcnBc7Mode1_0(px_7, err1_0);
-    uvec4 _S61;
+    uvec4 one_0 = bcnBc7Mode1_0(px_8, err1_0);
+    uvec4 _S62;
     if(err1_0 < err6_0)
     {
-        _S61 = one_0;
+        _S62 = one_0;
     }
     else
     {
-        _S61 = six_0;
+        _S62 = six_0;
     }
-    entryPointParam_bc7Main_0 = _S61;
+    entryPointParam_bc7Main_0 = _S62;
     return;
 }
 
