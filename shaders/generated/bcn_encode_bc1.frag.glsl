@@ -426,18 +426,13 @@ float bcnBc1Three_0(vec4  px_3[16], out vec3 q0_1, out vec3 q1_1, out int  index
     return err_2;
 }
 
-layout(location = 0)
-out uvec2 entryPointParam_bc1Main_0;
-
-void main()
+uvec2 bcnBc1_0(vec4  px_4[16])
 {
     float aa_2;
     float bb_2;
     float ab_2;
     vec3 x0_2;
     vec3 x1_2;
-    vec4  px_4[16];
-    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_4);
     float  all_0[16];
     int i_4 = 0;
     for(;;)
@@ -496,8 +491,9 @@ void main()
             float _S29 = 1.0 - a_1;
             float bb_3 = bb_2 + _S29 * _S29;
             float ab_3 = ab_2 + a_1 * _S29;
-            vec3 x0_3 = x0_2 + a_1 * px_4[i_4].xyz;
-            vec3 x1_3 = x1_2 + _S29 * px_4[i_4].xyz;
+            vec3 _S30 = px_4[i_4].xyz;
+            vec3 x0_3 = x0_2 + a_1 * _S30;
+            vec3 x1_3 = x1_2 + _S29 * _S30;
             i_4 = i_4 + 1;
             aa_2 = aa_3;
             bb_2 = bb_3;
@@ -520,16 +516,16 @@ void main()
         vec3 r1_1 = bcnBc1Quantize_0(clamp((aa_2 * x1_2 - ab_2 * x0_2) / safe_1, _S26, _S27));
         int  rindex_1[16];
         float rerr_1 = bcnBc1Nearest_0(px_4, r0_1, r1_1, false, rindex_1);
-        bool _S30;
+        bool _S31;
         if(ok_1)
         {
-            _S30 = rerr_1 < err_4;
+            _S31 = rerr_1 < err_4;
         }
         else
         {
-            _S30 = false;
+            _S31 = false;
         }
-        if(_S30)
+        if(_S31)
         {
             index_2 = rindex_1;
             err_4 = rerr_1;
@@ -603,9 +599,9 @@ void main()
                     }
                     else
                     {
-                        vec3 _S31 = clamp(q1_4 + delta_0, _S26, vec3(31.0, 63.0, 31.0));
+                        vec3 _S32 = clamp(q1_4 + delta_0, _S26, vec3(31.0, 63.0, 31.0));
                         r0_2 = q0_4;
-                        r1_2 = _S31;
+                        r1_2 = _S32;
                     }
                     int  rindex_2[16];
                     float rerr_2 = bcnBc1Nearest_0(px_4, r0_2, r1_2, false, rindex_2);
@@ -618,17 +614,17 @@ void main()
                     }
                     dir_0 = dir_0 + 1;
                 }
-                int _S32 = c_1 + 1;
+                int _S33 = c_1 + 1;
                 x0_2 = q0_4;
                 x1_2 = q1_4;
                 aa_2 = bb_2;
-                c_1 = _S32;
+                c_1 = _S33;
             }
-            int _S33 = end_0 + 1;
+            int _S34 = end_0 + 1;
             q0_3 = x0_2;
             q1_3 = x1_2;
             err_4 = aa_2;
-            end_0 = _S33;
+            end_0 = _S34;
         }
         round_0 = round_0 + 1;
     }
@@ -687,11 +683,11 @@ void main()
     float terr_0 = bcnBc1Three_0(px_4, t0_0, t1_0, tindex_0);
     if(terr_0 < err_4)
     {
-        uint _S34 = ((uint(t0_0.x) << 11U) | (uint(t0_0.y) << 5U)) | uint(t0_0.z);
-        uint _S35 = ((uint(t1_0.x) << 11U) | (uint(t1_0.y) << 5U)) | uint(t1_0.z);
+        uint _S35 = ((uint(t0_0.x) << 11U) | (uint(t0_0.y) << 5U)) | uint(t0_0.z);
+        uint _S36 = ((uint(t1_0.x) << 11U) | (uint(t1_0.y) << 5U)) | uint(t1_0.z);
         index_2 = tindex_0;
-        lo16_0 = _S34;
-        hi16_0 = _S35;
+        lo16_0 = _S35;
+        hi16_0 = _S36;
     }
     i_4 = 0;
     uint indices_0 = 0U;
@@ -708,7 +704,17 @@ void main()
         i_4 = i_4 + 1;
         indices_0 = indices_1;
     }
-    entryPointParam_bc1Main_0 = uvec2(lo16_0 | (hi16_0 << 16U), indices_0);
+    return uvec2(lo16_0 | (hi16_0 << 16U), indices_0);
+}
+
+layout(location = 0)
+out uvec2 entryPointParam_bc1Main_0;
+
+void main()
+{
+    vec4  px_5[16];
+    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_5);
+    entryPointParam_bc1Main_0 = bcnBc1_0(px_5);
     return;
 }
 

@@ -1104,13 +1104,8 @@ uvec4 bcnBc7Mode1_0(vec4  px_7[16], out float err_6)
     return bits_2;
 }
 
-layout(location = 0)
-out uvec4 entryPointParam_bc7Main_0;
-
-void main()
+uvec4 bcnBc7_0(vec4  px_8[16])
 {
-    vec4  px_8[16];
-    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_8);
     float err6_0;
     uvec4 six_0 = bcnBc7Mode6_0(px_8, err6_0);
     float err1_0;
@@ -1124,7 +1119,17 @@ void main()
     {
         _S62 = six_0;
     }
-    entryPointParam_bc7Main_0 = _S62;
+    return _S62;
+}
+
+layout(location = 0)
+out uvec4 entryPointParam_bc7Main_0;
+
+void main()
+{
+    vec4  px_9[16];
+    bcnLoadBlock_0(ivec2(gl_FragCoord.xy), px_9);
+    entryPointParam_bc7Main_0 = bcnBc7_0(px_9);
     return;
 }
 
