@@ -14,7 +14,7 @@ grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/excl
 grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >> .git/info/exclude
 mkdir -p .whl .gl
 # versions CI proves (.ci/constraints.txt), for CPython 3.12 on x86-64 Linux
-pins=$(grep -iE '^(slangtorch|moderngl|glcontext|pygltflib|pypng|pytorch-msssim|glfw|pyglm|dataclasses-json|deprecated|marshmallow|typing-inspect)==' .ci/constraints.txt)
+pins=$(grep -iE '^(slangtorch|moderngl|glcontext|pygltflib|pypng|pytorch-msssim|glfw|pyglm|dataclasses-json|deprecated|marshmallow|typing-inspect|bc7enc-py|texture2ddecoder)==' .ci/constraints.txt)
 # dataclasses-json (pygltflib's) needs marshmallow, which the GPU image lacks; this is the version
 # the CI venv resolves
 pins="$pins marshmallow==3.26.2"
