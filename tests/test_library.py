@@ -1,0 +1,104 @@
+"""ntc-library (trainer/library/): discovery rules, the content-key skip, failure isolation, bad
+flags, and the report's totals from the written files, with Ray embedded on 2 CPUs and tiny
+sets (40x24, 30 steps)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import write_set
+from test_cli import run
+
+TINY = ["--steps", "30", "--cpus", "2", "-q"]
+
+
+def library(root: Path) -> Path:
+    """rocks/a and rocks/b (texture sets), metal (a set), junk (an image named like nothing),
+    broken (a 'baseColor' that is not an image), .hidden (a set, not searched)."""
+    write_set(root / "rocks" / "a")
+    write_set(root / "rocks" / "b")
+    write_set(root / "metal")
+    write_set(root / ".hidden")
+    (root / "junk").mkdir()
+    (root / "junk" / "holiday.png").write_bytes((root / "metal" / "mat_baseColor.png").read_bytes())
+    (root / "broken").mkdir()
+    (root / "broken" / "x_baseColor.png").write_bytes(b"not a png")
+    return root
+
+
+def test_discovery_rules(tmp_path):
+    from trainer.library.discover import discover
+    lib = library(tmp_path / "lib")
+    (lib / "scene").mkdir()
+    (lib / "scene" / "s.gltf").write_text("{}")
+    (lib / "scene" / "s_baseColor.png").write_bytes(b"x")
+    found = discover(lib, ignore=lib / "metal")
+    assert [(m.kind, m.rel) for m in found.materials] == [
+        ("folder", "broken"), ("folder", "rocks/a"), ("folder", "rocks/b"), ("scene", "scene/s.gltf")]
+    why = dict(found.skipped)
+    assert "no image is named like a PBR texture" in why["junk"]
+    assert "belong to the scene" in why["scene"]
+    found = discover(lib, include=["rocks/*"], exclude=["*/b"])
+    assert [m.rel for m in found.materials] == ["rocks/a"]
+    assert dict(found.skipped)["rocks/b"].startswith("matched by --exclude")
+
+
+def test_library_run_resume_and_report(tmp_path, capsys):
+    from trainer.library import cli
+    lib, out = library(tmp_path / "lib"), tmp_path / "out"
+    rc, stdout, err = run(cli.main, [lib, "-o", out, *TINY])
+    assert rc == 1                                       # one material failed ...
+    assert "failed broken: image x_baseColor.png" in err  # ... with its one-line reason
+    for rel in ("rocks/a", "rocks/b", "metal"):          # ... and the others finished
+        assert (out / f"{rel}.ntc").is_file() and (out / f"{rel}.ntc.json").is_file()
+    assert not (out / "broken.ntc").exists() and not (out / ".hidden.ntc").exists()
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]     # no partial file anywhere
+    report = json.loads((out / "library_report.json").read_text())
+    t = report["totals"]
+    assert (t["materials"], t["done"], t["failed"]) == (4, 3, 1)
+    written = sum((out / f"{r}.ntc").stat().st_size for r in ("rocks/a", "rocks/b", "metal"))
+    assert t["ntc_bytes"] == written
+    sources = sum(p.stat().st_size for r in ("rocks/a", "rocks/b", "metal")
+                  for p in (lib / r).iterdir())
+    assert t["source_bytes"] == sources
+    assert t["rgba8_mips_bytes"] == 3 * 3 * 4 * (40 * 24 + 20 * 12 + 10 * 6 + 5 * 3 + 2 + 1)
+    assert 0 < t["bcn_mips_bytes"] < t["rgba8_mips_bytes"]
+    rows = (out / "library_report.csv").read_text().splitlines()
+    assert rows[0].startswith("material,kind,status") and len(rows) == 5
+    assert "| rocks/a | done |" in (out / "library_report.md").read_text()
+    # a re-run compresses nothing that is up to date; a changed input is compressed again
+    before = {r: (out / f"{r}.ntc").stat().st_mtime_ns for r in ("rocks/a", "rocks/b", "metal")}
+    os.remove(lib / "broken" / "x_baseColor.png")
+    data = (lib / "rocks" / "b" / "mat_orm.png").read_bytes()
+    (lib / "rocks" / "b" / "mat_orm.png").write_bytes(data)          # same bytes: still done
+    write_set(lib / "metal", h=16, w=16)                              # new pixels: again
+    rc, stdout, err = run(cli.main, [lib, "-o", out, *TINY])
+    assert rc == 0, err
+    after = {r: (out / f"{r}.ntc").stat().st_mtime_ns for r in before}
+    assert after["rocks/a"] == before["rocks/a"] and after["rocks/b"] == before["rocks/b"]
+    assert after["metal"] != before["metal"]
+    status = {r["material"]: r["status"] for r in
+              json.loads((out / "library_report.json").read_text())["materials"]}
+    assert status == {"rocks/a": "up to date", "rocks/b": "up to date", "metal": "done"}
+
+
+def test_library_bad_flags_and_paths(tmp_path):
+    from trainer.library import cli
+    rc, _, err = run(cli.main, [tmp_path / "missing", "-o", tmp_path / "o"])
+    assert rc == 1 and err.strip() == f"ntc-library: error: library {tmp_path / 'missing'} " \
+                                       f"does not exist"
+    assert not (tmp_path / "o").exists()
+    for flags in (["--cpus", "0"], ["--retries", "-1"], ["--bpp", "2", "--preset", "p4"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main([str(tmp_path), "-o", str(tmp_path / "o"), *flags])
+        assert e.value.code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, _, err = run(cli.main, [empty, "-o", tmp_path / "o"])
+    assert rc == 1 and "no materials found" in err and not (tmp_path / "o").exists()
+    lib = library(tmp_path / "lib")
+    rc, stdout, _ = run(cli.main, [lib, "-o", tmp_path / "o", "--list"])
+    assert rc == 0 and "folder rocks/a" in stdout and not (tmp_path / "o").exists()

@@ -1,0 +1,75 @@
+"""Running a library's jobs on Ray: one task per material, embedded on this machine (sized to its
+cores) or on a running cluster (--address), with a progress bar, retries and failures isolated.
+
+A task that raises (a worker lost, out of memory, a bug) is retried by Ray up to `retries` times;
+a material whose input is bad comes back as a 'failed' record at once (jobs.run), not retried.
+Either way the other materials go on, and the run ends with every material's record.
+"""
+from __future__ import annotations
+
+import os
+
+from export.errors import NTCError, one_line
+
+
+class ClusterError(NTCError):
+    """Ray cannot be started or reached."""
+
+
+def start(address: str | None, cpus: int | None = None):
+    """Ray, embedded (address None or 'local': this machine, `cpus` or its cores) or joined."""
+    import ray
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        if address in (None, "local"):
+            ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except Exception as e:  # noqa: BLE001 - any failure to start or join is one line for the user
+        raise ClusterError(f"cannot {'start' if address in (None, 'local') else 'join'} Ray"
+                           f"{'' if address in (None, 'local') else ' at ' + address}: "
+                           f"{one_line(e)}") from None
+    return ray
+
+
+def _job(mat, out_root, settings, key):
+    """The task body: one torch thread (the settings' default), then jobs.run."""
+    import socket
+
+    import ray
+
+    from .jobs import run
+    node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+    return run(mat, out_root, settings, key, node)
+
+
+def run_all(ray, jobs, out_root, settings, cpus_per_task: float = 1, gpus_per_task: float = 0,
+            retries: int = 1, progress: bool = True, on_record=None) -> list[dict]:
+    """Run (material, key) `jobs`; records in job order. `on_record(record)` as each ends."""
+    from tqdm import tqdm
+    task = ray.remote(_job).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task,
+                                    max_retries=retries, retry_exceptions=True)
+    refs = {task.remote(mat, out_root, settings, key): i for i, (mat, key) in enumerate(jobs)}
+    records: list[dict | None] = [None] * len(jobs)
+    failed = 0
+    with tqdm(total=len(jobs), desc="materials", unit="material", disable=not progress,
+              dynamic_ncols=True) as bar:
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = refs[ready[0]]
+            mat = jobs[i][0]
+            try:
+                record = ray.get(ready[0])
+            except Exception as e:  # noqa: BLE001 - a task that failed after its retries
+                record = {"material": mat.rel, "kind": mat.kind, "status": "failed",
+                          "reason": one_line(getattr(e, "cause", None) or e), "seconds": None,
+                          "node": None}
+            records[i] = record
+            failed += record["status"] == "failed"
+            bar.set_postfix(failed=failed, last=mat.rel[-30:], refresh=False)
+            bar.update(1)
+            if on_record is not None:
+                on_record(record)
+    return records

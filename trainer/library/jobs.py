@@ -1,0 +1,112 @@
+"""One material's job: its content key, its outputs in the output tree (mirroring the library),
+whether they are already there, and the compression itself (run inside a Ray worker, or inline).
+
+Outputs: a folder material `a/b` -> OUT/a/b.ntc and OUT/a/b.ntc.json; a scene `a/s.gltf` ->
+OUT/a/s_ntc/ (ntc-compress's scene output) and OUT/a/s.gltf.json. Every file is written
+atomically and the .json, which holds the content key, last: a material counts as done only when
+its .json is there with the key of its current inputs and settings, so an interrupted or failed
+run leaves nothing that a re-run would mistake for finished work.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+from pathlib import Path
+
+from export import layout
+from export.bcn.formats import format_for
+from export.errors import NTCError, one_line
+from export.header import VERSION as FORMAT_VERSION
+from export.safe_files import atomic_write
+
+from .discover import Material
+
+SCHEMA = 1   # bump when a job's outputs change meaning
+
+
+def outputs(mat: Material, out_root: Path) -> tuple[Path, Path]:
+    """(the main output: .ntc file or scene folder, the .json that marks it done)."""
+    rel = mat.source.name if mat.rel == "." else mat.rel
+    if mat.kind == "scene":
+        return out_root / f"{Path(rel).with_suffix('')}_ntc", out_root / f"{rel}.json"
+    return out_root / f"{rel}.ntc", out_root / f"{rel}.ntc.json"
+
+
+def content_key(mat: Material, settings) -> str:
+    """SHA-256 of what determines the outputs: every input file's bytes, the settings, the .ntc
+    format version."""
+    h = hashlib.sha256()
+    meta = {"schema": SCHEMA, "format": FORMAT_VERSION, "kind": mat.kind,
+            "settings": settings.cache_fields(),
+            "inputs": sorted(p.name for p in mat.inputs)}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    for p in sorted(mat.inputs, key=lambda p: p.name):
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def finished(mat: Material, out_root: Path, key: str) -> dict | None:
+    """The record of an earlier run whose outputs match `key`, or None."""
+    main, marker = outputs(mat, out_root)
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key or not main.exists():
+        return None
+    return record
+
+
+def _set_bytes(tset) -> dict:
+    """Bytes of a texture set as source files, as RGBA8 and as BCn, both with full mip chains."""
+    w, h = tset.size
+    texels = sum(mw * mh for mw, mh in (layout.mip_size(w, h, m)
+                                        for m in range(layout.mip_count(w, h))))
+    bcn = 0
+    for t in tset.textures:
+        fmt, _ = format_for(t.channels, t.role == "normal", t.colorspace == "srgb")
+        bcn += fmt.chain_bytes(w, h)
+    return {"source": sum(t.path.stat().st_size for t in tset.textures),
+            "rgba8_mips": texels * 4 * len(tset.textures), "bcn_mips": bcn}
+
+
+def run(mat: Material, out_root: Path, settings, key: str, node: str | None = None) -> dict:
+    """Compress one material into its outputs; the record written to its .json (also returned).
+    A user-fixable problem (bad input, ...) is a 'failed' record with its one-line reason; other
+    exceptions propagate (the caller may retry). `node`: where it runs (default: this host)."""
+    from ..compress import compress
+    from ..textures import load_texture_set
+    t0 = time.perf_counter()
+    main, marker = outputs(mat, out_root)
+    record = {"material": mat.rel, "kind": mat.kind, "key": key,
+              "node": node or socket.gethostname()}
+    try:
+        if mat.kind == "scene":
+            from ..gltf import compress_scene
+            rep = compress_scene(mat.source, main, settings, lambda *a, **k: None)
+            done = [m for m in rep["materials"] if "file" in m]
+            record.update(outputs=[str(main)], materials=[
+                {k: m.get(k) for k in ("material", "file", "bpp", "psnr_set", "preset")}
+                for m in rep["materials"]],
+                bpp=None, psnr_set=None, textures={},
+                bytes={"ntc": sum(m["file_bytes"] for m in done)})
+        else:
+            tset = load_texture_set(mat.source)
+            result = compress(tset, settings, lambda *a, **k: None)
+            main.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(main, result.data)
+            rep = result.report
+            record.update(outputs=[str(main)], preset=rep["preset"], bpp=rep["bpp"],
+                          psnr_set=rep["psnr_set"], device=rep["device"],
+                          size=[rep["width"], rep["height"]],
+                          textures={n: t["psnr"] for n, t in rep["textures"].items()},
+                          bytes={**_set_bytes(tset), "ntc": len(result.data)})
+    except NTCError as e:
+        return {**record, "status": "failed", "reason": one_line(e),
+                "seconds": time.perf_counter() - t0}
+    record.update(status="done", seconds=time.perf_counter() - t0)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(marker, (json.dumps(record, indent=1) + "\n").encode())
+    return record
