@@ -29,10 +29,14 @@ again: re-run after an interruption or a failure and only the rest is done. OUT 
 library_report.json / .csv / .md (and library_psnr_bpp.png with matplotlib).
 
 Ray: without --address, Ray runs embedded on this machine (--cpus, default all cores, one torch
-thread per task). On a cluster, start Ray first and pass its address:
+thread per task). On a cluster, start Ray first and pass its address. `ray start --head` turns on
+token authentication: copy the head's ~/.ray/auth_token to each node and set RAY_AUTH_MODE=token
+on the nodes and for ntc-library:
   head$ ray start --head --port=6379
-  node$ ray start --address=HEAD:6379
-  head$ ntc-library LIB -o OUT --address HEAD:6379
+  node$ RAY_AUTH_MODE=token ray start --address=HEAD:6379
+  head$ RAY_AUTH_MODE=token ntc-library LIB -o OUT --address HEAD:6379
+Every machine needs this project installed and LIBRARY and OUT at the same paths (a shared file
+system).
 """
 
 

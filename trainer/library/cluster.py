@@ -27,9 +27,12 @@ def start(address: str | None, cpus: int | None = None):
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except Exception as e:  # noqa: BLE001 - any failure to start or join is one line for the user
+        hint = "" if address in (None, "local") or os.environ.get("RAY_AUTH_MODE") else \
+            " (a cluster started with token authentication, Ray's default, needs " \
+            "RAY_AUTH_MODE=token and its token in ~/.ray/auth_token: see ntc-library --help)"
         raise ClusterError(f"cannot {'start' if address in (None, 'local') else 'join'} Ray"
                            f"{'' if address in (None, 'local') else ' at ' + address}: "
-                           f"{one_line(e)}") from None
+                           f"{one_line(e)}{hint}") from None
     return ray
 
 
