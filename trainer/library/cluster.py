@@ -18,8 +18,11 @@ class ClusterError(NTCError):
 
 def start(address: str | None, cpus: int | None = None):
     """Ray, embedded (address None or 'local': this machine, `cpus` or its cores) or joined."""
+    import logging
+
     import ray
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    logging.getLogger("ray").setLevel(logging.ERROR)   # Ray's start-up notices, not ours
     try:
         if address in (None, "local"):
             ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
