@@ -100,5 +100,9 @@ def test_library_bad_flags_and_paths(tmp_path):
     rc, _, err = run(cli.main, [empty, "-o", tmp_path / "o"])
     assert rc == 1 and "no materials found" in err and not (tmp_path / "o").exists()
     lib = library(tmp_path / "lib")
+    before = sorted(p.relative_to(lib) for p in lib.rglob("*"))
+    rc, _, err = run(cli.main, [lib, "-o", lib, *TINY])
+    assert rc == 1 and "is the library itself" in err
+    assert sorted(p.relative_to(lib) for p in lib.rglob("*")) == before   # nothing written
     rc, stdout, _ = run(cli.main, [lib, "-o", tmp_path / "o", "--list"])
     assert rc == 0 and "folder rocks/a" in stdout and not (tmp_path / "o").exists()

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             raise NTCError(f"no materials found under {library}")
         if out.exists() and not out.is_dir():
             raise NTCError(f"output {out} is not a folder")
+        if out.resolve() == library.resolve():
+            raise NTCError(f"output {out} is the library itself; the outputs would be written "
+                           f"among the sources (choose another folder)")
         out.mkdir(parents=True, exist_ok=True)
         check_writable_folder(out)
         jobs, records = [], {}
@@ -123,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                 for r in run_all(ray, jobs, out, settings, a.cpus_per_task, a.gpus_per_task,
                                  a.retries, progress=not a.quiet):
                     records[r["material"]] = r
+            except ray.exceptions.RayError as e:   # the cluster itself failed
+                raise NTCError(f"Ray failed: {one_line(e)}; finished materials are complete "
+                               f"in the output, run again to do the rest") from None
             finally:
                 ray.shutdown()
         from .report import write
@@ -147,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         print("ntc-library: interrupted; finished materials are complete in the output, none is "
               "partial; run again to do the rest", file=sys.stderr)
         return 130
+    except OSError as e:   # reading an input, writing the output folder
+        where = f" {e.filename}" if e.filename else ""
+        print(f"ntc-library: error: cannot read or write{where}: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
