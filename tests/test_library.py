@@ -106,3 +106,37 @@ def test_library_bad_flags_and_paths(tmp_path):
     assert sorted(p.relative_to(lib) for p in lib.rglob("*")) == before   # nothing written
     rc, stdout, _ = run(cli.main, [lib, "-o", tmp_path / "o", "--list"])
     assert rc == 0 and "folder rocks/a" in stdout and not (tmp_path / "o").exists()
+
+
+def test_a_scene_s_materials_are_tasks_of_their_own(tmp_path):
+    """A scene with two materials (distinct images): its copy with both .ntc files, its record,
+    and each set compressed once through the Ray path (the same bytes as ntc-compress's)."""
+    from conftest import base_color, normal_map, orm
+    from gltf_scenes import TEX, textured_builder
+    from trainer.library import cli
+    b = textured_builder()
+    bc = b.image_file("two_baseColor.png", base_color(TEX, TEX)[..., ::-1].copy())
+    nm = b.image_file("two_normal.png", normal_map(TEX, TEX)[::-1].copy())
+    om = b.image_file("two_orm.png", orm(TEX, TEX, metallic=50))
+    b.material(name="Mat Two", pbrMetallicRoughness={
+        "baseColorTexture": {"index": b.texture(bc)},
+        "metallicRoughnessTexture": {"index": b.texture(om)}},
+        normalTexture={"index": b.texture(nm)})
+    b.node(mesh=b.mesh(material=1, name="quad2"), name="quad2")
+    lib = tmp_path / "lib"
+    b.write(lib / "props" / "pair.gltf")
+    out = tmp_path / "out"
+    rc, _, err = run(cli.main, [lib, "-o", out, *TINY])
+    assert rc == 0, err
+    record = json.loads((out / "props" / "pair.gltf.json").read_text())
+    assert record["status"] == "done"
+    assert sorted(m["file"] for m in record["materials"]) == ["Mat_One.ntc", "Mat_Two.ntc"]
+    assert (out / "props" / "pair_ntc" / "pair.gltf").is_file()
+    # the same files as ntc-compress writes in one process
+    from trainer import cli as compress_cli
+    rc, _, err = run(compress_cli.main, [lib / "props" / "pair.gltf", "-o", tmp_path / "one",
+                                         "--steps", "30", "-q"])
+    assert rc == 0, err
+    for name in ("Mat_One.ntc", "Mat_Two.ntc"):
+        assert (out / "props" / "pair_ntc" / name).read_bytes() == \
+            (tmp_path / "one" / name).read_bytes()

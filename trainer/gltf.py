@@ -223,12 +223,14 @@ def _copy_plan(doc: dict, scene, binary: bytes | None,
 
 def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
                    weights: dict[str, float] | None = None, log=print,
-                   extra_outputs: dict[str, Path] | None = None) -> dict:
+                   extra_outputs: dict[str, Path] | None = None, compress_sets=None) -> dict:
     """Compress every textured material of a scene into OUT_DIR/<material>.ntc and write
     OUT_DIR/<scene>.gltf referencing them (NTC_texture_set), with the original images as the
     fallback. Returns the report (per material: file, bpp, PSNR ...). Raises InputError.
     extra_outputs (e.g. the CLI's --report) are checked against the inputs with the rest, before
-    anything is compressed."""
+    anything is compressed. compress_sets([(key, TextureSet)], settings) -> {key: CompressResult
+    or the NTCError it raised}, when given, compresses every distinct set at once (ntc-library:
+    one Ray task each); otherwise they are compressed here one after another."""
     from .compress import compress
 
     scene_path, out_dir = Path(scene_path), Path(out_dir)
@@ -269,10 +271,18 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
     by_key: dict[str, tuple[str, dict]] = {}
     outputs: dict[Path, bytes] = {}
     mats_json = doc.get("materials") or []
-    for n, mat in enumerate(materials, 1):
+    sets = []
+    for mat in materials:
         tset = material_texture_set(scene, mat, log)
         apply_weights(tset, weights)
-        key = set_key(tset, settings)
+        sets.append((mat, tset, set_key(tset, settings)))
+    done: dict[str, object] = {}
+    if compress_sets is not None:
+        distinct: dict[str, object] = {}
+        for _, tset, key in sets:
+            distinct.setdefault(key, tset)
+        done = compress_sets(list(distinct.items()), settings)
+    for n, (mat, tset, key) in enumerate(sets, 1):
         w, h = tset.size
         entry = {"material": mat.name, "index": mat.index, "width": w, "height": h,
                  "textures": slot_texture_names(mat)}
@@ -288,7 +298,11 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
             log(f"material {n}/{len(materials)} '{mat.name}': {w}x{h}, "
                 f"{', '.join(t.name for t in tset.textures)}")
             try:
-                result = compress(tset, settings, log)
+                result = done.get(key)
+                if isinstance(result, BaseException):
+                    raise result
+                if result is None:
+                    result = compress(tset, settings, log)
             except ConstantSetError as e:
                 log(f"material '{mat.name}' keeps its images: {e}")
                 entry["skipped"] = str(e)

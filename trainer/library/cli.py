@@ -21,7 +21,8 @@ from ..network import NetworkConfig
 
 EPILOG = """\
 materials: every folder whose images ntc-compress recognises (a manifest, or names with a role:
-baseColor, normal, roughness, ...) and every .gltf / .glb scene; OUT mirrors LIBRARY:
+baseColor, normal, roughness, ...) and every .gltf / .glb scene (each of its distinct texture
+sets a task of its own); OUT mirrors LIBRARY:
   LIBRARY/rocks/granite/ -> OUT/rocks/granite.ntc (+ .ntc.json, its record)
   LIBRARY/props/crate.gltf -> OUT/props/crate_ntc/ (+ OUT/props/crate.gltf.json)
 A material whose record in OUT has the content key of its inputs and settings is not compressed

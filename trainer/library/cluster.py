@@ -1,5 +1,7 @@
-"""Running a library's jobs on Ray: one task per material, embedded on this machine (sized to its
-cores) or on a running cluster (--address), with a progress bar, retries and failures isolated.
+"""Running a library's jobs on Ray: one task per material (a texture folder, or each distinct
+texture set of a scene, the scene's own task assembling them), embedded on this machine (sized to
+its cores) or on a running cluster (--address), with a progress bar, retries and failures
+isolated.
 
 A task that raises (a worker lost, out of memory, a bug) is retried by Ray up to `retries` times;
 a material whose input is bad comes back as a 'failed' record at once (jobs.run), not retried.
@@ -39,15 +41,33 @@ def start(address: str | None, cpus: int | None = None):
     return ray
 
 
+def _compress_set(tset, settings):
+    """One texture set of a scene (a task of its own): its CompressResult, or the NTCError."""
+    from ..compress import compress
+    try:
+        return compress(tset, settings, lambda *a, **k: None)
+    except NTCError as e:
+        return e
+
+
+def _compress_sets(items, settings) -> dict:
+    """A scene's distinct sets, one Ray task each (its scene task waits, lending its CPU)."""
+    import ray
+    task = ray.remote(_compress_set)
+    refs = [task.remote(tset, settings) for _, tset in items]
+    return {key: result for (key, _), result in zip(items, ray.get(refs))}
+
+
 def _job(mat, out_root, settings, key):
-    """The task body: one torch thread (the settings' default), then jobs.run."""
+    """The task body: one torch thread (the settings' default), then jobs.run; a scene's
+    materials become tasks of their own."""
     import socket
 
     import ray
 
     from .jobs import run
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
-    return run(mat, out_root, settings, key, node)
+    return run(mat, out_root, settings, key, node, _compress_sets)
 
 
 def run_all(ray, jobs, out_root, settings, cpus_per_task: float = 1, gpus_per_task: float = 0,

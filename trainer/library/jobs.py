@@ -72,10 +72,12 @@ def _set_bytes(tset) -> dict:
             "rgba8_mips": texels * 4 * len(tset.textures), "bcn_mips": bcn}
 
 
-def run(mat: Material, out_root: Path, settings, key: str, node: str | None = None) -> dict:
+def run(mat: Material, out_root: Path, settings, key: str, node: str | None = None,
+        compress_sets=None) -> dict:
     """Compress one material into its outputs; the record written to its .json (also returned).
     A user-fixable problem (bad input, ...) is a 'failed' record with its one-line reason; other
-    exceptions propagate (the caller may retry). `node`: where it runs (default: this host)."""
+    exceptions propagate (the caller may retry). `node`: where it runs (default: this host);
+    `compress_sets`: how a scene's material sets are compressed (gltf.compress_scene)."""
     from ..compress import compress
     from ..textures import load_texture_set
     t0 = time.perf_counter()
@@ -85,7 +87,9 @@ def run(mat: Material, out_root: Path, settings, key: str, node: str | None = No
     try:
         if mat.kind == "scene":
             from ..gltf import compress_scene
-            rep = compress_scene(mat.source, main, settings, lambda *a, **k: None)
+            main.parent.mkdir(parents=True, exist_ok=True)
+            rep = compress_scene(mat.source, main, settings, log=lambda *a, **k: None,
+                                 compress_sets=compress_sets)
             done = [m for m in rep["materials"] if "file" in m]
             record.update(outputs=[str(main)], materials=[
                 {k: m.get(k) for k in ("material", "file", "bpp", "psnr_set", "preset")}
