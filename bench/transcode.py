@@ -52,16 +52,6 @@ def psnr8(a: np.ndarray, b: np.ndarray) -> float | None:
     return None if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
-def block_input(pixels: np.ndarray, fmt) -> np.ndarray:
-    """uint8 [H, W, 4] an encoder of `fmt` takes for a texture's stored channels (as
-    export.bcn.codec.compress_texture builds it)."""
-    from export.bcn.codec import to_rgba8
-    c = pixels.shape[2]
-    if fmt.channels == 4 and c == 2:
-        pixels = pixels[..., [0, 0, 0, 1]]
-    return to_rgba8(pixels)
-
-
 def compared_channels(fmt, channels: int, normal: bool) -> int:
     if normal:
         return 2
@@ -114,6 +104,7 @@ def encoder_rows(ctx, set_names, log) -> list[dict]:
     classical BC1 set's format)."""
     from bench.rate_distortion import SETS, load_set
     from export.bcn import FORMATS, format_for
+    from export.bcn.codec import block_input
     from export.decode.gl_transcode import GLBCnEncoder
     from trainer.textures import load_texture_set
     encoder = GLBCnEncoder(ctx)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from . import layout
-from .decode.reference import FileDecoder, reconstruct, to_uint
+from .decode.reference import FileDecoder, to_uint
 from .errors import NTCError, one_line
 from .format import NTCFormatError, read_ntc
 from .images import DEFAULT_MAX_SIDE, encode_png
@@ -40,16 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def decoded_chain(model, first_mip: int, backend: str) -> list[list]:
-    """Float [h, w, C] images of every texture (inner list) for mips first_mip.. (outer list)."""
-    mips = range(first_mip, model.mips)
-    if backend == "gl":
-        from export.decode.gl_load import decode_mips_gl  # imports GL code lazily
-        return [reconstruct(model, stored) for stored in decode_mips_gl(model, list(mips))]
-    decoder = FileDecoder.from_model(model)
-    return [decoder.textures_mip(m) for m in mips]
-
-
 def encode_dds(model, first_mip: int, backend: str) -> list:
     """One export.bcn.dds.DDSTexture per texture: its decoded mips first_mip.. in BCn, encoded
     by bc7enc on the CPU (a progress bar) or by the GPU encoder with --backend gl."""
@@ -59,7 +49,8 @@ def encode_dds(model, first_mip: int, backend: str) -> list:
     from tqdm import tqdm
 
     from .bcn.codec import compress_texture
-    chain = decoded_chain(model, first_mip, backend)
+    decoder = FileDecoder.from_model(model)
+    chain = [decoder.textures_mip(m) for m in range(first_mip, model.mips)]  # [mip][texture]
     texels = sum(img.shape[0] * img.shape[1] for level in chain for img in level)
     out = []
     with tqdm(total=texels, desc="BCn encode", unit="texel", unit_scale=True, leave=False,

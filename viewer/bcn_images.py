@@ -80,7 +80,7 @@ class BCnImages:
             cached = self._read(path, image, fmt, fmt_srgb)
             if cached is not None:
                 return cached, swizzle
-        dds = self._encode(image, srgb, normal)
+        dds = self._encode(image, srgb, normal, fmt.name)
         if path is not None:
             self._write(path, dds)
         return dds, swizzle
@@ -100,14 +100,13 @@ class BCnImages:
             return None
         return dds
 
-    def _encode(self, image, srgb: bool, normal: bool) -> DDSTexture:
+    def _encode(self, image, srgb: bool, normal: bool, fmt_name: str) -> DDSTexture:
         from tqdm import tqdm
 
         from .material_textures import image_mips8
         mips = [m[..., _CHANNELS[image.pixels.shape[2]]] for m in image_mips8(image, srgb, normal)]
         total = sum(m.shape[0] * m.shape[1] for m in mips)
-        fmt = image_format(image, srgb, normal)[0]
-        with tqdm(total=total, desc=f"{fmt.name.upper()} {image.name}", unit="texel",
+        with tqdm(total=total, desc=f"{fmt_name.upper()} {image.name}", unit="texel",
                   unit_scale=True, leave=False, disable=not self.progress) as bar:
             return codec.compress_texture(mips, normal, srgb, bar.update)
 

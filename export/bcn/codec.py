@@ -98,6 +98,15 @@ def encode_chain(fmt: BCFormat | str, levels: list[np.ndarray], progress=None) -
     return out
 
 
+def block_input(pixels: np.ndarray, fmt: BCFormat) -> np.ndarray:
+    """uint8 [H, W, 4] an encoder of `fmt` takes for a texture's channels (uint8 [H, W, C]): a
+    4-channel format gets grey + alpha as (g, g, g, a), as glTF samples it; otherwise
+    to_rgba8."""
+    if fmt.channels == 4 and pixels.shape[2] == 2:
+        pixels = pixels[..., [0, 0, 0, 1]]
+    return to_rgba8(pixels)
+
+
 def compress_texture(levels: list[np.ndarray], normal: bool, srgb: bool, progress=None):
     """A texture's mip chain (uint8 [h, w, C] per level, C 1..4) as the BCn texture an engine
     ships (formats.format_for): a dds.DDSTexture holding every level's blocks."""
@@ -105,7 +114,5 @@ def compress_texture(levels: list[np.ndarray], normal: bool, srgb: bool, progres
     from .formats import format_for
     h, w, channels = levels[0].shape
     fmt, srgb = format_for(channels, normal, srgb)
-    if fmt.channels == 4 and channels == 2:   # grey + alpha colour: (g, g, g, a), as sampled
-        levels = [level[..., [0, 0, 0, 1]] for level in levels]
-    blocks = encode_chain(fmt, [to_rgba8(level) for level in levels], progress)
+    blocks = encode_chain(fmt, [block_input(level, fmt) for level in levels], progress)
     return DDSTexture(fmt, srgb, w, h, blocks)

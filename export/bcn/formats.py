@@ -1,5 +1,5 @@
-"""The block-compressed formats engines ship (BC1, BC3, BC4, BC5, BC7), their numbers in GL and DXGI,
-and which one a texture takes.
+"""The block-compressed formats engines ship (BC1, BC3, BC4, BC5, BC7), their numbers in GL and
+DXGI, and which one a texture takes.
 
 A texture's format follows what a desktop engine picks for it:
 - a normal map: BC5 (X and Y; Z is rebuilt where it is sampled, as for neural normals);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 
+from .. import layout
 from ..decode.gl_context import (GL_ACTIVE_TEXTURE, GL_PIXEL_UNPACK_BUFFER,
                                  GL_PIXEL_UNPACK_BUFFER_BINDING, GL_TEXTURE0, GL_TEXTURE_2D,
                                  GL_TEXTURE_BINDING_2D, NTCGLError, RawGL)
@@ -66,7 +67,7 @@ class BCnTextureGL:
     def upload(self, level: int, blocks: bytes | None = None, buffer=None) -> None:
         """Write mip `level`'s blocks: `blocks` from memory, or the start of GL `buffer` (a
         moderngl Buffer the blocks were rendered into: they never leave the GPU)."""
-        w, h = (max(1, s >> level) for s in self.size)
+        w, h = layout.mip_size(*self.size, level)
         size = self.format.level_bytes(w, h)
         if blocks is not None and len(blocks) != size:
             raise ValueError(f"mip {level}: {len(blocks)} bytes, expected {size}")

@@ -174,18 +174,15 @@ def bc1_blocks(px: np.ndarray) -> np.ndarray:
                     q0, q1 = np.where(take[..., None], r0, q0), np.where(take[..., None], r1, q1)
                     idx, err = np.where(take[..., None], ridx, idx), np.where(take, rerr, err)
     u = np.uint64
-    v0 = (q0[..., 0].astype(u) << u(11)) | (q0[..., 1].astype(u) << u(5)) | q0[..., 2].astype(u)
-    v1 = (q1[..., 0].astype(u) << u(11)) | (q1[..., 1].astype(u) << u(5)) | q1[..., 2].astype(u)
+    v0, v1 = _pack565(q0), _pack565(q1)
     swap = v0 < v1                       # the 4-colour mode needs c0 > c1
     v0, v1 = np.where(swap, v1, v0), np.where(swap, v0, v1)
     idx = np.where(swap[..., None], np.array([1, 0, 3, 2])[idx], idx)
     idx = np.where((v0 == v1)[..., None], 0, idx)   # one colour: index 0 everywhere
     # the 3-colour mode (c0 <= c1: their midpoint and black): texels above BLACK fitted
     t0, t1, tidx, terr = _bc1_three(rgb)
-    w0 = (t0[..., 0].astype(u) << u(11)) | (t0[..., 1].astype(u) << u(5)) | t0[..., 2].astype(u)
-    w1 = (t1[..., 0].astype(u) << u(11)) | (t1[..., 1].astype(u) << u(5)) | t1[..., 2].astype(u)
     three = terr < err
-    v0, v1 = np.where(three, w0, v0), np.where(three, w1, v1)
+    v0, v1 = np.where(three, _pack565(t0), v0), np.where(three, _pack565(t1), v1)
     idx = np.where(three[..., None], tidx, idx).astype(u)
     bits = v0 | (v1 << u(16))
     for i in range(16):
@@ -220,13 +217,16 @@ def _bc1_three(rgb: np.ndarray):
     take = ok & (rerr < err)
     q0, q1 = np.where(take[..., None], r0, q0), np.where(take[..., None], r1, q1)
     idx, err = np.where(take[..., None], ridx, idx), np.where(take, rerr, err)
-    u = np.uint64
-    v0 = (q0[..., 0].astype(u) << u(11)) | (q0[..., 1].astype(u) << u(5)) | q0[..., 2].astype(u)
-    v1 = (q1[..., 0].astype(u) << u(11)) | (q1[..., 1].astype(u) << u(5)) | q1[..., 2].astype(u)
-    swap = v0 > v1                       # the 3-colour mode needs c0 <= c1
+    swap = _pack565(q0) > _pack565(q1)   # the 3-colour mode needs c0 <= c1
     q0, q1 = np.where(swap[..., None], q1, q0), np.where(swap[..., None], q0, q1)
     idx = np.where(swap[..., None], np.array([1, 0, 2, 3])[idx], idx)
     return q0, q1, idx, err
+
+
+def _pack565(q: np.ndarray) -> np.ndarray:
+    """5:6:5 values [..., 3] -> the 16-bit endpoint a BC1 block stores (uint64)."""
+    u = np.uint64
+    return (q[..., 0].astype(u) << u(11)) | (q[..., 1].astype(u) << u(5)) | q[..., 2].astype(u)
 
 
 def _bc1_quantize(e: np.ndarray) -> np.ndarray:

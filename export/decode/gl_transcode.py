@@ -1,5 +1,6 @@
-"""Inference on load into BCn: the decoded texture levels encoded into BC4 / BC5 / BC7 blocks on
-the GPU by shaders/bcn_encode.slang (held to its NumPy twin, export/bcn/twin.py), never leaving it.
+"""Inference on load into BCn: the decoded texture levels encoded into BC4 / BC5 / BC7 (and, for
+the benches, BC1) blocks on the GPU by shaders/bcn_encode.slang (held to its NumPy twin,
+export/bcn/twin.py), never leaving it.
 
     GLBCnEncoder(ctx)               the encoder programs; for one source texture level:
       .encode(source, level, fmt)   its blocks, rendered into an RG32UI / RGBA32UI target of one
@@ -34,8 +35,7 @@ from .gl_context import (GL_TEXTURE_2D, FullscreenTriangle, NTCGLError, RawGL, b
 from .gl_resources import NTCTextureGL
 
 VERTEX = "bcn_encode.vert.glsl"
-FRAGMENTS = {"bc1": "bcn_encode_bc1.frag.glsl", "bc4": "bcn_encode_bc4.frag.glsl", "bc5": "bcn_encode_bc5.frag.glsl",
-             "bc7": "bcn_encode_bc7.frag.glsl"}
+FRAGMENTS = {name: f"bcn_encode_{name}.frag.glsl" for name in ("bc1", "bc4", "bc5", "bc7")}
 SOURCE_UNIT = C.BINDINGS["bcnSource"]
 PASS_BINDING = C.BINDINGS["BcnPass"]
 
