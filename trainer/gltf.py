@@ -271,11 +271,14 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
     by_key: dict[str, tuple[str, dict]] = {}
     outputs: dict[Path, bytes] = {}
     mats_json = doc.get("materials") or []
-    sets = []
-    for mat in materials:
-        tset = material_texture_set(scene, mat, log)
-        apply_weights(tset, weights)
-        sets.append((mat, tset, set_key(tset, settings)))
+    def material_sets():
+        for mat in materials:
+            tset = material_texture_set(scene, mat, log)
+            apply_weights(tset, weights)
+            yield mat, tset, set_key(tset, settings)
+
+    # one material's images in memory at a time, unless every set is handed over at once
+    sets = material_sets() if compress_sets is None else list(material_sets())
     done: dict[str, object] = {}
     if compress_sets is not None:
         distinct: dict[str, object] = {}
