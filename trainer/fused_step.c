@@ -219,6 +219,8 @@ void ntc_encode_backward(const Layout *L, int64_t n, const float *dX, int64_t ld
     }
 }
 
+enum { NTC_MAX_COLS = 1024 };  /* widest layer whose bias gradient the kernels sum */
+
 /* Activations are float32 or bfloat16 (the upper half of a float32, rounded to nearest even, as
  * torch rounds): the hidden layers' matrix multiplies may run in bfloat16. */
 static inline float load(const void *p, int64_t i, int64_t bf16) {
@@ -249,9 +251,20 @@ void ntc_hswish_forward(const void *z, int64_t z_bf16, void *a, int64_t a_bf16, 
     }
 }
 
-/* dz = da * hswish3'(z); da and dz may be the same buffer. */
+/* Column sums of a row-major [rows, cols] float32 or bfloat16 matrix into float32 `out`, in double:
+ * a layer's bias gradient is the column sum of its output gradient. */
+static void column_sums(const void *x, int64_t bf16, int64_t rows, int64_t cols, float *out) {
+    double acc[NTC_MAX_COLS];
+    for (int64_t c = 0; c < cols; ++c) acc[c] = 0.0;
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t c = 0; c < cols; ++c) acc[c] += (double)load(x, i * cols + c, bf16);
+    for (int64_t c = 0; c < cols; ++c) out[c] = (float)acc[c];
+}
+
+/* dz = da * hswish3'(z) over [n / cols, cols]; da and dz may be the same buffer. With `bias_grad`
+ * (cols <= NTC_MAX_COLS), also the column sums of dz as stored: the layer's bias gradient. */
 void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t da_bf16, void *dz,
-                         int64_t dz_bf16, int64_t n) {
+                         int64_t dz_bf16, int64_t n, int64_t cols, float *bias_grad) {
     for (int64_t i = 0; i < n; ++i) {
         float x = load(z, i, z_bf16), d;
         if (x < -1.5f || x > 3.0f) d = 0.0f;
@@ -259,17 +272,21 @@ void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t 
         else d = 1.0f;
         store(dz, i, dz_bf16, load(da, i, da_bf16) * d);
     }
+    if (bias_grad) column_sums(dz, dz_bf16, n / cols, cols, bias_grad);
 }
 
-/* Weighted L2 against the targets of `rows` (fit's loss): writes d loss / d pred and returns
- * the loss; *mse gets the unweighted mean squared error (the progress estimate). */
+/* Weighted L2 against the targets of `rows` (fit's loss): writes d loss / d pred (and, with
+ * `bias_grad`, its column sums: the output layer's bias gradient) and returns the loss; *mse gets
+ * the unweighted mean squared error (the progress estimate). */
 double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *values,
                 int64_t S, const float *ch_w, const float *importance, float *dpred,
-                double *mse) {
+                double *mse, float *bias_grad) {
     double loss = 0.0, sq = 0.0;
     const float scale = 2.0f / (float)(n * S);
+    enum { AHEAD = 48 };  /* target rows are scattered over the whole mip chain */
+    for (int64_t i = 0; i < AHEAD && i < n; ++i) __builtin_prefetch(values + rows[i] * S);
     for (int64_t i = 0; i < n; ++i) {
-        if (i + 8 < n) __builtin_prefetch(values + rows[i + 8] * S);
+        if (i + AHEAD < n) __builtin_prefetch(values + rows[i + AHEAD] * S);
         const float *p = pred + i * S, *t = values + rows[i] * S;
         float imp = importance ? importance[rows[i]] : 1.0f;
         double texel = 0.0;
@@ -282,6 +299,7 @@ double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *
         loss += texel * imp;
     }
     *mse = sq / (double)(n * S);
+    if (bias_grad) column_sums(dpred, 0, n, S, bias_grad);
     return loss / (double)(n * S);
 }
 
