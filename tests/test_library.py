@@ -126,8 +126,9 @@ def test_a_scene_s_materials_are_tasks_of_their_own(tmp_path):
     lib = tmp_path / "lib"
     b.write(lib / "props" / "pair.gltf")
     out = tmp_path / "out"
-    rc, _, err = run(cli.main, [lib, "-o", out, *TINY])
+    rc, _, err = run(cli.main, [lib, "-o", out, *TINY[:-1]])   # with the progress display
     assert rc == 0, err
+    assert "done props/pair.gltf: 2 materials" in err
     record = json.loads((out / "props" / "pair.gltf.json").read_text())
     assert record["status"] == "done"
     assert sorted(m["file"] for m in record["materials"]) == ["Mat_One.ntc", "Mat_Two.ntc"]
@@ -140,3 +141,30 @@ def test_a_scene_s_materials_are_tasks_of_their_own(tmp_path):
     for name in ("Mat_One.ntc", "Mat_Two.ntc"):
         assert (out / "props" / "pair_ntc" / name).read_bytes() == \
             (tmp_path / "one" / name).read_bytes()
+
+
+def test_the_progress_board_names_each_running_task_its_node_and_step():
+    from trainer.library.progress import Board, reporter, running_line
+
+    class Handle:  # stands in for the Ray actor handle: .method.remote(...) calls the method
+        def __init__(self, obj):
+            self.obj = obj
+
+        def __getattr__(self, name):
+            return type("M", (), {"remote": staticmethod(getattr(self.obj, name))})
+    board = Board()
+    on_step = reporter(Handle(board), "rocks/a", "vm/1234abcd", every=3600)
+    assert board.snapshot()["rocks/a"]["phase"] == "starting"
+    on_step("p4 (4.02 bpp)", 1, 500, 20.0)      # the first report goes at once ...
+    on_step("p4 (4.02 bpp)", 11, 500, 25.0)     # ... then at most every `every` seconds ...
+    assert board.snapshot()["rocks/a"]["step"] == 1
+    on_step("p4 (4.02 bpp)", 500, 500, 38.25)   # ... and a preset's last step always
+    board.update("props/s.gltf [set 1/2]", "vm/9", "p2.7", 7, 10, None)
+    line = running_line(board.snapshot())
+    assert line.startswith("running 2: rocks/a on vm/1234abcd p4 500/500 38.2 dB | "
+                           "props/s.gltf [set 1/2] on vm/9 p2.7 7/10")
+    assert len(running_line(board.snapshot(), width=50)) == 50
+    board.update("props/s.gltf", "vm/9", "waiting on 2 texture sets")
+    board.finish("props/s.gltf")                 # a scene takes its set tasks with it
+    assert list(board.snapshot()) == ["rocks/a"]
+    assert running_line({}) == "running: none"

@@ -87,3 +87,15 @@ def test_cuda_reference_step_matches_the_cpu_fused_step(tmp_path):
         nets.append(net)
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(a.detach(), b.detach().cpu(), rtol=1e-3, atol=1e-5)
+
+
+def test_compress_reports_each_preset_s_progress_to_on_step(tmp_path):
+    """on_step (ntc-library's view of a running task): every 10 steps and the last, in order,
+    per preset trained, with the preset's name and a PSNR estimate."""
+    write_set(tmp_path / "set")
+    calls = []
+    compress(load_texture_set(tmp_path / "set"),
+             CompressSettings(train=TrainConfig(steps=35, progress=False)),
+             log=lambda *a, **k: None, on_step=lambda *a: calls.append(a))
+    assert [c[1] for c in calls] == [1, 11, 21, 31, 35]
+    assert all(c[2] == 35 and c[0].startswith("p") and c[3] > 0 for c in calls)

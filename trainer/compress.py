@@ -92,11 +92,12 @@ class CompressResult:
     report: dict
 
 
-def _train_one(tset, infos, stored, targets, preset, settings, device, log=print):
+def _train_one(tset, infos, stored, targets, preset, settings, device, log=print, on_step=None):
     name, cfg, bpp = preset
     w, h = tset.size
     t0 = time.perf_counter()
-    net, tlog = fit(targets, cfg, settings.train, w, h, device, desc=f"{name} ({bpp:.2f} bpp)")
+    net, tlog = fit(targets, cfg, settings.train, w, h, device, desc=f"{name} ({bpp:.2f} bpp)",
+                    on_step=on_step)
     extra = {"preset": name, "steps": tlog.steps, "seed": settings.train.seed,
              "batch": settings.train.batch_for(device)}
     data = to_bytes(net.export(infos, extra))
@@ -108,12 +109,14 @@ def _train_one(tset, infos, stored, targets, preset, settings, device, log=print
     return data, quality, tlog, seconds
 
 
-def compress(tset: TextureSet, settings: CompressSettings, log=print) -> CompressResult:
+def compress(tset: TextureSet, settings: CompressSettings, log=print,
+             on_step=None) -> CompressResult:
+    """Compress one texture set. on_step: see fit (called for every preset trained)."""
     with torch_threads(settings.train.threads):
-        return _compress(tset, settings, log)
+        return _compress(tset, settings, log, on_step)
 
 
-def _compress(tset: TextureSet, settings: CompressSettings, log) -> CompressResult:
+def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> CompressResult:
     device = resolve_device(settings.device)
     t_start = time.perf_counter()
     infos, stored = plan_channels(tset)
@@ -124,7 +127,8 @@ def _compress(tset: TextureSet, settings: CompressSettings, log) -> CompressResu
     table = preset_table(w, h, stored, infos, settings.network)
 
     def train_row(row):
-        return (row, *_train_one(tset, infos, stored, targets, row, settings, device, log))
+        return (row, *_train_one(tset, infos, stored, targets, row, settings, device, log,
+                                 on_step))
 
     def train(i):
         return train_row(table[i])

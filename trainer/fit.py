@@ -146,7 +146,10 @@ def make_step(net, targets, device, cfg: TrainConfig):
 
 
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
-        width: int, height: int, device: torch.device, desc: str = "training") -> tuple[NeuralTexture, TrainLog]:
+        width: int, height: int, device: torch.device, desc: str = "training",
+        on_step=None) -> tuple[NeuralTexture, TrainLog]:
+    """Train a neural texture on `targets`. on_step(desc, step, steps, psnr_estimate), if given,
+    is called every 10 steps and after the last (ntc-library shows where each task is)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stored = targets.values.shape[1]
@@ -179,6 +182,8 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         if step % 10 == 0 or step == cfg.steps - 1:
             psnr = 10 * math.log10(1 / max(ema, 1e-12))
             bar.set_postfix(mse=f"{mse:.2e}", psnr=f"{psnr:.1f}dB", refresh=False)
+            if on_step is not None:
+                on_step(desc, step + 1, cfg.steps, psnr)
             if step % log_every == 0 or step == cfg.steps - 1:
                 log.curve.append((time.perf_counter() - t0, step + 1, psnr))
         bar.update(1)

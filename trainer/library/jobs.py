@@ -73,11 +73,12 @@ def _set_bytes(tset) -> dict:
 
 
 def run(mat: Material, out_root: Path, settings, key: str, node: str | None = None,
-        compress_sets=None) -> dict:
+        compress_sets=None, on_step=None) -> dict:
     """Compress one material into its outputs; the record written to its .json (also returned).
     A user-fixable problem (bad input, ...) is a 'failed' record with its one-line reason; other
     exceptions propagate (the caller may retry). `node`: where it runs (default: this host);
-    `compress_sets`: how a scene's material sets are compressed (gltf.compress_scene)."""
+    `compress_sets`: how a scene's material sets are compressed (gltf.compress_scene); `on_step`:
+    a folder's training progress (compress's)."""
     from ..compress import compress
     from ..textures import load_texture_set
     t0 = time.perf_counter()
@@ -98,7 +99,7 @@ def run(mat: Material, out_root: Path, settings, key: str, node: str | None = No
                 bytes={"ntc": sum(m["file_bytes"] for m in done)})
         else:
             tset = load_texture_set(mat.source)
-            result = compress(tset, settings, lambda *a, **k: None)
+            result = compress(tset, settings, lambda *a, **k: None, on_step)
             main.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(main, result.data)
             rep = result.report
