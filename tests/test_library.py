@@ -133,6 +133,18 @@ def test_a_scene_s_materials_are_tasks_of_their_own(tmp_path):
     assert record["status"] == "done"
     assert sorted(m["file"] for m in record["materials"]) == ["Mat_One.ntc", "Mat_Two.ntc"]
     assert (out / "props" / "pair_ntc" / "pair.gltf").is_file()
+    # its bytes: the image files, both sets as RGBA8 / BCn with mips, the two .ntc files
+    from export import layout
+    b = record["bytes"]
+    assert b["source"] == sum(p.stat().st_size for p in (lib / "props").glob("*.png"))
+    assert b["ntc"] == sum(p.stat().st_size for p in (out / "props" / "pair_ntc").glob("*.ntc"))
+    texels = sum(w * h for w, h in (layout.mip_size(TEX, TEX, m)
+                                    for m in range(layout.mip_count(TEX, TEX))))
+    copy = json.loads((out / "props" / "pair_ntc" / "pair.gltf").read_text())
+    n_textures = sum(len(set(m["extensions"]["NTC_texture_set"]["textures"].values()))
+                     for m in copy["materials"])
+    assert b["rgba8_mips"] == n_textures * texels * 4
+    assert 0 < b["bcn_mips"] < b["rgba8_mips"]
     # the same files as ntc-compress writes in one process
     from trainer import cli as compress_cli
     rc, _, err = run(compress_cli.main, [lib / "props" / "pair.gltf", "-o", tmp_path / "one",

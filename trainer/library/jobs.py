@@ -21,6 +21,7 @@ from export.errors import NTCError, one_line
 from export.header import VERSION as FORMAT_VERSION
 from export.safe_files import atomic_write
 
+from ..textures import IMAGE_SUFFIXES
 from .discover import Material
 
 SCHEMA = 1   # bump when a job's outputs change meaning
@@ -59,8 +60,9 @@ def finished(mat: Material, out_root: Path, key: str) -> dict | None:
     return record
 
 
-def _set_bytes(tset) -> dict:
-    """Bytes of a texture set as source files, as RGBA8 and as BCn, both with full mip chains."""
+def _set_bytes(tset, source: bool = True) -> dict:
+    """Bytes of a texture set as RGBA8 and as BCn, both with full mip chains (computed), and (with
+    `source`) as its image files."""
     w, h = tset.size
     texels = sum(mw * mh for mw, mh in (layout.mip_size(w, h, m)
                                         for m in range(layout.mip_count(w, h))))
@@ -68,8 +70,35 @@ def _set_bytes(tset) -> dict:
     for t in tset.textures:
         fmt, _ = format_for(t.channels, t.role == "normal", t.colorspace == "srgb")
         bcn += fmt.chain_bytes(w, h)
-    return {"source": sum(t.path.stat().st_size for t in tset.textures),
-            "rgba8_mips": texels * 4 * len(tset.textures), "bcn_mips": bcn}
+    out = {"rgba8_mips": texels * 4 * len(tset.textures), "bcn_mips": bcn}
+    if source:
+        out["source"] = sum(t.path.stat().st_size for t in tset.textures)
+    return out
+
+
+def _scene_source_bytes(mat: Material) -> int:
+    """A scene's image files (a .glb holds its images: the whole file counts)."""
+    if mat.source.suffix.lower() == ".glb":
+        return mat.source.stat().st_size
+    return sum(p.stat().st_size for p in mat.inputs if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _counting_sets(compress_sets, sets: list):
+    """A compress_scene hook that keeps the distinct texture sets in `sets` (for their RGBA8 /
+    BCn bytes) and compresses them with `compress_sets`, or here one after another."""
+    def hook(items, settings):
+        from ..compress import compress
+        sets.extend(t for _, t in items)
+        if compress_sets is not None:
+            return compress_sets(items, settings)
+        done = {}
+        for key, tset in items:
+            try:
+                done[key] = compress(tset, settings, lambda *a, **k: None)
+            except NTCError as e:
+                done[key] = e
+        return done
+    return hook
 
 
 def run(mat: Material, out_root: Path, settings, key: str, node: str | None = None,
@@ -89,14 +118,19 @@ def run(mat: Material, out_root: Path, settings, key: str, node: str | None = No
         if mat.kind == "scene":
             from ..gltf import compress_scene
             main.parent.mkdir(parents=True, exist_ok=True)
+            sets: list = []
             rep = compress_scene(mat.source, main, settings, log=lambda *a, **k: None,
-                                 compress_sets=compress_sets)
+                                 compress_sets=_counting_sets(compress_sets, sets))
             done = [m for m in rep["materials"] if "file" in m]
+            totals = {"source": _scene_source_bytes(mat), "rgba8_mips": 0, "bcn_mips": 0}
+            for tset in sets:   # each distinct set once, as its one .ntc file
+                for k, v in _set_bytes(tset, source=False).items():
+                    totals[k] += v
             record.update(outputs=[str(main)], materials=[
                 {k: m.get(k) for k in ("material", "file", "bpp", "psnr_set", "preset")}
                 for m in rep["materials"]],
                 bpp=None, psnr_set=None, textures={},
-                bytes={"ntc": sum(m["file_bytes"] for m in done)})
+                bytes={**totals, "ntc": sum({m["file"]: m["file_bytes"] for m in done}.values())})
         else:
             tset = load_texture_set(mat.source)
             result = compress(tset, settings, lambda *a, **k: None, on_step)
