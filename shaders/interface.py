@@ -10,10 +10,12 @@ from . import constants as C
 
 # sample-mode filters, in NTC_FILTER_* order (shaders/ntc_sample.slang)
 FILTERS = {"latent": C.NTC_FILTER_LATENT, "stochastic": C.NTC_FILTER_STOCHASTIC,
-           "trilinear": C.NTC_FILTER_TRILINEAR}
-# MLP evaluations a filter makes per pixel (ntcSample): latent one on filtered latents, stochastic
-# one texel of one mip, trilinear 4 texels of each of two mips
-DECODES_PER_PIXEL = {"latent": 1, "stochastic": 1, "trilinear": 8}
+           "trilinear": C.NTC_FILTER_TRILINEAR, "quad": C.NTC_FILTER_QUAD}
+# MLP evaluations a filter makes per pixel (ntcSample), at most: latent one on filtered latents,
+# stochastic one texel of one mip, trilinear 4 texels of each of two mips; quad the same result
+# as trilinear with the 2x2 quad's decodes shared, 1 to 7 where shared (what a view costs is
+# measured: export.decode.filters.quad_decodes, GLSampleHarness.render(decodes=True))
+DECODES_PER_PIXEL = {"latent": 1, "stochastic": 1, "trilinear": 8, "quad": 8}
 # glTF sampler wrap modes the sample-mode decoder understands (GL enum values, as glTF stores them)
 WRAPS = {"repeat": C.NTC_WRAP_REPEAT, "mirrored_repeat": C.NTC_WRAP_MIRRORED_REPEAT,
          "clamp_to_edge": C.NTC_WRAP_CLAMP_TO_EDGE}

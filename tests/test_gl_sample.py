@@ -22,7 +22,7 @@ import torch
 from export.decode.reference import FileDecoder, reconstruct
 from export.format import from_bytes
 from export.decode.filters import (CLAMP_TO_EDGE, MIRRORED_REPEAT, REPEAT, harness_uv,
-                           lod_from_derivatives, sample_latent, sample_stochastic,
+                           lod_from_derivatives, quad_decodes, sample_latent, sample_stochastic,
                            sample_trilinear, stochastic_texels, wrap_index, wrap_pair)
 from test_gl_parity import eight_bit_figures, random_model
 from export.decode.gl_load import decode_mips_gl
@@ -160,6 +160,40 @@ def test_trilinear_and_latent_match_pytorch(setups, model_name, transform, wrap)
                            ("latent", sample_latent(s.decoder, uv, lod, WRAPS[wrap]))):
         got = s.harness.render(SIZE, origin, step_x, step_y, filt, WRAPS[wrap])
         check_close(s.model, got, expected.reshape(shape).numpy(), f"{filt} {transform} {wrap}")
+
+
+@pytest.mark.gl
+@pytest.mark.parametrize("wrap", list(WRAPS))
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+@pytest.mark.parametrize("model_name", [*MODELS, "trained"])
+def test_quad_filter_is_trilinear_with_fewer_decodes(setups, model_name, transform, wrap):
+    """The quad filter (decodes shared in each 2x2 quad through fine derivatives) gives the
+    trilinear twin's values, and each pixel makes the decodes export.decode.filters.quad_decodes
+    plans: fewer than trilinear's wherever footprints overlap, never more."""
+    s = setups[model_name]
+    (origin, step_x, step_y), lod = s.steps(transform)
+    uv, pixel = harness_uv(SIZE, origin, step_x, step_y)
+    shape = (SIZE[1], SIZE[0], s.model.stored_channels)
+    expected = sample_trilinear(s.mips, uv, lod, WRAPS[wrap]).reshape(shape).numpy()
+    got, decodes = s.harness.render(SIZE, origin, step_x, step_y, "quad", WRAPS[wrap],
+                                    decodes=True)
+    check_close(s.model, got, expected, f"quad {transform} {wrap}")
+    _, own = s.harness.render(SIZE, origin, step_x, step_y, "trilinear", WRAPS[wrap],
+                              decodes=True)
+    plan = quad_decodes(uv, lod, pixel, (s.model.width, s.model.height), s.model.mips)
+    assert np.array_equal(decodes, plan.reshape(SIZE[1], SIZE[0]).numpy())
+    assert (decodes <= own).all() and np.isin(own, (4, 8)).all()
+    if transform != "past_last_mip":   # there every pixel reads its own far-apart texels
+        assert decodes.mean() <= 0.6 * own.mean()
+
+
+@pytest.mark.gl
+def test_quad_filter_with_hardware_derivatives(setups):
+    s = setups["trained"]
+    steps, _ = s.steps("minify_lod1.4_rotated")
+    explicit = s.harness.render(SIZE, *steps, "trilinear", REPEAT)
+    derived = s.harness.render(SIZE, *steps, "quad", REPEAT, hardware_derivatives=True)
+    check_close(s.model, derived, explicit, "quad ddx/ddy")
 
 
 @pytest.mark.gl

@@ -1,7 +1,7 @@
 """ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
 
     ntc-view [SCENE] [--mode reference|load|sample] [--reference rgba8|bcn] [--load-format ...]
-             [--filter auto|latent|stochastic|trilinear]
+             [--filter auto|latent|stochastic|trilinear|quad]
              [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
 
@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "where the source is), or bcn, the decoded set transcoded on the GPU to "
                         "BC7 / BC5 / BC4 like the BCn reference (default %(default)s)")
     p.add_argument("--filter", choices=FILTER_NAMES, default=DEFAULT_FILTER,
-                   help="sample-mode filter: trilinear (8 exact texel decodes a pixel), "
-                        "stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
+                   help="sample-mode filter: trilinear (8 exact texel decodes a pixel), quad "
+                        "(the same result with each 2x2 pixel quad sharing its decodes: 1-7 a "
+                        "pixel), stochastic (1 texel a pixel, drawn per frame), latent (1 decode on "
                         "interpolated latents), auto (1 decode a pixel: the latent frame when "
                         "the view changes, then stochastic frames averaged into it while it is "
                         "still) (default %(default)s)")

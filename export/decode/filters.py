@@ -8,6 +8,8 @@
     sample_stochastic(decoder_or_mips, uv, lod, wrap, pixel, frame)
                                                  one texel of the trilinear footprint, drawn with
                                                  the shader's hash (the same choice, bit for bit)
+    quad_decodes(uv, lod, pixel, size, mips)     MLP evaluations of each pixel under the quad
+                                                 filter (its values are sample_trilinear's)
 
 uv is [N, 2] float32 with (0, 0) at the top-left of the image as the file's arrays go; `wrap` is a
 glTF sampler wrap value (the GL enum) for both axes or a (wrapS, wrapT) pair. Each function returns
@@ -138,6 +140,38 @@ def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wra
     uv = wrap_uv(uv, size, wrap)
     return decode_texels(decoder.table, decoder.pyramid, decoder.weights, decoder.biases, mip, uv,
                          pe_grid=size)
+
+
+def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
+                 size: tuple[int, int], mips: int) -> torch.Tensor:
+    """[N] MLP evaluations each pixel makes under the quad filter (ntcSample's plan): pixels are
+    grouped in 2x2 quads at even window coordinates (every quad complete, as in a harness image);
+    a quad whose pixels share floor(lod) decodes the bounding rectangles of their bilinear
+    footprints at that mip and the next (the next only where some pixel's lod has a fraction),
+    texel 4k + lane by the pixel in quad place `lane` (x & 1 + 2 (y & 1)), unless that takes as
+    many rounds as decoding their own (4 a level); then each pixel decodes its own 4 or 8. (The quad's cost on
+    a GPU is its rounds, the largest count of its pixels.)"""
+    lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
+    m0 = torch.floor(lod).long()
+    levels = torch.where(lod > m0, 2, 1)
+    quad = (pixel[:, 1] // 2) * (int(pixel[:, 0].max()) // 2 + 1) + pixel[:, 0] // 2
+    n_quads = int(quad.max()) + 1
+
+    def per_quad(values, reduce):
+        return torch.zeros(n_quads, dtype=torch.long).scatter_reduce(0, quad, values, reduce,
+                                                                     include_self=False)
+    same_mip = per_quad(m0, "amax") == per_quad(m0, "amin")
+    quad_levels = per_quad(levels, "amax")
+    texels = torch.zeros(n_quads, dtype=torch.long)
+    for level in range(2):
+        s = mip_sizes(size[0], size[1], (m0 + level).clamp(max=mips))
+        first = torch.floor(uv * s.to(torch.float32) - 0.5).long()
+        extent = [per_quad(first[:, a], "amax") - per_quad(first[:, a], "amin") + 2
+                  for a in range(2)]
+        texels += torch.where(quad_levels > level, extent[0] * extent[1], 0)
+    shared = same_mip & ((texels + 3) // 4 < 4 * quad_levels)
+    lane = pixel[:, 0] % 2 + 2 * (pixel[:, 1] % 2)
+    return torch.where(shared[quad], (texels[quad] - lane + 3) // 4, 4 * levels)
 
 
 def pcg3d(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -18,6 +18,7 @@ from .gl_context import FullscreenTriangle, build_program, render_float_targets
 from .gl_resources import NTCTextureGL, decoder_shaders
 
 HARNESS_BINDING = C.BINDINGS["NtcSampleHarness"]
+DECODES_TARGET = 4  # the harness's colour attachment with each pixel's MLP evaluations
 VERTEX = "ntc_sample_harness.vert.glsl"
 FRAGMENT = "ntc_sample_harness.frag.glsl"
 
@@ -44,15 +45,19 @@ class GLSampleHarness:
 
     def render(self, size: tuple[int, int], origin, step_x, step_y,
                filter_mode: str = "trilinear", wrap="repeat", frame: int = 0,
-               hardware_derivatives: bool = False) -> np.ndarray:
+               hardware_derivatives: bool = False, decodes: bool = False):
         """[h, w, stored] float32 stored channels of a (w, h) harness image. `filter_mode` is a key
         of export.decode.filters.FILTERS, `wrap` a glTF wrap value or name (or a (wrapS, wrapT) pair);
-        with `hardware_derivatives` the shader takes ddx/ddy of uv instead of the steps."""
+        with `hardware_derivatives` the shader takes ddx/ddy of uv instead of the steps. With
+        `decodes`: (channels, [h, w] int MLP evaluations each pixel made)."""
         model, ctx = self.tex.model, self.tex.ctx
         self.write_block(origin, step_x, step_y, filter_mode, wrap, frame, hardware_derivatives)
-        out = render_float_targets(ctx, self._home, size, self.targets, self.draw,
-                                   "sample-mode render")
-        return out[:, :, :model.stored_channels]
+        targets = DECODES_TARGET + 1 if decodes else self.targets
+        out = render_float_targets(ctx, self._home, size, targets, self.draw, "sample-mode render")
+        channels = out[:, :, :model.stored_channels]
+        if not decodes:
+            return channels
+        return channels, np.rint(out[:, :, 4 * DECODES_TARGET]).astype(np.int64)
 
     def write_block(self, origin, step_x, step_y, filter_mode: str = "trilinear", wrap="repeat",
                     frame: int = 0, hardware_derivatives: bool = False) -> None:
