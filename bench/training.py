@@ -10,8 +10,8 @@ throughput: ms a step, steps/s and texels/s of the reference step (autograd, tra
   with 1 and 2 torch threads, on an idle machine and beside a neighbour process (a Python busy
   loop; a one-thread torch matmul loop), wall and CPU time. CUDA rows when a device is present.
 convergence: PSNR of the written file against wall and CPU seconds, the old trainer (the reference
-  step with the schedule it shipped with: latents frozen at 85 %, float32) and the new one (the
-  defaults), each run a full `compress()` as ntc-compress does it, one torch thread.
+  step with the schedule it shipped with: latents noised, frozen at 85 %, float32) and the new one
+  (the defaults), each run a full `compress()` as ntc-compress does it, one torch thread.
 
 Writes bench/results/training.md, training.json and training.png. Convergence runs are cached in
 bench/results/cache/ (by trainer and steps) so an interrupted run resumes; --fresh ignores them.
@@ -43,7 +43,7 @@ from trainer.presets import preset_config
 from trainer.reference_step import AutogradStep
 from trainer.targets import build_targets, plan_channels
 
-OLD = TrainConfig(step_kind="autograd", bf16=False, freeze_latents_at=0.85,
+OLD = TrainConfig(step_kind="autograd", bf16=False, round_latents_at=1.0, freeze_latents_at=0.85,
                   quantize_weights_at=0.85, progress=False)
 NEW = TrainConfig(progress=False)
 OLD_STEPS = (3000, 6000, 12000, 24000)

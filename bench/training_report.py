@@ -69,9 +69,10 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
     lines = ["## Convergence: PSNR of the written file against time", "",
              "Each row is one full `compress()` (PCA init, training, export, decode of the file "
              "for the report) with one torch thread on an otherwise idle machine. **old**: the "
-             "reference step with the schedule it shipped with (latents frozen and weights "
-             "quantized at 85 %, float32). **new**: ntc-compress's defaults (fused step, bf16 "
-             "hidden layers, freeze at 95 %).", "",
+             "reference step with the schedule it shipped with (latents trained with noise, "
+             "frozen and weights quantized at 85 %, float32). **new**: ntc-compress's defaults "
+             "(fused step, bf16 hidden layers, latents trained through their rounding, frozen "
+             "at 95 %).", "",
              "| trainer | steps | set PSNR (dB) | worst mip (dB) | wall s | CPU s | train s |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["trainer"] != "old", r["steps"])):

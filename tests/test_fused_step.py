@@ -10,7 +10,7 @@ from conftest import RICH_SET, write_set
 from export.decode.reference import decode_texels, encode_inputs
 from trainer.fit import TrainConfig, _sample_rows, fit
 from trainer.fused_step import FusedStep
-from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8
+from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8, quantize_latents
 from trainer.reference_step import AutogradStep, RowAdam
 from trainer.targets import build_targets, locate, plan_channels
 from trainer.textures import load_texture_set
@@ -90,6 +90,31 @@ def test_gradients_match_autograd(targets, hr, quant):
     assert n == torch.unique(touched).numel()  # no row listed twice
     torch.testing.assert_close(step.grad[:n], table.grad[touched], **tol)
     assert float(table.grad.abs().sum()) > 0
+
+
+def test_latents_rounded_instead_of_noised_match_the_reference(targets):
+    """With latent noise off and latents not yet frozen, both steps read the latents rounded to
+    their 4-bit grid (straight-through): the same rows as network.quantize_latents, the same loss
+    and latent gradients as autograd through the reference forward."""
+    tg, _ = targets
+    net = _setup(targets, NetworkConfig(features=8, grid_scale=3.0))
+    net.latent_noise = False
+    step = FusedStep(net, tg, CPU, BATCH, seed=7)
+    rows = _rows(tg)
+    mse = step.gradients(rows, step=3)
+    n = step.n_touched
+    touched = step.touched[:n]
+    expect = quantize_latents(net.latents.detach()[touched], net.qmax)
+    torch.testing.assert_close(step.compact[:n], expect, rtol=0, atol=1e-6)
+    table = net.latents.detach().clone().requires_grad_()
+    mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
+    q = quantize_latents(table, net.qmax)
+    pred = decode_texels(q, net.pyramid, [w.detach() for w in net.weights],
+                         [b.detach() for b in net.biases], mip, uv)
+    ch_w = tg.channel_weights / tg.channel_weights.mean()
+    (((pred - tg.values[rows]) ** 2 * ch_w).mean(1) * tg.importance[rows]).mean().backward()
+    assert mse == pytest.approx(float(((pred.detach() - tg.values[rows]) ** 2).mean()), rel=1e-4)
+    torch.testing.assert_close(step.grad[:n], table.grad[touched], rtol=1e-3, atol=1e-7)
 
 
 def test_bfloat16_gradients_stay_close_to_float32(targets):

@@ -32,6 +32,10 @@ class TrainConfig:
                                     f"{CUDA_BATCH} on CUDA)")
     lr_latents: float = 0.1
     lr_mlp: float = 0.005
+    # latents train through their 4-bit rounding (straight-through) from this share of the steps,
+    # before it with +-half-step noise (RTXNTC's way; 1.0 = noise until frozen); rounding from the
+    # start reached more in the same steps (bench/choices.md)
+    round_latents_at: float = 0.0
     freeze_latents_at: float = 0.95   # then latents are rounded and frozen ...
     quantize_weights_at: float = 0.95  # ... and the MLP fine-tunes through fake int8 weights
     mip_uniform_share: float = 0.25  # of each batch drawn mip-uniformly, so small mips train too
@@ -163,6 +167,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     train_step = make_step(net, targets, device, cfg)
     batch = cfg.batch_for(device)
     freeze_step = int(cfg.steps * cfg.freeze_latents_at)
+    round_step = int(cfg.steps * cfg.round_latents_at)
     wq_step = int(cfg.steps * cfg.quantize_weights_at)
     log_every = cfg.log_every or max(1, cfg.steps // 20)
     log, ema, t0 = TrainLog(step_kind=train_step.name), None, time.perf_counter()
@@ -170,6 +175,8 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
                dynamic_ncols=True, leave=False)
     net.train()
     for step in range(cfg.steps):
+        if step == round_step:
+            net.latent_noise = False
         if step == freeze_step:
             net.freeze_latents()
         if step == wq_step:

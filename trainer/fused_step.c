@@ -86,10 +86,16 @@ static inline int32_t track(int64_t row, const float *table, int64_t F, int64_t 
     touched[s] = row;
     const float *src = table + row * F;
     float *dst = compact + (int64_t)s * F;
-    if (noise_amp != 0.0f) {
+    if (noise_amp > 0.0f) {
         uint64_t key = row_key(seed, step, (uint64_t)row);
         for (int64_t f = 0; f < F; ++f)
             dst[f] = src[f] + (uniform01(key, (uint64_t)f) - 0.5f) * noise_amp;
+    } else if (noise_amp < 0.0f) {
+        /* rounded to the grid of step -noise_amp on [-1, 1] (network.quantize_latents; the
+         * gradient goes straight through) */
+        const float levels = rintf(-2.0f / noise_amp), half = 0.5f * levels, q = 2.0f / levels;
+        for (int64_t f = 0; f < F; ++f)
+            dst[f] = rintf((minf(maxf(src[f], -1.0f), 1.0f) + 1.0f) * half) * q - 1.0f;
     } else {
         memcpy(dst, src, (size_t)F * sizeof(float));
     }
@@ -108,7 +114,8 @@ static inline void bilinear(const float *t0, const float *t1, const float *t2, c
 
 /* MLP input rows for training rows `rows` of the flattened mip chain (decoder.encode_inputs at
  * texel centres). With track_rows != 0 the latents are read through the compact per-step copy
- * (noised by noise_amp) and the slots are saved for encode_backward; otherwise straight from
+ * (noise_amp > 0: noised by +-noise_amp / 2; < 0: rounded to steps of -noise_amp) and the slots
+ * are saved for encode_backward; otherwise straight from
  * `table`. tap_rows is scratch ([n, 8] table rows). Returns the number of rows in `touched`.
  * Two passes: the first places every texel's taps (and writes its positional code and LOD), so
  * the second can prefetch the table rows of texels ahead: those reads are random and would

@@ -92,7 +92,8 @@ class FusedStep(TrainingStep):
             raise ValueError(f"batch {n} exceeds the {self.batch} this step was built for")
         rows = rows.contiguous()
         train_latents = not net.latents_frozen
-        noise = 2.0 / net.qmax if train_latents and net.latent_noise else 0.0
+        # the C side's noise_amp: +step for noise, -step for rounding (see encode_forward)
+        noise = (2.0 if net.latent_noise else -2.0) / net.qmax if train_latents else 0.0
         self.tag += 1
         X = self.X[:n]
         self.n_touched = lib.ntc_encode_forward(

@@ -85,7 +85,8 @@ class NeuralTexture(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(n_out, n_in, device=device)
                                              .uniform_(-bound, bound) * math.sqrt(3)))
             self.biases.append(nn.Parameter(torch.zeros(n_out, device=device)))
-        self.latent_noise = True      # +-half-step uniform noise stands in for rounding
+        self.latent_noise = True      # +-half-step uniform noise stands in for rounding (else
+        # training rounds them, straight-through: fit's TrainConfig.round_latents_at)
         self.latents_frozen = False   # latents rounded for good; only the MLP still trains
         self.quantize_weights = False  # fake-quantize weights as the exporter will
         self._remap: torch.Tensor | None = None  # full row -> row of this step's LatentRows
