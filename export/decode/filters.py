@@ -142,15 +142,19 @@ def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wra
                          pe_grid=size)
 
 
+QUAD_MAX_EXTENT = 6   # ntc_sample.slang's NTC_QUAD_MAX_EXTENT
+
+
 def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
                  size: tuple[int, int], mips: int) -> torch.Tensor:
     """[N] MLP evaluations each pixel makes under the quad filter (ntcSample's plan): pixels are
     grouped in 2x2 quads at even window coordinates (every quad complete, as in a harness image);
-    a quad whose pixels share floor(lod) decodes the bounding rectangles of their bilinear
-    footprints at that mip and the next (the next only where some pixel's lod has a fraction),
-    texel 4k + lane by the pixel in quad place `lane` (x & 1 + 2 (y & 1)), unless that takes as
-    many rounds as decoding their own (4 a level); then each pixel decodes its own 4 or 8. (The quad's cost on
-    a GPU is its rounds, the largest count of its pixels.)"""
+    a quad whose pixels share floor(lod) decodes the union of their bilinear footprints at that mip
+    and the next (the next only where some pixel's lod has a fraction), texel 4k + lane by the
+    pixel in quad place `lane` (x & 1 + 2 (y & 1)), unless a footprint rectangle is wider than
+    QUAD_MAX_EXTENT or sharing takes as many rounds as decoding their own (4 a level); then each
+    pixel decodes its own 4 or 8. (The quad's cost on a GPU is its rounds, the largest count of its
+    pixels.)"""
     lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
     m0 = torch.floor(lod).long()
     levels = torch.where(lod > m0, 2, 1)
@@ -163,15 +167,21 @@ def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
     same_mip = per_quad(m0, "amax") == per_quad(m0, "amin")
     quad_levels = per_quad(levels, "amax")
     texels = torch.zeros(n_quads, dtype=torch.long)
+    narrow = torch.ones(n_quads, dtype=torch.bool)
     for level in range(2):
         s = mip_sizes(size[0], size[1], (m0 + level).clamp(max=mips))
         first = torch.floor(uv * s.to(torch.float32) - 0.5).long()
-        extent = [per_quad(first[:, a], "amax") - per_quad(first[:, a], "amin") + 2
-                  for a in range(2)]
-        texels += torch.where(quad_levels > level, extent[0] * extent[1], 0)
-    shared = same_mip & ((texels + 3) // 4 < 4 * quad_levels)
+        used = quad_levels > level
+        for a in range(2):
+            extent = per_quad(first[:, a], "amax") - per_quad(first[:, a], "amin") + 2
+            narrow &= ~used | (extent <= QUAD_MAX_EXTENT)
+        # distinct (quad, texel) pairs over the 4 texels of every pixel's footprint
+        cells = torch.cat([first + torch.tensor(d) for d in ((0, 0), (1, 0), (0, 1), (1, 1))])
+        key = torch.unique(torch.stack([quad.repeat(4), cells[:, 0], cells[:, 1]], 1), dim=0)
+        texels += torch.where(used, torch.bincount(key[:, 0], minlength=n_quads), 0)
+    shared = same_mip & narrow & ((texels + 3) // 4 < 4 * quad_levels)
     lane = pixel[:, 0] % 2 + 2 * (pixel[:, 1] % 2)
-    return torch.where(shared[quad], (texels[quad] - lane + 3) // 4, 4 * levels)
+    return torch.where(shared[quad], (texels[quad] - lane + 3).clamp(min=0) // 4, 4 * levels)
 
 
 def pcg3d(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -494,39 +494,63 @@ vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_6, ivec2 wrap_2)
     return (vec2(ivec2(_S42, _S43)) + 0.5) / vec2(size_6);
 }
 
-float ntcAcrossX_0(float v_1, float sx_0)
-{
-    return v_1 + sx_0 * dFdxFine(v_1);
-}
-
-float ntcAcrossY_0(float v_2, float sy_0)
-{
-    return v_2 + sy_0 * dFdyFine(v_2);
-}
-
-vec2 ntcQuadMinMax_0(float v_3, float sx_1, float sy_1)
-{
-    float _S44 = ntcAcrossX_0(v_3, sx_1);
-    float _S45 = min(v_3, _S44);
-    float _S46 = max(v_3, _S44);
-    return vec2(min(_S45, ntcAcrossY_0(_S45, sy_1)), max(_S46, ntcAcrossY_0(_S46, sy_1)));
-}
-
 struct NtcQuadPlan_0
 {
     bool shared_0;
     int levels_1;
+    ivec2   first_1[2][4];
     ivec2  origin_0[2];
     ivec2  extent_0[2];
-    int texels_0;
+    int  count_0[2];
 };
 
-NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_1[2], float sx_2, float sy_2)
+bool ntcPlanCovers_0(NtcQuadPlan_0 p_2, int level_3, ivec2 texel_1)
 {
-    vec2 m_0 = ntcQuadMinMax_0(float(mip0_0), sx_2, sy_2);
-    NtcQuadPlan_0 p_2;
-    p_2.levels_1 = int(ntcQuadMinMax_0(float(levels_2), sx_2, sy_2).y);
-    p_2.texels_0 = 0;
+    bool covered_0 = false;
+    int q_0 = 0;
+    for(;;)
+    {
+        if(q_0 < 4)
+        {
+        }
+        else
+        {
+            break;
+        }
+        ivec2 d_0 = texel_1 - p_2.first_1[level_3][q_0];
+        if(covered_0)
+        {
+            covered_0 = true;
+        }
+        else
+        {
+            bool _S44;
+            if((all(bvec2((greaterThanEqual(d_0,ivec2(0)))))))
+            {
+                _S44 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
+            }
+            else
+            {
+                _S44 = false;
+            }
+            covered_0 = _S44;
+        }
+        q_0 = q_0 + 1;
+    }
+    return covered_0;
+}
+
+NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lane_0, float sx_0, float sy_0)
+{
+    int mipLo_0;
+    int mipHi_0;
+    int q_1;
+    bool _S45;
+    vec3  _S46[2] = vec3[](vec3(vec2(first_2[0]), float(mip0_0)), vec3(vec2(first_2[1]), float(levels_2)));
+    NtcQuadPlan_0 p_3;
+    p_3.levels_1 = levels_2;
+    int mipLo_1 = mip0_0;
+    int mipHi_1 = mip0_0;
     int l_1 = 0;
     for(;;)
     {
@@ -537,60 +561,250 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_1[2], float s
         {
             break;
         }
-        vec2 bx_0 = ntcQuadMinMax_0(float(first_1[l_1].x), sx_2, sy_2);
-        vec2 by_0 = ntcQuadMinMax_0(float(first_1[l_1].y), sx_2, sy_2);
-        float _S47 = bx_0.x;
-        float _S48 = by_0.x;
-        p_2.origin_0[l_1] = ivec2(int(_S47), int(_S48));
-        p_2.extent_0[l_1] = ivec2(int(bx_0.y - _S47) + 2, int(by_0.y - _S48) + 2);
-        if(l_1 < (p_2.levels_1))
+        vec3 vy_0 = _S46[l_1] + sy_0 * dFdyFine(_S46[l_1]);
+        vec3  _S47[4] = vec3[](_S46[l_1], _S46[l_1] + sx_0 * dFdxFine(_S46[l_1]), vy_0, vy_0 + sx_0 * dFdxFine(vy_0));
+        mipLo_0 = mipLo_1;
+        mipHi_0 = mipHi_1;
+        q_1 = 0;
+        for(;;)
         {
-            p_2.texels_0 = p_2.texels_0 + p_2.extent_0[l_1].x * p_2.extent_0[l_1].y;
+            if(q_1 < 4)
+            {
+            }
+            else
+            {
+                break;
+            }
+            int _S48 = q_1;
+            p_3.first_1[l_1][lane_0 ^ q_1] = ivec2(_S47[q_1].xy);
+            if(l_1 == 0)
+            {
+                int _S49 = int(_S47[_S48].z);
+                int _S50 = max(mipHi_0, _S49);
+                mipLo_0 = min(mipLo_0, _S49);
+                mipHi_0 = _S50;
+            }
+            else
+            {
+                p_3.levels_1 = max(p_3.levels_1, int(_S47[_S48].z));
+            }
+            q_1 = q_1 + 1;
         }
-        l_1 = l_1 + 1;
+        int _S51 = l_1 + 1;
+        mipLo_1 = mipLo_0;
+        mipHi_1 = mipHi_0;
+        l_1 = _S51;
     }
-    bool _S49;
-    if((m_0.x) == (m_0.y))
+    l_1 = 0;
+    mipLo_0 = 0;
+    for(;;)
     {
-        _S49 = ((p_2.texels_0 + 3) / 4) < (4 * p_2.levels_1);
+        if(l_1 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        ivec2 lo_0 = p_3.first_1[l_1][0];
+        ivec2 hi_1 = p_3.first_1[l_1][0];
+        mipHi_0 = 1;
+        for(;;)
+        {
+            if(mipHi_0 < 4)
+            {
+            }
+            else
+            {
+                break;
+            }
+            ivec2 _S52 = min(lo_0, p_3.first_1[l_1][mipHi_0]);
+            ivec2 _S53 = max(hi_1, p_3.first_1[l_1][mipHi_0]);
+            int _S54 = mipHi_0 + 1;
+            lo_0 = _S52;
+            hi_1 = _S53;
+            mipHi_0 = _S54;
+        }
+        p_3.origin_0[l_1] = lo_0;
+        p_3.extent_0[l_1] = hi_1 - lo_0 + ivec2(2);
+        p_3.count_0[l_1] = 0;
+        if(l_1 < (p_3.levels_1))
+        {
+            _S45 = (all(bvec2((lessThanEqual(p_3.extent_0[l_1],ivec2(6))))));
+        }
+        else
+        {
+            _S45 = false;
+        }
+        if(_S45)
+        {
+            q_1 = 0;
+            for(;;)
+            {
+                if(q_1 < (p_3.extent_0[l_1].y))
+                {
+                }
+                else
+                {
+                    break;
+                }
+                int x_2 = 0;
+                for(;;)
+                {
+                    if(x_2 < (p_3.extent_0[l_1].x))
+                    {
+                    }
+                    else
+                    {
+                        break;
+                    }
+                    int _S55;
+                    if(ntcPlanCovers_0(p_3, l_1, lo_0 + ivec2(x_2, q_1)))
+                    {
+                        _S55 = 1;
+                    }
+                    else
+                    {
+                        _S55 = 0;
+                    }
+                    p_3.count_0[l_1] = p_3.count_0[l_1] + _S55;
+                    x_2 = x_2 + 1;
+                }
+                q_1 = q_1 + 1;
+            }
+        }
+        if(l_1 < (p_3.levels_1))
+        {
+            q_1 = p_3.count_0[l_1];
+        }
+        else
+        {
+            q_1 = 0;
+        }
+        int total_0 = mipLo_0 + q_1;
+        l_1 = l_1 + 1;
+        mipLo_0 = total_0;
+    }
+    if(mipLo_1 == mipHi_1)
+    {
+        _S45 = (all(bvec2((lessThanEqual(p_3.extent_0[0],ivec2(6))))));
     }
     else
     {
-        _S49 = false;
+        _S45 = false;
     }
-    p_2.shared_0 = _S49;
-    return p_2;
+    if(_S45)
+    {
+        if((p_3.levels_1) < 2)
+        {
+            _S45 = true;
+        }
+        else
+        {
+            _S45 = (all(bvec2((lessThanEqual(p_3.extent_0[1],ivec2(6))))));
+        }
+    }
+    else
+    {
+        _S45 = false;
+    }
+    if(_S45)
+    {
+        _S45 = ((mipLo_0 + 3) / 4) < (4 * p_3.levels_1);
+    }
+    else
+    {
+        _S45 = false;
+    }
+    p_3.shared_0 = _S45;
+    return p_3;
 }
 
 int ntcDecodes_0;
 
-void ntcPlanTexel_0(NtcQuadPlan_0 p_3, int j_0, out int level_3, out ivec2 texel_1)
+void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel_2)
 {
-    int n0_0 = p_3.extent_0[0].x * p_3.extent_0[0].y;
-    int _S50;
-    if(j_0 < n0_0)
+    level_4 = -1;
+    texel_2 = ivec2(0);
+    int l_2 = 0;
+    int seen_0 = 0;
+    for(;;)
     {
-        _S50 = 0;
+        if(l_2 < (p_4.levels_1))
+        {
+        }
+        else
+        {
+            break;
+        }
+        bool _S56;
+        if(level_4 < 0)
+        {
+            _S56 = j_0 < (seen_0 + p_4.count_0[l_2]);
+        }
+        else
+        {
+            _S56 = false;
+        }
+        int seen_1;
+        if(_S56)
+        {
+            int y_1 = 0;
+            int seen_2 = seen_0;
+            for(;;)
+            {
+                int _S57 = l_2;
+                if(y_1 < (p_4.extent_0[l_2].y))
+                {
+                }
+                else
+                {
+                    break;
+                }
+                int x_3 = 0;
+                seen_1 = seen_2;
+                for(;;)
+                {
+                    if(x_3 < (p_4.extent_0[_S57].x))
+                    {
+                    }
+                    else
+                    {
+                        break;
+                    }
+                    ivec2 t_5 = p_4.origin_0[l_2] + ivec2(x_3, y_1);
+                    bool _S58;
+                    if(level_4 < 0)
+                    {
+                        _S58 = ntcPlanCovers_0(p_4, l_2, t_5);
+                    }
+                    else
+                    {
+                        _S58 = false;
+                    }
+                    if(_S58)
+                    {
+                        if(seen_1 == j_0)
+                        {
+                            level_4 = l_2;
+                            texel_2 = t_5;
+                        }
+                        seen_1 = seen_1 + 1;
+                    }
+                    x_3 = x_3 + 1;
+                }
+                y_1 = y_1 + 1;
+                seen_2 = seen_1;
+            }
+            seen_1 = seen_2;
+        }
+        else
+        {
+            seen_1 = seen_0 + p_4.count_0[l_2];
+        }
+        l_2 = l_2 + 1;
+        seen_0 = seen_1;
     }
-    else
-    {
-        _S50 = 1;
-    }
-    level_3 = _S50;
-    if(_S50 == 0)
-    {
-        _S50 = 0;
-    }
-    else
-    {
-        _S50 = n0_0;
-    }
-    int local_0 = j_0 - _S50;
-    int _S51 = level_3;
-    int _S52 = p_3.extent_0[level_3].x;
-    int _S53 = local_0 % _S52;
-    int _S54 = local_0 / _S52;
-    texel_1 = p_3.origin_0[_S51] + ivec2(_S53, _S54);
     return;
 }
 
@@ -600,14 +814,14 @@ void ntcDecode_0(int mip_2, vec2 uv_6, vec2 peGrid_2, out vec4  result_1[4])
     return;
 }
 
-vec4 ntcAcrossX4_0(vec4 v_4, float sx_3)
+vec4 ntcAcrossX4_0(vec4 v_1, float sx_1)
 {
-    return v_4 + sx_3 * dFdxFine(v_4);
+    return v_1 + sx_1 * dFdxFine(v_1);
 }
 
-vec4 ntcAcrossY4_0(vec4 v_5, float sy_3)
+vec4 ntcAcrossY4_0(vec4 v_2, float sy_1)
 {
-    return v_5 + sy_3 * dFdyFine(v_5);
+    return v_2 + sy_1 * dFdyFine(v_2);
 }
 
 void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
@@ -616,66 +830,66 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
-    const vec2 _S55 = vec2(0.0);
-    const ivec2 _S56 = ivec2(0);
-    ivec2  first_2[2];
-    first_2[0] = _S56;
-    first_2[1] = _S56;
+    const vec2 _S59 = vec2(0.0);
+    const ivec2 _S60 = ivec2(0);
+    ivec2  first_3[2];
+    first_3[0] = _S60;
+    first_3[1] = _S60;
     vec2  frac_0[2];
-    frac_0[0] = _S55;
-    frac_0[1] = _S55;
+    frac_0[0] = _S59;
+    frac_0[1] = _S59;
     float  levelWeight_0[2];
     levelWeight_0[0] = 1.0;
     levelWeight_0[1] = 0.0;
-    uint _S57 = (pixel_0.x) & 1U;
-    float sx_4;
-    if(_S57 == 0U)
+    uint _S61 = (pixel_0.x) & 1U;
+    float sx_2;
+    if(_S61 == 0U)
     {
-        sx_4 = 1.0;
+        sx_2 = 1.0;
     }
     else
     {
-        sx_4 = -1.0;
+        sx_2 = -1.0;
     }
-    uint _S58 = (pixel_0.y) & 1U;
-    float sy_4;
-    if(_S58 == 0U)
+    uint _S62 = (pixel_0.y) & 1U;
+    float sy_2;
+    if(_S62 == 0U)
     {
-        sy_4 = 1.0;
+        sy_2 = 1.0;
     }
     else
     {
-        sy_4 = -1.0;
+        sy_2 = -1.0;
     }
-    int _S59 = int(_S57) + 2 * int(_S58);
+    int lane_1 = int(_S61) + 2 * int(_S62);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
-    float _S60;
-    float _S61;
+    float _S63;
+    float _S64;
     int taps_0;
     int mip0_1;
     int j_1;
     vec2 peGrid_3;
     if((s_2.filter_0) == 0)
     {
-        int _S62 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S62;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S62);
+        int _S65 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S65;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S65);
         tapUv_0[0] = ntcWrapUv_0(uv_7, size_7, s_2.wrap_0);
-        vec2 _S63 = vec2(size_7);
+        vec2 _S66 = vec2(size_7);
         taps_0 = 1;
         mip0_1 = 0;
-        peGrid_3 = _S63;
+        peGrid_3 = _S66;
     }
     else
     {
         int mip0_2 = int(floor(lambda_0));
-        float t_5 = lambda_0 - float(mip0_2);
+        float t_6 = lambda_0 - float(mip0_2);
         if((s_2.filter_0) == 1)
         {
             vec3 r_0 = vec3((ntcPcg3d_0(uvec3(pixel_0, s_2.frame_0))) >> 8U) * 5.9604644775390625e-08;
-            if((r_0.x) < t_5)
+            if((r_0.x) < t_6)
             {
                 taps_0 = mip0_2 + 1;
             }
@@ -687,7 +901,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             ivec2 firstTexel_0;
             vec2 f_3;
             ntcFootprint_0(uv_7, size_8, firstTexel_0, f_3);
-            ivec2 _S64 = firstTexel_0;
+            ivec2 _S67 = firstTexel_0;
             if((r_0.y) < (f_3.x))
             {
                 mip0_1 = 1;
@@ -704,15 +918,15 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 j_1 = 0;
             }
-            ivec2 texel_2 = _S64 + ivec2(mip0_1, j_1);
+            ivec2 texel_3 = _S67 + ivec2(mip0_1, j_1);
             tapMip_0[0] = taps_0;
-            vec2 _S65 = ntcTexelUv_0(texel_2, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S65;
+            vec2 _S68 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S68;
             taps_0 = 1;
         }
         else
         {
-            if(t_5 > 0.0)
+            if(t_6 > 0.0)
             {
                 taps_0 = 2;
             }
@@ -730,21 +944,21 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                ntcFootprint_0(uv_7, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_2[mip0_1], frac_0[mip0_1]);
+                ntcFootprint_0(uv_7, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
-                    _S60 = 1.0 - t_5;
+                    _S63 = 1.0 - t_6;
                 }
                 else
                 {
-                    _S60 = t_5;
+                    _S63 = t_6;
                 }
-                levelWeight_0[mip0_1] = _S60;
+                levelWeight_0[mip0_1] = _S63;
                 mip0_1 = mip0_1 + 1;
             }
             if((s_2.filter_0) == 3)
             {
-                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_2, sx_4, sy_4);
+                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_2, sy_2);
             }
             mip0_1 = 0;
             for(;;)
@@ -757,8 +971,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_3 = mip0_2 + mip0_1;
-                ivec2 _S66 = ntcMipSize_0(s_2.size_2, mip_3);
-                vec2 _S67 = frac_0[mip0_1];
+                ivec2 _S69 = ntcMipSize_0(s_2.size_2, mip_3);
+                vec2 _S70 = frac_0[mip0_1];
                 j_1 = 0;
                 for(;;)
                 {
@@ -769,39 +983,48 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     {
                         break;
                     }
-                    int _S68 = j_1 & 1;
-                    int _S69 = j_1 >> 1;
-                    ivec2 d_0 = ivec2(_S68, _S69);
+                    int _S71 = j_1 & 1;
+                    int _S72 = j_1 >> 1;
+                    ivec2 d_1 = ivec2(_S71, _S72);
                     int k_2 = 4 * mip0_1 + j_1;
                     tapMip_0[k_2] = mip_3;
-                    vec2 _S70 = ntcTexelUv_0(first_2[mip0_1] + d_0, _S66, s_2.wrap_0);
-                    tapUv_0[k_2] = _S70;
-                    float _S71 = levelWeight_0[mip0_1];
-                    if(_S68 != 0)
+                    vec2 _S73 = ntcTexelUv_0(first_3[mip0_1] + d_1, _S69, s_2.wrap_0);
+                    tapUv_0[k_2] = _S73;
+                    float _S74 = levelWeight_0[mip0_1];
+                    if(_S71 != 0)
                     {
-                        _S60 = _S67.x;
+                        _S63 = _S70.x;
                     }
                     else
                     {
-                        _S60 = 1.0 - _S67.x;
+                        _S63 = 1.0 - _S70.x;
                     }
-                    float _S72 = _S71 * _S60;
-                    if(_S69 != 0)
+                    float _S75 = _S74 * _S63;
+                    if(_S72 != 0)
                     {
-                        _S61 = _S67.y;
+                        _S64 = _S70.y;
                     }
                     else
                     {
-                        _S61 = 1.0 - _S67.y;
+                        _S64 = 1.0 - _S70.y;
                     }
-                    tapWeight_0[k_2] = _S72 * _S61;
+                    tapWeight_0[k_2] = _S75 * _S64;
                     j_1 = j_1 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
             }
             if(plan_0.shared_0)
             {
-                taps_0 = (plan_0.texels_0 + 3) / 4;
+                int _S76 = plan_0.count_0[0];
+                if((plan_0.levels_1) > 1)
+                {
+                    taps_0 = plan_0.count_0[1];
+                }
+                else
+                {
+                    taps_0 = 0;
+                }
+                taps_0 = (_S76 + taps_0 + 3) / 4;
             }
             else
             {
@@ -809,7 +1032,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
         }
         mip0_1 = mip0_2;
-        peGrid_3 = _S55;
+        peGrid_3 = _S59;
     }
     j_1 = 0;
     for(;;)
@@ -835,30 +1058,29 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         {
             break;
         }
-        int level_4 = 0;
-        ivec2 texel_3 = _S56;
-        int _S73 = min(k_3, 7);
-        int _S74 = tapMip_0[_S73];
-        vec2 _S75 = tapUv_0[_S73];
+        int level_5 = 0;
+        ivec2 texel_4 = _S60;
+        int _S77 = min(k_3, 7);
+        int _S78 = tapMip_0[_S77];
+        vec2 _S79 = tapUv_0[_S77];
         int mip_4;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
-            int _S76 = 4 * k_3 + _S59;
-            bool _S77 = _S76 < (plan_0.texels_0);
-            ntcPlanTexel_0(plan_0, _S76, level_4, texel_3);
-            int mip_5 = mip0_1 + level_4;
-            vec2 _S78 = ntcTexelUv_0(texel_3, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
-            decode_0 = _S77;
+            ntcPlanTexel_0(plan_0, 4 * k_3 + lane_1, level_5, texel_4);
+            bool _S80 = level_5 >= 0;
+            int mip_5 = mip0_1 + max(level_5, 0);
+            vec2 _S81 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
+            decode_0 = _S80;
             mip_4 = mip_5;
-            tuv_0 = _S78;
+            tuv_0 = _S81;
         }
         else
         {
             decode_0 = true;
-            mip_4 = _S74;
-            tuv_0 = _S75;
+            mip_4 = _S78;
+            tuv_0 = _S79;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -898,67 +1120,70 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             k_3 = k_3 + 1;
             continue;
         }
+        vec3 id_0 = vec3(vec2(texel_4), float(level_5));
+        vec3 idy_0 = id_0 + sy_2 * dFdyFine(id_0);
+        vec3  _S82[4] = vec3[](id_0, id_0 + sx_2 * dFdxFine(id_0), idy_0, idy_0 + sx_2 * dFdxFine(idy_0));
         float  w_2[4];
-        int q_0 = 0;
+        int q_2 = 0;
         for(;;)
         {
-            if(q_0 < 4)
+            if(q_2 < 4)
             {
             }
             else
             {
                 break;
             }
-            int other_0 = 4 * k_3 + (_S59 ^ q_0);
-            ntcPlanTexel_0(plan_0, other_0, level_4, texel_3);
-            ivec2 d_1 = texel_3 - first_2[level_4];
-            bool _S79;
-            if(other_0 < (plan_0.texels_0))
+            int l_3 = int(_S82[q_2].z);
+            int _S83 = max(l_3, 0);
+            ivec2 d_2 = ivec2(_S82[q_2].xy) - first_3[_S83];
+            vec2 f_4 = frac_0[_S83];
+            bool _S84;
+            if(l_3 >= 0)
             {
-                _S79 = (all(bvec2((greaterThanEqual(d_1,_S56)))));
+                _S84 = (all(bvec2((greaterThanEqual(d_2,_S60)))));
             }
             else
             {
-                _S79 = false;
+                _S84 = false;
             }
-            bool inside_0;
-            if(_S79)
+            bool _S85;
+            if(_S84)
             {
-                inside_0 = (all(bvec2((lessThanEqual(d_1,ivec2(1))))));
+                _S85 = (all(bvec2((lessThanEqual(d_2,ivec2(1))))));
             }
             else
             {
-                inside_0 = false;
+                _S85 = false;
             }
-            vec2 f_4 = frac_0[level_4];
-            if(inside_0)
+            if(_S85)
             {
-                float _S80 = levelWeight_0[level_4];
-                if((d_1.x) != 0)
+                float _S86 = levelWeight_0[l_3];
+                if((d_2.x) != 0)
                 {
-                    _S60 = f_4.x;
+                    _S63 = f_4.x;
                 }
                 else
                 {
-                    _S60 = 1.0 - f_4.x;
+                    _S63 = 1.0 - f_4.x;
                 }
-                float _S81 = _S80 * _S60;
-                if((d_1.y) != 0)
+                float _S87 = _S86 * _S63;
+                if((d_2.y) != 0)
                 {
-                    _S61 = f_4.y;
+                    _S64 = f_4.y;
                 }
                 else
                 {
-                    _S61 = 1.0 - f_4.y;
+                    _S64 = 1.0 - f_4.y;
                 }
-                _S60 = _S81 * _S61;
+                _S63 = _S87 * _S64;
             }
             else
             {
-                _S60 = 0.0;
+                _S63 = 0.0;
             }
-            w_2[q_0] = _S60;
-            q_0 = q_0 + 1;
+            w_2[q_2] = _S63;
+            q_2 = q_2 + 1;
         }
         j_2 = 0;
         for(;;)
@@ -970,8 +1195,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            vec4 vy_0 = ntcAcrossY4_0(stored_0[j_2], sy_4);
-            result_2[j_2] = result_2[j_2] + (w_2[0] * stored_0[j_2] + w_2[1] * ntcAcrossX4_0(stored_0[j_2], sx_4) + w_2[2] * vy_0 + w_2[3] * ntcAcrossX4_0(vy_0, sx_4));
+            vec4 vy_1 = ntcAcrossY4_0(stored_0[j_2], sy_2);
+            result_2[j_2] = result_2[j_2] + (w_2[0] * stored_0[j_2] + w_2[1] * ntcAcrossX4_0(stored_0[j_2], sx_2) + w_2[2] * vy_1 + w_2[3] * ntcAcrossX4_0(vy_1, sx_2));
             j_2 = j_2 + 1;
         }
         k_3 = k_3 + 1;
@@ -1017,38 +1242,38 @@ void main()
     s_3.wrap_0 = NtcSampleHarness_0.harnessMode_0.xy;
     s_3.frame_0 = uint(NtcSampleHarness_0.harnessMode_0.z);
     vec4  stored_1[4];
-    NtcSampler_0 _S82 = s_3;
-    vec2 _S83;
+    NtcSampler_0 _S88 = s_3;
+    vec2 _S89;
     if(hardware_0)
     {
-        _S83 = gx_0;
+        _S89 = gx_0;
     }
     else
     {
-        _S83 = NtcSampleHarness_0.harnessStep_0.xy;
+        _S89 = NtcSampleHarness_0.harnessStep_0.xy;
     }
-    vec2 _S84;
+    vec2 _S90;
     if(hardware_0)
     {
-        _S84 = gy_0;
+        _S90 = gy_0;
     }
     else
     {
-        _S84 = NtcSampleHarness_0.harnessStep_0.zw;
+        _S90 = NtcSampleHarness_0.harnessStep_0.zw;
     }
-    ntcSample_0(_S82, uv_8, _S83, _S84, uvec2(gl_FragCoord.xy), stored_1);
-    SampleTargets_0 t_6;
-    t_6.c0_0 = stored_1[0];
-    t_6.c1_0 = stored_1[1];
-    t_6.c2_0 = stored_1[2];
-    t_6.c3_0 = stored_1[3];
-    t_6.decodes_0 = vec4(float(ntcDecodes_0), 0.0, 0.0, 0.0);
-    SampleTargets_0 _S85 = t_6;
-    entryPointParam_fragmentMain_c0_0 = t_6.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S85.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S85.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S85.c3_0;
-    entryPointParam_fragmentMain_decodes_0 = _S85.decodes_0;
+    ntcSample_0(_S88, uv_8, _S89, _S90, uvec2(gl_FragCoord.xy), stored_1);
+    SampleTargets_0 t_7;
+    t_7.c0_0 = stored_1[0];
+    t_7.c1_0 = stored_1[1];
+    t_7.c2_0 = stored_1[2];
+    t_7.c3_0 = stored_1[3];
+    t_7.decodes_0 = vec4(float(ntcDecodes_0), 0.0, 0.0, 0.0);
+    SampleTargets_0 _S91 = t_7;
+    entryPointParam_fragmentMain_c0_0 = t_7.c0_0;
+    entryPointParam_fragmentMain_c1_0 = _S91.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S91.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S91.c3_0;
+    entryPointParam_fragmentMain_decodes_0 = _S91.decodes_0;
     return;
 }
 

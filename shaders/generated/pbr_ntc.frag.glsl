@@ -576,39 +576,63 @@ vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_6, ivec2 wrap_2)
     return (vec2(ivec2(_S44, _S45)) + 0.5) / vec2(size_6);
 }
 
-float ntcAcrossX_0(float v_2, float sx_0)
-{
-    return v_2 + sx_0 * dFdxFine(v_2);
-}
-
-float ntcAcrossY_0(float v_3, float sy_0)
-{
-    return v_3 + sy_0 * dFdyFine(v_3);
-}
-
-vec2 ntcQuadMinMax_0(float v_4, float sx_1, float sy_1)
-{
-    float _S46 = ntcAcrossX_0(v_4, sx_1);
-    float _S47 = min(v_4, _S46);
-    float _S48 = max(v_4, _S46);
-    return vec2(min(_S47, ntcAcrossY_0(_S47, sy_1)), max(_S48, ntcAcrossY_0(_S48, sy_1)));
-}
-
 struct NtcQuadPlan_0
 {
     bool shared_0;
     int levels_1;
+    ivec2   first_1[2][4];
     ivec2  origin_0[2];
     ivec2  extent_0[2];
-    int texels_0;
+    int  count_0[2];
 };
 
-NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_1[2], float sx_2, float sy_2)
+bool ntcPlanCovers_0(NtcQuadPlan_0 p_3, int level_3, ivec2 texel_1)
 {
-    vec2 m_0 = ntcQuadMinMax_0(float(mip0_0), sx_2, sy_2);
-    NtcQuadPlan_0 p_3;
-    p_3.levels_1 = int(ntcQuadMinMax_0(float(levels_2), sx_2, sy_2).y);
-    p_3.texels_0 = 0;
+    bool covered_0 = false;
+    int q_0 = 0;
+    for(;;)
+    {
+        if(q_0 < 4)
+        {
+        }
+        else
+        {
+            break;
+        }
+        ivec2 d_0 = texel_1 - p_3.first_1[level_3][q_0];
+        if(covered_0)
+        {
+            covered_0 = true;
+        }
+        else
+        {
+            bool _S46;
+            if((all(bvec2((greaterThanEqual(d_0,ivec2(0)))))))
+            {
+                _S46 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
+            }
+            else
+            {
+                _S46 = false;
+            }
+            covered_0 = _S46;
+        }
+        q_0 = q_0 + 1;
+    }
+    return covered_0;
+}
+
+NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lane_0, float sx_0, float sy_0)
+{
+    int mipLo_0;
+    int mipHi_0;
+    int q_1;
+    bool _S47;
+    vec3  _S48[2] = vec3[](vec3(vec2(first_2[0]), float(mip0_0)), vec3(vec2(first_2[1]), float(levels_2)));
+    NtcQuadPlan_0 p_4;
+    p_4.levels_1 = levels_2;
+    int mipLo_1 = mip0_0;
+    int mipHi_1 = mip0_0;
     int l_1 = 0;
     for(;;)
     {
@@ -619,60 +643,250 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_1[2], float s
         {
             break;
         }
-        vec2 bx_0 = ntcQuadMinMax_0(float(first_1[l_1].x), sx_2, sy_2);
-        vec2 by_0 = ntcQuadMinMax_0(float(first_1[l_1].y), sx_2, sy_2);
-        float _S49 = bx_0.x;
-        float _S50 = by_0.x;
-        p_3.origin_0[l_1] = ivec2(int(_S49), int(_S50));
-        p_3.extent_0[l_1] = ivec2(int(bx_0.y - _S49) + 2, int(by_0.y - _S50) + 2);
-        if(l_1 < (p_3.levels_1))
+        vec3 vy_0 = _S48[l_1] + sy_0 * dFdyFine(_S48[l_1]);
+        vec3  _S49[4] = vec3[](_S48[l_1], _S48[l_1] + sx_0 * dFdxFine(_S48[l_1]), vy_0, vy_0 + sx_0 * dFdxFine(vy_0));
+        mipLo_0 = mipLo_1;
+        mipHi_0 = mipHi_1;
+        q_1 = 0;
+        for(;;)
         {
-            p_3.texels_0 = p_3.texels_0 + p_3.extent_0[l_1].x * p_3.extent_0[l_1].y;
+            if(q_1 < 4)
+            {
+            }
+            else
+            {
+                break;
+            }
+            int _S50 = q_1;
+            p_4.first_1[l_1][lane_0 ^ q_1] = ivec2(_S49[q_1].xy);
+            if(l_1 == 0)
+            {
+                int _S51 = int(_S49[_S50].z);
+                int _S52 = max(mipHi_0, _S51);
+                mipLo_0 = min(mipLo_0, _S51);
+                mipHi_0 = _S52;
+            }
+            else
+            {
+                p_4.levels_1 = max(p_4.levels_1, int(_S49[_S50].z));
+            }
+            q_1 = q_1 + 1;
         }
-        l_1 = l_1 + 1;
+        int _S53 = l_1 + 1;
+        mipLo_1 = mipLo_0;
+        mipHi_1 = mipHi_0;
+        l_1 = _S53;
     }
-    bool _S51;
-    if((m_0.x) == (m_0.y))
+    l_1 = 0;
+    mipLo_0 = 0;
+    for(;;)
     {
-        _S51 = ((p_3.texels_0 + 3) / 4) < (4 * p_3.levels_1);
+        if(l_1 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        ivec2 lo_0 = p_4.first_1[l_1][0];
+        ivec2 hi_1 = p_4.first_1[l_1][0];
+        mipHi_0 = 1;
+        for(;;)
+        {
+            if(mipHi_0 < 4)
+            {
+            }
+            else
+            {
+                break;
+            }
+            ivec2 _S54 = min(lo_0, p_4.first_1[l_1][mipHi_0]);
+            ivec2 _S55 = max(hi_1, p_4.first_1[l_1][mipHi_0]);
+            int _S56 = mipHi_0 + 1;
+            lo_0 = _S54;
+            hi_1 = _S55;
+            mipHi_0 = _S56;
+        }
+        p_4.origin_0[l_1] = lo_0;
+        p_4.extent_0[l_1] = hi_1 - lo_0 + ivec2(2);
+        p_4.count_0[l_1] = 0;
+        if(l_1 < (p_4.levels_1))
+        {
+            _S47 = (all(bvec2((lessThanEqual(p_4.extent_0[l_1],ivec2(6))))));
+        }
+        else
+        {
+            _S47 = false;
+        }
+        if(_S47)
+        {
+            q_1 = 0;
+            for(;;)
+            {
+                if(q_1 < (p_4.extent_0[l_1].y))
+                {
+                }
+                else
+                {
+                    break;
+                }
+                int x_2 = 0;
+                for(;;)
+                {
+                    if(x_2 < (p_4.extent_0[l_1].x))
+                    {
+                    }
+                    else
+                    {
+                        break;
+                    }
+                    int _S57;
+                    if(ntcPlanCovers_0(p_4, l_1, lo_0 + ivec2(x_2, q_1)))
+                    {
+                        _S57 = 1;
+                    }
+                    else
+                    {
+                        _S57 = 0;
+                    }
+                    p_4.count_0[l_1] = p_4.count_0[l_1] + _S57;
+                    x_2 = x_2 + 1;
+                }
+                q_1 = q_1 + 1;
+            }
+        }
+        if(l_1 < (p_4.levels_1))
+        {
+            q_1 = p_4.count_0[l_1];
+        }
+        else
+        {
+            q_1 = 0;
+        }
+        int total_0 = mipLo_0 + q_1;
+        l_1 = l_1 + 1;
+        mipLo_0 = total_0;
+    }
+    if(mipLo_1 == mipHi_1)
+    {
+        _S47 = (all(bvec2((lessThanEqual(p_4.extent_0[0],ivec2(6))))));
     }
     else
     {
-        _S51 = false;
+        _S47 = false;
     }
-    p_3.shared_0 = _S51;
-    return p_3;
+    if(_S47)
+    {
+        if((p_4.levels_1) < 2)
+        {
+            _S47 = true;
+        }
+        else
+        {
+            _S47 = (all(bvec2((lessThanEqual(p_4.extent_0[1],ivec2(6))))));
+        }
+    }
+    else
+    {
+        _S47 = false;
+    }
+    if(_S47)
+    {
+        _S47 = ((mipLo_0 + 3) / 4) < (4 * p_4.levels_1);
+    }
+    else
+    {
+        _S47 = false;
+    }
+    p_4.shared_0 = _S47;
+    return p_4;
 }
 
 int ntcDecodes_0;
 
-void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_3, out ivec2 texel_1)
+void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel_2)
 {
-    int n0_0 = p_4.extent_0[0].x * p_4.extent_0[0].y;
-    int _S52;
-    if(j_0 < n0_0)
+    level_4 = -1;
+    texel_2 = ivec2(0);
+    int l_2 = 0;
+    int seen_0 = 0;
+    for(;;)
     {
-        _S52 = 0;
+        if(l_2 < (p_5.levels_1))
+        {
+        }
+        else
+        {
+            break;
+        }
+        bool _S58;
+        if(level_4 < 0)
+        {
+            _S58 = j_0 < (seen_0 + p_5.count_0[l_2]);
+        }
+        else
+        {
+            _S58 = false;
+        }
+        int seen_1;
+        if(_S58)
+        {
+            int y_1 = 0;
+            int seen_2 = seen_0;
+            for(;;)
+            {
+                int _S59 = l_2;
+                if(y_1 < (p_5.extent_0[l_2].y))
+                {
+                }
+                else
+                {
+                    break;
+                }
+                int x_3 = 0;
+                seen_1 = seen_2;
+                for(;;)
+                {
+                    if(x_3 < (p_5.extent_0[_S59].x))
+                    {
+                    }
+                    else
+                    {
+                        break;
+                    }
+                    ivec2 t_5 = p_5.origin_0[l_2] + ivec2(x_3, y_1);
+                    bool _S60;
+                    if(level_4 < 0)
+                    {
+                        _S60 = ntcPlanCovers_0(p_5, l_2, t_5);
+                    }
+                    else
+                    {
+                        _S60 = false;
+                    }
+                    if(_S60)
+                    {
+                        if(seen_1 == j_0)
+                        {
+                            level_4 = l_2;
+                            texel_2 = t_5;
+                        }
+                        seen_1 = seen_1 + 1;
+                    }
+                    x_3 = x_3 + 1;
+                }
+                y_1 = y_1 + 1;
+                seen_2 = seen_1;
+            }
+            seen_1 = seen_2;
+        }
+        else
+        {
+            seen_1 = seen_0 + p_5.count_0[l_2];
+        }
+        l_2 = l_2 + 1;
+        seen_0 = seen_1;
     }
-    else
-    {
-        _S52 = 1;
-    }
-    level_3 = _S52;
-    if(_S52 == 0)
-    {
-        _S52 = 0;
-    }
-    else
-    {
-        _S52 = n0_0;
-    }
-    int local_0 = j_0 - _S52;
-    int _S53 = level_3;
-    int _S54 = p_4.extent_0[level_3].x;
-    int _S55 = local_0 % _S54;
-    int _S56 = local_0 / _S54;
-    texel_1 = p_4.origin_0[_S53] + ivec2(_S55, _S56);
     return;
 }
 
@@ -682,14 +896,14 @@ void ntcDecode_0(int mip_2, vec2 uv_7, vec2 peGrid_2, out vec4  result_1[4])
     return;
 }
 
-vec4 ntcAcrossX4_0(vec4 v_5, float sx_3)
+vec4 ntcAcrossX4_0(vec4 v_2, float sx_1)
 {
-    return v_5 + sx_3 * dFdxFine(v_5);
+    return v_2 + sx_1 * dFdxFine(v_2);
 }
 
-vec4 ntcAcrossY4_0(vec4 v_6, float sy_3)
+vec4 ntcAcrossY4_0(vec4 v_3, float sy_1)
 {
-    return v_6 + sy_3 * dFdyFine(v_6);
+    return v_3 + sy_1 * dFdyFine(v_3);
 }
 
 void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
@@ -698,66 +912,66 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
-    const vec2 _S57 = vec2(0.0);
-    const ivec2 _S58 = ivec2(0);
-    ivec2  first_2[2];
-    first_2[0] = _S58;
-    first_2[1] = _S58;
+    const vec2 _S61 = vec2(0.0);
+    const ivec2 _S62 = ivec2(0);
+    ivec2  first_3[2];
+    first_3[0] = _S62;
+    first_3[1] = _S62;
     vec2  frac_0[2];
-    frac_0[0] = _S57;
-    frac_0[1] = _S57;
+    frac_0[0] = _S61;
+    frac_0[1] = _S61;
     float  levelWeight_0[2];
     levelWeight_0[0] = 1.0;
     levelWeight_0[1] = 0.0;
-    uint _S59 = (pixel_0.x) & 1U;
-    float sx_4;
-    if(_S59 == 0U)
+    uint _S63 = (pixel_0.x) & 1U;
+    float sx_2;
+    if(_S63 == 0U)
     {
-        sx_4 = 1.0;
+        sx_2 = 1.0;
     }
     else
     {
-        sx_4 = -1.0;
+        sx_2 = -1.0;
     }
-    uint _S60 = (pixel_0.y) & 1U;
-    float sy_4;
-    if(_S60 == 0U)
+    uint _S64 = (pixel_0.y) & 1U;
+    float sy_2;
+    if(_S64 == 0U)
     {
-        sy_4 = 1.0;
+        sy_2 = 1.0;
     }
     else
     {
-        sy_4 = -1.0;
+        sy_2 = -1.0;
     }
-    int _S61 = int(_S59) + 2 * int(_S60);
+    int lane_1 = int(_S63) + 2 * int(_S64);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
-    float _S62;
-    float _S63;
+    float _S65;
+    float _S66;
     int taps_0;
     int mip0_1;
     int j_1;
     vec2 peGrid_3;
     if((s_2.filter_0) == 0)
     {
-        int _S64 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S64;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S64);
+        int _S67 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S67;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S67);
         tapUv_0[0] = ntcWrapUv_0(uv_8, size_7, s_2.wrap_0);
-        vec2 _S65 = vec2(size_7);
+        vec2 _S68 = vec2(size_7);
         taps_0 = 1;
         mip0_1 = 0;
-        peGrid_3 = _S65;
+        peGrid_3 = _S68;
     }
     else
     {
         int mip0_2 = int(floor(lambda_0));
-        float t_5 = lambda_0 - float(mip0_2);
+        float t_6 = lambda_0 - float(mip0_2);
         if((s_2.filter_0) == 1)
         {
             vec3 r_0 = vec3((ntcPcg3d_0(uvec3(pixel_0, s_2.frame_0))) >> 8U) * 5.9604644775390625e-08;
-            if((r_0.x) < t_5)
+            if((r_0.x) < t_6)
             {
                 taps_0 = mip0_2 + 1;
             }
@@ -769,7 +983,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             ivec2 firstTexel_0;
             vec2 f_3;
             ntcFootprint_0(uv_8, size_8, firstTexel_0, f_3);
-            ivec2 _S66 = firstTexel_0;
+            ivec2 _S69 = firstTexel_0;
             if((r_0.y) < (f_3.x))
             {
                 mip0_1 = 1;
@@ -786,15 +1000,15 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 j_1 = 0;
             }
-            ivec2 texel_2 = _S66 + ivec2(mip0_1, j_1);
+            ivec2 texel_3 = _S69 + ivec2(mip0_1, j_1);
             tapMip_0[0] = taps_0;
-            vec2 _S67 = ntcTexelUv_0(texel_2, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S67;
+            vec2 _S70 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S70;
             taps_0 = 1;
         }
         else
         {
-            if(t_5 > 0.0)
+            if(t_6 > 0.0)
             {
                 taps_0 = 2;
             }
@@ -812,21 +1026,21 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                ntcFootprint_0(uv_8, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_2[mip0_1], frac_0[mip0_1]);
+                ntcFootprint_0(uv_8, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
-                    _S62 = 1.0 - t_5;
+                    _S65 = 1.0 - t_6;
                 }
                 else
                 {
-                    _S62 = t_5;
+                    _S65 = t_6;
                 }
-                levelWeight_0[mip0_1] = _S62;
+                levelWeight_0[mip0_1] = _S65;
                 mip0_1 = mip0_1 + 1;
             }
             if((s_2.filter_0) == 3)
             {
-                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_2, sx_4, sy_4);
+                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_2, sy_2);
             }
             mip0_1 = 0;
             for(;;)
@@ -839,8 +1053,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_3 = mip0_2 + mip0_1;
-                ivec2 _S68 = ntcMipSize_0(s_2.size_2, mip_3);
-                vec2 _S69 = frac_0[mip0_1];
+                ivec2 _S71 = ntcMipSize_0(s_2.size_2, mip_3);
+                vec2 _S72 = frac_0[mip0_1];
                 j_1 = 0;
                 for(;;)
                 {
@@ -851,39 +1065,48 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     {
                         break;
                     }
-                    int _S70 = j_1 & 1;
-                    int _S71 = j_1 >> 1;
-                    ivec2 d_0 = ivec2(_S70, _S71);
+                    int _S73 = j_1 & 1;
+                    int _S74 = j_1 >> 1;
+                    ivec2 d_1 = ivec2(_S73, _S74);
                     int k_2 = 4 * mip0_1 + j_1;
                     tapMip_0[k_2] = mip_3;
-                    vec2 _S72 = ntcTexelUv_0(first_2[mip0_1] + d_0, _S68, s_2.wrap_0);
-                    tapUv_0[k_2] = _S72;
-                    float _S73 = levelWeight_0[mip0_1];
-                    if(_S70 != 0)
+                    vec2 _S75 = ntcTexelUv_0(first_3[mip0_1] + d_1, _S71, s_2.wrap_0);
+                    tapUv_0[k_2] = _S75;
+                    float _S76 = levelWeight_0[mip0_1];
+                    if(_S73 != 0)
                     {
-                        _S62 = _S69.x;
+                        _S65 = _S72.x;
                     }
                     else
                     {
-                        _S62 = 1.0 - _S69.x;
+                        _S65 = 1.0 - _S72.x;
                     }
-                    float _S74 = _S73 * _S62;
-                    if(_S71 != 0)
+                    float _S77 = _S76 * _S65;
+                    if(_S74 != 0)
                     {
-                        _S63 = _S69.y;
+                        _S66 = _S72.y;
                     }
                     else
                     {
-                        _S63 = 1.0 - _S69.y;
+                        _S66 = 1.0 - _S72.y;
                     }
-                    tapWeight_0[k_2] = _S74 * _S63;
+                    tapWeight_0[k_2] = _S77 * _S66;
                     j_1 = j_1 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
             }
             if(plan_0.shared_0)
             {
-                taps_0 = (plan_0.texels_0 + 3) / 4;
+                int _S78 = plan_0.count_0[0];
+                if((plan_0.levels_1) > 1)
+                {
+                    taps_0 = plan_0.count_0[1];
+                }
+                else
+                {
+                    taps_0 = 0;
+                }
+                taps_0 = (_S78 + taps_0 + 3) / 4;
             }
             else
             {
@@ -891,7 +1114,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
         }
         mip0_1 = mip0_2;
-        peGrid_3 = _S57;
+        peGrid_3 = _S61;
     }
     j_1 = 0;
     for(;;)
@@ -917,30 +1140,29 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         {
             break;
         }
-        int level_4 = 0;
-        ivec2 texel_3 = _S58;
-        int _S75 = min(k_3, 7);
-        int _S76 = tapMip_0[_S75];
-        vec2 _S77 = tapUv_0[_S75];
+        int level_5 = 0;
+        ivec2 texel_4 = _S62;
+        int _S79 = min(k_3, 7);
+        int _S80 = tapMip_0[_S79];
+        vec2 _S81 = tapUv_0[_S79];
         int mip_4;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
-            int _S78 = 4 * k_3 + _S61;
-            bool _S79 = _S78 < (plan_0.texels_0);
-            ntcPlanTexel_0(plan_0, _S78, level_4, texel_3);
-            int mip_5 = mip0_1 + level_4;
-            vec2 _S80 = ntcTexelUv_0(texel_3, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
-            decode_0 = _S79;
+            ntcPlanTexel_0(plan_0, 4 * k_3 + lane_1, level_5, texel_4);
+            bool _S82 = level_5 >= 0;
+            int mip_5 = mip0_1 + max(level_5, 0);
+            vec2 _S83 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
+            decode_0 = _S82;
             mip_4 = mip_5;
-            tuv_0 = _S80;
+            tuv_0 = _S83;
         }
         else
         {
             decode_0 = true;
-            mip_4 = _S76;
-            tuv_0 = _S77;
+            mip_4 = _S80;
+            tuv_0 = _S81;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -980,67 +1202,70 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             k_3 = k_3 + 1;
             continue;
         }
+        vec3 id_0 = vec3(vec2(texel_4), float(level_5));
+        vec3 idy_0 = id_0 + sy_2 * dFdyFine(id_0);
+        vec3  _S84[4] = vec3[](id_0, id_0 + sx_2 * dFdxFine(id_0), idy_0, idy_0 + sx_2 * dFdxFine(idy_0));
         float  w_2[4];
-        int q_0 = 0;
+        int q_2 = 0;
         for(;;)
         {
-            if(q_0 < 4)
+            if(q_2 < 4)
             {
             }
             else
             {
                 break;
             }
-            int other_0 = 4 * k_3 + (_S61 ^ q_0);
-            ntcPlanTexel_0(plan_0, other_0, level_4, texel_3);
-            ivec2 d_1 = texel_3 - first_2[level_4];
-            bool _S81;
-            if(other_0 < (plan_0.texels_0))
+            int l_3 = int(_S84[q_2].z);
+            int _S85 = max(l_3, 0);
+            ivec2 d_2 = ivec2(_S84[q_2].xy) - first_3[_S85];
+            vec2 f_4 = frac_0[_S85];
+            bool _S86;
+            if(l_3 >= 0)
             {
-                _S81 = (all(bvec2((greaterThanEqual(d_1,_S58)))));
+                _S86 = (all(bvec2((greaterThanEqual(d_2,_S62)))));
             }
             else
             {
-                _S81 = false;
+                _S86 = false;
             }
-            bool inside_0;
-            if(_S81)
+            bool _S87;
+            if(_S86)
             {
-                inside_0 = (all(bvec2((lessThanEqual(d_1,ivec2(1))))));
+                _S87 = (all(bvec2((lessThanEqual(d_2,ivec2(1))))));
             }
             else
             {
-                inside_0 = false;
+                _S87 = false;
             }
-            vec2 f_4 = frac_0[level_4];
-            if(inside_0)
+            if(_S87)
             {
-                float _S82 = levelWeight_0[level_4];
-                if((d_1.x) != 0)
+                float _S88 = levelWeight_0[l_3];
+                if((d_2.x) != 0)
                 {
-                    _S62 = f_4.x;
+                    _S65 = f_4.x;
                 }
                 else
                 {
-                    _S62 = 1.0 - f_4.x;
+                    _S65 = 1.0 - f_4.x;
                 }
-                float _S83 = _S82 * _S62;
-                if((d_1.y) != 0)
+                float _S89 = _S88 * _S65;
+                if((d_2.y) != 0)
                 {
-                    _S63 = f_4.y;
+                    _S66 = f_4.y;
                 }
                 else
                 {
-                    _S63 = 1.0 - f_4.y;
+                    _S66 = 1.0 - f_4.y;
                 }
-                _S62 = _S83 * _S63;
+                _S65 = _S89 * _S66;
             }
             else
             {
-                _S62 = 0.0;
+                _S65 = 0.0;
             }
-            w_2[q_0] = _S62;
-            q_0 = q_0 + 1;
+            w_2[q_2] = _S65;
+            q_2 = q_2 + 1;
         }
         j_2 = 0;
         for(;;)
@@ -1052,8 +1277,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            vec4 vy_0 = ntcAcrossY4_0(stored_0[j_2], sy_4);
-            result_2[j_2] = result_2[j_2] + (w_2[0] * stored_0[j_2] + w_2[1] * ntcAcrossX4_0(stored_0[j_2], sx_4) + w_2[2] * vy_0 + w_2[3] * ntcAcrossX4_0(vy_0, sx_4));
+            vec4 vy_1 = ntcAcrossY4_0(stored_0[j_2], sy_2);
+            result_2[j_2] = result_2[j_2] + (w_2[0] * stored_0[j_2] + w_2[1] * ntcAcrossX4_0(stored_0[j_2], sx_2) + w_2[2] * vy_1 + w_2[3] * ntcAcrossX4_0(vy_1, sx_2));
             j_2 = j_2 + 1;
         }
         k_3 = k_3 + 1;
@@ -1063,7 +1288,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
 
 vec4 ntcRemap_0(int tex_0, vec4  stored_1[4])
 {
-    vec4 texel_4 = vec4(0.0);
+    vec4 texel_5 = vec4(0.0);
     int c_0 = 0;
     for(;;)
     {
@@ -1076,35 +1301,35 @@ vec4 ntcRemap_0(int tex_0, vec4  stored_1[4])
         }
         int kind_0 = NtcRemap_0.ntcRemapKind_0[tex_0][c_0];
         int index_0 = NtcRemap_0.ntcRemapIndex_0[tex_0][c_0];
-        float v_7;
+        float v_4;
         if((NtcRemap_0.ntcRemapKind_0[tex_0][c_0]) == 0)
         {
-            v_7 = clamp(stored_1[index_0 >> 2][index_0 & 3], 0.0, 1.0);
+            v_4 = clamp(stored_1[index_0 >> 2][index_0 & 3], 0.0, 1.0);
         }
         else
         {
             if(kind_0 == 1)
             {
-                v_7 = NtcRemap_0.ntcRemapValue_0[tex_0][c_0];
+                v_4 = NtcRemap_0.ntcRemapValue_0[tex_0][c_0];
             }
             else
             {
                 if(kind_0 == 2)
                 {
-                    v_7 = texel_4[index_0];
+                    v_4 = texel_5[index_0];
                 }
                 else
                 {
-                    float x_2 = texel_4.x * 2.0 - 1.0;
-                    float y_1 = texel_4.y * 2.0 - 1.0;
-                    v_7 = sqrt(max(0.0, 1.0 - x_2 * x_2 - y_1 * y_1)) * 0.5 + 0.5;
+                    float x_4 = texel_5.x * 2.0 - 1.0;
+                    float y_2 = texel_5.y * 2.0 - 1.0;
+                    v_4 = sqrt(max(0.0, 1.0 - x_4 * x_4 - y_2 * y_2)) * 0.5 + 0.5;
                 }
             }
         }
-        texel_4[c_0] = v_7;
+        texel_5[c_0] = v_4;
         c_0 = c_0 + 1;
     }
-    return texel_4;
+    return texel_5;
 }
 
 vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
@@ -1118,69 +1343,69 @@ vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
     {
         tex_1 = PbrDraw_0.drawSlotTex1_0[slot_1 - 4];
     }
-    vec4 _S84;
+    vec4 _S90;
     if(tex_1 >= 0)
     {
-        _S84 = ntcRemap_0(tex_1, stored_2);
+        _S90 = ntcRemap_0(tex_1, stored_2);
     }
     else
     {
-        _S84 = vec4(1.0);
+        _S90 = vec4(1.0);
     }
-    return _S84;
+    return _S90;
 }
 
 int pbrSlotFlags_0(int slot_2)
 {
-    int _S85;
+    int _S91;
     if(slot_2 < 4)
     {
-        _S85 = PbrDraw_0.drawSlotFlags0_0[slot_2];
+        _S91 = PbrDraw_0.drawSlotFlags0_0[slot_2];
     }
     else
     {
-        _S85 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
+        _S91 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
     }
-    return _S85;
+    return _S91;
 }
 
 vec3 pbrSrgbToLinear_0(vec3 c_1)
 {
-    vec3 lo_0 = c_1 / 12.92000007629394531;
-    vec3 hi_1 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
-    float _S86;
+    vec3 lo_1 = c_1 / 12.92000007629394531;
+    vec3 hi_2 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
+    float _S92;
     if((c_1.x) <= 0.04044999927282333)
     {
-        _S86 = lo_0.x;
+        _S92 = lo_1.x;
     }
     else
     {
-        _S86 = hi_1.x;
+        _S92 = hi_2.x;
     }
-    float _S87;
+    float _S93;
     if((c_1.y) <= 0.04044999927282333)
     {
-        _S87 = lo_0.y;
+        _S93 = lo_1.y;
     }
     else
     {
-        _S87 = hi_1.y;
+        _S93 = hi_2.y;
     }
-    float _S88;
+    float _S94;
     if((c_1.z) <= 0.04044999927282333)
     {
-        _S88 = lo_0.z;
+        _S94 = lo_1.z;
     }
     else
     {
-        _S88 = hi_1.z;
+        _S94 = hi_2.z;
     }
-    return vec3(_S86, _S87, _S88);
+    return vec3(_S92, _S93, _S94);
 }
 
-vec4 pbrSlotValue_0(int slot_3, vec4 texel_5)
+vec4 pbrSlotValue_0(int slot_3, vec4 texel_6)
 {
-    vec4 _S89 = texel_5;
+    vec4 _S95 = texel_6;
     int flags_0 = pbrSlotFlags_0(slot_3);
     if((flags_0 & 1) == 0)
     {
@@ -1188,9 +1413,9 @@ vec4 pbrSlotValue_0(int slot_3, vec4 texel_5)
     }
     if((flags_0 & 2) != 0)
     {
-        _S89.xyz = pbrSrgbToLinear_0(_S89.xyz);
+        _S95.xyz = pbrSrgbToLinear_0(_S95.xyz);
     }
-    return _S89;
+    return _S95;
 }
 
 vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
@@ -1201,34 +1426,34 @@ vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
 float pbrDistributionGgx_0(float nDotH_0, float alpha_0)
 {
     float a2_0 = alpha_0 * alpha_0;
-    float d_2 = nDotH_0 * nDotH_0 * (a2_0 - 1.0) + 1.0;
-    return a2_0 / (3.14159274101257324 * d_2 * d_2);
+    float d_3 = nDotH_0 * nDotH_0 * (a2_0 - 1.0) + 1.0;
+    return a2_0 / (3.14159274101257324 * d_3 * d_3);
 }
 
 float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
-    float _S90 = 1.0 - a2_1;
-    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S90 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S90 + a2_1);
-    float _S91;
+    float _S96 = 1.0 - a2_1;
+    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S96 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S96 + a2_1);
+    float _S97;
     if(s_3 > 0.0)
     {
-        _S91 = 0.5 / s_3;
+        _S97 = 0.5 / s_3;
     }
     else
     {
-        _S91 = 0.0;
+        _S97 = 0.0;
     }
-    return _S91;
+    return _S97;
 }
 
-vec3 pbrEnvironmentAt_0(float y_2, float row_0)
+vec3 pbrEnvironmentAt_0(float y_3, float row_0)
 {
     uint w_3;
     uint h_1;
     uint levels_3;
     ((w_3) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_1) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_3) = textureQueryLevels((pbrEnvironment_0)));
-    return (textureLod((pbrEnvironment_0), (vec2(((clamp(y_2, -1.0, 1.0) * 0.5 + 0.5) * float(w_3 - 1U) + 0.5) / float(w_3), (row_0 + 0.5) / float(h_1))), (0.0))).xyz;
+    return (textureLod((pbrEnvironment_0), (vec2(((clamp(y_3, -1.0, 1.0) * 0.5 + 0.5) * float(w_3 - 1U) + 0.5) / float(w_3), (row_0 + 0.5) / float(h_1))), (0.0))).xyz;
 }
 
 vec3 pbrPrefiltered_0(vec3 r_1, float perceptualRoughness_0)
@@ -1243,8 +1468,8 @@ vec3 pbrPrefiltered_0(vec3 r_1, float perceptualRoughness_0)
 vec3 pbrEnvBrdf_0(vec3 f0_1, float perceptualRoughness_1, float nDotV_1)
 {
     vec4 r_2 = perceptualRoughness_1 * vec4(-1.0, -0.02749999985098839, -0.57200002670288086, 0.02199999988079071) + vec4(1.0, 0.04250000044703484, 1.03999996185302734, -0.03999999910593033);
-    float _S92 = r_2.x;
-    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S92 * _S92, (exp2((-9.27999973297119141 * nDotV_1)))) * _S92 + r_2.y) + r_2.zw;
+    float _S98 = r_2.x;
+    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S98 * _S98, (exp2((-9.27999973297119141 * nDotV_1)))) * _S98 + r_2.y) + r_2.zw;
     return f0_1 * ab_0.x + ab_0.y;
 }
 
@@ -1257,44 +1482,44 @@ vec3 pbrIrradiance_0(vec3 n_2)
     return pbrEnvironmentAt_0(n_2.y, float(h_3 - 1U)) * PbrFrame_0.frameLight_0.w;
 }
 
-vec3 pbrAces_0(vec3 x_3)
+vec3 pbrAces_0(vec3 x_5)
 {
-    return clamp(x_3 * (2.50999999046325684 * x_3 + 0.02999999932944775) / (x_3 * (2.43000006675720215 * x_3 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
+    return clamp(x_5 * (2.50999999046325684 * x_5 + 0.02999999932944775) / (x_5 * (2.43000006675720215 * x_5 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
 }
 
 vec3 pbrLinearToSrgb_0(vec3 c_2)
 {
-    vec3 _S93 = clamp(c_2, vec3(0.0), vec3(1.0));
-    vec3 lo_1 = _S93 * 12.92000007629394531;
-    vec3 hi_2 = 1.0549999475479126 * pow(_S93, vec3(0.4166666567325592)) - 0.05499999970197678;
-    float _S94;
-    if((_S93.x) <= 0.00313080009073019)
+    vec3 _S99 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 lo_2 = _S99 * 12.92000007629394531;
+    vec3 hi_3 = 1.0549999475479126 * pow(_S99, vec3(0.4166666567325592)) - 0.05499999970197678;
+    float _S100;
+    if((_S99.x) <= 0.00313080009073019)
     {
-        _S94 = lo_1.x;
+        _S100 = lo_2.x;
     }
     else
     {
-        _S94 = hi_2.x;
+        _S100 = hi_3.x;
     }
-    float _S95;
-    if((_S93.y) <= 0.00313080009073019)
+    float _S101;
+    if((_S99.y) <= 0.00313080009073019)
     {
-        _S95 = lo_1.y;
+        _S101 = lo_2.y;
     }
     else
     {
-        _S95 = hi_2.y;
+        _S101 = hi_3.y;
     }
-    float _S96;
-    if((_S93.z) <= 0.00313080009073019)
+    float _S102;
+    if((_S99.z) <= 0.00313080009073019)
     {
-        _S96 = lo_1.z;
+        _S102 = lo_2.z;
     }
     else
     {
-        _S96 = hi_2.z;
+        _S102 = hi_3.z;
     }
-    return vec3(_S94, _S95, _S96);
+    return vec3(_S100, _S101, _S102);
 }
 
 struct PbrTexels_0
@@ -1306,27 +1531,27 @@ struct PbrTexels_0
     vec4 emissive_0;
 };
 
-vec4 pbrShade_0(PbrVertexOut_0 v_8, bool front_0, PbrTexels_0 texels_1)
+vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
 {
-    vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_1.baseColor_0) * v_8.colour_0;
+    vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_5.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
-    bool _S97;
+    bool _S103;
     if(alphaMode_0 == 1)
     {
-        _S97 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
+        _S103 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
     }
     else
     {
-        _S97 = false;
+        _S103 = false;
     }
-    if(_S97)
+    if(_S103)
     {
         discard;
     }
-    vec3 n_3 = normalize(v_8.normal_0);
-    vec3 t_6 = v_8.tangent_0.xyz;
+    vec3 n_3 = normalize(v_5.normal_0);
+    vec3 t_7 = v_5.tangent_0.xyz;
     float handedness_0;
-    if((v_8.tangent_0.w) < 0.0)
+    if((v_5.tangent_0.w) < 0.0)
     {
         handedness_0 = -1.0;
     }
@@ -1334,27 +1559,27 @@ vec4 pbrShade_0(PbrVertexOut_0 v_8, bool front_0, PbrTexels_0 texels_1)
     {
         handedness_0 = 1.0;
     }
-    int _S98 = pbrSlotFlags_0(1);
-    if((_S98 & 1) != 0)
+    int _S104 = pbrSlotFlags_0(1);
+    if((_S104 & 1) != 0)
     {
-        _S97 = (dot(t_6, t_6)) > 9.999999960041972e-13;
+        _S103 = (dot(t_7, t_7)) > 9.999999960041972e-13;
     }
     else
     {
-        _S97 = false;
+        _S103 = false;
     }
     vec3 n_4;
-    if(_S97)
+    if(_S103)
     {
-        vec3 t_7 = normalize(t_6 - n_3 * dot(n_3, t_6));
-        vec3 b_0 = cross(n_3, t_7) * handedness_0;
-        vec3 tn_0 = texels_1.normal_1.xyz * 2.0 - 1.0;
-        if((_S98 & 4) != 0)
+        vec3 t_8 = normalize(t_7 - n_3 * dot(n_3, t_7));
+        vec3 b_0 = cross(n_3, t_8) * handedness_0;
+        vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
+        if((_S104 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
         tn_0.xy = tn_0.xy * PbrDraw_0.drawParams_0.z;
-        vec3 mapped_0 = t_7 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
+        vec3 mapped_0 = t_8 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
         if((dot(mapped_0, mapped_0)) > 9.999999960041972e-13)
         {
             n_4 = normalize(mapped_0);
@@ -1370,30 +1595,30 @@ vec4 pbrShade_0(PbrVertexOut_0 v_8, bool front_0, PbrTexels_0 texels_1)
     }
     if(!front_0)
     {
-        _S97 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
+        _S103 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
     }
     else
     {
-        _S97 = false;
+        _S103 = false;
     }
-    if(_S97)
+    if(_S103)
     {
         n_4 = - n_4;
     }
-    vec4 mr_0 = pbrSlotValue_0(2, texels_1.metallicRoughness_0);
+    vec4 mr_0 = pbrSlotValue_0(2, texels_0.metallicRoughness_0);
     float metallic_0 = clamp(PbrDraw_0.drawParams_0.x * mr_0.z, 0.0, 1.0);
     float perceptual_0 = clamp(PbrDraw_0.drawParams_0.y * mr_0.y, 0.02999999932944775, 1.0);
     float alpha_2 = perceptual_0 * perceptual_0;
-    vec3 _S99 = baseColor_1.xyz;
-    vec3 f0_2 = mix(vec3(0.03999999910593033), _S99, vec3(metallic_0));
-    vec3 diffuseColor_0 = _S99 * (1.0 - metallic_0);
-    vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_8.worldPos_0);
-    float _S100 = max(dot(n_4, view_0), 0.00009999999747379);
-    vec3 l_2 = PbrFrame_0.frameLightDir_0.xyz;
-    vec3 h_4 = normalize(l_2 + view_0);
-    float nDotL_1 = clamp(dot(n_4, l_2), 0.0, 1.0);
+    vec3 _S105 = baseColor_1.xyz;
+    vec3 f0_2 = mix(vec3(0.03999999910593033), _S105, vec3(metallic_0));
+    vec3 diffuseColor_0 = _S105 * (1.0 - metallic_0);
+    vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_5.worldPos_0);
+    float _S106 = max(dot(n_4, view_0), 0.00009999999747379);
+    vec3 l_4 = PbrFrame_0.frameLightDir_0.xyz;
+    vec3 h_4 = normalize(l_4 + view_0);
+    float nDotL_1 = clamp(dot(n_4, l_4), 0.0, 1.0);
     vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
-    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S100, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S100)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_1.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_1.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
+    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S106, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S106)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;
@@ -1429,8 +1654,8 @@ in vec4 v_colour_0;
 void main()
 {
     ntcDecodes_0 = 0;
-    PbrVertexOut_0 _S101 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_9 = pbrSlotUv_0(5, _S101);
+    PbrVertexOut_0 _S107 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec2 uv_9 = pbrSlotUv_0(5, _S107);
     vec2 gx_0 = dFdx(uv_9);
     vec2 gy_0 = dFdy(uv_9);
     NtcSampler_0 s_4;
@@ -1441,15 +1666,15 @@ void main()
     s_4.frame_0 = uint(PbrFrame_0.frameNtc_0.y);
     vec4  stored_3[4];
     ntcSample_0(s_4, uv_9, gx_0, gy_0, uvec2(gl_FragCoord.xy), stored_3);
-    PbrTexels_0 t_8;
-    t_8.baseColor_0 = pbrNtcSlot_0(0, stored_3);
-    t_8.normal_1 = pbrNtcSlot_0(1, stored_3);
-    t_8.metallicRoughness_0 = pbrNtcSlot_0(2, stored_3);
-    t_8.occlusion_0 = pbrNtcSlot_0(3, stored_3);
-    t_8.emissive_0 = pbrNtcSlot_0(4, stored_3);
-    PbrVertexOut_0 _S102 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S103 = pbrShade_0(_S102, gl_FrontFacing, t_8);
-    entryPointParam_fragmentMain_0 = _S103;
+    PbrTexels_0 t_9;
+    t_9.baseColor_0 = pbrNtcSlot_0(0, stored_3);
+    t_9.normal_1 = pbrNtcSlot_0(1, stored_3);
+    t_9.metallicRoughness_0 = pbrNtcSlot_0(2, stored_3);
+    t_9.occlusion_0 = pbrNtcSlot_0(3, stored_3);
+    t_9.emissive_0 = pbrNtcSlot_0(4, stored_3);
+    PbrVertexOut_0 _S108 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec4 _S109 = pbrShade_0(_S108, gl_FrontFacing, t_9);
+    entryPointParam_fragmentMain_0 = _S109;
     return;
 }
 
