@@ -1,6 +1,6 @@
 """Every figure that needs a GPU, in one call: one markdown report.
 
-    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,transcode,training] [--quick]
+    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,quad,transcode,training] [--quick]
 
 Parts (each timed and reported even when it fails or has nothing to run on):
   env       the GPU (nvidia-smi), torch and CUDA, the OpenGL renderer EGL gives
@@ -9,6 +9,8 @@ Parts (each timed and reported even when it fails or has nothing to run on):
             filter at 1920x1080, absolute ms by GL timer queries
   viewer    bench.viewer on the shipped default scene (assets/WaterBottle_ntc: its .ntc ships, so
             nothing trains) at 1920x1080: frame time and VRAM of every mode and filter
+  quad      bench.quad_filter on the EGL context: the quad filter's decodes and rounds a quad against
+            per-pixel trilinear by zoom, frame times on the GPU (1024x1024 harness images)
   transcode bench.transcode on the EGL context: the GPU BCn encoder against bc7enc on the shipped
             assets/WaterBottle textures, and decode + transcode of the shipped .ntc on load
   training  CUDA training of the shipped assets/WaterBottle set: ms a step of the reference step at
@@ -16,7 +18,7 @@ Parts (each timed and reported even when it fails or has nothing to run on):
 
 Everything it needs travels with the repository (the default scene and set ship in assets/), so
 it runs on a machine that has only this checkout. Writes DIR/gpu.md and DIR/gpu.json (default
-bench/results/gpu/), and the decode, viewer and transcode benches' own reports beside them.
+bench/results/gpu/), and the decode, viewer, quad and transcode benches' own reports beside them.
 On a machine without CUDA or with a software GL renderer the parts say so in the report rather
 than fail. See bench/README.md for preparing a GPU machine (bench/gpu_prepare.sh).
 """
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "gpu"
 SCENE = ROOT / "assets" / "WaterBottle_ntc" / "PF_WaterBottle_MR.gltf"
 TEXTURE_SET = ROOT / "assets" / "WaterBottle"
-PARTS = ("env", "tests", "decode", "viewer", "transcode", "training")
+PARTS = ("env", "tests", "decode", "viewer", "quad", "transcode", "training")
 NTC_FILE = ROOT / "assets" / "WaterBottle_ntc" / "M_WaterBottle_MR.ntc"
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast")
 
@@ -97,6 +99,13 @@ def part_viewer(work: Path, quick: bool) -> dict:
               "--frames", "3" if quick else "20", "--cache-dir", str(work / "cache"),
               "--out", str(work / "viewer"), "--no-progress"], 900)
     r["report"] = work / "viewer" / "viewer.md"
+    return r
+
+
+def part_quad(work: Path, quick: bool) -> dict:
+    r = _run([sys.executable, "-m", "bench.quad_filter", "--size", "64" if quick else "1024",
+              "--out", str(work / "quad")], 900)
+    r["report"] = work / "quad" / "quad_filter.md"
     return r
 
 
@@ -200,6 +209,7 @@ def main(argv=None) -> int:
                 r = {"env": part_env, "tests": lambda: part_tests(a.quick),
                      "decode": lambda: part_decode(work, a.quick),
                      "viewer": lambda: part_viewer(work, a.quick),
+                     "quad": lambda: part_quad(work, a.quick),
                      "transcode": lambda: part_transcode(work, a.quick),
                      "training": lambda: part_training(a.quick)}[name]()
             except Exception as e:  # noqa: BLE001 - a part that breaks is reported, not fatal

@@ -1,6 +1,6 @@
 """ntc-library on Ray against the same materials compressed one after another in one process.
 
-    python -m bench.library [--materials 8] [--size 256] [--steps N] [--out DIR]
+    python -m bench.library [--materials 8] [--size 256] [--steps N] [--checks] [--out DIR]
 
 Materials: --size² crops of the shared sets (bench.rate_distortion.SETS, two crops of each in
 turn until --materials), written as folders of PNGs named by role into a temporary library. Then,
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench.output import check_out_folder, machine, write_results
+from trainer.budget import EFFORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -122,12 +123,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.library", description=__doc__.splitlines()[0])
     p.add_argument("--materials", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=EFFORTS["fast"],
+                   help="training steps a material (default: ntc-compress --effort fast's)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--checks", action="store_true",
                    help="also a two-node run (ray start twice on this machine) and the "
                         "interrupt / resume checks (SIGINT and SIGKILL after --kill-after s)")
-    p.add_argument("--kill-after", type=float, default=25.0)
+    p.add_argument("--kill-after", type=float, default=70.0,
+                   help="--checks: seconds before each interrupt (default %(default)s)")
     a = p.parse_args(argv)
     if a.materials < 1 or a.size < 16 or a.steps < 10:
         p.error("--materials >= 1, --size >= 16, --steps >= 10")
