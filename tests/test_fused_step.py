@@ -107,12 +107,10 @@ def test_latents_rounded_instead_of_noised_match_the_reference(targets):
     expect = quantize_latents(net.latents.detach()[touched], net.qmax)
     torch.testing.assert_close(step.compact[:n], expect, rtol=0, atol=1e-6)
     table = net.latents.detach().clone().requires_grad_()
-    mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
-    q = quantize_latents(table, net.qmax)
-    pred = decode_texels(q, net.pyramid, [w.detach() for w in net.weights],
-                         [b.detach() for b in net.biases], mip, uv)
-    ch_w = tg.channel_weights / tg.channel_weights.mean()
-    (((pred - tg.values[rows]) ** 2 * ch_w).mean(1) * tg.importance[rows]).mean().backward()
+    loss, pred = _reference_loss(net, tg, quantize_latents(table, net.qmax),
+                                 [w.detach() for w in net.weights],
+                                 [b.detach() for b in net.biases], rows)
+    loss.backward()
     assert mse == pytest.approx(float(((pred.detach() - tg.values[rows]) ** 2).mean()), rel=1e-4)
     torch.testing.assert_close(step.grad[:n], table.grad[touched], rtol=1e-3, atol=1e-7)
 
