@@ -93,7 +93,7 @@ def test_every_mode_draws_the_scene_and_matches_reference(ctx, sphere, capsys):
     r = renderer(ctx, scene, provider)
     try:
         images = {"reference": frame(r, "reference"), "load": frame(r, "load")}
-        for filt in ("latent", "stochastic", "trilinear"):
+        for filt in ("latent", "stochastic", "trilinear", "quad"):
             images[f"sample/{filt}"] = frame(r, "sample", filt)
         stats = {}
         for name, img in images.items():
@@ -114,6 +114,10 @@ def test_every_mode_draws_the_scene_and_matches_reference(ctx, sphere, capsys):
         # trilinear sample mode filters the exactly decoded texels, load mode the 8-bit texels
         # with the hardware (and sRGB after linearising): close, not bit-exact
         assert psnr(images["sample/trilinear"], images["load"]) > 35.0
+        # the quad filter shares decodes across each pixel quad in the PBR shader: the same frame
+        # (within one 8-bit step: its sums run in another order)
+        diff = np.abs(images["sample/quad"].astype(int) - images["sample/trilinear"].astype(int))
+        assert diff.max() <= 1, diff.max()
     finally:
         r.release()
 
