@@ -1158,7 +1158,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             if(_S85)
             {
-                float _S86 = levelWeight_0[l_3];
+                float _S86 = levelWeight_0[_S83];
                 if((d_2.x) != 0)
                 {
                     _S63 = f_4.x;

@@ -1240,7 +1240,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             if(_S87)
             {
-                float _S88 = levelWeight_0[l_3];
+                float _S88 = levelWeight_0[_S85];
                 if((d_2.x) != 0)
                 {
                     _S65 = f_4.x;
