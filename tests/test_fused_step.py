@@ -57,11 +57,12 @@ def _reference_loss(net, tg, table, weights, biases, rows):
     return per_texel.mean(), pred
 
 
-@pytest.mark.parametrize("hr", ["bilinear", "gather4"])
+@pytest.mark.parametrize("hr,hidden", [("bilinear", (64, 48, 32)), ("gather4", (64, 48, 32)),
+                                       ("bilinear", (300, 16))])  # 300: bias sums in 2 blocks
 @pytest.mark.parametrize("quant", [False, True])
-def test_gradients_match_autograd(targets, hr, quant):
+def test_gradients_match_autograd(targets, hr, hidden, quant):
     tg, _ = targets
-    cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling=hr)
+    cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling=hr, hidden=hidden)
     net = _setup(targets, cfg)
     net.quantize_weights = quant
     step = FusedStep(net, tg, CPU, BATCH, seed=7)

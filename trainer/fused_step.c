@@ -226,8 +226,6 @@ void ntc_encode_backward(const Layout *L, int64_t n, const float *dX, int64_t ld
     }
 }
 
-enum { NTC_MAX_COLS = 1024 };  /* widest layer whose bias gradient the kernels sum */
-
 /* Activations are float32 or bfloat16 (the upper half of a float32, rounded to nearest even, as
  * torch rounds): the hidden layers' matrix multiplies may run in bfloat16. */
 static inline float load(const void *p, int64_t i, int64_t bf16) {
@@ -261,15 +259,19 @@ void ntc_hswish_forward(const void *z, int64_t z_bf16, void *a, int64_t a_bf16, 
 /* Column sums of a row-major [rows, cols] float32 or bfloat16 matrix into float32 `out`, in double:
  * a layer's bias gradient is the column sum of its output gradient. */
 static void column_sums(const void *x, int64_t bf16, int64_t rows, int64_t cols, float *out) {
-    double acc[NTC_MAX_COLS];
-    for (int64_t c = 0; c < cols; ++c) acc[c] = 0.0;
-    for (int64_t i = 0; i < rows; ++i)
-        for (int64_t c = 0; c < cols; ++c) acc[c] += (double)load(x, i * cols + c, bf16);
-    for (int64_t c = 0; c < cols; ++c) out[c] = (float)acc[c];
+    enum { BLOCK = 256 };  /* columns summed per pass over the rows */
+    double acc[BLOCK];
+    for (int64_t c0 = 0; c0 < cols; c0 += BLOCK) {
+        int64_t width = cols - c0 < BLOCK ? cols - c0 : BLOCK;
+        for (int64_t c = 0; c < width; ++c) acc[c] = 0.0;
+        for (int64_t i = 0; i < rows; ++i)
+            for (int64_t c = 0; c < width; ++c) acc[c] += (double)load(x, i * cols + c0 + c, bf16);
+        for (int64_t c = 0; c < width; ++c) out[c0 + c] = (float)acc[c];
+    }
 }
 
-/* dz = da * hswish3'(z) over [n / cols, cols]; da and dz may be the same buffer. With `bias_grad`
- * (cols <= NTC_MAX_COLS), also the column sums of dz as stored: the layer's bias gradient. */
+/* dz = da * hswish3'(z) over [n / cols, cols]; da and dz may be the same buffer. With `bias_grad`,
+ * also the column sums of dz as stored: the layer's bias gradient. */
 void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t da_bf16, void *dz,
                          int64_t dz_bf16, int64_t n, int64_t cols, float *bias_grad) {
     for (int64_t i = 0; i < n; ++i) {

@@ -16,9 +16,6 @@ from .network import fake_quant_fp16, fake_quant_int8
 from .reference_step import TrainingStep
 
 
-MAX_KERNEL_COLS = 1024  # fused_step.c's NTC_MAX_COLS
-
-
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -127,22 +124,20 @@ class FusedStep(TrainingStep):
         # the kernels that write a layer's output gradient also sum it into the bias gradient
         lib.ntc_loss(zs[last].data_ptr(), rows.data_ptr(), n, self.values.data_ptr(),
                      self.values.shape[1], self.ch_w.data_ptr(), _ptr(self.importance),
-                     dz.data_ptr(), ctypes.byref(mse), self._bias_grad(last))
+                     dz.data_ptr(), ctypes.byref(mse), net.biases[last].grad.data_ptr())
         for i in range(last, -1, -1):
             grad_w = net.weights[i].grad
             if types[i] is torch.float32:
                 torch.mm(dz.t(), inputs[i], out=grad_w)
             else:
                 grad_w.copy_(torch.mm(dz.t(), inputs[i]))
-            if self._bias_grad(i) is None:
-                torch.sum(dz, 0, dtype=torch.float32, out=net.biases[i].grad)
             if i > 0:
                 da = self.dinputs[i][types[i]][:n]
                 torch.mm(dz, used[i], out=da)
                 dz_prev = self.dinputs[i][types[i - 1]][:n]  # da itself where types agree
                 lib.ntc_hswish_backward(zs[i - 1].data_ptr(), _bf(zs[i - 1]), da.data_ptr(),
                                         _bf(da), dz_prev.data_ptr(), _bf(dz_prev), da.numel(),
-                                        da.shape[1], self._bias_grad(i - 1))
+                                        da.shape[1], net.biases[i - 1].grad.data_ptr())
                 dz = dz_prev
             elif train_latents:
                 dx = self.dX[:n]
@@ -154,11 +149,6 @@ class FusedStep(TrainingStep):
                                         dx.shape[1], self.tap_slots.data_ptr(),
                                         self.tap_fracs.data_ptr(), self.grad.data_ptr())
         return mse.value
-
-    def _bias_grad(self, layer: int) -> int | None:
-        """Where the kernels sum layer `layer`'s bias gradient (None: too wide, torch sums it)."""
-        grad = self.net.biases[layer].grad
-        return grad.data_ptr() if grad.numel() <= MAX_KERNEL_COLS else None
 
     @torch.no_grad()
     def apply(self, lr_mlp: float, lr_latents: float) -> None:
