@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -84,36 +83,26 @@ def _scene_source_bytes(mat: Material) -> int:
 
 
 def _counting_sets(compress_sets, sets: list):
-    """A compress_scene hook that keeps the distinct texture sets in `sets` (for their RGBA8 /
-    BCn bytes) and compresses them with `compress_sets`, or here one after another."""
+    """compress_sets as a compress_scene hook that also keeps the distinct texture sets in `sets`
+    (for their RGBA8 / BCn bytes)."""
     def hook(items, settings):
-        from ..compress import compress
         sets.extend(t for _, t in items)
-        if compress_sets is not None:
-            return compress_sets(items, settings)
-        done = {}
-        for key, tset in items:
-            try:
-                done[key] = compress(tset, settings, lambda *a, **k: None)
-            except NTCError as e:
-                done[key] = e
-        return done
+        return compress_sets(items, settings)
     return hook
 
 
-def run(mat: Material, out_root: Path, settings, key: str, node: str | None = None,
-        compress_sets=None, on_step=None) -> dict:
+def run(mat: Material, out_root: Path, settings, key: str, node: str, compress_sets,
+        on_step=None) -> dict:
     """Compress one material into its outputs; the record written to its .json (also returned).
     A user-fixable problem (bad input, ...) is a 'failed' record with its one-line reason; other
-    exceptions propagate (the caller may retry). `node`: where it runs (default: this host);
-    `compress_sets`: how a scene's material sets are compressed (gltf.compress_scene); `on_step`:
-    a folder's training progress (compress's)."""
+    exceptions propagate (the caller may retry). `node`: where it runs; `compress_sets`: how a
+    scene's distinct texture sets are compressed (gltf.compress_scene's hook); `on_step`: a
+    folder's training progress (compress's)."""
     from ..compress import compress
     from ..textures import load_texture_set
     t0 = time.perf_counter()
     main, marker = outputs(mat, out_root)
-    record = {"material": mat.rel, "kind": mat.kind, "key": key,
-              "node": node or socket.gethostname()}
+    record = {"material": mat.rel, "kind": mat.kind, "key": key, "node": node}
     try:
         if mat.kind == "scene":
             from ..gltf import compress_scene
