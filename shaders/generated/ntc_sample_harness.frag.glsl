@@ -101,6 +101,16 @@ vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
 layout(constant_id = 10)
 const int NTC_GATHER4_0 = 0;
 
+void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
+{
+    vec4 vy_0 = v_0 + sy_0 * dFdyFine(v_0);
+    at_0[0] = v_0;
+    at_0[1] = v_0 + sx_0 * dFdxFine(v_0);
+    at_0[2] = vy_0;
+    at_0[3] = vy_0 + sx_0 * dFdxFine(vy_0);
+    return;
+}
+
 layout(constant_id = 0)
 const int NTC_FEATURES_0 = 8;
 
@@ -359,6 +369,16 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
     return;
 }
 
+void ntcAroundQuad_1(vec3 v_1, float sx_1, float sy_1, out vec3  at_1[4])
+{
+    vec3 vy_1 = v_1 + sy_1 * dFdyFine(v_1);
+    at_1[0] = v_1;
+    at_1[1] = v_1 + sx_1 * dFdxFine(v_1);
+    at_1[2] = vy_1;
+    at_1[3] = vy_1 + sx_1 * dFdxFine(vy_1);
+    return;
+}
+
 struct NtcSampler_0
 {
     ivec2 size_2;
@@ -420,9 +440,9 @@ vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_4, ivec2 wrap_1)
     return clamp(w_1, half_0, 1.0 - half_0);
 }
 
-uvec3 ntcPcg3d_0(uvec3 v_0)
+uvec3 ntcPcg3d_0(uvec3 v_2)
 {
-    uvec3 _S31 = v_0 * 1664525U + 1013904223U;
+    uvec3 _S31 = v_2 * 1664525U + 1013904223U;
     uvec3 _S32 = _S31;
     _S32[0] = _S32[0] + _S31.y * _S31.z;
     _S32[1] = _S32[1] + _S32.z * _S32.x;
@@ -540,7 +560,7 @@ bool ntcPlanCovers_0(NtcQuadPlan_0 p_2, int level_3, ivec2 texel_1)
     return covered_0;
 }
 
-NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lane_0, float sx_0, float sy_0)
+NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lane_0, float sx_2, float sy_2)
 {
     int mipLo_0;
     int mipHi_0;
@@ -561,8 +581,8 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
         {
             break;
         }
-        vec3 vy_0 = _S46[l_1] + sy_0 * dFdyFine(_S46[l_1]);
-        vec3  _S47[4] = vec3[](_S46[l_1], _S46[l_1] + sx_0 * dFdxFine(_S46[l_1]), vy_0, vy_0 + sx_0 * dFdxFine(vy_0));
+        vec3  at_2[4];
+        ntcAroundQuad_1(_S46[l_1], sx_2, sy_2, at_2);
         mipLo_0 = mipLo_1;
         mipHi_0 = mipHi_1;
         q_1 = 0;
@@ -575,25 +595,23 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            int _S48 = q_1;
-            p_3.first_1[l_1][lane_0 ^ q_1] = ivec2(_S47[q_1].xy);
+            p_3.first_1[l_1][lane_0 ^ q_1] = ivec2(at_2[q_1].xy);
             if(l_1 == 0)
             {
-                int _S49 = int(_S47[_S48].z);
-                int _S50 = max(mipHi_0, _S49);
-                mipLo_0 = min(mipLo_0, _S49);
-                mipHi_0 = _S50;
+                int _S47 = max(mipHi_0, int(at_2[q_1].z));
+                mipLo_0 = min(mipLo_0, int(at_2[q_1].z));
+                mipHi_0 = _S47;
             }
             else
             {
-                p_3.levels_1 = max(p_3.levels_1, int(_S47[_S48].z));
+                p_3.levels_1 = max(p_3.levels_1, int(at_2[q_1].z));
             }
             q_1 = q_1 + 1;
         }
-        int _S51 = l_1 + 1;
+        int _S48 = l_1 + 1;
         mipLo_1 = mipLo_0;
         mipHi_1 = mipHi_0;
-        l_1 = _S51;
+        l_1 = _S48;
     }
     l_1 = 0;
     mipLo_0 = 0;
@@ -618,12 +636,12 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            ivec2 _S52 = min(lo_0, p_3.first_1[l_1][mipHi_0]);
-            ivec2 _S53 = max(hi_1, p_3.first_1[l_1][mipHi_0]);
-            int _S54 = mipHi_0 + 1;
-            lo_0 = _S52;
-            hi_1 = _S53;
-            mipHi_0 = _S54;
+            ivec2 _S49 = min(lo_0, p_3.first_1[l_1][mipHi_0]);
+            ivec2 _S50 = max(hi_1, p_3.first_1[l_1][mipHi_0]);
+            int _S51 = mipHi_0 + 1;
+            lo_0 = _S49;
+            hi_1 = _S50;
+            mipHi_0 = _S51;
         }
         p_3.origin_0[l_1] = lo_0;
         p_3.extent_0[l_1] = hi_1 - lo_0 + ivec2(2);
@@ -658,30 +676,22 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
                     {
                         break;
                     }
-                    int _S55;
+                    int _S52;
                     if(ntcPlanCovers_0(p_3, l_1, lo_0 + ivec2(x_2, q_1)))
                     {
-                        _S55 = 1;
+                        _S52 = 1;
                     }
                     else
                     {
-                        _S55 = 0;
+                        _S52 = 0;
                     }
-                    p_3.count_0[l_1] = p_3.count_0[l_1] + _S55;
+                    p_3.count_0[l_1] = p_3.count_0[l_1] + _S52;
                     x_2 = x_2 + 1;
                 }
                 q_1 = q_1 + 1;
             }
         }
-        if(l_1 < (p_3.levels_1))
-        {
-            q_1 = p_3.count_0[l_1];
-        }
-        else
-        {
-            q_1 = 0;
-        }
-        int total_0 = mipLo_0 + q_1;
+        int total_0 = mipLo_0 + p_3.count_0[l_1];
         l_1 = l_1 + 1;
         mipLo_0 = total_0;
     }
@@ -720,6 +730,46 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
     return p_3;
 }
 
+float ntcFootprintWeight_0(ivec2 d_1, vec2 f_3)
+{
+    bool inside_0;
+    if((all(bvec2((greaterThanEqual(d_1,ivec2(0)))))))
+    {
+        inside_0 = (all(bvec2((lessThanEqual(d_1,ivec2(1))))));
+    }
+    else
+    {
+        inside_0 = false;
+    }
+    float _S53;
+    if(inside_0)
+    {
+        if((d_1.x) != 0)
+        {
+            _S53 = f_3.x;
+        }
+        else
+        {
+            _S53 = 1.0 - f_3.x;
+        }
+        float _S54;
+        if((d_1.y) != 0)
+        {
+            _S54 = f_3.y;
+        }
+        else
+        {
+            _S54 = 1.0 - f_3.y;
+        }
+        _S53 = _S53 * _S54;
+    }
+    else
+    {
+        _S53 = 0.0;
+    }
+    return _S53;
+}
+
 int ntcDecodes_0;
 
 void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel_2)
@@ -737,23 +787,23 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel
         {
             break;
         }
-        bool _S56;
+        bool _S55;
         if(level_4 < 0)
         {
-            _S56 = j_0 < (seen_0 + p_4.count_0[l_2]);
+            _S55 = j_0 < (seen_0 + p_4.count_0[l_2]);
         }
         else
         {
-            _S56 = false;
+            _S55 = false;
         }
         int seen_1;
-        if(_S56)
+        if(_S55)
         {
             int y_1 = 0;
             int seen_2 = seen_0;
             for(;;)
             {
-                int _S57 = l_2;
+                int _S56 = l_2;
                 if(y_1 < (p_4.extent_0[l_2].y))
                 {
                 }
@@ -765,7 +815,7 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel
                 seen_1 = seen_2;
                 for(;;)
                 {
-                    if(x_3 < (p_4.extent_0[_S57].x))
+                    if(x_3 < (p_4.extent_0[_S56].x))
                     {
                     }
                     else
@@ -773,16 +823,16 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel
                         break;
                     }
                     ivec2 t_5 = p_4.origin_0[l_2] + ivec2(x_3, y_1);
-                    bool _S58;
+                    bool _S57;
                     if(level_4 < 0)
                     {
-                        _S58 = ntcPlanCovers_0(p_4, l_2, t_5);
+                        _S57 = ntcPlanCovers_0(p_4, l_2, t_5);
                     }
                     else
                     {
-                        _S58 = false;
+                        _S57 = false;
                     }
-                    if(_S58)
+                    if(_S57)
                     {
                         if(seen_1 == j_0)
                         {
@@ -814,73 +864,62 @@ void ntcDecode_0(int mip_2, vec2 uv_6, vec2 peGrid_2, out vec4  result_1[4])
     return;
 }
 
-vec4 ntcAcrossX4_0(vec4 v_1, float sx_1)
-{
-    return v_1 + sx_1 * dFdxFine(v_1);
-}
-
-vec4 ntcAcrossY4_0(vec4 v_2, float sy_1)
-{
-    return v_2 + sy_1 * dFdyFine(v_2);
-}
-
 void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
-    const vec2 _S59 = vec2(0.0);
-    const ivec2 _S60 = ivec2(0);
+    const vec2 _S58 = vec2(0.0);
+    const ivec2 _S59 = ivec2(0);
     ivec2  first_3[2];
-    first_3[0] = _S60;
-    first_3[1] = _S60;
+    first_3[0] = _S59;
+    first_3[1] = _S59;
     vec2  frac_0[2];
-    frac_0[0] = _S59;
-    frac_0[1] = _S59;
+    frac_0[0] = _S58;
+    frac_0[1] = _S58;
     float  levelWeight_0[2];
     levelWeight_0[0] = 1.0;
     levelWeight_0[1] = 0.0;
-    uint _S61 = (pixel_0.x) & 1U;
-    float sx_2;
+    uint _S60 = (pixel_0.x) & 1U;
+    float sx_3;
+    if(_S60 == 0U)
+    {
+        sx_3 = 1.0;
+    }
+    else
+    {
+        sx_3 = -1.0;
+    }
+    uint _S61 = (pixel_0.y) & 1U;
+    float sy_3;
     if(_S61 == 0U)
     {
-        sx_2 = 1.0;
+        sy_3 = 1.0;
     }
     else
     {
-        sx_2 = -1.0;
+        sy_3 = -1.0;
     }
-    uint _S62 = (pixel_0.y) & 1U;
-    float sy_2;
-    if(_S62 == 0U)
-    {
-        sy_2 = 1.0;
-    }
-    else
-    {
-        sy_2 = -1.0;
-    }
-    int lane_1 = int(_S61) + 2 * int(_S62);
+    int lane_1 = int(_S60) + 2 * int(_S61);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
-    float _S63;
-    float _S64;
+    float _S62;
     int taps_0;
     int mip0_1;
     int j_1;
     vec2 peGrid_3;
     if((s_2.filter_0) == 0)
     {
-        int _S65 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S65;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S65);
+        int _S63 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S63;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S63);
         tapUv_0[0] = ntcWrapUv_0(uv_7, size_7, s_2.wrap_0);
-        vec2 _S66 = vec2(size_7);
+        vec2 _S64 = vec2(size_7);
         taps_0 = 1;
         mip0_1 = 0;
-        peGrid_3 = _S66;
+        peGrid_3 = _S64;
     }
     else
     {
@@ -899,10 +938,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
-            vec2 f_3;
-            ntcFootprint_0(uv_7, size_8, firstTexel_0, f_3);
-            ivec2 _S67 = firstTexel_0;
-            if((r_0.y) < (f_3.x))
+            vec2 f_4;
+            ntcFootprint_0(uv_7, size_8, firstTexel_0, f_4);
+            ivec2 _S65 = firstTexel_0;
+            if((r_0.y) < (f_4.x))
             {
                 mip0_1 = 1;
             }
@@ -910,7 +949,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 mip0_1 = 0;
             }
-            if((r_0.z) < (f_3.y))
+            if((r_0.z) < (f_4.y))
             {
                 j_1 = 1;
             }
@@ -918,10 +957,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 j_1 = 0;
             }
-            ivec2 texel_3 = _S67 + ivec2(mip0_1, j_1);
+            ivec2 texel_3 = _S65 + ivec2(mip0_1, j_1);
             tapMip_0[0] = taps_0;
-            vec2 _S68 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S68;
+            vec2 _S66 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S66;
             taps_0 = 1;
         }
         else
@@ -947,18 +986,18 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 ntcFootprint_0(uv_7, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
-                    _S63 = 1.0 - t_6;
+                    _S62 = 1.0 - t_6;
                 }
                 else
                 {
-                    _S63 = t_6;
+                    _S62 = t_6;
                 }
-                levelWeight_0[mip0_1] = _S63;
+                levelWeight_0[mip0_1] = _S62;
                 mip0_1 = mip0_1 + 1;
             }
             if((s_2.filter_0) == 3)
             {
-                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_2, sy_2);
+                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_3, sy_3);
             }
             mip0_1 = 0;
             for(;;)
@@ -971,8 +1010,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_3 = mip0_2 + mip0_1;
-                ivec2 _S69 = ntcMipSize_0(s_2.size_2, mip_3);
-                vec2 _S70 = frac_0[mip0_1];
+                ivec2 _S67 = ntcMipSize_0(s_2.size_2, mip_3);
+                vec2 _S68 = frac_0[mip0_1];
                 j_1 = 0;
                 for(;;)
                 {
@@ -983,48 +1022,19 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     {
                         break;
                     }
-                    int _S71 = j_1 & 1;
-                    int _S72 = j_1 >> 1;
-                    ivec2 d_1 = ivec2(_S71, _S72);
+                    ivec2 d_2 = ivec2(j_1 & 1, j_1 >> 1);
                     int k_2 = 4 * mip0_1 + j_1;
                     tapMip_0[k_2] = mip_3;
-                    vec2 _S73 = ntcTexelUv_0(first_3[mip0_1] + d_1, _S69, s_2.wrap_0);
-                    tapUv_0[k_2] = _S73;
-                    float _S74 = levelWeight_0[mip0_1];
-                    if(_S71 != 0)
-                    {
-                        _S63 = _S70.x;
-                    }
-                    else
-                    {
-                        _S63 = 1.0 - _S70.x;
-                    }
-                    float _S75 = _S74 * _S63;
-                    if(_S72 != 0)
-                    {
-                        _S64 = _S70.y;
-                    }
-                    else
-                    {
-                        _S64 = 1.0 - _S70.y;
-                    }
-                    tapWeight_0[k_2] = _S75 * _S64;
+                    vec2 _S69 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S67, s_2.wrap_0);
+                    tapUv_0[k_2] = _S69;
+                    tapWeight_0[k_2] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S68);
                     j_1 = j_1 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
             }
             if(plan_0.shared_0)
             {
-                int _S76 = plan_0.count_0[0];
-                if((plan_0.levels_1) > 1)
-                {
-                    taps_0 = plan_0.count_0[1];
-                }
-                else
-                {
-                    taps_0 = 0;
-                }
-                taps_0 = (_S76 + taps_0 + 3) / 4;
+                taps_0 = (plan_0.count_0[0] + plan_0.count_0[1] + 3) / 4;
             }
             else
             {
@@ -1032,7 +1042,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
         }
         mip0_1 = mip0_2;
-        peGrid_3 = _S59;
+        peGrid_3 = _S58;
     }
     j_1 = 0;
     for(;;)
@@ -1059,28 +1069,28 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             break;
         }
         int level_5 = 0;
-        ivec2 texel_4 = _S60;
-        int _S77 = min(k_3, 7);
-        int _S78 = tapMip_0[_S77];
-        vec2 _S79 = tapUv_0[_S77];
+        ivec2 texel_4 = _S59;
+        int _S70 = min(k_3, 7);
+        int _S71 = tapMip_0[_S70];
+        vec2 _S72 = tapUv_0[_S70];
         int mip_4;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
             ntcPlanTexel_0(plan_0, 4 * k_3 + lane_1, level_5, texel_4);
-            bool _S80 = level_5 >= 0;
+            bool _S73 = level_5 >= 0;
             int mip_5 = mip0_1 + max(level_5, 0);
-            vec2 _S81 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
-            decode_0 = _S80;
+            vec2 _S74 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
+            decode_0 = _S73;
             mip_4 = mip_5;
-            tuv_0 = _S81;
+            tuv_0 = _S74;
         }
         else
         {
             decode_0 = true;
-            mip_4 = _S78;
-            tuv_0 = _S79;
+            mip_4 = _S71;
+            tuv_0 = _S72;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1120,9 +1130,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             k_3 = k_3 + 1;
             continue;
         }
-        vec3 id_0 = vec3(vec2(texel_4), float(level_5));
-        vec3 idy_0 = id_0 + sy_2 * dFdyFine(id_0);
-        vec3  _S82[4] = vec3[](id_0, id_0 + sx_2 * dFdxFine(id_0), idy_0, idy_0 + sx_2 * dFdxFine(idy_0));
+        vec3  ids_0[4];
+        ntcAroundQuad_1(vec3(vec2(texel_4), float(level_5)), sx_3, sy_3, ids_0);
         float  w_2[4];
         int q_2 = 0;
         for(;;)
@@ -1134,55 +1143,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int l_3 = int(_S82[q_2].z);
-            int _S83 = max(l_3, 0);
-            ivec2 d_2 = ivec2(_S82[q_2].xy) - first_3[_S83];
-            vec2 f_4 = frac_0[_S83];
-            bool _S84;
-            if(l_3 >= 0)
+            int _S75 = max(int(ids_0[q_2].z), 0);
+            if((ids_0[q_2].z) < 0.0)
             {
-                _S84 = (all(bvec2((greaterThanEqual(d_2,_S60)))));
+                _S62 = 0.0;
             }
             else
             {
-                _S84 = false;
+                _S62 = levelWeight_0[_S75] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S75], frac_0[_S75]);
             }
-            bool _S85;
-            if(_S84)
-            {
-                _S85 = (all(bvec2((lessThanEqual(d_2,ivec2(1))))));
-            }
-            else
-            {
-                _S85 = false;
-            }
-            if(_S85)
-            {
-                float _S86 = levelWeight_0[_S83];
-                if((d_2.x) != 0)
-                {
-                    _S63 = f_4.x;
-                }
-                else
-                {
-                    _S63 = 1.0 - f_4.x;
-                }
-                float _S87 = _S86 * _S63;
-                if((d_2.y) != 0)
-                {
-                    _S64 = f_4.y;
-                }
-                else
-                {
-                    _S64 = 1.0 - f_4.y;
-                }
-                _S63 = _S87 * _S64;
-            }
-            else
-            {
-                _S63 = 0.0;
-            }
-            w_2[q_2] = _S63;
+            w_2[q_2] = _S62;
             q_2 = q_2 + 1;
         }
         j_2 = 0;
@@ -1195,8 +1165,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            vec4 vy_1 = ntcAcrossY4_0(stored_0[j_2], sy_2);
-            result_2[j_2] = result_2[j_2] + (w_2[0] * stored_0[j_2] + w_2[1] * ntcAcrossX4_0(stored_0[j_2], sx_2) + w_2[2] * vy_1 + w_2[3] * ntcAcrossX4_0(vy_1, sx_2));
+            vec4  at_3[4];
+            ntcAroundQuad_0(stored_0[j_2], sx_3, sy_3, at_3);
+            result_2[j_2] = result_2[j_2] + (w_2[0] * at_3[0] + w_2[1] * at_3[1] + w_2[2] * at_3[2] + w_2[3] * at_3[3]);
             j_2 = j_2 + 1;
         }
         k_3 = k_3 + 1;
@@ -1242,38 +1213,38 @@ void main()
     s_3.wrap_0 = NtcSampleHarness_0.harnessMode_0.xy;
     s_3.frame_0 = uint(NtcSampleHarness_0.harnessMode_0.z);
     vec4  stored_1[4];
-    NtcSampler_0 _S88 = s_3;
-    vec2 _S89;
+    NtcSampler_0 _S76 = s_3;
+    vec2 _S77;
     if(hardware_0)
     {
-        _S89 = gx_0;
+        _S77 = gx_0;
     }
     else
     {
-        _S89 = NtcSampleHarness_0.harnessStep_0.xy;
+        _S77 = NtcSampleHarness_0.harnessStep_0.xy;
     }
-    vec2 _S90;
+    vec2 _S78;
     if(hardware_0)
     {
-        _S90 = gy_0;
+        _S78 = gy_0;
     }
     else
     {
-        _S90 = NtcSampleHarness_0.harnessStep_0.zw;
+        _S78 = NtcSampleHarness_0.harnessStep_0.zw;
     }
-    ntcSample_0(_S88, uv_8, _S89, _S90, uvec2(gl_FragCoord.xy), stored_1);
+    ntcSample_0(_S76, uv_8, _S77, _S78, uvec2(gl_FragCoord.xy), stored_1);
     SampleTargets_0 t_7;
     t_7.c0_0 = stored_1[0];
     t_7.c1_0 = stored_1[1];
     t_7.c2_0 = stored_1[2];
     t_7.c3_0 = stored_1[3];
     t_7.decodes_0 = vec4(float(ntcDecodes_0), 0.0, 0.0, 0.0);
-    SampleTargets_0 _S91 = t_7;
+    SampleTargets_0 _S79 = t_7;
     entryPointParam_fragmentMain_c0_0 = t_7.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S91.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S91.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S91.c3_0;
-    entryPointParam_fragmentMain_decodes_0 = _S91.decodes_0;
+    entryPointParam_fragmentMain_c1_0 = _S79.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S79.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S79.c3_0;
+    entryPointParam_fragmentMain_decodes_0 = _S79.decodes_0;
     return;
 }
 

@@ -154,6 +154,16 @@ vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
 layout(constant_id = 10)
 const int NTC_GATHER4_0 = 0;
 
+void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
+{
+    vec4 vy_0 = v_0 + sy_0 * dFdyFine(v_0);
+    at_0[0] = v_0;
+    at_0[1] = v_0 + sx_0 * dFdxFine(v_0);
+    at_0[2] = vy_0;
+    at_0[3] = vy_0 + sx_0 * dFdxFine(vy_0);
+    return;
+}
+
 layout(constant_id = 0)
 const int NTC_FEATURES_0 = 8;
 
@@ -412,6 +422,16 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
     return;
 }
 
+void ntcAroundQuad_1(vec3 v_1, float sx_1, float sy_1, out vec3  at_1[4])
+{
+    vec3 vy_1 = v_1 + sy_1 * dFdyFine(v_1);
+    at_1[0] = v_1;
+    at_1[1] = v_1 + sx_1 * dFdxFine(v_1);
+    at_1[2] = vy_1;
+    at_1[3] = vy_1 + sx_1 * dFdxFine(vy_1);
+    return;
+}
+
 struct PbrVertexOut_0
 {
     vec4 position_0;
@@ -423,7 +443,7 @@ struct PbrVertexOut_0
     vec4 colour_0;
 };
 
-vec2 pbrSlotUv_0(int slot_0, PbrVertexOut_0 v_0)
+vec2 pbrSlotUv_0(int slot_0, PbrVertexOut_0 v_2)
 {
     int _S28 = 2 * slot_0;
     vec4 r0_0 = PbrDraw_0.drawUv_0[_S28];
@@ -431,11 +451,11 @@ vec2 pbrSlotUv_0(int slot_0, PbrVertexOut_0 v_0)
     vec2 _S29;
     if((PbrDraw_0.drawUv_0[_S28].w) > 0.5)
     {
-        _S29 = v_0.uv1_0;
+        _S29 = v_2.uv1_0;
     }
     else
     {
-        _S29 = v_0.uv_4;
+        _S29 = v_2.uv_4;
     }
     vec3 p_1 = vec3(_S29, 1.0);
     return vec2(dot(r0_0.xyz, p_1), dot(r1_0.xyz, p_1));
@@ -502,9 +522,9 @@ vec2 ntcWrapUv_0(vec2 uv_5, ivec2 size_4, ivec2 wrap_1)
     return clamp(w_1, half_0, 1.0 - half_0);
 }
 
-uvec3 ntcPcg3d_0(uvec3 v_1)
+uvec3 ntcPcg3d_0(uvec3 v_3)
 {
-    uvec3 _S33 = v_1 * 1664525U + 1013904223U;
+    uvec3 _S33 = v_3 * 1664525U + 1013904223U;
     uvec3 _S34 = _S33;
     _S34[0] = _S34[0] + _S33.y * _S33.z;
     _S34[1] = _S34[1] + _S34.z * _S34.x;
@@ -622,7 +642,7 @@ bool ntcPlanCovers_0(NtcQuadPlan_0 p_3, int level_3, ivec2 texel_1)
     return covered_0;
 }
 
-NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lane_0, float sx_0, float sy_0)
+NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lane_0, float sx_2, float sy_2)
 {
     int mipLo_0;
     int mipHi_0;
@@ -643,8 +663,8 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
         {
             break;
         }
-        vec3 vy_0 = _S48[l_1] + sy_0 * dFdyFine(_S48[l_1]);
-        vec3  _S49[4] = vec3[](_S48[l_1], _S48[l_1] + sx_0 * dFdxFine(_S48[l_1]), vy_0, vy_0 + sx_0 * dFdxFine(vy_0));
+        vec3  at_2[4];
+        ntcAroundQuad_1(_S48[l_1], sx_2, sy_2, at_2);
         mipLo_0 = mipLo_1;
         mipHi_0 = mipHi_1;
         q_1 = 0;
@@ -657,25 +677,23 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            int _S50 = q_1;
-            p_4.first_1[l_1][lane_0 ^ q_1] = ivec2(_S49[q_1].xy);
+            p_4.first_1[l_1][lane_0 ^ q_1] = ivec2(at_2[q_1].xy);
             if(l_1 == 0)
             {
-                int _S51 = int(_S49[_S50].z);
-                int _S52 = max(mipHi_0, _S51);
-                mipLo_0 = min(mipLo_0, _S51);
-                mipHi_0 = _S52;
+                int _S49 = max(mipHi_0, int(at_2[q_1].z));
+                mipLo_0 = min(mipLo_0, int(at_2[q_1].z));
+                mipHi_0 = _S49;
             }
             else
             {
-                p_4.levels_1 = max(p_4.levels_1, int(_S49[_S50].z));
+                p_4.levels_1 = max(p_4.levels_1, int(at_2[q_1].z));
             }
             q_1 = q_1 + 1;
         }
-        int _S53 = l_1 + 1;
+        int _S50 = l_1 + 1;
         mipLo_1 = mipLo_0;
         mipHi_1 = mipHi_0;
-        l_1 = _S53;
+        l_1 = _S50;
     }
     l_1 = 0;
     mipLo_0 = 0;
@@ -700,12 +718,12 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            ivec2 _S54 = min(lo_0, p_4.first_1[l_1][mipHi_0]);
-            ivec2 _S55 = max(hi_1, p_4.first_1[l_1][mipHi_0]);
-            int _S56 = mipHi_0 + 1;
-            lo_0 = _S54;
-            hi_1 = _S55;
-            mipHi_0 = _S56;
+            ivec2 _S51 = min(lo_0, p_4.first_1[l_1][mipHi_0]);
+            ivec2 _S52 = max(hi_1, p_4.first_1[l_1][mipHi_0]);
+            int _S53 = mipHi_0 + 1;
+            lo_0 = _S51;
+            hi_1 = _S52;
+            mipHi_0 = _S53;
         }
         p_4.origin_0[l_1] = lo_0;
         p_4.extent_0[l_1] = hi_1 - lo_0 + ivec2(2);
@@ -740,30 +758,22 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
                     {
                         break;
                     }
-                    int _S57;
+                    int _S54;
                     if(ntcPlanCovers_0(p_4, l_1, lo_0 + ivec2(x_2, q_1)))
                     {
-                        _S57 = 1;
+                        _S54 = 1;
                     }
                     else
                     {
-                        _S57 = 0;
+                        _S54 = 0;
                     }
-                    p_4.count_0[l_1] = p_4.count_0[l_1] + _S57;
+                    p_4.count_0[l_1] = p_4.count_0[l_1] + _S54;
                     x_2 = x_2 + 1;
                 }
                 q_1 = q_1 + 1;
             }
         }
-        if(l_1 < (p_4.levels_1))
-        {
-            q_1 = p_4.count_0[l_1];
-        }
-        else
-        {
-            q_1 = 0;
-        }
-        int total_0 = mipLo_0 + q_1;
+        int total_0 = mipLo_0 + p_4.count_0[l_1];
         l_1 = l_1 + 1;
         mipLo_0 = total_0;
     }
@@ -802,6 +812,46 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
     return p_4;
 }
 
+float ntcFootprintWeight_0(ivec2 d_1, vec2 f_3)
+{
+    bool inside_0;
+    if((all(bvec2((greaterThanEqual(d_1,ivec2(0)))))))
+    {
+        inside_0 = (all(bvec2((lessThanEqual(d_1,ivec2(1))))));
+    }
+    else
+    {
+        inside_0 = false;
+    }
+    float _S55;
+    if(inside_0)
+    {
+        if((d_1.x) != 0)
+        {
+            _S55 = f_3.x;
+        }
+        else
+        {
+            _S55 = 1.0 - f_3.x;
+        }
+        float _S56;
+        if((d_1.y) != 0)
+        {
+            _S56 = f_3.y;
+        }
+        else
+        {
+            _S56 = 1.0 - f_3.y;
+        }
+        _S55 = _S55 * _S56;
+    }
+    else
+    {
+        _S55 = 0.0;
+    }
+    return _S55;
+}
+
 int ntcDecodes_0;
 
 void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel_2)
@@ -819,23 +869,23 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel
         {
             break;
         }
-        bool _S58;
+        bool _S57;
         if(level_4 < 0)
         {
-            _S58 = j_0 < (seen_0 + p_5.count_0[l_2]);
+            _S57 = j_0 < (seen_0 + p_5.count_0[l_2]);
         }
         else
         {
-            _S58 = false;
+            _S57 = false;
         }
         int seen_1;
-        if(_S58)
+        if(_S57)
         {
             int y_1 = 0;
             int seen_2 = seen_0;
             for(;;)
             {
-                int _S59 = l_2;
+                int _S58 = l_2;
                 if(y_1 < (p_5.extent_0[l_2].y))
                 {
                 }
@@ -847,7 +897,7 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel
                 seen_1 = seen_2;
                 for(;;)
                 {
-                    if(x_3 < (p_5.extent_0[_S59].x))
+                    if(x_3 < (p_5.extent_0[_S58].x))
                     {
                     }
                     else
@@ -855,16 +905,16 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel
                         break;
                     }
                     ivec2 t_5 = p_5.origin_0[l_2] + ivec2(x_3, y_1);
-                    bool _S60;
+                    bool _S59;
                     if(level_4 < 0)
                     {
-                        _S60 = ntcPlanCovers_0(p_5, l_2, t_5);
+                        _S59 = ntcPlanCovers_0(p_5, l_2, t_5);
                     }
                     else
                     {
-                        _S60 = false;
+                        _S59 = false;
                     }
-                    if(_S60)
+                    if(_S59)
                     {
                         if(seen_1 == j_0)
                         {
@@ -896,73 +946,62 @@ void ntcDecode_0(int mip_2, vec2 uv_7, vec2 peGrid_2, out vec4  result_1[4])
     return;
 }
 
-vec4 ntcAcrossX4_0(vec4 v_2, float sx_1)
-{
-    return v_2 + sx_1 * dFdxFine(v_2);
-}
-
-vec4 ntcAcrossY4_0(vec4 v_3, float sy_1)
-{
-    return v_3 + sy_1 * dFdyFine(v_3);
-}
-
 void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
-    const vec2 _S61 = vec2(0.0);
-    const ivec2 _S62 = ivec2(0);
+    const vec2 _S60 = vec2(0.0);
+    const ivec2 _S61 = ivec2(0);
     ivec2  first_3[2];
-    first_3[0] = _S62;
-    first_3[1] = _S62;
+    first_3[0] = _S61;
+    first_3[1] = _S61;
     vec2  frac_0[2];
-    frac_0[0] = _S61;
-    frac_0[1] = _S61;
+    frac_0[0] = _S60;
+    frac_0[1] = _S60;
     float  levelWeight_0[2];
     levelWeight_0[0] = 1.0;
     levelWeight_0[1] = 0.0;
-    uint _S63 = (pixel_0.x) & 1U;
-    float sx_2;
+    uint _S62 = (pixel_0.x) & 1U;
+    float sx_3;
+    if(_S62 == 0U)
+    {
+        sx_3 = 1.0;
+    }
+    else
+    {
+        sx_3 = -1.0;
+    }
+    uint _S63 = (pixel_0.y) & 1U;
+    float sy_3;
     if(_S63 == 0U)
     {
-        sx_2 = 1.0;
+        sy_3 = 1.0;
     }
     else
     {
-        sx_2 = -1.0;
+        sy_3 = -1.0;
     }
-    uint _S64 = (pixel_0.y) & 1U;
-    float sy_2;
-    if(_S64 == 0U)
-    {
-        sy_2 = 1.0;
-    }
-    else
-    {
-        sy_2 = -1.0;
-    }
-    int lane_1 = int(_S63) + 2 * int(_S64);
+    int lane_1 = int(_S62) + 2 * int(_S63);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
-    float _S65;
-    float _S66;
+    float _S64;
     int taps_0;
     int mip0_1;
     int j_1;
     vec2 peGrid_3;
     if((s_2.filter_0) == 0)
     {
-        int _S67 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S67;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S67);
+        int _S65 = int(floor(lambda_0 + 0.5));
+        tapMip_0[0] = _S65;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S65);
         tapUv_0[0] = ntcWrapUv_0(uv_8, size_7, s_2.wrap_0);
-        vec2 _S68 = vec2(size_7);
+        vec2 _S66 = vec2(size_7);
         taps_0 = 1;
         mip0_1 = 0;
-        peGrid_3 = _S68;
+        peGrid_3 = _S66;
     }
     else
     {
@@ -981,10 +1020,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
-            vec2 f_3;
-            ntcFootprint_0(uv_8, size_8, firstTexel_0, f_3);
-            ivec2 _S69 = firstTexel_0;
-            if((r_0.y) < (f_3.x))
+            vec2 f_4;
+            ntcFootprint_0(uv_8, size_8, firstTexel_0, f_4);
+            ivec2 _S67 = firstTexel_0;
+            if((r_0.y) < (f_4.x))
             {
                 mip0_1 = 1;
             }
@@ -992,7 +1031,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 mip0_1 = 0;
             }
-            if((r_0.z) < (f_3.y))
+            if((r_0.z) < (f_4.y))
             {
                 j_1 = 1;
             }
@@ -1000,10 +1039,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 j_1 = 0;
             }
-            ivec2 texel_3 = _S69 + ivec2(mip0_1, j_1);
+            ivec2 texel_3 = _S67 + ivec2(mip0_1, j_1);
             tapMip_0[0] = taps_0;
-            vec2 _S70 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S70;
+            vec2 _S68 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S68;
             taps_0 = 1;
         }
         else
@@ -1029,18 +1068,18 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 ntcFootprint_0(uv_8, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
-                    _S65 = 1.0 - t_6;
+                    _S64 = 1.0 - t_6;
                 }
                 else
                 {
-                    _S65 = t_6;
+                    _S64 = t_6;
                 }
-                levelWeight_0[mip0_1] = _S65;
+                levelWeight_0[mip0_1] = _S64;
                 mip0_1 = mip0_1 + 1;
             }
             if((s_2.filter_0) == 3)
             {
-                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_2, sy_2);
+                plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_3, sy_3);
             }
             mip0_1 = 0;
             for(;;)
@@ -1053,8 +1092,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_3 = mip0_2 + mip0_1;
-                ivec2 _S71 = ntcMipSize_0(s_2.size_2, mip_3);
-                vec2 _S72 = frac_0[mip0_1];
+                ivec2 _S69 = ntcMipSize_0(s_2.size_2, mip_3);
+                vec2 _S70 = frac_0[mip0_1];
                 j_1 = 0;
                 for(;;)
                 {
@@ -1065,48 +1104,19 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     {
                         break;
                     }
-                    int _S73 = j_1 & 1;
-                    int _S74 = j_1 >> 1;
-                    ivec2 d_1 = ivec2(_S73, _S74);
+                    ivec2 d_2 = ivec2(j_1 & 1, j_1 >> 1);
                     int k_2 = 4 * mip0_1 + j_1;
                     tapMip_0[k_2] = mip_3;
-                    vec2 _S75 = ntcTexelUv_0(first_3[mip0_1] + d_1, _S71, s_2.wrap_0);
-                    tapUv_0[k_2] = _S75;
-                    float _S76 = levelWeight_0[mip0_1];
-                    if(_S73 != 0)
-                    {
-                        _S65 = _S72.x;
-                    }
-                    else
-                    {
-                        _S65 = 1.0 - _S72.x;
-                    }
-                    float _S77 = _S76 * _S65;
-                    if(_S74 != 0)
-                    {
-                        _S66 = _S72.y;
-                    }
-                    else
-                    {
-                        _S66 = 1.0 - _S72.y;
-                    }
-                    tapWeight_0[k_2] = _S77 * _S66;
+                    vec2 _S71 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S69, s_2.wrap_0);
+                    tapUv_0[k_2] = _S71;
+                    tapWeight_0[k_2] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S70);
                     j_1 = j_1 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
             }
             if(plan_0.shared_0)
             {
-                int _S78 = plan_0.count_0[0];
-                if((plan_0.levels_1) > 1)
-                {
-                    taps_0 = plan_0.count_0[1];
-                }
-                else
-                {
-                    taps_0 = 0;
-                }
-                taps_0 = (_S78 + taps_0 + 3) / 4;
+                taps_0 = (plan_0.count_0[0] + plan_0.count_0[1] + 3) / 4;
             }
             else
             {
@@ -1114,7 +1124,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
         }
         mip0_1 = mip0_2;
-        peGrid_3 = _S61;
+        peGrid_3 = _S60;
     }
     j_1 = 0;
     for(;;)
@@ -1141,28 +1151,28 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             break;
         }
         int level_5 = 0;
-        ivec2 texel_4 = _S62;
-        int _S79 = min(k_3, 7);
-        int _S80 = tapMip_0[_S79];
-        vec2 _S81 = tapUv_0[_S79];
+        ivec2 texel_4 = _S61;
+        int _S72 = min(k_3, 7);
+        int _S73 = tapMip_0[_S72];
+        vec2 _S74 = tapUv_0[_S72];
         int mip_4;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
             ntcPlanTexel_0(plan_0, 4 * k_3 + lane_1, level_5, texel_4);
-            bool _S82 = level_5 >= 0;
+            bool _S75 = level_5 >= 0;
             int mip_5 = mip0_1 + max(level_5, 0);
-            vec2 _S83 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
-            decode_0 = _S82;
+            vec2 _S76 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
+            decode_0 = _S75;
             mip_4 = mip_5;
-            tuv_0 = _S83;
+            tuv_0 = _S76;
         }
         else
         {
             decode_0 = true;
-            mip_4 = _S80;
-            tuv_0 = _S81;
+            mip_4 = _S73;
+            tuv_0 = _S74;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1202,9 +1212,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             k_3 = k_3 + 1;
             continue;
         }
-        vec3 id_0 = vec3(vec2(texel_4), float(level_5));
-        vec3 idy_0 = id_0 + sy_2 * dFdyFine(id_0);
-        vec3  _S84[4] = vec3[](id_0, id_0 + sx_2 * dFdxFine(id_0), idy_0, idy_0 + sx_2 * dFdxFine(idy_0));
+        vec3  ids_0[4];
+        ntcAroundQuad_1(vec3(vec2(texel_4), float(level_5)), sx_3, sy_3, ids_0);
         float  w_2[4];
         int q_2 = 0;
         for(;;)
@@ -1216,55 +1225,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int l_3 = int(_S84[q_2].z);
-            int _S85 = max(l_3, 0);
-            ivec2 d_2 = ivec2(_S84[q_2].xy) - first_3[_S85];
-            vec2 f_4 = frac_0[_S85];
-            bool _S86;
-            if(l_3 >= 0)
+            int _S77 = max(int(ids_0[q_2].z), 0);
+            if((ids_0[q_2].z) < 0.0)
             {
-                _S86 = (all(bvec2((greaterThanEqual(d_2,_S62)))));
+                _S64 = 0.0;
             }
             else
             {
-                _S86 = false;
+                _S64 = levelWeight_0[_S77] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S77], frac_0[_S77]);
             }
-            bool _S87;
-            if(_S86)
-            {
-                _S87 = (all(bvec2((lessThanEqual(d_2,ivec2(1))))));
-            }
-            else
-            {
-                _S87 = false;
-            }
-            if(_S87)
-            {
-                float _S88 = levelWeight_0[_S85];
-                if((d_2.x) != 0)
-                {
-                    _S65 = f_4.x;
-                }
-                else
-                {
-                    _S65 = 1.0 - f_4.x;
-                }
-                float _S89 = _S88 * _S65;
-                if((d_2.y) != 0)
-                {
-                    _S66 = f_4.y;
-                }
-                else
-                {
-                    _S66 = 1.0 - f_4.y;
-                }
-                _S65 = _S89 * _S66;
-            }
-            else
-            {
-                _S65 = 0.0;
-            }
-            w_2[q_2] = _S65;
+            w_2[q_2] = _S64;
             q_2 = q_2 + 1;
         }
         j_2 = 0;
@@ -1277,8 +1247,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            vec4 vy_1 = ntcAcrossY4_0(stored_0[j_2], sy_2);
-            result_2[j_2] = result_2[j_2] + (w_2[0] * stored_0[j_2] + w_2[1] * ntcAcrossX4_0(stored_0[j_2], sx_2) + w_2[2] * vy_1 + w_2[3] * ntcAcrossX4_0(vy_1, sx_2));
+            vec4  at_3[4];
+            ntcAroundQuad_0(stored_0[j_2], sx_3, sy_3, at_3);
+            result_2[j_2] = result_2[j_2] + (w_2[0] * at_3[0] + w_2[1] * at_3[1] + w_2[2] * at_3[2] + w_2[3] * at_3[3]);
             j_2 = j_2 + 1;
         }
         k_3 = k_3 + 1;
@@ -1343,69 +1314,69 @@ vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
     {
         tex_1 = PbrDraw_0.drawSlotTex1_0[slot_1 - 4];
     }
-    vec4 _S90;
+    vec4 _S78;
     if(tex_1 >= 0)
     {
-        _S90 = ntcRemap_0(tex_1, stored_2);
+        _S78 = ntcRemap_0(tex_1, stored_2);
     }
     else
     {
-        _S90 = vec4(1.0);
+        _S78 = vec4(1.0);
     }
-    return _S90;
+    return _S78;
 }
 
 int pbrSlotFlags_0(int slot_2)
 {
-    int _S91;
+    int _S79;
     if(slot_2 < 4)
     {
-        _S91 = PbrDraw_0.drawSlotFlags0_0[slot_2];
+        _S79 = PbrDraw_0.drawSlotFlags0_0[slot_2];
     }
     else
     {
-        _S91 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
+        _S79 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
     }
-    return _S91;
+    return _S79;
 }
 
 vec3 pbrSrgbToLinear_0(vec3 c_1)
 {
     vec3 lo_1 = c_1 / 12.92000007629394531;
     vec3 hi_2 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
-    float _S92;
+    float _S80;
     if((c_1.x) <= 0.04044999927282333)
     {
-        _S92 = lo_1.x;
+        _S80 = lo_1.x;
     }
     else
     {
-        _S92 = hi_2.x;
+        _S80 = hi_2.x;
     }
-    float _S93;
+    float _S81;
     if((c_1.y) <= 0.04044999927282333)
     {
-        _S93 = lo_1.y;
+        _S81 = lo_1.y;
     }
     else
     {
-        _S93 = hi_2.y;
+        _S81 = hi_2.y;
     }
-    float _S94;
+    float _S82;
     if((c_1.z) <= 0.04044999927282333)
     {
-        _S94 = lo_1.z;
+        _S82 = lo_1.z;
     }
     else
     {
-        _S94 = hi_2.z;
+        _S82 = hi_2.z;
     }
-    return vec3(_S92, _S93, _S94);
+    return vec3(_S80, _S81, _S82);
 }
 
 vec4 pbrSlotValue_0(int slot_3, vec4 texel_6)
 {
-    vec4 _S95 = texel_6;
+    vec4 _S83 = texel_6;
     int flags_0 = pbrSlotFlags_0(slot_3);
     if((flags_0 & 1) == 0)
     {
@@ -1413,9 +1384,9 @@ vec4 pbrSlotValue_0(int slot_3, vec4 texel_6)
     }
     if((flags_0 & 2) != 0)
     {
-        _S95.xyz = pbrSrgbToLinear_0(_S95.xyz);
+        _S83.xyz = pbrSrgbToLinear_0(_S83.xyz);
     }
-    return _S95;
+    return _S83;
 }
 
 vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
@@ -1433,18 +1404,18 @@ float pbrDistributionGgx_0(float nDotH_0, float alpha_0)
 float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
-    float _S96 = 1.0 - a2_1;
-    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S96 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S96 + a2_1);
-    float _S97;
+    float _S84 = 1.0 - a2_1;
+    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S84 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S84 + a2_1);
+    float _S85;
     if(s_3 > 0.0)
     {
-        _S97 = 0.5 / s_3;
+        _S85 = 0.5 / s_3;
     }
     else
     {
-        _S97 = 0.0;
+        _S85 = 0.0;
     }
-    return _S97;
+    return _S85;
 }
 
 vec3 pbrEnvironmentAt_0(float y_3, float row_0)
@@ -1468,8 +1439,8 @@ vec3 pbrPrefiltered_0(vec3 r_1, float perceptualRoughness_0)
 vec3 pbrEnvBrdf_0(vec3 f0_1, float perceptualRoughness_1, float nDotV_1)
 {
     vec4 r_2 = perceptualRoughness_1 * vec4(-1.0, -0.02749999985098839, -0.57200002670288086, 0.02199999988079071) + vec4(1.0, 0.04250000044703484, 1.03999996185302734, -0.03999999910593033);
-    float _S98 = r_2.x;
-    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S98 * _S98, (exp2((-9.27999973297119141 * nDotV_1)))) * _S98 + r_2.y) + r_2.zw;
+    float _S86 = r_2.x;
+    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S86 * _S86, (exp2((-9.27999973297119141 * nDotV_1)))) * _S86 + r_2.y) + r_2.zw;
     return f0_1 * ab_0.x + ab_0.y;
 }
 
@@ -1489,37 +1460,37 @@ vec3 pbrAces_0(vec3 x_5)
 
 vec3 pbrLinearToSrgb_0(vec3 c_2)
 {
-    vec3 _S99 = clamp(c_2, vec3(0.0), vec3(1.0));
-    vec3 lo_2 = _S99 * 12.92000007629394531;
-    vec3 hi_3 = 1.0549999475479126 * pow(_S99, vec3(0.4166666567325592)) - 0.05499999970197678;
-    float _S100;
-    if((_S99.x) <= 0.00313080009073019)
+    vec3 _S87 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 lo_2 = _S87 * 12.92000007629394531;
+    vec3 hi_3 = 1.0549999475479126 * pow(_S87, vec3(0.4166666567325592)) - 0.05499999970197678;
+    float _S88;
+    if((_S87.x) <= 0.00313080009073019)
     {
-        _S100 = lo_2.x;
+        _S88 = lo_2.x;
     }
     else
     {
-        _S100 = hi_3.x;
+        _S88 = hi_3.x;
     }
-    float _S101;
-    if((_S99.y) <= 0.00313080009073019)
+    float _S89;
+    if((_S87.y) <= 0.00313080009073019)
     {
-        _S101 = lo_2.y;
+        _S89 = lo_2.y;
     }
     else
     {
-        _S101 = hi_3.y;
+        _S89 = hi_3.y;
     }
-    float _S102;
-    if((_S99.z) <= 0.00313080009073019)
+    float _S90;
+    if((_S87.z) <= 0.00313080009073019)
     {
-        _S102 = lo_2.z;
+        _S90 = lo_2.z;
     }
     else
     {
-        _S102 = hi_3.z;
+        _S90 = hi_3.z;
     }
-    return vec3(_S100, _S101, _S102);
+    return vec3(_S88, _S89, _S90);
 }
 
 struct PbrTexels_0
@@ -1535,16 +1506,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_5.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
-    bool _S103;
+    bool _S91;
     if(alphaMode_0 == 1)
     {
-        _S103 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
+        _S91 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
     }
     else
     {
-        _S103 = false;
+        _S91 = false;
     }
-    if(_S103)
+    if(_S91)
     {
         discard;
     }
@@ -1559,22 +1530,22 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     {
         handedness_0 = 1.0;
     }
-    int _S104 = pbrSlotFlags_0(1);
-    if((_S104 & 1) != 0)
+    int _S92 = pbrSlotFlags_0(1);
+    if((_S92 & 1) != 0)
     {
-        _S103 = (dot(t_7, t_7)) > 9.999999960041972e-13;
+        _S91 = (dot(t_7, t_7)) > 9.999999960041972e-13;
     }
     else
     {
-        _S103 = false;
+        _S91 = false;
     }
     vec3 n_4;
-    if(_S103)
+    if(_S91)
     {
         vec3 t_8 = normalize(t_7 - n_3 * dot(n_3, t_7));
         vec3 b_0 = cross(n_3, t_8) * handedness_0;
         vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        if((_S104 & 4) != 0)
+        if((_S92 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
@@ -1595,13 +1566,13 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     }
     if(!front_0)
     {
-        _S103 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
+        _S91 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
     }
     else
     {
-        _S103 = false;
+        _S91 = false;
     }
-    if(_S103)
+    if(_S91)
     {
         n_4 = - n_4;
     }
@@ -1609,16 +1580,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     float metallic_0 = clamp(PbrDraw_0.drawParams_0.x * mr_0.z, 0.0, 1.0);
     float perceptual_0 = clamp(PbrDraw_0.drawParams_0.y * mr_0.y, 0.02999999932944775, 1.0);
     float alpha_2 = perceptual_0 * perceptual_0;
-    vec3 _S105 = baseColor_1.xyz;
-    vec3 f0_2 = mix(vec3(0.03999999910593033), _S105, vec3(metallic_0));
-    vec3 diffuseColor_0 = _S105 * (1.0 - metallic_0);
+    vec3 _S93 = baseColor_1.xyz;
+    vec3 f0_2 = mix(vec3(0.03999999910593033), _S93, vec3(metallic_0));
+    vec3 diffuseColor_0 = _S93 * (1.0 - metallic_0);
     vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_5.worldPos_0);
-    float _S106 = max(dot(n_4, view_0), 0.00009999999747379);
-    vec3 l_4 = PbrFrame_0.frameLightDir_0.xyz;
-    vec3 h_4 = normalize(l_4 + view_0);
-    float nDotL_1 = clamp(dot(n_4, l_4), 0.0, 1.0);
+    float _S94 = max(dot(n_4, view_0), 0.00009999999747379);
+    vec3 l_3 = PbrFrame_0.frameLightDir_0.xyz;
+    vec3 h_4 = normalize(l_3 + view_0);
+    float nDotL_1 = clamp(dot(n_4, l_3), 0.0, 1.0);
     vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
-    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S106, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S106)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
+    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S94, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S94)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;
@@ -1654,8 +1625,8 @@ in vec4 v_colour_0;
 void main()
 {
     ntcDecodes_0 = 0;
-    PbrVertexOut_0 _S107 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_9 = pbrSlotUv_0(5, _S107);
+    PbrVertexOut_0 _S95 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec2 uv_9 = pbrSlotUv_0(5, _S95);
     vec2 gx_0 = dFdx(uv_9);
     vec2 gy_0 = dFdy(uv_9);
     NtcSampler_0 s_4;
@@ -1672,9 +1643,9 @@ void main()
     t_9.metallicRoughness_0 = pbrNtcSlot_0(2, stored_3);
     t_9.occlusion_0 = pbrNtcSlot_0(3, stored_3);
     t_9.emissive_0 = pbrNtcSlot_0(4, stored_3);
-    PbrVertexOut_0 _S108 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S109 = pbrShade_0(_S108, gl_FrontFacing, t_9);
-    entryPointParam_fragmentMain_0 = _S109;
+    PbrVertexOut_0 _S96 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec4 _S97 = pbrShade_0(_S96, gl_FrontFacing, t_9);
+    entryPointParam_fragmentMain_0 = _S97;
     return;
 }
 
