@@ -57,23 +57,18 @@ def quad_rounds(decodes: np.ndarray) -> float:
 def timed_render(harness, size: int, view_args, filt: str):
     """(stored channels, decodes [h, w], GL timer ms, wall ms) of one harness frame; both times
     cover the draw and its completion (glFinish), not the read-back."""
-    from export.decode.gl_context import render_float_targets
-    from export.decode.gl_sample import DECODES_TARGET
     ctx = harness.tex.ctx
-    harness.write_block(*view_args, filt, "repeat")
     query = ctx.query(time=True)
     wall = []
 
-    def draw():
+    def timed(draw):
         t0 = time.perf_counter()
         with query:
-            harness.draw()
+            draw()
         ctx.finish()
         wall.append(time.perf_counter() - t0)
-    out = render_float_targets(ctx, harness._home, (size, size), DECODES_TARGET + 1, draw,
-                               "quad filter bench")
-    channels = out[:, :, :harness.tex.model.stored_channels]
-    decodes = np.rint(out[:, :, 4 * DECODES_TARGET]).astype(np.int64)
+    channels, decodes = harness.render((size, size), *view_args, filt, "repeat", decodes=True,
+                                       draw=timed)
     return channels, decodes, query.elapsed / 1e6, 1000 * wall[0]
 
 

@@ -45,15 +45,17 @@ class GLSampleHarness:
 
     def render(self, size: tuple[int, int], origin, step_x, step_y,
                filter_mode: str = "trilinear", wrap="repeat", frame: int = 0,
-               hardware_derivatives: bool = False, decodes: bool = False):
+               hardware_derivatives: bool = False, decodes: bool = False, draw=None):
         """[h, w, stored] float32 stored channels of a (w, h) harness image. `filter_mode` is a key
         of export.decode.filters.FILTERS, `wrap` a glTF wrap value or name (or a (wrapS, wrapT) pair);
         with `hardware_derivatives` the shader takes ddx/ddy of uv instead of the steps. With
-        `decodes`: (channels, [h, w] int MLP evaluations each pixel made)."""
+        `decodes`: (channels, [h, w] int MLP evaluations each pixel made). `draw(harness_draw)`, if
+        given, makes the draw (a benchmark times it there, apart from the read-back)."""
         model, ctx = self.tex.model, self.tex.ctx
         self.write_block(origin, step_x, step_y, filter_mode, wrap, frame, hardware_derivatives)
         targets = DECODES_TARGET + 1 if decodes else self.targets
-        out = render_float_targets(ctx, self._home, size, targets, self.draw, "sample-mode render")
+        do_draw = self.draw if draw is None else (lambda: draw(self.draw))
+        out = render_float_targets(ctx, self._home, size, targets, do_draw, "sample-mode render")
         channels = out[:, :, :model.stored_channels]
         if not decodes:
             return channels
