@@ -11,6 +11,8 @@ Rows (one function each, `ROWS`; every row takes the `Bench` (context, set, opti
   baseline     a full-screen pass sampling every texture of the set, stored as RGBA8 with mips,
                with texture() and trilinear filtering, minified (2.5 texels a pixel, so two mips
                blend); Mpixel/s
+  sample fp16  where the context reports a 16-bit float extension (export/decode/precision.py),
+               the same passes with the MLP in 16-bit floats (the *_half programs); none on llvmpipe
   sample mode  one full-screen pass per filter (latent, stochastic, trilinear) of the sample-mode
                harness (shaders/ntc_sample_harness.slang's generated GLSL, as export/decode/gl_sample.py
                builds it), every pixel calling ntcSample for all stored channels, at the baseline's
@@ -66,7 +68,9 @@ from export.decode.gl_resources import NTCTextureGL
 from export.decode.gl_sample import FRAGMENT as SAMPLE_FRAGMENT
 from export.decode.gl_sample import VERTEX as SAMPLE_VERTEX
 from export.decode.gl_sample import GLSampleHarness
+from export.decode.precision import FP32, Precision, half_extension, no_half_reason, resolve
 from export.decode.network_block import macs_per_decode
+from shaders.glsl import half_name
 from shaders.interface import DECODES_PER_PIXEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +103,8 @@ def decoder_sources() -> dict[str, str]:
     """sha256 (12 hex digits) of each generated GLSL file the decode rows compile, as it is on disk
     now: the measured decoder is the working tree's, and a run can say if it changed under it."""
     out = {}
-    for name in (LOAD_VERTEX, GLTextureDecoder.fragment, SAMPLE_VERTEX, SAMPLE_FRAGMENT):
+    for name in (LOAD_VERTEX, GLTextureDecoder.fragment, SAMPLE_VERTEX, SAMPLE_FRAGMENT,
+                 half_name(SAMPLE_FRAGMENT)):
         path = ROOT / "shaders" / "generated" / name
         out[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else None
     return out
@@ -163,13 +168,20 @@ class Bench:
         return out
 
     @cached_property
-    def sample_pass(self) -> "SamplePass":
-        """The sample-mode harness program for the set, shared by the sample rows."""
-        return SamplePass(self.ctx, self.model)
+    def _sample_passes(self) -> dict[str, "SamplePass"]:
+        return {}
+
+    def sample_pass(self, precision: str = "fp32") -> "SamplePass":
+        """The sample-mode harness program for the set in `precision` ("fp32" or "fp16"), shared
+        by the sample rows."""
+        if precision not in self._sample_passes:
+            self._sample_passes[precision] = SamplePass(self.ctx, self.model,
+                                                        resolve(self.ctx, precision))
+        return self._sample_passes[precision]
 
     def release(self) -> None:
-        if "sample_pass" in self.__dict__:
-            self.__dict__.pop("sample_pass").release()
+        for sp in self.__dict__.pop("_sample_passes", {}).values():
+            sp.release()
 
 
 def _row(name: str, work: str, gpu: list[float], wall: list[float], first: float, items: int,
@@ -274,8 +286,8 @@ class SamplePass:
     ntc_sample_harness.slang specialised for the set) on its own copy of the set, drawn into a
     framebuffer that stays bound across runs, without reading it back."""
 
-    def __init__(self, ctx, model: NTCModel):
-        self.tex = NTCTextureGL(model, ctx)
+    def __init__(self, ctx, model: NTCModel, precision: Precision = FP32):
+        self.tex = NTCTextureGL(model, ctx, precision)
         try:
             self.harness = GLSampleHarness(self.tex)
         except BaseException:
@@ -288,13 +300,13 @@ class SamplePass:
         self.tex.release()
 
 
-def row_sample(filter_mode: str):
-    """The row function of one sample-mode filter."""
+def row_sample(filter_mode: str, precision: str = "fp32"):
+    """The row function of one sample-mode filter, the MLP in `precision`."""
 
     def row(b: Bench) -> dict:
         ctx, model = b.ctx, b.model
         sw, sh = b.screen
-        sp = b.sample_pass
+        sp = b.sample_pass(precision)
         # the baseline's view: uv = gl_FragCoord.xy * uvPerPixel, repeat wrap
         step_x = (TEXELS_PER_PIXEL / model.width, 0.0)
         step_y = (0.0, TEXELS_PER_PIXEL / model.height)
@@ -322,23 +334,23 @@ def row_sample(filter_mode: str):
         if err != "GL_NO_ERROR":
             raise RuntimeError(f"sample-mode {filter_mode} pass failed: {err}")
         evals = DECODES_PER_PIXEL[filter_mode]
-        return _row(f"sample mode: {filter_mode} filter", f"{sw}x{sh} pixels x {evals} MLP "
+        half = " (fp16 MLP)" if precision == "fp16" else ""
+        return _row(f"sample mode: {filter_mode} filter{half}", f"{sw}x{sh} pixels x {evals} MLP "
                     f"eval{'s' if evals > 1 else ''} ({model.stored_channels} stored channels, "
                     f"{sp.targets} RGBA8 targets)", gpu, wall, first, sw * sh, "Mpixel/s", cpu,
-                    filter=filter_mode, mlp_evals_per_pixel=evals,
+                    filter=filter_mode, mlp_evals_per_pixel=evals, precision=precision,
                     repeats=b.sample_repeats, warmup_pixels=list(SAMPLE_WARMUP))
 
-    row.__name__ = row.__qualname__ = f"row_sample_{filter_mode}"
-    row.__doc__ = f"Sample mode, {filter_mode} filter, over a full screen at the baseline's view."
+    suffix = "_fp16" if precision == "fp16" else ""
+    row.__name__ = row.__qualname__ = f"row_sample_{filter_mode}{suffix}"
+    row.__doc__ = (f"Sample mode, {filter_mode} filter, MLP in {precision}, over a full screen at "
+                   f"the baseline's view.")
     return row
 
 
-row_sample_latent = row_sample("latent")
-row_sample_stochastic = row_sample("stochastic")
-row_sample_trilinear = row_sample("trilinear")
-
-ROWS = [row_load_mode, row_texture_baseline, row_sample_latent, row_sample_stochastic,
-        row_sample_trilinear]
+SAMPLE_FILTERS = ("latent", "stochastic", "trilinear")
+ROWS = [row_load_mode, row_texture_baseline, *(row_sample(f) for f in SAMPLE_FILTERS)]
+HALF_ROWS = [row_sample(f, "fp16") for f in SAMPLE_FILTERS]  # where the driver has 16-bit floats
 
 
 def measure(ctx, model: NTCModel, set_name: str, repeats: int, screen: tuple[int, int],
@@ -358,10 +370,14 @@ def measure(ctx, model: NTCModel, set_name: str, repeats: int, screen: tuple[int
         "texels_per_pixel": TEXELS_PER_PIXEL, "sample_warmup": list(SAMPLE_WARMUP),
         "sample_evals": dict(DECODES_PER_PIXEL),
         "decoder_glsl": decoder_sources(), "rows": [],
+        "half_extension": half_extension(ctx),
+        "no_half_reason": None if half_extension(ctx) else no_half_reason(ctx),
     }
+    if rows is None:
+        rows = ROWS + (HALF_ROWS if out["half_extension"] else [])
     bench = Bench(ctx, model, repeats, tuple(screen), sample_repeats)
     try:
-        for row in rows or ROWS:
+        for row in rows:
             t0 = time.perf_counter()
             r = row(bench)
             log(f"  {r['name']}: {r['gpu_ms']:.2f} GPU ms, {r['wall_ms']:.2f} wall ms, "

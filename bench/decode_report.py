@@ -151,7 +151,8 @@ def sample_findings(out: dict, sample: list[dict], base: dict, load: dict, key: 
 
 def report(out: dict) -> str:
     m, load, base = out["macs_per_texel"], out["rows"][0], out["rows"][1]
-    sample = [r for r in out["rows"] if "filter" in r]
+    sample = [r for r in out["rows"] if "filter" in r and r.get("precision", "fp32") == "fp32"]
+    half = [r for r in out["rows"] if r.get("precision") == "fp16"]
     # one clock for both sides of a comparison: the timer where it covers every row's work
     key, clock = clock_of(out["rows"])
     texel_rate = load["items"] / load[key] / 1e3
@@ -208,4 +209,24 @@ def report(out: dict) -> str:
         lines += ["", "## Sample mode against plain sampling", "", how, "",
                   sample_table(sample, base, load, m["shader"], key, cpu_is_work(out["device"])), "",
                   *sample_findings(out, sample, base, load, key, clock)]
+    if "half_extension" in out:
+        lines += ["", "## 16-bit MLP arithmetic", "", *half_findings(out, sample, half, key, clock)]
     return "\n".join(lines) + "\n"
+
+
+def half_findings(out: dict, sample: list[dict], half: list[dict], key: str, clock: str
+                  ) -> list[str]:
+    """The fp16 rows against the fp32 rows of the same filter, or why there are none."""
+    if not out["half_extension"]:
+        return [f"Not measured: {out['no_half_reason']}, so sample mode runs its fp32 programs "
+                f"here (`ntc-view --precision auto`)."]
+    by = {r["filter"]: r for r in sample}
+    lines = [f"The same passes with the MLP in 16-bit floats through "
+             f"`{out['half_extension']}` (the *_half programs); {clock}.", "",
+             "| filter | fp32 frame ms | fp16 frame ms | fp16 / fp32 |", "|---|---:|---:|---:|"]
+    for r in half:
+        full = by.get(r["filter"])
+        ratio = f"{r[key] / full[key]:.2f}" if full else "-"
+        lines.append(f"| {r['filter']} | {full[key]:.2f} | {r[key]:.2f} | {ratio} |" if full
+                     else f"| {r['filter']} | - | {r[key]:.2f} | - |")
+    return lines

@@ -187,6 +187,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         gpu = FrameTimer.summary(renderer.timer.gpu_ms)
         row = {
             "mode": mode, "filter": filt if mode == "sample" else None, "frames": frames,
+            "precision": renderer.programs.precision.name if mode == "sample" else None,
             "formats": {"reference": formats[0], "load": formats[1]},
             "accumulated_frames": renderer.accumulated,
             "gpu_ms": gpu, "cpu_ms": FrameTimer.summary(renderer.timer.cpu_ms),

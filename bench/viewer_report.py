@@ -46,9 +46,11 @@ def filter_table(s: dict, rows: list[dict], key: str, clock: str) -> list[str]:
     tri = next((r for r in sample if r["filter"] == "trilinear"), None)
     if not macs or not sample:
         return []
+    precisions = sorted({r.get("precision") or "fp32" for r in sample})
     lines = ["", f"Sample mode per filter (MACs a pixel: decodes x {max(macs):,} MACs, the "
-                 f"scene's largest network as the shader runs it; frame time against the "
-                 f"reference row by the {clock}):", "",
+                 f"scene's largest network as the shader runs it, in {' / '.join(precisions)} "
+                 f"(`--precision auto`); frame time against the reference row by the {clock}):",
+             "",
              "| filter | decodes a pixel | MACs a pixel | PSNR vs reference (dB) | vs trilinear "
              "(dB) | x reference frame time |", "|---|---:|---:|---:|---:|---:|"]
     for r in sample:

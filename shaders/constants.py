@@ -20,6 +20,7 @@ NTC_FILTER_LATENT = 0
 NTC_FILTER_QUAD = 3
 NTC_FILTER_STOCHASTIC = 1
 NTC_FILTER_TRILINEAR = 2
+NTC_MAX_HALF_WEIGHT_UINT4 = 2048
 NTC_MAX_LAYERS = 8
 NTC_MAX_OUT_VEC4 = 4
 NTC_MAX_TEXTURES = 16
@@ -55,6 +56,7 @@ POST_DIFF = 1
 BINDINGS = {
     'BcnPass': 7,
     'NtcModel': 1,
+    'NtcModelHalf': 1,
     'NtcPass': 2,
     'NtcRemap': 3,
     'NtcSampleHarness': 2,
@@ -98,6 +100,10 @@ BLOCKS = {
     'NtcModel': (65536, (
         ('ntcInfo', 0, 'float32', (4,)),
         ('ntcWeights', 16, 'float32', (4095, 4)),
+    )),
+    'NtcModelHalf': (32784, (
+        ('ntcInfo', 0, 'float32', (4,)),
+        ('ntcWeightsHalf', 16, 'uint32', (2048, 4)),
     )),
     'NtcPass': (16, (
         ('ntcPass', 0, 'int32', (4,)),

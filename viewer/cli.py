@@ -1,7 +1,7 @@
 """ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
 
     ntc-view [SCENE] [--mode reference|load|sample] [--reference rgba8|bcn] [--load-format ...]
-             [--filter auto|latent|stochastic|trilinear|quad]
+             [--filter auto|latent|stochastic|trilinear|quad] [--precision auto|fp32|fp16]
              [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
 
@@ -61,6 +61,8 @@ class UsageError(NTCError):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from export.decode.precision import PRECISIONS
+
     from .material_bindings import FORMAT_NAMES
     from .renderer import MODES
     from .sample_filters import DEFAULT_FILTER, FILTER_NAMES
@@ -92,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "interpolated latents), auto (1 decode a pixel: the latent frame when "
                         "the view changes, then stochastic frames averaged into it while it is "
                         "still) (default %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="sample mode's MLP arithmetic: fp32, or fp16 (16-bit floats: twice the "
+                        "multiply-adds a clock on GPUs with packed half math, half the weight "
+                        "bytes; needs GL_EXT_shader_explicit_arithmetic_types_float16, "
+                        "GL_AMD_gpu_shader_half_float or GL_NV_gpu_shader5); auto takes fp16 where "
+                        "the driver reports one of those (default %(default)s)")
     add_compress_options(p)
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse scene images wider or taller than N texels, checked from their "
@@ -177,6 +185,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
     from export.images import encode_png
 
     from export.decode.gl_context import create_context
+    from export.decode.precision import resolve
     from export.metrics import psnr
 
     from .frame_stats import FrameTimer
@@ -184,21 +193,23 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
     from .renderer import Renderer
     size = args.size or DEFAULT_HEADLESS
     used = [scene.material(i) for i in sorted({p.material for p in scene.primitives})]
-    if args.mode != "reference":  # compress what is missing now, outside setup_ms
-        for material in used:
-            if material.index >= 0 and material.slots:
-                provider(material)
-    if args.reference == "bcn" and bcn_images is not None:   # BCn encoding too
-        bcn_images.prepare(used)
     ctx = create_context()
     renderer = None
     try:
+        resolve(ctx, args.precision)  # an --precision the driver cannot give fails before work
+        if args.mode != "reference":  # compress what is missing now, outside setup_ms
+            for material in used:
+                if material.index >= 0 and material.slots:
+                    provider(material)
+        if args.reference == "bcn" and bcn_images is not None:   # BCn encoding too
+            bcn_images.prepare(used)
         # setup: upload (and in load mode decode) everything; finish, since GL runs lazily
         t0 = time.perf_counter()
         renderer = Renderer(ctx, scene, size, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=args.overlay, timer_latency=0,
                             accumulate=not args.no_accumulate, log=log,
-                            formats=TextureFormats.from_args(args), bcn_images=bcn_images)
+                            formats=TextureFormats.from_args(args), bcn_images=bcn_images,
+                            precision=args.precision)
         if args.orbit:
             renderer.camera.turn(*args.orbit)
         if args.diff:
@@ -213,6 +224,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
         vram = renderer.vram()
         stats = {
             "mode": args.mode, "filter": args.filter, "frames": args.frames,
+            "precision": renderer.programs.precision.name,
             "reference_format": args.reference, "load_format": args.load_format,
             "size": list(size),
             "gpu_ms": FrameTimer.summary(renderer.timer.gpu_ms),

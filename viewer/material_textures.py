@@ -186,16 +186,18 @@ class SampledSet:
 
     def __init__(self, ctx, model, programs: Programs, ledger: VramLedger, label: str):
         self.ledger = ledger
-        self.tex = NTCTextureGL(model, ctx)
+        # the program first: its precision (which may fall back to fp32) sets the weights' format
+        self.program, precision = programs.sample(model)
+        self.tex = NTCTextureGL(model, ctx, precision)
         try:
             self.remap = ctx.buffer(remap_block(model))
-            self.program = programs.sample(model)
         except BaseException:
             self.tex.release()
             raise
         sizes = self.tex.vram_bytes()
         ledger.add("latents", self.tex, sizes["latents"], f"{label} latents")
-        ledger.add("weights", self.tex.weights, sizes["weights"], f"{label} MLP")
+        ledger.add("weights", self.tex.weights, sizes["weights"],
+                   f"{label} MLP ({precision.name})")
         ledger.add("uniforms", self.remap, self.remap.size, f"{label} remap")
 
     def bind(self) -> None:

@@ -92,7 +92,7 @@ def overlay_lines(r) -> list[str]:
     cpu_text = f"{cpu['median']:.2f} ms" if cpu else "-"
     mean = f" ({r.mean_description()})" if r.accumulating() else ""
     formats = {"reference": r.formats.reference.upper(), "load": r.formats.load.upper(),
-               "sample": "latents"}
+               "sample": f"latents, MLP {r.programs.precision.name}"}
     lines = [f"mode {r.mode} ({formats[r.mode]})   sample filter {r.filter}{mean}   {w}x{h}"
              + ("   DIFF vs reference" if r.diff else ""),
              f"GPU {gpu_text}   CPU {cpu_text}",

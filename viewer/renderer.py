@@ -76,7 +76,8 @@ class Renderer:
     def __init__(self, ctx, scene, size: tuple[int, int], mode: str = "reference",
                  filter_mode: str = DEFAULT_FILTER, ntc_provider=None, slot_names=None,
                  overlay: bool = False, timer_latency: int = 2, accumulate: bool = True,
-                 log=log_stderr, formats: TextureFormats = TextureFormats(), bcn_images=None):
+                 log=log_stderr, formats: TextureFormats = TextureFormats(), bcn_images=None,
+                 precision: str = "auto"):
         import moderngl
         self.mgl = moderngl
         check_context(ctx)
@@ -111,7 +112,7 @@ class Renderer:
         # (gl_load rebinds moderngl's "current" framebuffer, which must not be a released one).
         self._home = ctx.detect_framebuffer()
         try:
-            self._create_static(ntc_provider, slot_names)
+            self._create_static(ntc_provider, slot_names, precision)
             self.camera = OrbitCamera()
             self.resize(size)
             self.camera.frame(scene.bounds_min, scene.bounds_max, size[0] / max(size[1], 1))
@@ -124,9 +125,9 @@ class Renderer:
     # ------------------------------------------------------------------------------------------
     # static resources
 
-    def _create_static(self, ntc_provider, slot_names) -> None:
+    def _create_static(self, ntc_provider, slot_names, precision: str) -> None:
         ctx = self.ctx
-        self.programs = Programs(ctx)
+        self.programs = Programs(ctx, precision, self.log)
         self.samplers = Samplers(ctx, self.gl)
         self.images: dict[str, ImageTextures] = {}
         self.white = ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))

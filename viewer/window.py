@@ -179,7 +179,8 @@ def run_window(scene, args, provider, size: tuple[int, int], log, bcn_images=Non
         renderer = Renderer(ctx, scene, fb, mode=args.mode, filter_mode=args.filter,
                             ntc_provider=provider, overlay=True, timer_latency=2,
                             accumulate=not args.no_accumulate, log=log,
-                            formats=TextureFormats.from_args(args), bcn_images=bcn_images)
+                            formats=TextureFormats.from_args(args), bcn_images=bcn_images,
+                            precision=args.precision)
         renderer.status_lines = [KEY_HELP]
         if args.orbit:
             renderer.camera.turn(*args.orbit)

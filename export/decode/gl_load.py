@@ -65,6 +65,9 @@ class GLLoadDecoder:
     fragment = FRAGMENT
 
     def __init__(self, tex: NTCTextureGL, hw_filter: bool = False):
+        if tex.precision.half:  # its weights block is halves, which only sample mode reads
+            raise NTCGLError("load mode decodes with 32-bit arithmetic: upload the set with "
+                             "the fp32 precision")
         self.tex = tex
         ctx = tex.ctx
         vert, frag = load_shaders(tex.model, hw_filter, self.fragment)

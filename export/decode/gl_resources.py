@@ -9,7 +9,8 @@
             GL_LINEAR within a level, GL_LINEAR_MIPMAP_NEAREST between levels.
   weights   one std140 uniform block (ntc_decode.slang's NtcModel): ntcInfo, then per layer the
             dequantized weights [out_pad][in_pad] (int8 * scale, or fp16, as float32) and bias
-            (network_block.model_block).
+            (network_block.model_block); with a 16-bit Precision (precision.py) the same values
+            as halves (NtcModelHalf, network_block.half_block), for the *_half programs.
 
 Load mode decodes a set into ordinary GL textures (`DecodedTexture`, format by `texel_format`) with
 the output remap of ntc_remap.slang, driven by `remap_block`.
@@ -40,8 +41,9 @@ from .gl_context import (GL_CLAMP_TO_EDGE, GL_LINEAR, GL_LINEAR_MIPMAP_NEAREST,
                          GL_UNPACK_SKIP_IMAGES, GL_UNPACK_SKIP_PIXELS, GL_UNPACK_SKIP_ROWS,
                          GL_UNSIGNED_BYTE, GL_UNSIGNED_SHORT_4_4_4_4_REV, GL_ACTIVE_TEXTURE,
                          NTCGLError, RawGL, check_context)
-from .network_block import (UnsupportedNetwork, check_model, decoder_constants, model_block,
-                            weight_vec4_count)
+from .network_block import (UnsupportedNetwork, check_model, decoder_constants, half_block,
+                            model_block, weight_vec4_count)
+from .precision import FP32, Precision
 
 LATENT_UNIT = C.BINDINGS["ntcLatents"]
 MODEL_BINDING = C.BINDINGS["NtcModel"]
@@ -58,47 +60,59 @@ def latent_texel_bytes(model: NTCModel) -> tuple[int, int, int]:
     return (4, GL_RGBA4, 2) if cb == 4 else (8, GL_RGBA8, 4)
 
 
-def decoder_fragment(source: str, model: NTCModel, hw_filter: bool = False) -> str:
-    """Generated decoder GLSL `source` specialised for `model`'s network shape (shaders/glsl.py)."""
+def decoder_fragment(source: str, model: NTCModel, hw_filter: bool = False,
+                     precision: Precision = FP32) -> str:
+    """Generated decoder GLSL `source` specialised for `model`'s network shape (shaders/glsl.py);
+    a 16-bit variant's source also gets `precision`'s extension."""
     try:
-        return glsl.specialise(source, decoder_constants(model, hw_filter),
-                               weight_vec4_count(model.mlp_dims))
+        out = glsl.specialise(source, decoder_constants(model, hw_filter),
+                              weight_vec4_count(model.mlp_dims))
+        if glsl.is_half(out) != precision.half:
+            raise glsl.SpecialisationError(f"a {precision.name} program needs the "
+                                           f"{'16' if precision.half else '32'}-bit variant")
+        return glsl.with_half_extension(out, precision.extension) if precision.half else out
     except (glsl.SpecialisationError, UnsupportedNetwork) as e:
         raise NTCGLError(str(e)) from None
 
 
-def decoder_shaders(model: NTCModel, vertex: str, fragment: str, hw_filter: bool = False
-                    ) -> tuple[str, str]:
-    """(vertex, fragment) GLSL from shaders/generated/, the fragment specialised for `model`."""
+def decoder_shaders(model: NTCModel, vertex: str, fragment: str, hw_filter: bool = False,
+                    precision: Precision = FP32) -> tuple[str, str]:
+    """(vertex, fragment) GLSL from shaders/generated/, the fragment (its 16-bit variant with a
+    16-bit `precision`) specialised for `model`."""
+    name = glsl.half_name(fragment) if precision.half else fragment
     try:
-        vert, frag = glsl.load_generated(vertex), glsl.load_generated(fragment)
+        vert, frag = glsl.load_generated(vertex), glsl.load_generated(name)
     except glsl.SpecialisationError as e:
         raise NTCGLError(str(e)) from None
-    return vert, decoder_fragment(frag, model, hw_filter)
+    return vert, decoder_fragment(frag, model, hw_filter, precision)
 
 
 class NTCTextureGL:
-    """Latent texture array + weights uniform buffer of one NTCModel in a moderngl context."""
+    """Latent texture array + weights uniform buffer of one NTCModel in a moderngl context. The
+    weights are float32, or halves for a 16-bit `precision`: the programs built for this set
+    (gl_sample, the viewer) take its precision."""
 
-    def __init__(self, model: NTCModel, ctx):
+    def __init__(self, model: NTCModel, ctx, precision: Precision = FP32):
         check_context(ctx)
         try:
             check_model(model)
+            block = model_block(model)
+            data = half_block(block) if precision.half else block.tobytes()
         except UnsupportedNetwork as e:
             raise NTCGLError(str(e)) from None
         self.model = model
         self.ctx = ctx
+        self.precision = precision
         self.texture = 0
         self.weights = None
-        block = model_block(model)
         max_block = int(ctx.info.get("GL_MAX_UNIFORM_BLOCK_SIZE", 16384))
-        if block.nbytes > max_block:
-            raise NTCGLError(f"the MLP needs a {block.nbytes}-byte uniform block, the driver "
+        if len(data) > max_block:
+            raise NTCGLError(f"the MLP needs a {len(data)}-byte uniform block, the driver "
                              f"allows {max_block}")
         self._gl = RawGL()
         try:
             self._upload_latents()
-            self.weights = ctx.buffer(block.tobytes())
+            self.weights = ctx.buffer(data)
         except BaseException:
             self.release()
             raise

@@ -16,6 +16,7 @@ from .filters import wrap_pair
 
 from .gl_context import FullscreenTriangle, build_program, render_float_targets
 from .gl_resources import NTCTextureGL, decoder_shaders
+from .precision import FP32, Precision
 
 HARNESS_BINDING = C.BINDINGS["NtcSampleHarness"]
 DECODES_TARGET = 4  # the harness's colour attachment with each pixel's MLP evaluations
@@ -23,19 +24,21 @@ VERTEX = "ntc_sample_harness.vert.glsl"
 FRAGMENT = "ntc_sample_harness.frag.glsl"
 
 
-def sample_shaders(model, hw_filter: bool = False) -> tuple[str, str]:
+def sample_shaders(model, hw_filter: bool = False, precision: Precision = FP32
+                   ) -> tuple[str, str]:
     """(vertex, fragment) GLSL of the harness, specialised for `model`."""
-    return decoder_shaders(model, VERTEX, FRAGMENT, hw_filter)
+    return decoder_shaders(model, VERTEX, FRAGMENT, hw_filter, precision)
 
 
 class GLSampleHarness:
-    """The sample-mode harness program for one NTCTextureGL."""
+    """The sample-mode harness program for one NTCTextureGL, in the set's precision."""
 
     def __init__(self, tex: NTCTextureGL, hw_filter: bool = False):
         self.tex = tex
         ctx = tex.ctx
-        vert, frag = sample_shaders(tex.model, hw_filter)
-        self.program = build_program(ctx, vert, frag, "sample-mode decoder")
+        vert, frag = sample_shaders(tex.model, hw_filter, tex.precision)
+        self.program = build_program(ctx, vert, frag,
+                                     f"sample-mode decoder ({tex.precision.name})")
         self.triangle = FullscreenTriangle(ctx, self.program)
         self.pass_ubo = ctx.buffer(reserve=block_dtype("NtcSampleHarness").itemsize)
         self.targets = (tex.model.stored_channels + 3) // 4

@@ -122,6 +122,22 @@ def model_block(model: NTCModel) -> np.ndarray:
                         model.mips, len(lat.levels), container_max * 2.0 / lat.qmax, -1.0)
 
 
+HALF_MAX = 65504.0  # the largest finite IEEE half
+
+
+def half_block(block: np.ndarray) -> bytes:
+    """The NtcModelHalf block (ntc_decode.slang, the 16-bit variant) from an NtcModel block: the
+    same info vec4 in float32, then every weight and bias as an IEEE half in the same order, two
+    weight vec4s to each 16-byte element (the last one padded with zeros)."""
+    info, layers = block[:4], block[4:]
+    if layers.size and float(np.abs(layers).max()) > HALF_MAX:
+        raise UnsupportedNetwork(f"a weight of {float(np.abs(layers).max()):.4g} does not fit "
+                                 "a 16-bit float; decode this file with 32-bit arithmetic")
+    halves = np.zeros(-(-layers.size // 8) * 8, "<f2")
+    halves[:layers.size] = layers
+    return info.astype("<f4").tobytes() + halves.tobytes()
+
+
 def decoder_constants(model: NTCModel, hw_filter: bool = False) -> dict[str, int]:
     """Values of the specialisation constants of shaders/ntc_decode.slang for `model`."""
     check_model(model)

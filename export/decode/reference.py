@@ -148,9 +148,37 @@ def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch
     return x
 
 
-def decode_texels(table, pyr, weights, biases, mip, uv, remap=None, pe_grid=None):
-    """Stored-channel values (about [0, 1]) for texels at `uv` of colour mips `mip`."""
-    return mlp_forward(encode_inputs(table, pyr, mip, uv, remap, pe_grid), weights, biases)
+def mlp_forward_half(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
+                     chunk: int = 4096) -> torch.Tensor:
+    """mlp_forward in the arithmetic of the GL decoder's 16-bit variant (ntc_decode.slang,
+    NTC_HALF): inputs, weights and biases rounded to IEEE halves; each output starts at its bias
+    and adds one 4-wide dot product of the inputs at a time, every product and sum rounded to
+    half (a dot's four products summed in float32, then rounded: a driver may fuse them);
+    hswish3 in half. Returns float32. An emulation of the rounding, not the driver's exact order
+    of operations: it measures what 16-bit arithmetic costs a file (tests/test_half_precision)."""
+    out = []
+    for start in range(0, x.shape[0], chunk):
+        a = x[start:start + chunk].half()
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            n_out, n_in = w.shape
+            pad = layout.pad4(n_in) - n_in
+            wh = torch.nn.functional.pad(w, (0, pad)).half()
+            ah = torch.nn.functional.pad(a, (0, pad))
+            acc = b.half().expand(a.shape[0], n_out)
+            for c in range(0, n_in + pad, 4):
+                prod = ah[:, None, c:c + 4] * wh[None, :, c:c + 4]  # [n, out, 4], rounded
+                acc = acc + prod.float().sum(-1).half()
+            a = hswish3(acc) if i + 1 < len(weights) else acc
+        out.append(a.float())
+    return torch.cat(out, 0)
+
+
+def decode_texels(table, pyr, weights, biases, mip, uv, remap=None, pe_grid=None,
+                  half: bool = False):
+    """Stored-channel values (about [0, 1]) for texels at `uv` of colour mips `mip`; with `half`
+    the MLP runs in the 16-bit variant's arithmetic (mlp_forward_half)."""
+    x = encode_inputs(table, pyr, mip, uv, remap, pe_grid)
+    return (mlp_forward_half if half else mlp_forward)(x, weights, biases)
 
 
 def texel_uv(w: int, h: int, device="cpu") -> torch.Tensor:
@@ -171,9 +199,10 @@ class FileDecoder:
     pyramid: LatentPyramid
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
+    half: bool = False  # the MLP in the 16-bit GL variant's arithmetic (mlp_forward_half)
 
     @staticmethod
-    def from_model(model: NTCModel, device="cpu") -> "FileDecoder":
+    def from_model(model: NTCModel, device="cpu", half: bool = False) -> "FileDecoder":
         lat = model.latent
         rows = [torch.from_numpy(lat.dequantize(q)).reshape(lat.features, -1).t()
                 for q in model.latents]
@@ -181,7 +210,7 @@ class FileDecoder:
         pyr = LatentPyramid.build(lat.levels, model.mips, lat.hr_sampling, device)
         weights = [torch.from_numpy(l.dequantized()).to(device) for l in model.layers]
         biases = [torch.from_numpy(l.bias.astype(np.float32)).to(device) for l in model.layers]
-        return FileDecoder(model, table, pyr, weights, biases)
+        return FileDecoder(model, table, pyr, weights, biases, half)
 
     @torch.no_grad()
     def stored_mip(self, mip: int, chunk: int = 1 << 16) -> torch.Tensor:
@@ -190,7 +219,7 @@ class FileDecoder:
         uv = texel_uv(w, h, self.table.device)
         mips = torch.full((uv.shape[0],), mip, dtype=torch.long, device=uv.device)
         out = [decode_texels(self.table, self.pyramid, self.weights, self.biases,
-                             mips[i:i + chunk], uv[i:i + chunk])
+                             mips[i:i + chunk], uv[i:i + chunk], half=self.half)
                for i in range(0, uv.shape[0], chunk)]
         return torch.cat(out, 0).reshape(h, w, -1)
 

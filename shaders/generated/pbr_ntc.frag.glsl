@@ -87,6 +87,11 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcModel_0
     vec4 ntcInfo_0;
     vec4  ntcWeights_0[4095];
 }NtcModel_0;
+vec4 hswish3_0(vec4 x_0)
+{
+    return min(x_0, vec4(3.0)) * clamp(x_0 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
+}
+
 layout(constant_id = 11)
 const int NTC_HW_FILTER_0 = 0;
 
@@ -131,9 +136,9 @@ NtcTaps_0 ntcTaps_0(vec2 size_0, vec2 uv_0)
     return t_0;
 }
 
-vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_1)
+vec4 ntcTexel_0(int x_1, int y_0, int layer_0, int level_1)
 {
-    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_1);
+    ivec4 _S8 = ivec4(x_1, y_0, layer_0, level_1);
     return (texelFetch((ntcLatents_0), ((_S8)).xyz, ((_S8)).w)) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
 }
 
@@ -257,11 +262,6 @@ int ntcLayerOut_0(int layer_2)
             return NTC_OUT7_0;
         }
     }
-}
-
-vec4 hswish3_0(vec4 x_1)
-{
-    return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
 void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
