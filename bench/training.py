@@ -36,7 +36,8 @@ from bench.rate_distortion import CONVERGENCE_PRESET, CONVERGENCE_SET, RESULTS, 
 from bench.training_report import write_training_report
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 from trainer.compress import CompressSettings, compress
-from trainer.fit import EPS, TrainConfig, _sample_rows
+from trainer.fit import EPS, TrainConfig
+from trainer.sampling import uniform_rows
 from trainer.fused_step import FusedStep
 from trainer.network import NeuralTexture
 from trainer.presets import preset_config
@@ -83,7 +84,7 @@ def time_steps(step, targets, device, batch: int, max_steps: int, max_seconds: f
     gen = torch.Generator().manual_seed(0)
 
     def rows():
-        return _sample_rows(targets.mip_offsets, targets.mip_sizes, batch, 0.25, 1, gen).to(device)
+        return uniform_rows(targets.mip_offsets, targets.mip_sizes, batch, 0.25, 1, gen).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for i in range(10):
         step(rows(), i, 0.005, 0.1)

@@ -8,7 +8,8 @@ import torch
 
 from conftest import RICH_SET, write_set
 from export.decode.reference import decode_texels, encode_inputs
-from trainer.fit import TrainConfig, _sample_rows, fit
+from trainer.fit import TrainConfig, fit
+from trainer.sampling import uniform_rows
 from trainer.fused_step import FusedStep
 from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8, quantize_latents
 from trainer.reference_step import AutogradStep, RowAdam
@@ -45,16 +46,17 @@ def _setup(targets, cfg: NetworkConfig, seed=0):
 
 def _rows(tg, n=BATCH, run=1, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return _sample_rows(tg.mip_offsets, tg.mip_sizes, n, 0.25, run, gen)
+    return uniform_rows(tg.mip_offsets, tg.mip_sizes, n, 0.25, run, gen)
 
 
 def _reference_loss(net, tg, table, weights, biases, rows):
-    """fit's loss through export's decode function, on `table` (full latent table)."""
+    """fit's loss through export's decode function, on `table` (full latent table): (loss,
+    prediction, each row's weighted loss)."""
     mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
     pred = decode_texels(table, net.pyramid, weights, biases, mip, uv)
     ch_w = tg.channel_weights / tg.channel_weights.mean()
     per_texel = ((pred - tg.values[rows]) ** 2 * ch_w).mean(1) * tg.importance[rows]
-    return per_texel.mean(), pred
+    return per_texel.mean(), pred, per_texel.detach()
 
 
 @pytest.mark.parametrize("hr,hidden", [("bilinear", (64, 48, 32)), ("gather4", (64, 48, 32)),
@@ -77,10 +79,13 @@ def test_gradients_match_autograd(targets, hr, hidden, quant):
     weights = [w.detach().clone().requires_grad_() for w in net.weights]
     used = [fake_quant_int8(w) for w in weights] if quant else weights
     biases = [b.detach().clone().requires_grad_() for b in net.biases]
-    loss, pred = _reference_loss(net, tg, table, used, biases, rows)
+    loss, pred, per_texel = _reference_loss(net, tg, table, used, biases, rows)
     loss.backward()
     tol = dict(rtol=1e-4, atol=1e-7)
     assert mse == pytest.approx(float(((pred.detach() - tg.values[rows]) ** 2).mean()), rel=1e-5)
+    # each row's weighted loss, as the texel sampler reads it
+    torch.testing.assert_close(step.last_texel_loss, per_texel, rtol=1e-4,
+                               atol=1e-9)
     for a, b in zip(net.weights, weights):
         torch.testing.assert_close(a.grad, b.grad, **tol)
     for a, b in zip(net.biases, biases):
@@ -108,7 +113,7 @@ def test_latents_rounded_instead_of_noised_match_the_reference(targets):
     expect = quantize_latents(net.latents.detach()[touched], net.qmax)
     torch.testing.assert_close(step.compact[:n], expect, rtol=0, atol=1e-6)
     table = net.latents.detach().clone().requires_grad_()
-    loss, pred = _reference_loss(net, tg, quantize_latents(table, net.qmax),
+    loss, pred, _ = _reference_loss(net, tg, quantize_latents(table, net.qmax),
                                  [w.detach() for w in net.weights],
                                  [b.detach() for b in net.biases], rows)
     loss.backward()
@@ -224,10 +229,11 @@ def test_runs_stay_in_their_image_row_and_cover_it(targets):
     assert torch.unique(many[many < w * h]).numel() == w * h
 
 
-def test_training_is_deterministic_and_learns(targets):
+@pytest.mark.parametrize("run", [8, 1])   # 1: the default, error-guided texel sampling
+def test_training_is_deterministic_and_learns(targets, run):
     tg, (w, h) = targets
     cfg = NetworkConfig(features=8, grid_scale=3.0)
-    tcfg = TrainConfig(steps=120, batch=BATCH, progress=False, run=8)
+    tcfg = TrainConfig(steps=120, batch=BATCH, progress=False, run=run)
     torch.set_num_threads(1)
     runs = [fit(tg, cfg, tcfg, w, h, torch.device("cpu")) for _ in range(2)]
     (a, log_a), (b, _) = runs

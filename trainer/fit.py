@@ -16,6 +16,7 @@ from . import native
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
+from .sampling import TexelSampler
 from .targets import TrainingTargets
 
 
@@ -38,14 +39,18 @@ class TrainConfig:
     round_latents_at: float = 0.0
     freeze_latents_at: float = 0.95   # then latents are rounded and frozen ...
     quantize_weights_at: float = 0.95  # ... and the MLP fine-tunes through fake int8 weights
-    mip_uniform_share: float = 0.25  # of each batch drawn mip-uniformly, so small mips train too
+    mip_uniform_share: float = 0.35  # of each batch drawn mip-uniformly, so small mips train too
+    # of the by-area draw, the share that goes, within each mip, to its blocks by loss **
+    # guided_power (trainer/sampling.py: steps go where the image is still wrong); 0 = uniform
+    guided_share: float = 0.75
+    guided_power: float = 0.5
     adam_beta2: float = 0.99
     seed: int = option(0, flag="--seed", type=int, help="random seed")
     log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
                                                   "often; 0 = 20 points")
     progress: bool = option(True, result=False, help="a progress bar")
     latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
-    run: int = 1           # texels per horizontal run in a batch (see _sample_rows)
+    run: int = 1           # texels per horizontal run in a batch (sampling.uniform_rows)
     bf16: bool = True      # fused step: the hidden layers' multiplies in bfloat16 (not the last 5%)
     step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
     threads: int = option(1, flag="--threads", type=int, check=within(1, 256), result=False,
@@ -81,30 +86,6 @@ class TrainLog:
 
 def _cosine(step: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-
-
-def _sample_rows(offsets: torch.Tensor, sizes: torch.Tensor, n: int, uniform_share: float,
-                 run: int, gen) -> torch.Tensor:
-    """Rows of the flattened mip chain: most uniform over texels (mips by area, as RTXNTC), the
-    rest with the mip drawn uniformly, else the smallest mips would barely be seen. With run > 1,
-    n // run texels are drawn so and each starts a run of `run` horizontal neighbours (wrapping
-    within its image row), as RTXNTC trains: a batch then reads far fewer latent rows."""
-    starts = max(1, n // run)
-    total = int(offsets[-1])
-    n_mip = int(starts * uniform_share)
-    rows = torch.randint(0, total, (starts - n_mip,), generator=gen)
-    mips = torch.randint(0, offsets.numel() - 1, (n_mip,), generator=gen)
-    counts = offsets[mips + 1] - offsets[mips]
-    local = (torch.rand(n_mip, generator=gen) * counts).long().minimum(counts - 1)
-    rows = torch.cat([rows, offsets[mips] + local])
-    if run <= 1:
-        return rows
-    mip = torch.searchsorted(offsets, rows, right=True) - 1
-    base, w = offsets[mip], sizes[mip, 0]
-    local = rows - base
-    line, x = local - local % w, local % w
-    step = torch.arange(run)
-    return (base[:, None] + line[:, None] + (x[:, None] + step) % w[:, None]).reshape(-1)[:n]
 
 
 @torch.no_grad()
@@ -165,6 +146,8 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
     train_step = make_step(net, targets, device, cfg)
+    sampler = TexelSampler(cpu_offsets, cpu_sizes, cfg.mip_uniform_share, cfg.guided_share,
+                           cfg.guided_power, cfg.run)
     batch = cfg.batch_for(device)
     freeze_step = int(cfg.steps * cfg.freeze_latents_at)
     round_step = int(cfg.steps * cfg.round_latents_at)
@@ -181,10 +164,11 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             net.freeze_latents()
         if step == wq_step:
             net.quantize_weights = True
-        rows = _sample_rows(cpu_offsets, cpu_sizes, batch, cfg.mip_uniform_share, cfg.run, gen)
+        rows = sampler.draw(batch, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, cfg.steps),
                          cfg.lr_latents * _cosine(step, max(1, freeze_step)))
+        sampler.observe(train_step.last_texel_loss)
         ema = mse if ema is None else 0.95 * ema + 0.05 * mse
         if step % 10 == 0 or step == cfg.steps - 1:
             psnr = 10 * math.log10(1 / max(ema, 1e-12))

@@ -285,11 +285,12 @@ void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t 
 }
 
 /* Weighted L2 against the targets of `rows` (fit's loss): writes d loss / d pred (and, with
- * `bias_grad`, its column sums: the output layer's bias gradient) and returns the loss; *mse gets
- * the unweighted mean squared error (the progress estimate). */
+ * `bias_grad`, its column sums: the output layer's bias gradient; with `texel_loss`, each row's
+ * weighted loss, for the texel sampler) and returns the loss; *mse gets the unweighted mean
+ * squared error (the progress estimate). */
 double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *values,
                 int64_t S, const float *ch_w, const float *importance, float *dpred,
-                double *mse, float *bias_grad) {
+                double *mse, float *bias_grad, float *texel_loss) {
     double loss = 0.0, sq = 0.0;
     const float scale = 2.0f / (float)(n * S);
     enum { AHEAD = 48 };  /* target rows are scattered over the whole mip chain */
@@ -306,6 +307,7 @@ double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *
             dpred[i * S + c] = scale * e * ch_w[c] * imp;
         }
         loss += texel * imp;
+        if (texel_loss) texel_loss[i] = (float)(texel * imp / (double)S);
     }
     *mse = sq / (double)(n * S);
     if (bias_grad) column_sums(dpred, 0, n, S, bias_grad);

@@ -59,6 +59,7 @@ class FusedStep(TrainingStep):
         self.X = torch.empty(batch, dims[0])
         self.dX = torch.empty(batch, self.latent_cols)
         self.dpred = torch.empty(batch, dims[-1])
+        self.texel_loss = torch.empty(batch)
         # per layer and precision: inputs, pre-activations, gradients of the inputs
         types = (torch.float32, torch.bfloat16)
         self.inputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
@@ -124,7 +125,9 @@ class FusedStep(TrainingStep):
         # the kernels that write a layer's output gradient also sum it into the bias gradient
         lib.ntc_loss(zs[last].data_ptr(), rows.data_ptr(), n, self.values.data_ptr(),
                      self.values.shape[1], self.ch_w.data_ptr(), _ptr(self.importance),
-                     dz.data_ptr(), ctypes.byref(mse), net.biases[last].grad.data_ptr())
+                     dz.data_ptr(), ctypes.byref(mse), net.biases[last].grad.data_ptr(),
+                     self.texel_loss.data_ptr())
+        self.last_texel_loss = self.texel_loss[:n]
         for i in range(last, -1, -1):
             grad_w = net.weights[i].grad
             if types[i] is torch.float32:

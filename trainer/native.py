@@ -42,7 +42,7 @@ _SIGNATURES = {
     "ntc_hswish_forward": (None, [_P, _I, _P, _I, _I]),
     "ntc_hswish_backward": (None, [_P, _I, _P, _I, _P, _I, _I, _I, _P]),
     "ntc_loss": (ctypes.c_double, [_P, _P, _I, _P, _I, _P, _P, _P, ctypes.POINTER(ctypes.c_double),
-                                  _P]),
+                                  _P, _P]),
     "ntc_adam": (None, [_P, _P, _P, _P, _I, _I, _F, _F, _F, _F]),
     "ntc_row_adam": (None, [_P, _P, _I, _P, _I, _P, _I, _F, _F, _F, _F]),
 }

@@ -38,7 +38,9 @@ class RowAdam:
 
 class TrainingStep:
     """What both steps share: the network, its targets on the training device, Adam's settings
-    and the latent rows' optimiser."""
+    and the latent rows' optimiser. After each step, last_texel_loss holds each row's weighted
+    loss (for trainer.sampling.TexelSampler)."""
+    last_texel_loss: torch.Tensor | None = None
 
     def __init__(self, net: NeuralTexture, targets: TrainingTargets, device: torch.device,
                  betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15):
@@ -70,6 +72,7 @@ class AutogradStep(TrainingStep):
         if self.importance is not None:
             per_texel = per_texel * self.importance[rows]
         loss = per_texel.mean()
+        self.last_texel_loss = per_texel.detach()
         self.mlp_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.mlp_opt.param_groups[0]["lr"] = lr_mlp

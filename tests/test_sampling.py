@@ -1,0 +1,98 @@
+"""trainer/sampling.py: the blocks tile the mip chain, each mip keeps its share of a batch, loss
+steers the draw within a mip without starving any texel, and with guidance off the draw is the
+plain uniform one."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from export import layout
+from trainer.sampling import BLOCK, DECAY, Blocks, TexelSampler, uniform_rows
+
+
+def chain(width: int, height: int):
+    mips = layout.mip_count(width, height)
+    sizes = torch.tensor([layout.mip_size(width, height, m) for m in range(mips)])
+    counts = sizes[:, 0] * sizes[:, 1]
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+    return offsets, sizes
+
+
+def test_blocks_tile_the_chain_without_crossing_mips():
+    offsets, _ = chain(100, 37)
+    bl = Blocks.of(offsets)
+    assert int(bl.length.sum()) == int(offsets[-1]) and int(bl.length.max()) <= BLOCK
+    ends = bl.start + bl.length.long()
+    assert torch.equal(bl.start[1:], ends[:-1]) and int(bl.start[0]) == 0
+    assert bool((bl.start >= offsets[bl.mip]).all()) and bool((ends <= offsets[bl.mip + 1]).all())
+
+
+def test_without_guidance_it_is_the_uniform_draw():
+    offsets, sizes = chain(64, 48)
+    sampler = TexelSampler(offsets, sizes, 0.25, guided_share=0.0)
+    a = sampler.draw(1000, torch.Generator().manual_seed(3))
+    b = uniform_rows(offsets, sizes, 1000, 0.25, 1, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    sampler.observe(torch.ones(1000))  # nothing to track
+
+
+def _per_mip(rows, offsets):
+    mip = torch.searchsorted(offsets, rows, right=True) - 1
+    return torch.bincount(mip, minlength=offsets.numel() - 1).float()
+
+
+def test_loss_steers_the_draw_within_each_mip_only():
+    offsets, sizes = chain(256, 128)
+    n, share = 8192, 0.25
+    sampler = TexelSampler(offsets, sizes, share, guided_share=0.5, power=1.0)
+    gen = torch.Generator().manual_seed(0)
+    sampler.draw(n, gen)
+    # every block seen once with a small loss, one block of mip 0 with 100x that
+    bl = sampler.blocks
+    sampler.loss[:] = 1e-4
+    hot = 5
+    sampler.loss[hot] = 1e-2
+    sampler._cdf = None
+    counts_hot, counts_cold, area = 0, 0, torch.zeros(offsets.numel() - 1)
+    for _ in range(40):
+        rows = sampler.draw(n, gen)
+        main = rows[: n - int(n * share)]
+        area += _per_mip(main, offsets)
+        b = sampler._last[0]
+        assert bool((main >= bl.start[b]).all()) and bool((main < bl.start[b] + bl.length[b]).all())
+        counts_hot += int((b == hot).sum())
+        counts_cold += int((b == hot + 1).sum())
+    # each mip keeps its share of the by-area part
+    texels = (offsets[1:] - offsets[:-1]).float()
+    expected = texels / texels.sum() * 40 * (n - int(n * share))
+    big = expected > 2000
+    assert torch.allclose(area[big], expected[big], rtol=0.05)
+    # the hot block: (1 - 0.5) / blocks of mip 0 + 0.5 * 100 / (blocks - 1 + 100) of its draws;
+    # a cold neighbour keeps its uniform half
+    blocks0 = int((bl.mip == 0).sum())
+    mip0_draws = float(expected[0])
+    want_hot = mip0_draws * (0.5 / blocks0 + 0.5 * 100 / (blocks0 - 1 + 100))
+    want_cold = mip0_draws * (0.5 / blocks0 + 0.5 / (blocks0 - 1 + 100))
+    assert abs(counts_hot - want_hot) < 0.15 * want_hot
+    assert abs(counts_cold - want_cold) < 0.3 * want_cold + 20
+
+
+def test_observed_loss_is_averaged_per_block_and_unseen_blocks_count_as_worst():
+    offsets, sizes = chain(32, 32)
+    sampler = TexelSampler(offsets, sizes, 0.25, guided_share=0.5)
+    gen = torch.Generator().manual_seed(1)
+    rows = sampler.draw(64, gen)
+    n_area = 64 - 16
+    assert rows.numel() == 64 and sampler._last[1] == n_area
+    sampler.observe(torch.full((64,), 2.0))
+    seen = torch.unique(sampler._last[0])
+    assert torch.equal(sampler.loss[seen], torch.full((seen.numel(),), 2.0))
+    # only the by-area rows are tracked (the mip-uniform ones are not guided)
+    assert int(torch.isfinite(sampler.loss).sum()) == seen.numel()
+    cdf = sampler._table()
+    assert bool(torch.isfinite(cdf).all()) and bool((cdf[1:] >= cdf[:-1]).all())
+    # a block seen again keeps DECAY of its old average
+    b = sampler._last[0][0]
+    sampler._last = (sampler._last[0][:1], 1)
+    sampler.observe(torch.tensor([4.0]))
+    assert float(sampler.loss[b]) == pytest.approx(DECAY * 2.0 + (1 - DECAY) * 4.0)
