@@ -6,7 +6,8 @@ Parts (each timed and reported even when it fails or has nothing to run on):
   env       the GPU (nvidia-smi), torch and CUDA, the OpenGL renderer EGL gives
   tests     the cuda-marked tests (pytest -m cuda): the slangtorch decoder kernel, CUDA training
   decode    bench.decode on the EGL context: load mode, plain texture() sampling, every sample-mode
-            filter at 1920x1080, absolute ms by GL timer queries
+            filter at 1920x1080, absolute ms by GL timer queries; each filter again with the MLP in
+            16-bit floats where the driver reports an extension for them (--precision fp16)
   viewer    bench.viewer on the shipped default scene (assets/WaterBottle_ntc: its .ntc ships, so
             nothing trains) at 1920x1080: frame time and VRAM of every mode and filter
   quad      bench.quad_filter on the EGL context: the quad filter's decodes and rounds a quad against

@@ -96,3 +96,15 @@ def test_observed_loss_is_averaged_per_block_and_unseen_blocks_count_as_worst():
     sampler._last = (sampler._last[0][:1], 1)
     sampler.observe(torch.tensor([4.0]))
     assert float(sampler.loss[b]) == pytest.approx(DECAY * 2.0 + (1 - DECAY) * 4.0)
+
+
+def test_a_share_of_zero_draws_no_guided_rows():
+    """fit anneals the guided share (TrainConfig.guided_until): at 0 the by-area rows are all
+    uniform and the loss table is never built."""
+    offsets, sizes = chain(64, 64)
+    sampler = TexelSampler(offsets, sizes, 0.25, guided_share=0.75)
+    rows = sampler.draw(400, torch.Generator().manual_seed(2), share=0.0)
+    assert sampler._cdf is None and rows.numel() == 400
+    assert sampler._last[1] == 300 and sampler._last[0].numel() == 300
+    sampler.draw(400, torch.Generator().manual_seed(2), share=0.5)
+    assert sampler._cdf is not None

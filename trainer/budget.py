@@ -1,8 +1,9 @@
 """How much training a compression gets: the --effort levels and the default batch per device.
 Kept free of torch so the CLIs can build their --help without importing it."""
 
-# --effort: training steps. The fused CPU step takes about 4-6 ms on one thread, so "default" is
-# about 3 minutes for a 1K 9-channel set on one core (bench/results/training.md).
+# --effort: training steps. A CPU step (the fused step and the texel draw) takes about 6-7 ms on
+# one thread, so "default" is about 4-5 minutes for a 1K 9-channel set on one core
+# (bench/results/training.md).
 EFFORTS = {"fast": 8000, "default": 40000, "max": 160000}
 DEFAULT_EFFORT = "default"
 

@@ -87,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
                    help="training time for quality: "
                         + ", ".join(f"{k} = {v:,} steps" for k, v in EFFORTS.items())
-                        + f" (default {DEFAULT_EFFORT}: about 3-4 minutes for a 1K set with 9 "
-                          "channels on one CPU core, under a minute for fast, about 15 minutes "
-                          "for max; on that set each doubling of the steps gained 1-2.5 dB up to "
-                          "40,000 and 0.4 dB beyond)")
+                        + f" (default {DEFAULT_EFFORT}: about 4-5 minutes for a 1K set with 9 "
+                          "channels on one CPU core, a minute and a half for fast, about 18 "
+                          "minutes for max; on that set each doubling of the steps gained 1.3-2.2 "
+                          "dB up to 20,000, 0.7 to 40,000 and 0.4 beyond)")
     add_options(p, TrainConfig, TRAIN_OPTIONS)
     add_options(p, CompressSettings, ["device"])
     add_options(p, NetworkConfig, NETWORK_OPTIONS)

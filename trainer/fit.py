@@ -44,6 +44,7 @@ class TrainConfig:
     # guided_power (trainer/sampling.py: steps go where the image is still wrong); 0 = uniform
     guided_share: float = 0.75
     guided_power: float = 0.5
+    guided_until: float = 0.0  # > 0: the guided share falls linearly to 0 at this share of steps
     adam_beta2: float = 0.99
     seed: int = option(0, flag="--seed", type=int, help="random seed")
     log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
@@ -164,7 +165,10 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             net.freeze_latents()
         if step == wq_step:
             net.quantize_weights = True
-        rows = sampler.draw(batch, gen)
+        share = cfg.guided_share
+        if cfg.guided_until > 0:
+            share *= max(0.0, 1.0 - step / (cfg.guided_until * cfg.steps))
+        rows = sampler.draw(batch, gen, share)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, cfg.steps),
                          cfg.lr_latents * _cosine(step, max(1, freeze_step)))

@@ -92,19 +92,22 @@ class TexelSampler:
             # a block nobody has seen yet counts as the worst seen so far (so it gets drawn)
             self.loss = torch.full((self.blocks.mip.numel(),), float("inf"))
 
-    def draw(self, n: int, gen) -> torch.Tensor:
-        """n rows: guided_share of the by-area part by loss (each mip's share of it kept), the
-        rest of it uniform over texels, then the mip-uniform share."""
+    def draw(self, n: int, gen, share: float | None = None) -> torch.Tensor:
+        """n rows: `share` (default guided_share) of the by-area part by loss (each mip's share of
+        it kept), the rest of it uniform over texels, then the mip-uniform share."""
         if not self.guided:
             return uniform_rows(self.offsets, self.sizes, n, self.uniform_share, self.run, gen)
         n_mip = int(n * self.uniform_share)
-        n_guided = int((n - n_mip) * self.guided_share)
-        if self._cdf is None or self._draws % REFRESH == 0:
+        n_guided = int((n - n_mip) * (self.guided_share if share is None else share))
+        if n_guided and (self._cdf is None or self._draws % REFRESH == 0):
             self._cdf = self._table()
         self._draws += 1
-        u = torch.rand(n_guided, generator=gen) * self._cdf[-1]
-        b = torch.searchsorted(self._cdf, u, right=True).clamp_(max=self._cdf.numel() - 1)
-        local = (torch.rand(n_guided, generator=gen) * self.blocks.length[b]).long()
+        if n_guided:
+            u = torch.rand(n_guided, generator=gen) * self._cdf[-1]
+            b = torch.searchsorted(self._cdf, u, right=True).clamp_(max=self._cdf.numel() - 1)
+            local = (torch.rand(n_guided, generator=gen) * self.blocks.length[b]).long()
+        else:
+            b = local = torch.zeros(0, dtype=torch.long)
         plain = torch.randint(0, int(self.offsets[-1]), (n - n_mip - n_guided,), generator=gen)
         # the plain rows' blocks: their mip, then their place in it
         mip = torch.searchsorted(self.offsets, plain, right=True) - 1
