@@ -72,7 +72,8 @@ class Blocks:
 
 class TexelSampler:
     """Training rows for each step, error-guided within each mip (module docstring). With
-    guided_share 0 it draws exactly as uniform_rows (same generator calls)."""
+    guided_share 0, or runs of neighbours (run > 1), it draws exactly as uniform_rows (same
+    generator calls)."""
 
     def __init__(self, offsets: torch.Tensor, sizes: torch.Tensor, uniform_share: float,
                  guided_share: float = 0.0, power: float = 0.5, run: int = 1):
