@@ -72,7 +72,8 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
              "reference step with the schedule it shipped with (latents trained with noise, "
              "frozen and weights quantized at 85 %, float32). **new**: ntc-compress's defaults "
              "(fused step, bf16 hidden layers, latents trained through their rounding, frozen "
-             "at 95 %).", "",
+             "at 95 %, texels drawn by their recent loss within each mip: trainer/sampling.py).",
+             "",
              "| trainer | steps | set PSNR (dB) | worst mip (dB) | wall s | CPU s | train s |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["trainer"] != "old", r["steps"])):
