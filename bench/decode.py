@@ -49,7 +49,7 @@ import os
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -152,6 +152,7 @@ class Bench:
     repeats: int
     screen: tuple[int, int]
     sample_repeats: int = 1
+    _sample_passes: dict = field(default_factory=dict, repr=False)  # precision -> SamplePass
 
     @cached_property
     def rgba8_mip0(self) -> list[np.ndarray]:
@@ -167,10 +168,6 @@ class Bench:
             out.append(rgba)
         return out
 
-    @cached_property
-    def _sample_passes(self) -> dict[str, "SamplePass"]:
-        return {}
-
     def sample_pass(self, precision: str = "fp32") -> "SamplePass":
         """The sample-mode harness program for the set in `precision` ("fp32" or "fp16"), shared
         by the sample rows."""
@@ -180,8 +177,9 @@ class Bench:
         return self._sample_passes[precision]
 
     def release(self) -> None:
-        for sp in self.__dict__.pop("_sample_passes", {}).values():
+        for sp in self._sample_passes.values():
             sp.release()
+        self._sample_passes.clear()
 
 
 def _row(name: str, work: str, gpu: list[float], wall: list[float], first: float, items: int,
@@ -371,8 +369,8 @@ def measure(ctx, model: NTCModel, set_name: str, repeats: int, screen: tuple[int
         "sample_evals": dict(DECODES_PER_PIXEL),
         "decoder_glsl": decoder_sources(), "rows": [],
         "half_extension": half_extension(ctx),
-        "no_half_reason": None if half_extension(ctx) else no_half_reason(ctx),
     }
+    out["no_half_reason"] = None if out["half_extension"] else no_half_reason(ctx)
     if rows is None:
         rows = ROWS + (HALF_ROWS if out["half_extension"] else [])
     bench = Bench(ctx, model, repeats, tuple(screen), sample_repeats)

@@ -226,7 +226,6 @@ def half_findings(out: dict, sample: list[dict], half: list[dict], key: str, clo
              "| filter | fp32 frame ms | fp16 frame ms | fp16 / fp32 |", "|---|---:|---:|---:|"]
     for r in half:
         full = by.get(r["filter"])
-        ratio = f"{r[key] / full[key]:.2f}" if full else "-"
-        lines.append(f"| {r['filter']} | {full[key]:.2f} | {r[key]:.2f} | {ratio} |" if full
-                     else f"| {r['filter']} | - | {r[key]:.2f} | - |")
+        cells = (f"{full[key]:.2f}", f"{r[key] / full[key]:.2f}") if full else ("-", "-")
+        lines.append(f"| {r['filter']} | {cells[0]} | {r[key]:.2f} | {cells[1]} |")
     return lines

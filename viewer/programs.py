@@ -5,7 +5,7 @@ programs run the MLP in the precision resolved for the context (export/decode/pr
 from __future__ import annotations
 
 from export.decode.gl_context import NTCGLError, build_program
-from export.decode.gl_resources import decoder_fragment
+from export.decode.gl_resources import decoder_fragment, generated_source
 from export.decode.precision import FP32, Precision, resolve
 from shaders import glsl
 
@@ -26,7 +26,7 @@ class Programs:
         self.text = build_program(ctx, glsl.load_generated("viewer_text.vert.glsl"),
                                   glsl.load_generated("viewer_text.frag.glsl"), "text overlay")
         self._sample: dict[str, object] = {}
-        self._ntc_name = "pbr_ntc.frag.glsl"
+        self._ntc_sources: dict[Precision, str] = {}  # pbr_ntc's generated GLSL, read once each
 
     def sample(self, model) -> tuple[object, Precision]:
         """(program, its precision) for `model`'s network shape (shared by equal shapes). Under
@@ -42,8 +42,9 @@ class Programs:
             return self._sample_in(model, FP32), FP32
 
     def _sample_in(self, model, precision: Precision):
-        name = glsl.half_name(self._ntc_name) if precision.half else self._ntc_name
-        frag = decoder_fragment(glsl.load_generated(name), model, precision=precision)
+        if precision not in self._ntc_sources:
+            self._ntc_sources[precision] = generated_source("pbr_ntc.frag.glsl", precision)
+        frag = decoder_fragment(self._ntc_sources[precision], model, precision=precision)
         prog = self._sample.get(frag)
         if prog is None:
             prog = build_program(self.ctx, self.pbr_vert, frag,

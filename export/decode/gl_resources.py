@@ -75,16 +75,21 @@ def decoder_fragment(source: str, model: NTCModel, hw_filter: bool = False,
         raise NTCGLError(str(e)) from None
 
 
+def generated_source(name: str, precision: Precision = FP32) -> str:
+    """Generated GLSL `name` from shaders/generated/, or its 16-bit variant for a 16-bit
+    `precision` (not yet specialised)."""
+    try:
+        return glsl.load_generated(glsl.half_name(name) if precision.half else name)
+    except glsl.SpecialisationError as e:
+        raise NTCGLError(str(e)) from None
+
+
 def decoder_shaders(model: NTCModel, vertex: str, fragment: str, hw_filter: bool = False,
                     precision: Precision = FP32) -> tuple[str, str]:
     """(vertex, fragment) GLSL from shaders/generated/, the fragment (its 16-bit variant with a
     16-bit `precision`) specialised for `model`."""
-    name = glsl.half_name(fragment) if precision.half else fragment
-    try:
-        vert, frag = glsl.load_generated(vertex), glsl.load_generated(name)
-    except glsl.SpecialisationError as e:
-        raise NTCGLError(str(e)) from None
-    return vert, decoder_fragment(frag, model, hw_filter, precision)
+    return (generated_source(vertex),
+            decoder_fragment(generated_source(fragment, precision), model, hw_filter, precision))
 
 
 class NTCTextureGL:
