@@ -108,3 +108,30 @@ def test_a_share_of_zero_draws_no_guided_rows():
     assert sampler._last[1] == 300 and sampler._last[0].numel() == 300
     sampler.draw(400, torch.Generator().manual_seed(2), share=0.5)
     assert sampler._cdf is not None
+
+
+def test_the_c_loops_draw_and_average_as_the_torch_reference():
+    """sampling.c against the torch code it replaces: the same rows, blocks and loss table over
+    a run of draws (tables rebuilt, shares changing, blocks drawn twice in one step)."""
+    from trainer import native
+    try:
+        native.load()
+    except native.NativeUnavailable as e:
+        pytest.skip(f"no C kernels here: {e}")
+    offsets, sizes = chain(300, 170)
+    fast = TexelSampler(offsets, sizes, 0.3, guided_share=0.75, power=0.5)
+    slow = TexelSampler(offsets, sizes, 0.3, guided_share=0.75, power=0.5, kernels=False)
+    assert fast.lib is not None and slow.lib is None
+    gf, gs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    loss_gen = torch.Generator().manual_seed(8)
+    for step in range(40):
+        share = (0.0, None, 0.4)[step % 3]
+        a, b = fast.draw(2048, gf, share), slow.draw(2048, gs, share)
+        assert torch.equal(a, b), step
+        assert torch.equal(fast._last[0], slow._last[0]) and fast._last[1] == slow._last[1]
+        # losses spanning decades, so the draw's table is far from uniform
+        loss = torch.rand(2048, generator=loss_gen) ** 4 * 10 ** (step % 5)
+        fast.observe(loss)
+        slow.observe(loss)
+        assert torch.equal(fast.loss, slow.loss), step
+    assert int(torch.bincount(fast._last[0]).max()) > 1  # duplicates were exercised

@@ -1,4 +1,5 @@
-"""Builds and loads the trainer's C kernels (fused_step.c) with the system C compiler.
+"""Builds and loads the trainer's C kernels (fused_step.c, sampling.c) with the system C
+compiler, into one library.
 
 Plain C with no Python or torch headers, so it compiles in about a second; the library is cached
 per source, compiler and CPU (it is built with -march=native) under $NTC_CACHE_DIR, else
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from export.errors import NTCError
 
-SOURCE = Path(__file__).with_name("fused_step.c")
+SOURCES = tuple(Path(__file__).with_name(n) for n in ("fused_step.c", "sampling.c"))
 FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
 
 
@@ -45,6 +46,10 @@ _SIGNATURES = {
                                   _P, _P]),
     "ntc_adam": (None, [_P, _P, _P, _P, _I, _I, _F, _F, _F, _F]),
     "ntc_row_adam": (None, [_P, _P, _I, _P, _I, _P, _I, _F, _F, _F, _F]),
+    "ntc_guide_table": (None, [_P, _I, _P]),
+    "ntc_sample_rows": (None, [_P, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _P, _I, _P, _I, _P,
+                               _I, _P, _P]),
+    "ntc_observe_loss": (None, [_P, _P, _P, _I, _F, _F, _P]),
 }
 _lib: ctypes.CDLL | None = None
 
@@ -72,16 +77,17 @@ def _cpu_key() -> str:
 
 
 def build(cc: str | None = None) -> Path:
-    """Compile fused_step.c (if not cached) and return the library's path."""
+    """Compile the kernels (if not cached) into one library and return its path."""
     cc = cc or _compiler()
     try:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True,
                                  timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"C compiler {cc} does not run: {e}") from None
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, version, _cpu_key(),
+    texts = [s.read_text() for s in SOURCES]
+    key = hashlib.sha256("\0".join([*texts, *FLAGS, version, _cpu_key(),
                                     platform.machine()]).encode()).hexdigest()[:16]
-    out = cache_dir() / f"fused_step-{key}.so"
+    out = cache_dir() / f"ntc_kernels-{key}.so"
     if out.exists():
         return out
     try:
@@ -91,18 +97,18 @@ def build(cc: str | None = None) -> Path:
     except OSError as e:
         raise NativeUnavailable(f"cannot write the kernel cache {out.parent}: {e}") from None
     try:
-        res = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True,
-                             text=True, timeout=300)
+        res = subprocess.run([cc, *FLAGS, "-o", tmp, *map(str, SOURCES), "-lm"],
+                             capture_output=True, text=True, timeout=300)
         if res.returncode != 0:  # e.g. a compiler without -march=native: build portable code
             portable = [f for f in FLAGS if f != "-march=native"]
-            res = subprocess.run([cc, *portable, "-o", tmp, str(SOURCE), "-lm"],
+            res = subprocess.run([cc, *portable, "-o", tmp, *map(str, SOURCES), "-lm"],
                                  capture_output=True, text=True, timeout=300)
         if res.returncode != 0:
             first = (res.stderr.strip().splitlines() or ["(no message)"])[0]
-            raise NativeUnavailable(f"{cc} failed to compile {SOURCE.name}: {first}")
+            raise NativeUnavailable(f"{cc} failed to compile the trainer's kernels: {first}")
         os.replace(tmp, out)  # atomic: concurrent builders each write their own temp file
     except (OSError, subprocess.SubprocessError) as e:
-        raise NativeUnavailable(f"{cc} failed to compile {SOURCE.name}: {e}") from None
+        raise NativeUnavailable(f"{cc} failed to compile the trainer's kernels: {e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -10,13 +10,16 @@ wrong rather than to flat regions it already reproduces. Each mip keeps its expe
 batch (by area, plus the mip-uniform share), and the rest of the by-area draw stays uniform, so
 every texel keeps being seen. The per-block loss is an exponential average of the per-texel losses
 the training step reports (`observe`); the guided draw's table is rebuilt every REFRESH steps
-(drawing from it is a binary search per row).
+(drawing from it is a binary search per row). The per-row loops run in C (sampling.c, built by
+trainer/native.py) where a compiler is found; the torch code here is their reference and fallback.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+from . import native
 
 BLOCK = 64      # texels per block (consecutive rows of one mip)
 REFRESH = 16    # steps between rebuilds of the draw's cumulative table
@@ -46,8 +49,13 @@ def uniform_rows(offsets: torch.Tensor, sizes: torch.Tensor, n: int, uniform_sha
 def mip_uniform_rows(offsets: torch.Tensor, n: int, gen) -> torch.Tensor:
     """n rows, each of a mip drawn uniformly, uniform within it."""
     mips = torch.randint(0, offsets.numel() - 1, (n,), generator=gen)
+    return place_in_mips(offsets, mips, torch.rand(n, generator=gen))
+
+
+def place_in_mips(offsets: torch.Tensor, mips: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The row at fraction u of mip `mips` (each in [0, 1))."""
     counts = offsets[mips + 1] - offsets[mips]
-    local = (torch.rand(n, generator=gen) * counts).long().minimum(counts - 1)
+    local = (u * counts).long().minimum(counts - 1)
     return offsets[mips] + local
 
 
@@ -76,13 +84,15 @@ class TexelSampler:
     generator calls)."""
 
     def __init__(self, offsets: torch.Tensor, sizes: torch.Tensor, uniform_share: float,
-                 guided_share: float = 0.0, power: float = 0.5, run: int = 1):
+                 guided_share: float = 0.0, power: float = 0.5, run: int = 1,
+                 kernels: bool = True):
         self.offsets, self.sizes = offsets, sizes
         self.uniform_share, self.guided_share, self.power, self.run = (
             uniform_share, guided_share, power, run)
         self.guided = guided_share > 0 and run <= 1
         self._last: tuple[torch.Tensor, int] | None = None  # (blocks of the by-area rows, n)
         self._cdf: torch.Tensor | None = None
+        self._guide: torch.Tensor | None = None  # the C search's start per bucket of the cdf
         self._draws = 0
         if self.guided:
             self.blocks = Blocks.of(offsets)
@@ -92,6 +102,12 @@ class TexelSampler:
             self._first_block = torch.cumsum(per_mip, 0) - per_mip
             # a block nobody has seen yet counts as the worst seen so far (so it gets drawn)
             self.loss = torch.full((self.blocks.mip.numel(),), float("inf"))
+            self.lib = None
+            if kernels:
+                try:
+                    self.lib = native.load()
+                except native.NativeUnavailable:
+                    pass  # the torch code draws the same rows, a little slower
 
     def draw(self, n: int, gen, share: float | None = None) -> torch.Tensor:
         """n rows: `share` (default guided_share) of the by-area part by loss (each mip's share of
@@ -102,20 +118,52 @@ class TexelSampler:
         n_guided = int((n - n_mip) * (self.guided_share if share is None else share))
         if n_guided and (self._cdf is None or self._draws % REFRESH == 0):
             self._cdf = self._table()
+            if self.lib is not None:
+                self._guide = torch.empty(self._cdf.numel(), dtype=torch.long)
+                self.lib.ntc_guide_table(self._cdf.data_ptr(), self._cdf.numel(),
+                                         self._guide.data_ptr())
         self._draws += 1
-        if n_guided:
-            u = torch.rand(n_guided, generator=gen) * self._cdf[-1]
-            b = torch.searchsorted(self._cdf, u, right=True).clamp_(max=self._cdf.numel() - 1)
-            local = (torch.rand(n_guided, generator=gen) * self.blocks.length[b]).long()
+        u1 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
+        u2 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
+        plain = torch.randint(0, int(self.offsets[-1]), (n - n_mip - n_guided,), generator=gen)
+        mips = torch.randint(0, self.offsets.numel() - 1, (n_mip,), generator=gen)
+        u3 = torch.rand(n_mip, generator=gen)  # the draws of mip_uniform_rows
+        draw = self._rows_native if self.lib is not None else self._rows_torch
+        rows, blocks = draw(u1, u2, plain, mips, u3)
+        self._last = (blocks, n - n_mip)
+        return rows
+
+    def _rows_torch(self, u1, u2, plain, mips, u3):
+        """The rows (guided, plain, mip-uniform) and the blocks of the first two kinds: the
+        reference of ntc_sample_rows."""
+        if u1.numel():
+            u = u1 * float(self._cdf[-1])
+            b = torch.searchsorted(self._cdf, u.double(), right=True)
+            b = b.clamp_(max=self._cdf.numel() - 1)
+            local = (u2 * self.blocks.length[b]).long()
         else:
             b = local = torch.zeros(0, dtype=torch.long)
-        plain = torch.randint(0, int(self.offsets[-1]), (n - n_mip - n_guided,), generator=gen)
         # the plain rows' blocks: their mip, then their place in it
         mip = torch.searchsorted(self.offsets, plain, right=True) - 1
-        self._last = (torch.cat([b, self._first_block[mip]
-                                 + (plain - self.offsets[mip]) // BLOCK]), n - n_mip)
+        blocks = torch.cat([b, self._first_block[mip] + (plain - self.offsets[mip]) // BLOCK])
         return torch.cat([self.blocks.start[b] + local, plain,
-                          mip_uniform_rows(self.offsets, n_mip, gen)])
+                          place_in_mips(self.offsets, mips, u3)]), blocks
+
+    def _rows_native(self, u1, u2, plain, mips, u3):
+        n_area = u1.numel() + plain.numel()
+        rows = torch.empty(n_area + mips.numel(), dtype=torch.long)
+        blocks = torch.empty(n_area, dtype=torch.long)
+        cdf, guide, bl = self._cdf, self._guide, self.blocks
+        if cdf is None:  # nothing guided yet: no table, and no row searches one
+            cdf, guide = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.long)
+        self.lib.ntc_sample_rows(cdf.data_ptr(), guide.data_ptr(), cdf.numel(),
+                                 bl.start.data_ptr(), bl.length.data_ptr(), u1.data_ptr(),
+                                 u2.data_ptr(), u1.numel(), plain.data_ptr(), plain.numel(),
+                                 mips.data_ptr(), u3.data_ptr(), mips.numel(),
+                                 self.offsets.data_ptr(), self.offsets.numel() - 1,
+                                 self._first_block.data_ptr(), BLOCK, rows.data_ptr(),
+                                 blocks.data_ptr())
+        return rows, blocks
 
     def _table(self) -> torch.Tensor:
         """Cumulative draw weights of the guided rows' blocks: each mip's area share, split
@@ -133,6 +181,11 @@ class TexelSampler:
         if not self.guided or self._last is None or texel_loss is None:
             return
         b, n_area = self._last
-        loss = texel_loss[:n_area].float().cpu()
+        loss = texel_loss[:n_area].float().cpu().contiguous()
+        if self.lib is not None:
+            scratch = torch.empty(n_area)
+            self.lib.ntc_observe_loss(self.loss.data_ptr(), b.data_ptr(), loss.data_ptr(), n_area,
+                                      DECAY, 1 - DECAY, scratch.data_ptr())
+            return
         old = self.loss[b]
         self.loss[b] = torch.where(torch.isfinite(old), DECAY * old + (1 - DECAY) * loss, loss)
