@@ -23,6 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from bench.output import check_out_folder, machine, write_results
+from trainer.budget import DEFAULT_EFFORT, EFFORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -109,7 +110,6 @@ def report(out: dict) -> str:
 
 def main(argv=None) -> int:
     from bench.rate_distortion import SETS
-    from trainer.fit import TrainConfig
     from trainer.network import hidden_widths
     p = argparse.ArgumentParser(prog="python -m bench.mlp_shapes",
                                 description=__doc__.splitlines()[0])
@@ -118,8 +118,9 @@ def main(argv=None) -> int:
                    help="hidden widths per shape, shapes separated by '/'; the first is the "
                         "baseline (default %(default)s)")
     p.add_argument("--bpp", type=float, default=4.0, help="bits per texel budget (default 4)")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps,
-                   help="training steps per run (default %(default)s, the default effort)")
+    p.add_argument("--steps", type=int, default=EFFORTS[DEFAULT_EFFORT],
+                   help="training steps per run, every set alike (default %(default)s, the "
+                        "default effort's for a 1K set)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     p.add_argument("--out", type=Path, default=RESULTS)

@@ -27,6 +27,7 @@ import numpy as np
 from bench import classical
 from export import layout
 from export.metrics import psnr_from_mse
+from trainer.budget import DEFAULT_EFFORT, effort_steps
 from trainer.compress import CompressSettings, compress
 from trainer.fit import TrainConfig
 from trainer.textures import load_texture_set
@@ -140,7 +141,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--presets", default=",".join(DEFAULT_PRESETS))
-    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps for every set (default: the default --effort's for "
+                         "each set's size, as ntc-compress)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-convergence", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="ignore cached runs")
@@ -152,7 +155,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(a.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"steps": a.steps, "seed": a.seed,
+    out = {"steps": a.steps or f"the default effort's ({DEFAULT_EFFORT})", "seed": a.seed,
            "machine": f"{os.cpu_count()} CPU cores, training on {TrainConfig.threads} torch "
                       f"thread per run (ntc-compress's default), classical codecs on {a.threads}",
            "sets": {}}
@@ -163,15 +166,15 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         rows = classical_rows(tset)
         print(f"   classical codecs: {time.perf_counter() - t0:.0f} s", flush=True)
-        neural = []
+        neural, steps = [], a.steps or effort_steps(DEFAULT_EFFORT, w, h)
         for preset in a.presets.split(","):
-            rep = neural_run(name, tset, preset, a.steps, a.seed, a.fresh)
+            rep = neural_run(name, tset, preset, steps, a.seed, a.fresh)
             neural.append(rep)
             print(f"   {preset}: {rep['bpp']:.2f} bpp, {rep['psnr_set']:.2f} dB, "
                   f"{rep['seconds']:.0f} s", flush=True)
         out["sets"][name] = {"size": [w, h], "textures": [t.path.name for t in tset.textures],
                              "channels": sum(t.channels for t in tset.textures),
-                             "classical": rows, "neural": neural}
+                             "steps": steps, "classical": rows, "neural": neural}
     if not a.no_convergence:
         tset = load_set(CONVERGENCE_SET)
         conv = []

@@ -8,7 +8,8 @@ p4 (bench.rate_distortion's convergence case).
 throughput: ms a step, steps/s and texels/s of the reference step (autograd, trainer/
   reference_step.py) and the fused step (trainer/fused_step.py, float32 and bf16 hidden layers),
   with 1 and 2 torch threads, on an idle machine and beside a neighbour process (a Python busy
-  loop; a one-thread torch matmul loop), wall and CPU time. CUDA rows when a device is present.
+  loop; a one-thread torch matmul loop), wall and CPU time; each step includes drawing its batch
+  with the default (error-guided) sampler, as in training. CUDA rows when a device is present.
 convergence: PSNR of the written file against wall and CPU seconds, the old trainer (the reference
   step with the schedule it shipped with: latents noised, frozen at 85 %, float32) and the new one
   (the defaults), each run a full `compress()` as ntc-compress does it, one torch thread.
@@ -37,7 +38,7 @@ from bench.training_report import write_training_report
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 from trainer.compress import CompressSettings, compress
 from trainer.fit import EPS, TrainConfig
-from trainer.sampling import uniform_rows
+from trainer.sampling import TexelSampler
 from trainer.fused_step import FusedStep
 from trainer.network import NeuralTexture
 from trainer.presets import preset_config
@@ -80,20 +81,24 @@ def make_step(name: str, targets, stored: int, size, device: torch.device, batch
 
 def time_steps(step, targets, device, batch: int, max_steps: int, max_seconds: float) -> dict:
     """ms per step (median of 10-step blocks) after a 10-step warm-up, wall and CPU. Every step
-    draws a fresh batch, as training does (a few batches reused would stay in the caches)."""
-    gen = torch.Generator().manual_seed(0)
+    draws a fresh batch with the trainer's default sampler and reports its loss back, as
+    training does (a few batches reused would stay in the caches)."""
+    gen, cfg = torch.Generator().manual_seed(0), NEW
+    sampler = TexelSampler(targets.mip_offsets, targets.mip_sizes, cfg.mip_uniform_share,
+                           cfg.guided_share, cfg.guided_power, cfg.run)
 
-    def rows():
-        return uniform_rows(targets.mip_offsets, targets.mip_sizes, batch, 0.25, 1, gen).to(device)
+    def one(i: int) -> None:
+        step(sampler.draw(batch, gen).to(device), i, 0.005, 0.1)
+        sampler.observe(step.last_texel_loss)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for i in range(10):
-        step(rows(), i, 0.005, 0.1)
+        one(i)
     sync()
     wall, cpu, done, t_end = [], [], 0, time.perf_counter() + max_seconds
     while done < max_steps and (time.perf_counter() < t_end or len(wall) < 2):
         w0, c0 = time.perf_counter(), time.process_time()
         for i in range(10):
-            step(rows(), done + i, 0.005, 0.1)
+            one(done + i)
         sync()
         wall.append((time.perf_counter() - w0) * 100)  # ms per step
         cpu.append((time.process_time() - c0) * 100)

@@ -86,6 +86,10 @@ def log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _budget(train) -> str:
+    return f"--steps {train.steps}" if train.steps else f"--effort {train.effort}"
+
+
 def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
                  progress: bool = True, effort: str | None = None, threads: int | None = None):
     """CompressSettings as ntc-view builds them from these flags (trainer.compress
@@ -373,7 +377,8 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
         "gl_vendor": ctx.info.get("GL_VENDOR"),
         "lp_num_threads": os.environ.get("LP_NUM_THREADS", "unset"),
         "machine": f"{os.cpu_count()} CPU cores, {settings.train.threads} torch thread(s)",
-        "settings": {"steps": settings.train.steps, "bpp": settings.effective_bpp,
+        "settings": {"steps": settings.train.steps, "effort": settings.train.effort,
+                     "bpp": settings.effective_bpp,
                      "hidden": list(settings.network.hidden),
                      "batch": settings.train.batch_for(resolve_device(settings.device)),
                      "seed": settings.train.seed, "size": list(size), "frames": frames},
@@ -444,7 +449,7 @@ def main(argv=None) -> int:
         print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
-          f"--steps {settings.train.steps} --bpp {settings.effective_bpp} "
+          f"{_budget(settings.train)} --bpp {settings.effective_bpp} "
           f"--size {a.size[0]}x{a.size[1]} "
           f"--frames {a.frames}", flush=True)
     try:

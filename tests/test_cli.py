@@ -207,7 +207,7 @@ def test_effort_sets_the_steps_and_steps_wins(monkeypatch, tmp_path):
     for argv, steps in ((["--effort", "fast"], EFFORTS["fast"]), ([], EFFORTS["default"]),
                         (["--effort", "max", "--steps", "77"], 77)):
         run(compress_cli.main, [folder, "-o", tmp_path / "x.ntc", *argv])
-        assert seen[-1].train.steps == steps
+        assert seen[-1].train.steps_for(W, H) == steps
         assert seen[-1].train.threads == 1 and seen[-1].train.batch is None
     assert not (tmp_path / "x.ntc").exists()
 

@@ -49,7 +49,8 @@ def test_every_compress_flag_comes_from_a_settings_field():
 def test_settings_from_flags_and_the_cache_key():
     s = settings_from_args(argparse.Namespace(effort="fast", steps=None, bpp=None, quiet=True))
     from trainer.budget import EFFORTS
-    assert s.train.steps == EFFORTS["fast"] and s.train.progress is False
+    assert s.train.steps is None and s.train.effort == "fast" and s.train.progress is False
+    assert s.train.steps_for(1024, 1024) == EFFORTS["fast"]
     assert s.effective_bpp == DEFAULT_BPP and s.bpp is None
     # what does not change the file stays out of the key: threads, progress, device
     base = CompressSettings().cache_fields()
@@ -57,6 +58,7 @@ def test_settings_from_flags_and_the_cache_key():
     assert other.cache_fields() == base
     assert CompressSettings(bpp=DEFAULT_BPP).cache_fields() == base   # no --bpp is the default
     assert CompressSettings(train=TrainConfig(seed=1)).cache_fields() != base
+    assert CompressSettings(train=TrainConfig(effort="max")).cache_fields() != base
     with pytest.raises(OptionError, match="--hidden"):
         settings_from_args(argparse.Namespace(hidden=(0,)))
     with pytest.raises(OptionError, match="--batch 8"):

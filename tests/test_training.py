@@ -99,3 +99,16 @@ def test_compress_reports_each_preset_s_progress_to_on_step(tmp_path):
              log=lambda *a, **k: None, on_step=lambda *a: calls.append(a))
     assert [c[1] for c in calls] == [1, 11, 21, 31, 35]
     assert all(c[2] == 35 and c[0].startswith("p") and c[3] > 0 for c in calls)
+
+
+def test_effort_steps_grow_with_the_set_size():
+    """--effort's steps: the table's up to 1K^2 texels, x sqrt(texels / 1K^2) above (2K^2: x2),
+    at most SIZE_SCALE_MAX; --steps always wins."""
+    from trainer.budget import EFFORTS, SIZE_SCALE_MAX, effort_steps
+    base = EFFORTS["default"]
+    assert effort_steps("default", 512, 512) == base == effort_steps("default", 1024, 1024)
+    assert effort_steps("default", 2048, 2048) == 2 * base
+    assert effort_steps("fast", 1024, 2048) == round(EFFORTS["fast"] * 2 ** 0.5 / 100) * 100
+    assert effort_steps("max", 16384, 16384) == SIZE_SCALE_MAX * EFFORTS["max"]
+    assert TrainConfig(effort="fast").steps_for(2048, 2048) == 2 * EFFORTS["fast"]
+    assert TrainConfig(steps=77, effort="max").steps_for(4096, 4096) == 77

@@ -13,7 +13,7 @@ from export.images import DEFAULT_MAX_SIDE, set_max_side
 from export.safe_files import (atomic_write, check_output_file, check_writable_folder,
                                refuse_overwriting)
 
-from .budget import DEFAULT_EFFORT, EFFORTS
+from .budget import DEFAULT_EFFORT, EFFORTS, effort_help
 from .compress import (DEFAULT_BPP, CompressSettings, compress, is_out_of_memory,
                        settings_from_args)
 from .fit import TrainConfig
@@ -85,12 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                f"{round((FIT_SLACK - 1) * 100)}%% over (reported as e.g. p4@4); below every "
                f"preset, the smallest (default {DEFAULT_BPP})"})
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
-                   help="training time for quality: "
-                        + ", ".join(f"{k} = {v:,} steps" for k, v in EFFORTS.items())
-                        + f" (default {DEFAULT_EFFORT}: about 4-5 minutes for a 1K set with 9 "
-                          "channels on one CPU core, a minute and a half for fast, about 18 "
-                          "minutes for max; on that set each doubling of the steps gained 1.3-2.2 "
-                          "dB up to 20,000, 0.7 to 40,000 and 0.4 beyond)")
+                   help=effort_help() + f" (default {DEFAULT_EFFORT}: about 4 minutes for a "
+                        "1K set with 9 channels on one CPU core, under a minute for fast, about "
+                        "15 minutes for max; on that set each doubling of the steps gained 1.3-2.2 "
+                        "dB up to 20,000, 0.7 to 40,000 and 0.4 beyond)")
     add_options(p, TrainConfig, TRAIN_OPTIONS)
     add_options(p, CompressSettings, ["device"])
     add_options(p, NetworkConfig, NETWORK_OPTIONS)

@@ -9,7 +9,6 @@ import torch
 from export.format import from_bytes, to_bytes
 from export.options import at_least, from_args, option, result_fields, within
 
-from .budget import EFFORTS
 from .evaluate import evaluate
 from .fit import TrainConfig, fit, torch_threads
 from .network import NetworkConfig
@@ -59,11 +58,11 @@ class CompressSettings:
 
 def settings_from_args(args) -> CompressSettings:
     """CompressSettings from parsed flags: every option the settings dataclasses declare that the
-    parser has (each checked by its field), --effort's steps when --steps is not given, no
-    progress bar with --quiet. The one mapping from flags to settings, for every CLI."""
+    parser has (each checked by its field), --effort (whose steps count unless --steps is
+    given), no progress bar with --quiet. The one mapping from flags to settings, for every CLI."""
     train = {"progress": not getattr(args, "quiet", False)}
-    if getattr(args, "steps", None) is None and getattr(args, "effort", None) is not None:
-        train["steps"] = EFFORTS[args.effort]
+    if getattr(args, "effort", None) is not None:
+        train["effort"] = args.effort
     train = from_args(TrainConfig, args, **train)
     return from_args(CompressSettings, args, train=train, network=from_args(NetworkConfig, args))
 

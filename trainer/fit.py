@@ -13,7 +13,7 @@ from tqdm import tqdm
 from export.options import at_least, option, within
 
 from . import native
-from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS
+from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS, effort_steps
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
 from .sampling import TexelSampler
@@ -26,8 +26,12 @@ EPS = 1e-15  # Adam's epsilon, as RTXNTC: gradients of rarely-read latent rows a
 
 @dataclass
 class TrainConfig:
-    steps: int = option(EFFORTS[DEFAULT_EFFORT], flag="--steps", type=int, check=at_least(10),
-                        help="training steps per preset (default: --effort's)")
+    steps: int | None = option(None, flag="--steps", type=int, check=at_least(10),
+                               help="training steps per preset (default: --effort's for the "
+                                    "set's size)")
+    effort: str = option(DEFAULT_EFFORT, choices=list(EFFORTS), check=lambda v: None
+                         if v in EFFORTS else f"one of {', '.join(EFFORTS)}",
+                         help="the steps when `steps` is None (trainer/budget.py)")
     batch: int | None = option(None, flag="--batch", type=int, check=at_least(64),
                                help=f"texels per step (default {CPU_BATCH} on the CPU, "
                                     f"{CUDA_BATCH} on CUDA)")
@@ -57,6 +61,10 @@ class TrainConfig:
     threads: int = option(1, flag="--threads", type=int, check=within(1, 256), result=False,
                           help="CPU threads for training (default 1: one core, so a busy machine "
                                "does not stall it and the result is the same bytes every run)")
+
+    def steps_for(self, width: int, height: int) -> int:
+        """The steps a width x height set trains for: `steps`, else --effort's for its size."""
+        return self.steps if self.steps is not None else effort_steps(self.effort, width, height)
 
     def batch_for(self, device: torch.device) -> int:
         if self.batch is not None:
@@ -137,6 +145,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     """Train a neural texture on `targets`. on_step(desc, step, steps, psnr_estimate), if given,
     is called every 10 steps and after the last (ntc-library shows where each task is)."""
     torch.manual_seed(cfg.seed)
+    steps = cfg.steps_for(width, height)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stored = targets.values.shape[1]
     net = NeuralTexture(net_cfg, width, height, stored, device)
@@ -150,15 +159,15 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     sampler = TexelSampler(cpu_offsets, cpu_sizes, cfg.mip_uniform_share, cfg.guided_share,
                            cfg.guided_power, cfg.run)
     batch = cfg.batch_for(device)
-    freeze_step = int(cfg.steps * cfg.freeze_latents_at)
-    round_step = int(cfg.steps * cfg.round_latents_at)
-    wq_step = int(cfg.steps * cfg.quantize_weights_at)
-    log_every = cfg.log_every or max(1, cfg.steps // 20)
+    freeze_step = int(steps * cfg.freeze_latents_at)
+    round_step = int(steps * cfg.round_latents_at)
+    wq_step = int(steps * cfg.quantize_weights_at)
+    log_every = cfg.log_every or max(1, steps // 20)
     log, ema, t0 = TrainLog(step_kind=train_step.name), None, time.perf_counter()
-    bar = tqdm(total=cfg.steps, desc=desc, unit="step", disable=not cfg.progress,
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=not cfg.progress,
                dynamic_ncols=True, leave=False)
     net.train()
-    for step in range(cfg.steps):
+    for step in range(steps):
         if step == round_step:
             net.latent_noise = False
         if step == freeze_step:
@@ -167,23 +176,23 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             net.quantize_weights = True
         share = cfg.guided_share
         if cfg.guided_until > 0:
-            share *= max(0.0, 1.0 - step / (cfg.guided_until * cfg.steps))
+            share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
         rows = sampler.draw(batch, gen, share)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
-        mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, cfg.steps),
+        mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, steps),
                          cfg.lr_latents * _cosine(step, max(1, freeze_step)))
         sampler.observe(train_step.last_texel_loss)
         ema = mse if ema is None else 0.95 * ema + 0.05 * mse
-        if step % 10 == 0 or step == cfg.steps - 1:
+        if step % 10 == 0 or step == steps - 1:
             psnr = 10 * math.log10(1 / max(ema, 1e-12))
             bar.set_postfix(mse=f"{mse:.2e}", psnr=f"{psnr:.1f}dB", refresh=False)
             if on_step is not None:
-                on_step(desc, step + 1, cfg.steps, psnr)
-            if step % log_every == 0 or step == cfg.steps - 1:
+                on_step(desc, step + 1, steps, psnr)
+            if step % log_every == 0 or step == steps - 1:
                 log.curve.append((time.perf_counter() - t0, step + 1, psnr))
         bar.update(1)
     bar.close()
     net.eval()
-    log.seconds, log.steps = time.perf_counter() - t0, cfg.steps
+    log.seconds, log.steps = time.perf_counter() - t0, steps
     return net, log
 

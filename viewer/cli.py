@@ -48,7 +48,7 @@ from export.errors import NTCError, one_line
 from export.header import MAX_SIZE
 from export.images import DEFAULT_MAX_SIDE, set_max_side
 from export.options import add_options
-from trainer.budget import DEFAULT_EFFORT, EFFORTS
+from trainer.budget import DEFAULT_EFFORT, EFFORTS, effort_help
 
 DEFAULT_SCENE = Path(__file__).resolve().parents[1] / "assets" / "WaterBottle_ntc" / \
     "PF_WaterBottle_MR.gltf"
@@ -141,10 +141,10 @@ def add_compress_options(p) -> None:
     add_options(p, CompressSettings, ["bpp"], help={
         "bpp": f"bits per texel {when} (default: ntc-compress's)"})
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
-                   help=f"training time for quality {when}, as ntc-compress --effort "
-                        f"(default %(default)s)")
+                   help=f"training time for quality {when}, as ntc-compress --effort: "
+                        f"{effort_help()} (default %(default)s)")
     add_options(p, TrainConfig, ["steps"], help={
-        "steps": f"training steps {when} (default: --effort's)"})
+        "steps": f"training steps {when} (default: --effort's for the set's size)"})
     add_options(p, NetworkConfig, ["hidden"], help={
         "hidden": f"MLP hidden layer widths {when}, e.g. 64,48,32 (default: ntc-compress's)"})
 

@@ -14,7 +14,7 @@ from export.errors import NTCError, one_line
 from export.options import add_options
 from export.safe_files import check_writable_folder
 
-from ..budget import DEFAULT_EFFORT, EFFORTS
+from ..budget import DEFAULT_EFFORT, EFFORTS, effort_help
 from ..compress import CompressSettings, settings_from_args
 from ..fit import TrainConfig
 from ..network import NetworkConfig
@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     rate = p.add_mutually_exclusive_group()
     add_options(rate, CompressSettings, ["bpp", "target_psnr", "preset"])
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
-                   help="training time per material, as ntc-compress --effort "
-                        "(default %(default)s)")
+                   help="training time per material, as ntc-compress --effort: "
+                        + effort_help() + " (default %(default)s)")
     add_options(p, TrainConfig, ["steps", "seed"])
     add_options(p, CompressSettings, ["device"])
     add_options(p, NetworkConfig, ["hidden"])
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             "settings": f"--bpp {settings.effective_bpp}" if settings.target_psnr is None
             and settings.preset is None else (f"--preset {settings.preset}" if settings.preset
                                               else f"--target-psnr {settings.target_psnr}"),
-            "steps": settings.train.steps, "hidden": list(settings.network.hidden)})
+            "steps": f"{settings.train.steps:,} steps" if settings.train.steps
+            else f"--effort {settings.train.effort} (steps by each set's size)",
+            "hidden": list(settings.network.hidden)})
         t = report["totals"]
         for r in ordered:
             if r["status"] == "failed":

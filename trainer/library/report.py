@@ -46,7 +46,7 @@ def write(out_root: Path, records: list[dict], skipped: list[tuple[str, str]], m
     lines = [f"# Library report: {meta['library']}", "",
              f"{t['materials']} materials: {t['done']} done ({t['up_to_date']} already up to "
              f"date), {t['failed']} failed; {len(skipped)} paths skipped. Settings: "
-             f"{meta['settings']}, {meta['steps']:,} steps, hidden layers "
+             f"{meta['settings']}, {meta['steps']}, hidden layers "
              f"{','.join(map(str, meta['hidden']))}.", "",
              "| bytes | source files | RGBA8 with mips | BCn with mips | .ntc |",
              "|---|---:|---:|---:|---:|",
