@@ -39,8 +39,11 @@ class FusedStep(TrainingStep):
         self._keep = [t.contiguous() for t in (self.offsets, self.sizes.reshape(-1),
                                                pyr.offsets, pyr.sizes.reshape(-1))]
         o, s, lo, ls = self._keep
+        if net.latents.stride(1) != 1:
+            raise ValueError("the fused step needs latent rows with contiguous features")
         self.layout = native.Layout(o.data_ptr(), s.data_ptr(), s.numel() // 2,
                                     lo.data_ptr(), ls.data_ptr(), ls.numel() // 2, F,
+                                    net.latents.stride(0),
                                     int(pyr.hr_sampling == "gather4"), layout.PE_OCTAVES)
         self.values = self.values.contiguous()
         self.ch_w = self.ch_w.contiguous()
@@ -67,7 +70,9 @@ class FusedStep(TrainingStep):
         self.dinputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
         self.bf16 = bf16
         # the MLP's Adam (torch.optim.Adam's rule, in C): moments per parameter, one step count
-        self.params = list(net.weights) + list(net.biases)
+        # plain lists: indexing a ParameterList costs microseconds, a dozen times a step
+        self.weights, self.biases = list(net.weights), list(net.biases)
+        self.params = self.weights + self.biases
         for p in self.params:
             p.grad = torch.zeros_like(p)
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
@@ -99,7 +104,7 @@ class FusedStep(TrainingStep):
             int(train_latents), noise, self.seed, step, self.mark.data_ptr(), self.tag,
             self.compact.data_ptr(), self.touched.data_ptr(), self.tap_rows.data_ptr(),
             self.tap_slots.data_ptr(), self.tap_fracs.data_ptr(), X.data_ptr(), X.shape[1])
-        weights = [w.detach() for w in net.weights]
+        weights = [w.detach() for w in self.weights]
         if net.quantize_weights:
             fq = fake_quant_int8 if net.cfg.weight_format == "int8" else fake_quant_fp16
             weights = [fq(w) for w in weights]
@@ -116,7 +121,7 @@ class FusedStep(TrainingStep):
         else:
             inputs[0].copy_(X)
         for i in range(last + 1):
-            torch.addmm(net.biases[i].detach().to(types[i]), inputs[i], used[i].t(), out=zs[i])
+            torch.addmm(self.biases[i].detach().to(types[i]), inputs[i], used[i].t(), out=zs[i])
             if i < last:
                 lib.ntc_hswish_forward(zs[i].data_ptr(), _bf(zs[i]), inputs[i + 1].data_ptr(),
                                        _bf(inputs[i + 1]), zs[i].numel())
@@ -125,11 +130,11 @@ class FusedStep(TrainingStep):
         # the kernels that write a layer's output gradient also sum it into the bias gradient
         lib.ntc_loss(zs[last].data_ptr(), rows.data_ptr(), n, self.values.data_ptr(),
                      self.values.shape[1], self.ch_w.data_ptr(), _ptr(self.importance),
-                     dz.data_ptr(), ctypes.byref(mse), net.biases[last].grad.data_ptr(),
+                     dz.data_ptr(), ctypes.byref(mse), self.biases[last].grad.data_ptr(),
                      self.texel_loss.data_ptr())
         self.last_texel_loss = self.texel_loss[:n]
         for i in range(last, -1, -1):
-            grad_w = net.weights[i].grad
+            grad_w = self.weights[i].grad
             if types[i] is torch.float32:
                 torch.mm(dz.t(), inputs[i], out=grad_w)
             else:
@@ -140,7 +145,7 @@ class FusedStep(TrainingStep):
                 dz_prev = self.dinputs[i][types[i - 1]][:n]  # da itself where types agree
                 lib.ntc_hswish_backward(zs[i - 1].data_ptr(), _bf(zs[i - 1]), da.data_ptr(),
                                         _bf(da), dz_prev.data_ptr(), _bf(dz_prev), da.numel(),
-                                        da.shape[1], net.biases[i - 1].grad.data_ptr())
+                                        da.shape[1], self.biases[i - 1].grad.data_ptr())
                 dz = dz_prev
             elif train_latents:
                 dx = self.dX[:n]
@@ -163,7 +168,8 @@ class FusedStep(TrainingStep):
                               p.numel(), self.mlp_steps, lr_mlp, b1, b2, self.eps)
         if not self.net.latents_frozen:
             opt = self.latent_opt
-            self.lib.ntc_row_adam(self.net.latents.data_ptr(), opt.state.data_ptr(), opt.stride,
-                                  self.touched.data_ptr(), self.n_touched,
+            latents = self.net.latents
+            self.lib.ntc_row_adam(latents.data_ptr(), latents.stride(0), opt.state.data_ptr(),
+                                  opt.stride, self.touched.data_ptr(), self.n_touched,
                                   self.grad.data_ptr(), self.net.cfg.features, lr_latents,
                                   opt.b1, opt.b2, opt.eps)
