@@ -10,7 +10,7 @@ wrong rather than to flat regions it already reproduces. Each mip keeps its expe
 batch (by area, plus the mip-uniform share), and the rest of the by-area draw stays uniform, so
 every texel keeps being seen. The per-block loss is an exponential average of the per-texel losses
 the training step reports (`observe`); the guided draw's table is rebuilt every REFRESH steps
-(drawing from it is a binary search per row). The per-row loops run in C (sampling.c, built by
+(drawing from it is a search per row). The per-row loops run in C (sampling.c, built by
 trainer/native.py) where a compiler is found; the torch code here is their reference and fallback.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class TexelSampler:
     def __init__(self, offsets: torch.Tensor, sizes: torch.Tensor, uniform_share: float,
                  guided_share: float = 0.0, power: float = 0.5, run: int = 1,
                  kernels: bool = True):
-        self.offsets, self.sizes = offsets, sizes
+        self.offsets, self.sizes = offsets.long().contiguous(), sizes  # as the C loops read them
         self.uniform_share, self.guided_share, self.power, self.run = (
             uniform_share, guided_share, power, run)
         self.guided = guided_share > 0 and run <= 1
