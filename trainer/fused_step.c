@@ -18,12 +18,11 @@ typedef struct {
     const int64_t *mip_offsets;  /* [mips + 1] */
     const int64_t *mip_sizes;    /* [mips * 2] (w, h) */
     int64_t mips;
-    /* latent pyramid (one flat [rows, features] table, rows table_stride floats apart) */
+    /* latent pyramid (one flat [rows, features] table) */
     const int64_t *level_offsets; /* [levels] */
     const int64_t *level_sizes;   /* [levels * 2] */
     int64_t levels;
     int64_t features;
-    int64_t table_stride;
     int64_t gather4;              /* high-res level: 4 taps concatenated instead of bilinear */
     int64_t pe_octaves;
 } Layout;
@@ -77,7 +76,7 @@ static inline void taps(const Layout *L, int64_t level, float u, float v, int64_
 
 /* Row -> compact slot, adding the row (with its noisy copy) the first time this step reads it.
  * mark[row] holds (step tag << 32 | slot): one lookup tells both whether and where. */
-static inline int32_t track(int64_t row, const float *table, int64_t F, int64_t ld, int64_t *mark,
+static inline int32_t track(int64_t row, const float *table, int64_t F, int64_t *mark,
                             int64_t tag, float *compact, int64_t *touched,
                             int64_t *n_touched, float noise_amp, uint64_t seed, uint64_t step) {
     int64_t m = mark[row];
@@ -85,7 +84,7 @@ static inline int32_t track(int64_t row, const float *table, int64_t F, int64_t 
     int32_t s = (int32_t)(*n_touched)++;
     mark[row] = (tag << 32) | (int64_t)s;
     touched[s] = row;
-    const float *src = table + row * ld;
+    const float *src = table + row * F;
     float *dst = compact + (int64_t)s * F;
     if (noise_amp > 0.0f) {
         uint64_t key = row_key(seed, step, (uint64_t)row);
@@ -126,7 +125,7 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
                            int64_t *mark, int64_t tag, float *compact,
                            int64_t *touched, int64_t *tap_rows, int32_t *tap_slots,
                            float *tap_fracs, float *X, int64_t ldx) {
-    const int64_t F = L->features, ld = L->table_stride;
+    const int64_t F = L->features;
     const int64_t last = L->levels - 1;
     const int64_t hi_cols = L->gather4 ? 4 * F + 2 : F;
     const float lod_den = (float)(L->mips - 1 > 1 ? L->mips - 1 : 1);
@@ -159,8 +158,8 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
         if (i + AHEAD < n) {
             const int64_t *ahead = tap_rows + (i + AHEAD) * 8;
             for (int t = 0; t < 8; ++t) {
-                __builtin_prefetch(table + ahead[t] * ld);  /* a row may straddle two lines */
-                __builtin_prefetch(table + ahead[t] * ld + F - 1);
+                __builtin_prefetch(table + ahead[t] * F);  /* a row may straddle two lines */
+                __builtin_prefetch(table + ahead[t] * F + F - 1);
                 if (track_rows) __builtin_prefetch(mark + ahead[t]);
             }
         }
@@ -171,12 +170,12 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
             const float *p[4];
             for (int t = 0; t < 4; ++t) {
                 if (track_rows) {
-                    int32_t s = track(idx[t], table, F, ld, mark, tag, compact, touched, &n_touched,
+                    int32_t s = track(idx[t], table, F, mark, tag, compact, touched, &n_touched,
                                       noise_amp, seed, step);
                     tap_slots[i * 8 + k * 4 + t] = s;
                     p[t] = compact + (int64_t)s * F;
                 } else {
-                    p[t] = table + idx[t] * ld;
+                    p[t] = table + idx[t] * F;
                 }
             }
             if (k == 0 && L->gather4) {
@@ -339,15 +338,15 @@ static inline float bias_correction(float count, float log_beta) {
 /* Adam on the rows a step read (trainer.reference_step.RowAdam's rule: per-row bias correction,
  * rows kept in [-1, 1]); zeroes their gradient for the next step. state: [rows, stride] with
  * m, v and the update count of each row side by side. */
-void ntc_row_adam(float *table, int64_t ld, float *state, int64_t stride, const int64_t *touched,
-                  int64_t n, float *grad, int64_t F, float lr, float b1, float b2, float eps) {
+void ntc_row_adam(float *table, float *state, int64_t stride, const int64_t *touched, int64_t n,
+                  float *grad, int64_t F, float lr, float b1, float b2, float eps) {
     const float log_b1 = logf(b1), log_b2 = logf(b2);
     enum { AHEAD = 16 };
     for (int64_t j = 0; j < n; ++j) {
         if (j + AHEAD < n) {  /* rows are scattered over the table: fetch them ahead */
             int64_t next = touched[j + AHEAD];
-            __builtin_prefetch(table + next * ld, 1);
-            __builtin_prefetch(table + next * ld + F - 1, 1);
+            __builtin_prefetch(table + next * F, 1);
+            __builtin_prefetch(table + next * F + F - 1, 1);
             for (int64_t k = 0; k < 2 * F + 1; k += 16) __builtin_prefetch(state + next * stride + k, 1);
         }
         int64_t row = touched[j];
@@ -356,7 +355,7 @@ void ntc_row_adam(float *table, int64_t ld, float *state, int64_t stride, const 
         vr[F] = c;
         const float step_size = lr / bias_correction(c, log_b1);
         const float inv_bc2_sqrt = 1.0f / sqrtf(bias_correction(c, log_b2));
-        float *restrict t = table + row * ld;
+        float *restrict t = table + row * F;
         float *restrict g = grad + j * F;
 #pragma GCC ivdep
         for (int64_t f = 0; f < F; ++f) {

@@ -39,11 +39,8 @@ class FusedStep(TrainingStep):
         self._keep = [t.contiguous() for t in (self.offsets, self.sizes.reshape(-1),
                                                pyr.offsets, pyr.sizes.reshape(-1))]
         o, s, lo, ls = self._keep
-        if net.latents.stride(1) != 1:
-            raise ValueError("the fused step needs latent rows with contiguous features")
         self.layout = native.Layout(o.data_ptr(), s.data_ptr(), s.numel() // 2,
                                     lo.data_ptr(), ls.data_ptr(), ls.numel() // 2, F,
-                                    net.latents.stride(0),
                                     int(pyr.hr_sampling == "gather4"), layout.PE_OCTAVES)
         self.values = self.values.contiguous()
         self.ch_w = self.ch_w.contiguous()
@@ -168,8 +165,7 @@ class FusedStep(TrainingStep):
                               p.numel(), self.mlp_steps, lr_mlp, b1, b2, self.eps)
         if not self.net.latents_frozen:
             opt = self.latent_opt
-            latents = self.net.latents
-            self.lib.ntc_row_adam(latents.data_ptr(), latents.stride(0), opt.state.data_ptr(),
-                                  opt.stride, self.touched.data_ptr(), self.n_touched,
+            self.lib.ntc_row_adam(self.net.latents.data_ptr(), opt.state.data_ptr(), opt.stride,
+                                  self.touched.data_ptr(), self.n_touched,
                                   self.grad.data_ptr(), self.net.cfg.features, lr_latents,
                                   opt.b1, opt.b2, opt.eps)

@@ -32,7 +32,6 @@ class Layout(ctypes.Structure):
                 ("mips", ctypes.c_int64),
                 ("level_offsets", ctypes.c_void_p), ("level_sizes", ctypes.c_void_p),
                 ("levels", ctypes.c_int64), ("features", ctypes.c_int64),
-                ("table_stride", ctypes.c_int64),
                 ("gather4", ctypes.c_int64), ("pe_octaves", ctypes.c_int64)]
 
 
@@ -46,7 +45,7 @@ _SIGNATURES = {
     "ntc_loss": (ctypes.c_double, [_P, _P, _I, _P, _I, _P, _P, _P, ctypes.POINTER(ctypes.c_double),
                                   _P, _P]),
     "ntc_adam": (None, [_P, _P, _P, _P, _I, _I, _F, _F, _F, _F]),
-    "ntc_row_adam": (None, [_P, _I, _P, _I, _P, _I, _P, _I, _F, _F, _F, _F]),
+    "ntc_row_adam": (None, [_P, _P, _I, _P, _I, _P, _I, _F, _F, _F, _F]),
     "ntc_guide_table": (None, [_P, _I, _P]),
     "ntc_sample_rows": (None, [_P, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _P, _I, _P, _I, _P,
                                _I, _P, _P]),

@@ -75,13 +75,8 @@ class NeuralTexture(nn.Module):
                                            cfg.hr_sampling, device)
         self.qmax = (1 << cfg.bits) - 1
         step = 2.0 / self.qmax
-        # On the CPU each row is padded to whole 64-byte lines: a row the fused step reads or
-        # updates is then one line, never two (bench/choices.md); `latents` is the unpadded view.
-        F = cfg.features
-        width = -(-F // 16) * 16 if torch.device(device).type == "cpu" else F
-        table = torch.zeros(self.pyramid.texels, width, device=device)
-        table[:, :F] = (torch.rand(self.pyramid.texels, F, device=device) - 0.5) * 4 * step
-        self.latents = nn.Parameter(table[:, :F])
+        self.latents = nn.Parameter(
+            (torch.rand(self.pyramid.texels, cfg.features, device=device) - 0.5) * 4 * step)
         dims = [layout.mlp_input_size(cfg.features, cfg.hr_sampling), *cfg.hidden, stored]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
