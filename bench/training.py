@@ -37,8 +37,7 @@ from bench.rate_distortion import CONVERGENCE_PRESET, CONVERGENCE_SET, RESULTS, 
 from bench.training_report import write_training_report
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 from trainer.compress import CompressSettings, compress
-from trainer.fit import EPS, TrainConfig
-from trainer.sampling import TexelSampler
+from trainer.fit import EPS, TrainConfig, make_sampler
 from trainer.fused_step import FusedStep
 from trainer.network import NeuralTexture
 from trainer.presets import preset_config
@@ -83,9 +82,7 @@ def time_steps(step, targets, device, batch: int, max_steps: int, max_seconds: f
     """ms per step (median of 10-step blocks) after a 10-step warm-up, wall and CPU. Every step
     draws a fresh batch with the trainer's default sampler and reports its loss back, as
     training does (a few batches reused would stay in the caches)."""
-    gen, cfg = torch.Generator().manual_seed(0), NEW
-    sampler = TexelSampler(targets.mip_offsets, targets.mip_sizes, cfg.mip_uniform_share,
-                           cfg.guided_share, cfg.guided_power, cfg.run)
+    gen, sampler = torch.Generator().manual_seed(0), make_sampler(targets, NEW)
 
     def one(i: int) -> None:
         step(sampler.draw(batch, gen).to(device), i, 0.005, 0.1)

@@ -55,6 +55,7 @@ from bench.still_view import STILL_FRAMES, still_view
 from bench.viewer_report import report
 from export.arguments import image_size
 from export.options import add_options
+from trainer.budget import budget_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -84,10 +85,6 @@ DEFAULT_FRAMES = 5
 
 def log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _budget(train) -> str:
-    return f"--steps {train.steps}" if train.steps else f"--effort {train.effort}"
 
 
 def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
@@ -449,7 +446,7 @@ def main(argv=None) -> int:
         print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
-          f"{_budget(settings.train)} --bpp {settings.effective_bpp} "
+          f"{budget_text(settings.train.steps, settings.train.effort)} --bpp {settings.effective_bpp} "
           f"--size {a.size[0]}x{a.size[1]} "
           f"--frames {a.frames}", flush=True)
     try:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bench.clocks import clock_of
 from bench.still_view import still_view_table
+from trainer.budget import budget_text
 from viewer.sample_filters import AUTO_SEED_FRAMES, FILTER_DECODES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,13 +166,11 @@ def scene_report(s: dict, out: dict) -> list[str]:
 
 def report(out: dict) -> str:
     st = out["settings"]
-    budget = (f"--steps {st['steps']}" if st.get("steps")
-              else f"--effort {st.get('effort', 'default')} (steps by each set's size)")
     lines = [
         "# ntc-view on the shared scenes", "",
         f"Device: `{out['device']}` ({out['gl_version']}, {out['gl_vendor']}); "
         f"LP_NUM_THREADS={out['lp_num_threads']}; training: {out['machine']}.",
-        f"Settings: {budget}, --bpp {st['bpp']} (hidden layers "
+        f"Settings: {budget_text(st['steps'], st.get('effort'))}, --bpp {st['bpp']} (hidden layers "
         f"{','.join(map(str, st['hidden']))}, batch {st['batch']}, seed {st['seed']}); "
         f"{st['size'][0]}x{st['size'][1]}, {st['frames']} timed frame(s) per row after one "
         f"warm-up frame; run time {out['seconds']:.0f} s.",

@@ -24,6 +24,13 @@ def effort_steps(effort: str, width: int, height: int) -> int:
     return int(round(EFFORTS[effort] * scale / 100)) * 100
 
 
+def budget_text(steps: int | None, effort: str | None) -> str:
+    """A training budget as reports name it: --steps N, or --effort's (scaled per set)."""
+    if steps:
+        return f"--steps {steps:,}"
+    return f"--effort {effort or DEFAULT_EFFORT} (steps by each set's size)"
+
+
 def effort_help() -> str:
     """What --effort means, for every CLI's --help."""
     levels = ", ".join(f"{k} = {v:,}" for k, v in EFFORTS.items())

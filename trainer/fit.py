@@ -139,6 +139,12 @@ def make_step(net, targets, device, cfg: TrainConfig):
     return AutogradStep(net, targets, device, betas, EPS)
 
 
+def make_sampler(targets: TrainingTargets, cfg: TrainConfig) -> TexelSampler:
+    """The texel draw `cfg` asks for (the same for every device: rows are drawn on the CPU)."""
+    return TexelSampler(targets.mip_offsets, targets.mip_sizes, cfg.mip_uniform_share,
+                        cfg.guided_share, cfg.guided_power, cfg.run)
+
+
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         width: int, height: int, device: torch.device, desc: str = "training",
         on_step=None) -> tuple[NeuralTexture, TrainLog]:
@@ -149,15 +155,13 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stored = targets.values.shape[1]
     net = NeuralTexture(net_cfg, width, height, stored, device)
-    cpu_offsets, cpu_sizes = targets.mip_offsets, targets.mip_sizes
     with torch.no_grad():  # start the output layer at the mean colour
         values = targets.values
         net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0).to(device))
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
     train_step = make_step(net, targets, device, cfg)
-    sampler = TexelSampler(cpu_offsets, cpu_sizes, cfg.mip_uniform_share, cfg.guided_share,
-                           cfg.guided_power, cfg.run)
+    sampler = make_sampler(targets, cfg)
     batch = cfg.batch_for(device)
     freeze_step = int(steps * cfg.freeze_latents_at)
     round_step = int(steps * cfg.round_latents_at)

@@ -48,8 +48,13 @@ def uniform_rows(offsets: torch.Tensor, sizes: torch.Tensor, n: int, uniform_sha
 
 def mip_uniform_rows(offsets: torch.Tensor, n: int, gen) -> torch.Tensor:
     """n rows, each of a mip drawn uniformly, uniform within it."""
+    return place_in_mips(offsets, *mip_uniform_draws(offsets, n, gen))
+
+
+def mip_uniform_draws(offsets: torch.Tensor, n: int, gen) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random draws of mip_uniform_rows: each row's mip and its fraction of that mip."""
     mips = torch.randint(0, offsets.numel() - 1, (n,), generator=gen)
-    return place_in_mips(offsets, mips, torch.rand(n, generator=gen))
+    return mips, torch.rand(n, generator=gen)
 
 
 def place_in_mips(offsets: torch.Tensor, mips: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -126,8 +131,7 @@ class TexelSampler:
         u1 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
         u2 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
         plain = torch.randint(0, int(self.offsets[-1]), (n - n_mip - n_guided,), generator=gen)
-        mips = torch.randint(0, self.offsets.numel() - 1, (n_mip,), generator=gen)
-        u3 = torch.rand(n_mip, generator=gen)  # the draws of mip_uniform_rows
+        mips, u3 = mip_uniform_draws(self.offsets, n_mip, gen)
         draw = self._rows_native if self.lib is not None else self._rows_torch
         rows, blocks = draw(u1, u2, plain, mips, u3)
         self._last = (blocks, n - n_mip)

@@ -14,7 +14,7 @@ from export.errors import NTCError, one_line
 from export.options import add_options
 from export.safe_files import check_writable_folder
 
-from ..budget import DEFAULT_EFFORT, EFFORTS, effort_help
+from ..budget import DEFAULT_EFFORT, EFFORTS, budget_text, effort_help
 from ..compress import CompressSettings, settings_from_args
 from ..fit import TrainConfig
 from ..network import NetworkConfig
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": f"--bpp {settings.effective_bpp}" if settings.target_psnr is None
             and settings.preset is None else (f"--preset {settings.preset}" if settings.preset
                                               else f"--target-psnr {settings.target_psnr}"),
-            "steps": f"{settings.train.steps:,} steps" if settings.train.steps
-            else f"--effort {settings.train.effort} (steps by each set's size)",
+            "steps": budget_text(settings.train.steps, settings.train.effort),
             "hidden": list(settings.network.hidden)})
         t = report["totals"]
         for r in ordered:
