@@ -9,8 +9,8 @@ budget to the latent grid, which presets.fit_for_bpp coarsens less) and the same
 quality measured on the decoded file. Per run: the file's bpp and preset, set PSNR at mip 0,
 multiply-adds of one decode (from the written model's layer shapes, as the shader runs them:
 export.decode.network_block.macs_per_decode), training seconds. Runs go in --jobs processes of one
-torch thread each; each run is cached in bench/results/cache/shapes/, so an interrupted bench
-resumes. Writes bench/results/mlp_shapes.md and mlp_shapes.json.
+torch thread each; each run is cached in bench/results/cache/shapes/ (named with a digest of its
+settings), so an interrupted bench resumes. Writes bench/results/mlp_shapes.md and mlp_shapes.json.
 """
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ def shape_name(shape) -> str:
 
 def run_one(set_name: str, shape: tuple[int, ...], bpp: float, steps: int, seed: int) -> dict:
     """One compression (in a worker process, one torch thread); cached."""
-    cache = CACHE / f"{set_name}.{shape_name(shape)}.{bpp:g}.{steps}.{seed}.json"
+    from trainer.compress import CompressSettings, compress
+    from trainer.fit import TrainConfig
+    from trainer.network import NetworkConfig
+    settings = CompressSettings(bpp=bpp, train=TrainConfig(steps=steps, seed=seed, progress=False),
+                                network=NetworkConfig(hidden=tuple(shape)))
+    cache = CACHE / (f"{set_name}.{shape_name(shape)}.{bpp:g}.{steps}.{seed}."
+                     f"{settings.cache_digest()}.json")
     if cache.exists():
         return json.loads(cache.read_text())
     import torch
@@ -45,12 +51,7 @@ def run_one(set_name: str, shape: tuple[int, ...], bpp: float, steps: int, seed:
     from bench.rate_distortion import load_set
     from export.decode.network_block import macs_per_decode
     from export.format import from_bytes
-    from trainer.compress import CompressSettings, compress
-    from trainer.fit import TrainConfig
-    from trainer.network import NetworkConfig
     tset = load_set(set_name)
-    settings = CompressSettings(bpp=bpp, train=TrainConfig(steps=steps, seed=seed, progress=False),
-                                network=NetworkConfig(hidden=tuple(shape)))
     t0 = time.perf_counter()
     result = compress(tset, settings, log=lambda *a, **k: None)
     wall = time.perf_counter() - t0

@@ -9,7 +9,7 @@ bench/results/: rate_distortion.md (tables), rate_distortion.json (all figures),
 
 bpp everywhere is bits per texel of mip 0 for the whole set. Classical sets are charged for their
 full mip chain (block arithmetic per level), as the neural file is; quality is compared at mip 0.
-Each run's result is cached in bench/results/cache/ (keyed by set, preset, steps, seed), so an
+Each run's result is cached in bench/results/cache/ (keyed by set, preset, steps, seed and a digest of every setting), so an
 interrupted benchmark resumes; --fresh ignores the cache.
 """
 from __future__ import annotations
@@ -125,11 +125,11 @@ def _chain_bits(codec: str, w: int, h: int) -> float:
 
 
 def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool) -> dict:
-    cache = RESULTS / "cache" / f"{name}.{preset}.{steps}.{seed}.json"
-    if cache.exists() and not fresh:
-        return json.loads(cache.read_text())
     settings = CompressSettings(preset=preset,
                                 train=TrainConfig(steps=steps, seed=seed, progress=False))
+    cache = RESULTS / "cache" / f"{name}.{preset}.{steps}.{seed}.{settings.cache_digest()}.json"
+    if cache.exists() and not fresh:
+        return json.loads(cache.read_text())
     result = compress(tset, settings, log=lambda *a: None)
     rep = result.report
     cache.parent.mkdir(parents=True, exist_ok=True)

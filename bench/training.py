@@ -15,7 +15,8 @@ convergence: PSNR of the written file against wall and CPU seconds, the old trai
   (the defaults), each run a full `compress()` as ntc-compress does it, one torch thread.
 
 Writes bench/results/training.md, training.json and training.png. Convergence runs are cached in
-bench/results/cache/ (by trainer and steps) so an interrupted run resumes; --fresh ignores them.
+bench/results/cache/ (by trainer, steps and a digest of the settings) so an interrupted run
+resumes; --fresh ignores them.
 Nothing else should run meanwhile: every figure is a time.
 """
 from __future__ import annotations
@@ -44,8 +45,11 @@ from trainer.presets import preset_config
 from trainer.reference_step import AutogradStep
 from trainer.targets import build_targets, plan_channels
 
+# the trainer before issue 10: autograd in float32, noise until frozen at 85 %, latent lr 0.1, a
+# quarter of each batch mip-uniform and the rest by area (no loss-guided draw)
 OLD = TrainConfig(step_kind="autograd", bf16=False, round_latents_at=1.0, freeze_latents_at=0.85,
-                  quantize_weights_at=0.85, progress=False)
+                  quantize_weights_at=0.85, lr_latents=0.1, mip_uniform_share=0.25,
+                  guided_share=0.0, progress=False)
 NEW = TrainConfig(progress=False)
 OLD_STEPS = (3000, 6000, 12000, 24000)
 NEW_STEPS = (5000, 10000, 20000, EFFORTS[DEFAULT_EFFORT], 80000)
@@ -163,11 +167,11 @@ def _throughput_pass(tset, max_steps, max_seconds, threads, neighbours, batch, l
 
 def convergence_run(tset, label: str, cfg: TrainConfig, steps: int, fresh: bool,
                     cache_dir: Path = RESULTS / "cache") -> dict:
-    cache = cache_dir / f"training.{label}.{steps}.json"
-    if cache.exists() and not fresh:
-        return json.loads(cache.read_text())
     settings = CompressSettings(preset=CONVERGENCE_PRESET, device="cpu",
                                 train=replace(cfg, steps=steps))
+    cache = cache_dir / f"training.{label}.{steps}.{settings.cache_digest()}.json"
+    if cache.exists() and not fresh:
+        return json.loads(cache.read_text())
     w0, c0 = time.perf_counter(), time.process_time()
     rep = compress(tset, settings, log=lambda *a: None).report
     run = {"trainer": label, "steps": steps, "wall_s": time.perf_counter() - w0,

@@ -59,6 +59,10 @@ def test_settings_from_flags_and_the_cache_key():
     assert CompressSettings(bpp=DEFAULT_BPP).cache_fields() == base   # no --bpp is the default
     assert CompressSettings(train=TrainConfig(seed=1)).cache_fields() != base
     assert CompressSettings(train=TrainConfig(effort="max")).cache_fields() != base
+    # the digest in cached bench results' names: a changed default is a new name, not a stale hit
+    digest = CompressSettings().cache_digest()
+    assert other.cache_digest() == digest and len(digest) == 12
+    assert CompressSettings(train=TrainConfig(lr_latents=0.1)).cache_digest() != digest
     with pytest.raises(OptionError, match="--hidden"):
         settings_from_args(argparse.Namespace(hidden=(0,)))
     with pytest.raises(OptionError, match="--batch 8"):

@@ -1,6 +1,8 @@
 """Texture set in, `.ntc` bytes and a quality report out: the pipeline behind ntc-compress."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 
@@ -54,6 +56,12 @@ class CompressSettings:
         """What changes the compressed file (not the device, threads or progress bar); no --bpp
         is the default --bpp, so `ntc-view` and `ntc-view --bpp 4` share a cache entry."""
         return dict(result_fields(self), bpp=self.effective_bpp)
+
+    def cache_digest(self) -> str:
+        """12 hex digits of cache_fields(): in a cached result's name, so a changed setting or
+        default (a learning rate, say) is a new entry instead of a stale hit."""
+        text = json.dumps(self.cache_fields(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def settings_from_args(args) -> CompressSettings:
