@@ -36,8 +36,8 @@ Writes bench/results/viewer.md, viewer.json and one screenshot per row,
 bench/results/viewer/<scene>_<row>.png (row: reference, load, sample_trilinear, sample_stochastic,
 sample_stochastic_1, sample_latent). Time: the compression dominates (see bench/README.md).
 
-Why this module is long: one experiment, its rows, the block-format reference point and its CLI;
-the report is in viewer_report.py.
+One experiment, its rows and its CLI; the figures against the reference row are in
+viewer_figures.py, the report in viewer_report.py.
 """
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ import numpy as np
 
 from bench.output import write_results
 from bench.still_view import STILL_FRAMES, still_view
+from bench.viewer_figures import (TEXTURE_CATEGORIES, VRAM_TARGET, block_format_textures,
+                                  compare_rows, object_fraction)
 from bench.viewer_report import report
 from export.arguments import image_size
 from export.options import add_options
@@ -77,8 +79,6 @@ ROWS = (("reference", "reference", "trilinear", True, RGBA8),
         ("sample_stochastic_1", "sample", "stochastic", False, RGBA8),
         ("sample_latent", "sample", "latent", True, RGBA8),
         ("sample_auto", "sample", "auto", True, RGBA8))
-TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights")
-VRAM_TARGET = 0.1          # sample-mode texture memory <= 1/10 of the reference images'
 DEFAULT_SIZE = (512, 512)
 DEFAULT_FRAMES = 5
 
@@ -98,62 +98,7 @@ def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None
 
 
 # ----------------------------------------------------------------------------------------------
-# block-format reference point
-
-def block_format_textures(scene) -> list[dict]:
-    """The textures reference mode uploads for the materials the scene draws (one per image,
-    colour space and normal handling, as viewer/material_textures.ImageTextures keys them), each with
-    the block format a real-time renderer stores it in (export.bcn.formats.format_for: BC7 for
-    colour and 3-4 channels, BC5 for normal maps, BC4 for grey), and the bytes of its full mip
-    chain in that format and in RGBA8."""
-    from viewer.bcn_images import image_format
-    from viewer.frame_stats import mip_chain_texels
-    from viewer.material_bindings import COLOUR_SLOTS
-    used = sorted({p.material for p in scene.primitives})
-    seen: dict[tuple, dict] = {}
-    for index in used:
-        mat = scene.material(index)
-        for slot, ts in mat.slots.items():
-            key = (ts.image.key, slot in COLOUR_SLOTS, slot == "normal")
-            w, h = ts.image.size
-            if key not in seen:
-                fmt = image_format(ts.image, key[1], key[2])[0]
-                seen[key] = {"image": ts.image.name, "size": [w, h], "slots": [],
-                             "format": fmt.name.upper(),
-                             "block_bytes": fmt.chain_bytes(w, h),
-                             "rgba8_bytes": mip_chain_texels(w, h) * 4}
-            entry = seen[key]
-            tag = f"{mat.name}/{slot}"
-            if tag not in entry["slots"]:
-                entry["slots"].append(tag)
-    return list(seen.values())
-
-
-# ----------------------------------------------------------------------------------------------
 # one row
-
-def background_mask(image: np.ndarray) -> np.ndarray:
-    """bool [h, w]: pixels showing the empty background (the renderer's clear colour)."""
-    from viewer.scene_pass import BACKGROUND
-    bg = np.rint(np.array(BACKGROUND) * 255)
-    return np.all(np.abs(image.astype(int) - bg) <= 1, axis=2)
-
-
-def object_fraction(image: np.ndarray) -> float:
-    """Share of pixels that are not the empty background (the object is in the picture)."""
-    return float(1.0 - np.mean(background_mask(image)))
-
-
-def object_psnr(image: np.ndarray, reference: np.ndarray) -> float | None:
-    """PSNR over the pixels where either frame shows the scene (not background); None when
-    identical there or when neither does."""
-    mask = ~(background_mask(image) & background_mask(reference))
-    if not mask.any():
-        return None
-    d = image[mask].astype(np.float64) - reference[mask].astype(np.float64)
-    mse = float(np.mean(d * d))
-    return None if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
 
 def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
                accumulate: bool = True, log=log_stderr, formats=RGBA8,
@@ -212,18 +157,6 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
 # ----------------------------------------------------------------------------------------------
 # one scene, all scenes
 
-def _ratio(a, b):
-    return None if a is None or b in (None, 0) else a / b
-
-
-def _frame_ratios(row: dict, ref: dict) -> dict:
-    out = {}
-    for key in ("gpu_ms", "wall_ms", "cpu_ms", "process_cpu_ms"):
-        a, b = row.get(key), ref.get(key)
-        out[key] = _ratio(a and a["median"], b and b["median"])
-    return out
-
-
 def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
                   frames: int = DEFAULT_FRAMES, cache_dir=None, shots_dir=None,
                   rows=ROWS, log=log_stderr, still_frames=STILL_FRAMES) -> dict:
@@ -231,7 +164,6 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     viewer.json. Screenshots go to shots_dir/<name>_<row>.png when shots_dir is given."""
     from export.images import encode_png
     from viewer.ntc_cache import ensure_ntc
-    from export.metrics import psnr
     from export.gltf import load_scene
 
     from export.decode.network_block import macs_per_decode
@@ -312,42 +244,9 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
                and r["formats"]["reference"] == "rgba8")
     still = still_view(ctx, scene, provider, size, images[ref["name"]], still_frames) \
         if still_frames else {}
-    for r in results:
-        value = psnr(images[r["name"]], images[ref["name"]])
-        r["psnr_vs_reference"] = None if value == float("inf") else value
-        r["psnr_vs_reference_object"] = object_psnr(images[r["name"]], images[ref["name"]])
-        r["texture_vram_vs_reference"] = _ratio(r["texture_vram_bytes"],
-                                                ref["texture_vram_bytes"])
-        r["frame_time_vs_reference"] = _frame_ratios(r, ref)
     bc = block_format_textures(scene)
     bc_bytes = sum(t["block_bytes"] for t in bc)
-    for r in results:
-        r["texture_vram_vs_block_formats"] = _ratio(r["texture_vram_bytes"], bc_bytes)
-    by_name = {r["name"]: r for r in results}
-    ratios = {}
-    sample = by_name.get("sample_trilinear") or next(
-        (r for r in results if r["mode"] == "sample"), None)
-    load = by_name.get("load")
-    for a, b in (("reference_bcn", "load_bcn"), ("load", "load_bcn")):
-        if a in by_name and b in by_name:   # the transcoded set against the BCn images
-            ratios[f"{b}_vs_{a}"] = {
-                "psnr_difference": None if None in (by_name[a]["psnr_vs_reference"],
-                                                    by_name[b]["psnr_vs_reference"])
-                else by_name[b]["psnr_vs_reference"] - by_name[a]["psnr_vs_reference"],
-                "texture_vram_bytes": [by_name[b]["texture_vram_bytes"],
-                                       by_name[a]["texture_vram_bytes"]]}
-    if sample is not None:
-        v = sample["texture_vram_vs_reference"]
-        ratios.update({"texture_vram_sample_over_reference": v,
-                       "texture_vram_sample_meets_target": v is not None and v <= VRAM_TARGET,
-                       "texture_vram_sample_over_block_formats":
-                           sample["texture_vram_vs_block_formats"],
-                       "frame_time_sample_over_reference": sample["frame_time_vs_reference"]})
-    if load is not None:
-        ratios.update({"texture_vram_load_over_reference": load["texture_vram_vs_reference"],
-                       "texture_vram_load_over_block_formats":
-                           load["texture_vram_vs_block_formats"],
-                       "frame_time_load_over_reference": load["frame_time_vs_reference"]})
+    ratios = compare_rows(results, images, ref, bc_bytes)
     return {
         "name": name, "path": str(scene_path), "cache_dir": str(cache_dir),
         "primitives": len(scene.primitives), "materials": materials,
