@@ -86,7 +86,8 @@ def time_steps(step, targets, device, batch: int, max_steps: int, max_seconds: f
     """ms per step (median of 10-step blocks) after a 10-step warm-up, wall and CPU. Every step
     draws a fresh batch with the trainer's default sampler and reports its loss back, as
     training does (a few batches reused would stay in the caches)."""
-    gen, sampler = torch.Generator().manual_seed(0), make_sampler(targets, NEW)
+    gen = torch.Generator().manual_seed(0)
+    sampler = make_sampler(targets, NEW, EFFORTS[DEFAULT_EFFORT], batch)  # the 1K set's default
 
     def one(i: int) -> None:
         step(sampler.draw(batch, gen).to(device), i, 0.005, 0.1)

@@ -135,3 +135,20 @@ def test_the_c_loops_draw_and_average_as_the_torch_reference():
         slow.observe(loss)
         assert torch.equal(fast.loss, slow.loss), step
     assert int(torch.bincount(fast._last[0]).max()) > 1  # duplicates were exercised
+
+
+def test_the_guided_draw_stops_where_a_run_converges():
+    """The guided draw is for step-limited runs: a run that visits each texel of the chain more
+    than guided_max_visits times on average draws uniformly (bench/choices.md)."""
+    from types import SimpleNamespace
+    from trainer.fit import TrainConfig, make_sampler
+    cfg = TrainConfig()
+    for size, steps, guided in (((1024, 1024), 40000, True), ((2048, 2048), 80000, True),
+                                ((512, 512), 40000, False), ((512, 512), 20000, True),
+                                ((1024, 1024), 160000, False)):
+        offsets, sizes = chain(*size)
+        targets = SimpleNamespace(mip_offsets=offsets, mip_sizes=sizes)
+        sampler = make_sampler(targets, cfg, steps, 4096)
+        assert sampler.guided is guided, (size, steps)
+        assert sampler.guided_share == (cfg.guided_share if guided else 0.0)
+    assert TrainConfig(guided_max_visits=1e9).guided_share_for(10 ** 6, 4096, 100) == 0.75

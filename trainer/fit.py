@@ -49,6 +49,10 @@ class TrainConfig:
     guided_share: float = 0.75
     guided_power: float = 0.5
     guided_until: float = 0.0  # > 0: the guided share falls linearly to 0 at this share of steps
+    # the guided draw pays while training is step-limited; a run that visits each texel of the
+    # mip chain more often than this on average (steps x batch / texels) converges, and there
+    # the uniform draw keeps the middle mips (bench/choices.md)
+    guided_max_visits: float = 300.0
     adam_beta2: float = 0.99
     seed: int = option(0, flag="--seed", type=int, help="random seed")
     log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
@@ -65,6 +69,11 @@ class TrainConfig:
     def steps_for(self, width: int, height: int) -> int:
         """The steps a width x height set trains for: `steps`, else --effort's for its size."""
         return self.steps if self.steps is not None else effort_steps(self.effort, width, height)
+
+    def guided_share_for(self, steps: int, batch: int, texels: int) -> float:
+        """guided_share, or 0 for a run of `steps` x `batch` over a chain of `texels` that visits
+        each texel more than guided_max_visits times on average."""
+        return self.guided_share if steps * batch <= self.guided_max_visits * texels else 0.0
 
     def batch_for(self, device: torch.device) -> int:
         if self.batch is not None:
@@ -139,10 +148,13 @@ def make_step(net, targets, device, cfg: TrainConfig):
     return AutogradStep(net, targets, device, betas, EPS)
 
 
-def make_sampler(targets: TrainingTargets, cfg: TrainConfig) -> TexelSampler:
-    """The texel draw `cfg` asks for (the same for every device: rows are drawn on the CPU)."""
+def make_sampler(targets: TrainingTargets, cfg: TrainConfig, steps: int,
+                 batch: int) -> TexelSampler:
+    """The texel draw `cfg` asks for, for a run of `steps` x `batch` texels (the same for every
+    device: rows are drawn on the CPU)."""
+    share = cfg.guided_share_for(steps, batch, int(targets.mip_offsets[-1]))
     return TexelSampler(targets.mip_offsets, targets.mip_sizes, cfg.mip_uniform_share,
-                        cfg.guided_share, cfg.guided_power, cfg.run)
+                        share, cfg.guided_power, cfg.run)
 
 
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
@@ -161,8 +173,8 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
     train_step = make_step(net, targets, device, cfg)
-    sampler = make_sampler(targets, cfg)
     batch = cfg.batch_for(device)
+    sampler = make_sampler(targets, cfg, steps, batch)
     freeze_step = int(steps * cfg.freeze_latents_at)
     round_step = int(steps * cfg.round_latents_at)
     wq_step = int(steps * cfg.quantize_weights_at)
@@ -178,7 +190,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             net.freeze_latents()
         if step == wq_step:
             net.quantize_weights = True
-        share = cfg.guided_share
+        share = sampler.guided_share
         if cfg.guided_until > 0:
             share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
         rows = sampler.draw(batch, gen, share)
