@@ -70,9 +70,11 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
              "Each row is one full `compress()` (PCA init, training, export, decode of the file "
              "for the report) with one torch thread on an otherwise idle machine. **old**: the "
              "reference step with the schedule it shipped with (latents trained with noise, "
-             "frozen and weights quantized at 85 %, float32). **new**: ntc-compress's defaults "
-             "(fused step, bf16 hidden layers, latents trained through their rounding, frozen "
-             "at 95 %, texels drawn by their recent loss within each mip: trainer/sampling.py).",
+             "frozen and weights quantized at 85 %, float32, latent lr 0.1, texels drawn by "
+             "area with a quarter mip-uniform: bench.training.OLD). **new**: ntc-compress's "
+             "defaults (fused step, bf16 hidden layers, latents trained through their rounding "
+             "at lr 0.07, frozen at 95 %, texels drawn by their recent loss within each mip: "
+             "trainer/sampling.py).",
              "",
              "| trainer | steps | set PSNR (dB) | worst mip (dB) | wall s | CPU s | train s |",
              "|---|---|---|---|---|---|---|"]
