@@ -52,7 +52,7 @@ OLD = TrainConfig(step_kind="autograd", bf16=False, round_latents_at=1.0, freeze
                   guided_share=0.0, progress=False)
 NEW = TrainConfig(progress=False)
 OLD_STEPS = (3000, 6000, 12000, 24000)
-NEW_STEPS = (5000, 10000, 20000, EFFORTS[DEFAULT_EFFORT], 80000)
+NEW_STEPS = (5000, 10000, 20000, EFFORTS[DEFAULT_EFFORT], 50000, 80000)  # 50 000: about 5 minutes
 
 NEIGHBOURS = {
     "idle": None,
