@@ -9,8 +9,8 @@ bench/results/: rate_distortion.md (tables), rate_distortion.json (all figures),
 
 bpp everywhere is bits per texel of mip 0 for the whole set. Classical sets are charged for their
 full mip chain (block arithmetic per level), as the neural file is; quality is compared at mip 0.
-Each run's result is cached in bench/results/cache/ (keyed by set, preset, steps, seed and a digest of every setting), so an
-interrupted benchmark resumes; --fresh ignores the cache.
+Each run's result is cached in bench/results/cache/ (keyed by set, preset, steps, seed and a digest
+of every setting), so an interrupted benchmark resumes; --fresh ignores the cache.
 """
 from __future__ import annotations
 
