@@ -13,7 +13,8 @@ from trainer.sampling import uniform_rows
 from trainer.fused_step import FusedStep
 from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8, quantize_latents
 from trainer.reference_step import AutogradStep, RowAdam
-from trainer.targets import build_targets, locate, plan_channels
+from trainer.sampling import point_jitter
+from trainer.targets import build_targets, locate, locate_points, plan_channels, point_targets
 from trainer.textures import load_texture_set
 
 BATCH = 512
@@ -49,27 +50,43 @@ def _rows(tg, n=BATCH, run=1, seed=0):
     return uniform_rows(tg.mip_offsets, tg.mip_sizes, n, 0.25, run, gen)
 
 
-def _reference_loss(net, tg, table, weights, biases, rows):
+def _reference_loss(net, tg, table, weights, biases, rows, jitter=None):
     """fit's loss through export's decode function, on `table` (full latent table): (loss,
-    prediction, each row's weighted loss)."""
-    mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
-    pred = decode_texels(table, net.pyramid, weights, biases, mip, uv)
+    prediction, each row's weighted loss). With `jitter`, between texel centres as the latent
+    filter decodes there (its blended positional code) against the source's bilinear blend."""
+    if jitter is None:
+        mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
+        target, pe_grid = tg.values[rows], None
+    else:
+        mip, uv = locate_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
+        target = point_targets(tg.values, rows, jitter, tg.mip_offsets, tg.mip_sizes)
+        pe_grid = tg.mip_sizes[mip]
+    pred = decode_texels(table, net.pyramid, weights, biases, mip, uv, pe_grid=pe_grid)
     ch_w = tg.channel_weights / tg.channel_weights.mean()
-    per_texel = ((pred - tg.values[rows]) ** 2 * ch_w).mean(1) * tg.importance[rows]
+    per_texel = ((pred - target) ** 2 * ch_w).mean(1) * tg.importance[rows]
     return per_texel.mean(), pred, per_texel.detach()
+
+
+def _jitter(n, seed=5, share=0.6):
+    """Offsets for n rows, some at the centre; a few pushed past the texel (the clamp)."""
+    j = point_jitter(n, share, torch.Generator().manual_seed(seed))
+    j[::17] *= 3.0
+    return j
 
 
 @pytest.mark.parametrize("hr,hidden", [("bilinear", (64, 48, 32)), ("gather4", (64, 48, 32)),
                                        ("bilinear", (300, 16))])  # 300: bias sums in 2 blocks
 @pytest.mark.parametrize("quant", [False, True])
-def test_gradients_match_autograd(targets, hr, hidden, quant):
+@pytest.mark.parametrize("between", [False, True])
+def test_gradients_match_autograd(targets, hr, hidden, quant, between):
     tg, _ = targets
     cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling=hr, hidden=hidden)
     net = _setup(targets, cfg)
     net.quantize_weights = quant
     step = FusedStep(net, tg, CPU, BATCH, seed=7)
     rows = _rows(tg)
-    mse = step.gradients(rows, step=5)
+    jitter = _jitter(rows.numel()) if between else None
+    mse = step.gradients(rows, step=5, jitter=jitter)
     n = step.n_touched
     touched = step.touched[:n]
     # the reference reads the same noisy rows the fused step drew
@@ -79,10 +96,14 @@ def test_gradients_match_autograd(targets, hr, hidden, quant):
     weights = [w.detach().clone().requires_grad_() for w in net.weights]
     used = [fake_quant_int8(w) for w in weights] if quant else weights
     biases = [b.detach().clone().requires_grad_() for b in net.biases]
-    loss, pred, per_texel = _reference_loss(net, tg, table, used, biases, rows)
+    loss, pred, per_texel = _reference_loss(net, tg, table, used, biases, rows, jitter)
     loss.backward()
     tol = dict(rtol=1e-4, atol=1e-7)
-    assert mse == pytest.approx(float(((pred.detach() - tg.values[rows]) ** 2).mean()), rel=1e-5)
+    target = (tg.values[rows] if jitter is None
+              else point_targets(tg.values, rows, jitter, tg.mip_offsets, tg.mip_sizes))
+    if jitter is not None:
+        torch.testing.assert_close(step.point_targets[:rows.numel()], target, rtol=0, atol=1e-6)
+    assert mse == pytest.approx(float(((pred.detach() - target) ** 2).mean()), rel=1e-5)
     # each row's weighted loss, as the texel sampler reads it
     torch.testing.assert_close(step.last_texel_loss, per_texel, rtol=1e-4,
                                atol=1e-9)
@@ -175,7 +196,8 @@ def test_noise_is_uniform_per_row_and_repeatable(targets):
     assert abs(float(flat.mean())) < 0.05 and abs(float(flat.var()) - 1 / 3) < 0.03
 
 
-def test_one_step_matches_the_reference_step(targets):
+@pytest.mark.parametrize("between", [False, True])
+def test_one_step_matches_the_reference_step(targets, between):
     """A whole step (gradients + both optimisers) against AutogradStep. Frozen latents and
     quantized weights: the fine-tuning phase, where neither side draws noise."""
     tg, _ = targets
@@ -188,7 +210,8 @@ def test_one_step_matches_the_reference_step(targets):
         net.train()
         step = FusedStep(net, tg, CPU, BATCH) if kind is FusedStep else AutogradStep(net, tg, CPU)
         for s in range(3):
-            step(_rows(tg, seed=s), s, 0.01 * (s + 1), 0.1)
+            jitter = _jitter(BATCH, seed=s) if between else None
+            step(_rows(tg, seed=s), s, 0.01 * (s + 1), 0.1, jitter)
         nets.append(net)
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-4, atol=1e-6)

@@ -16,7 +16,7 @@ from . import native
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS, effort_steps
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
-from .sampling import TexelSampler
+from .sampling import TexelSampler, point_jitter
 from .targets import TrainingTargets
 
 
@@ -53,6 +53,10 @@ class TrainConfig:
     # mip chain more often than this on average (steps x batch / texels) converges, and there
     # the uniform draw keeps the middle mips (bench/choices.md)
     guided_max_visits: float = 300.0
+    # of each batch, the share of texels trained at a random point of their texel instead of its
+    # centre, against the bilinear blend of the source there: what the latent filter (sample
+    # mode's one-decode filter) decodes between texel centres (bench/choices.md)
+    between_share: float = 0.0
     adam_beta2: float = 0.99
     seed: int = option(0, flag="--seed", type=int, help="random seed")
     log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
@@ -194,9 +198,10 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         if cfg.guided_until > 0:
             share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
         rows = sampler.draw(batch, gen, share)
+        jitter = point_jitter(rows.numel(), cfg.between_share, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, steps),
-                         cfg.lr_latents * _cosine(step, max(1, freeze_step)))
+                         cfg.lr_latents * _cosine(step, max(1, freeze_step)), jitter)
         sampler.observe(train_step.last_texel_loss)
         ema = mse if ema is None else 0.95 * ema + 0.05 * mse
         if step % 10 == 0 or step == steps - 1:

@@ -112,10 +112,47 @@ static inline void bilinear(const float *t0, const float *t1, const float *t2, c
     }
 }
 
+/* The mip, texel-centre place and uv of training row r; with `jitter` ([2] colour-mip texels, or
+ * NULL) the uv moves off the centre by it and is kept within the mip's texel centres, as the
+ * latent filter keeps it (filters.wrap_uv). Returns nonzero when the uv left the centre. */
+static inline int texel_point(const Layout *L, int64_t r, const float *jitter, int64_t *mip,
+                              float *u, float *v) {
+    int64_t m = 0;
+    while (m + 1 < L->mips && L->mip_offsets[m + 1] <= r) ++m;
+    int64_t local = r - L->mip_offsets[m];
+    int64_t w = L->mip_sizes[2 * m], h = L->mip_sizes[2 * m + 1];
+    float x = (float)(local % w) + 0.5f, y = (float)(local / w) + 0.5f;
+    *mip = m;
+    if (jitter && (jitter[0] != 0.0f || jitter[1] != 0.0f)) {
+        x = minf(maxf(x + jitter[0], 0.5f), (float)w - 0.5f);
+        y = minf(maxf(y + jitter[1], 0.5f), (float)h - 0.5f);
+        *u = x / (float)w;
+        *v = y / (float)h;
+        return 1;
+    }
+    *u = x / (float)w;
+    *v = y / (float)h;
+    return 0;
+}
+
+/* The positional code (decoder.positional_encoding) of latent-texel coordinates (qx, qy). */
+static inline void encode_position(const Layout *L, float qx, float qy, float *out) {
+    for (int64_t k = 0; k < L->pe_octaves; ++k) {
+        float s = (float)(1 << k);
+        for (int ph = 0; ph < 2; ++ph) {
+            float phase = ph ? 0.25f : 0.0f;
+            *out++ = triangle(qx * s + phase);
+            *out++ = triangle(qy * s + phase);
+        }
+    }
+}
+
 /* MLP input rows for training rows `rows` of the flattened mip chain (decoder.encode_inputs at
- * texel centres). With track_rows != 0 the latents are read through the compact per-step copy
- * (noise_amp > 0: noised by +-noise_amp / 2; < 0: rounded to steps of -noise_amp) and the slots
- * are saved for encode_backward; otherwise straight from
+ * texel centres; with `jitter` ([n, 2] or NULL) at the points texel_point gives, the positional
+ * code there blended over the colour mip's 4 nearest texel centres as the latent filter blends
+ * it: pe_grid = the mip's size). With track_rows != 0 the latents are read through the compact
+ * per-step copy (noise_amp > 0: noised by +-noise_amp / 2; < 0: rounded to steps of -noise_amp)
+ * and the slots are saved for encode_backward; otherwise straight from
  * `table`. tap_rows is scratch ([n, 8] table rows). Returns the number of rows in `touched`.
  * Two passes: the first places every texel's taps (and writes its positional code and LOD), so
  * the second can prefetch the table rows of texels ahead: those reads are random and would
@@ -124,33 +161,39 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
                            int64_t track_rows, float noise_amp, uint64_t seed, uint64_t step,
                            int64_t *mark, int64_t tag, float *compact,
                            int64_t *touched, int64_t *tap_rows, int32_t *tap_slots,
-                           float *tap_fracs, float *X, int64_t ldx) {
+                           float *tap_fracs, float *X, int64_t ldx, const float *jitter) {
     const int64_t F = L->features;
     const int64_t last = L->levels - 1;
     const int64_t hi_cols = L->gather4 ? 4 * F + 2 : F;
     const float lod_den = (float)(L->mips - 1 > 1 ? L->mips - 1 : 1);
     for (int64_t i = 0; i < n; ++i) {
-        int64_t r = rows[i], m = 0;
-        while (m + 1 < L->mips && L->mip_offsets[m + 1] <= r) ++m;
-        int64_t local = r - L->mip_offsets[m];
-        int64_t w = L->mip_sizes[2 * m], h = L->mip_sizes[2 * m + 1];
-        float u = ((float)(local % w) + 0.5f) / (float)w;
-        float v = ((float)(local / w) + 0.5f) / (float)h;
+        int64_t m;
+        float u, v;
+        int moved = texel_point(L, rows[i], jitter ? jitter + 2 * i : 0, &m, &u, &v);
         int64_t lv[2] = {m < last ? m : last, m + 1 < last ? m + 1 : last};
         for (int k = 0; k < 2; ++k)
             taps(L, lv[k], u, v, tap_rows + i * 8 + k * 4, tap_fracs + i * 4 + k * 2);
-        /* positional code at the texel centre in high-res latent texels, then the LOD */
+        /* positional code in high-res latent texels, then the LOD */
         float *out = X + i * ldx + hi_cols + F;
-        float qx = u * (float)L->level_sizes[2 * lv[0]], qy = v * (float)L->level_sizes[2 * lv[0] + 1];
-        for (int64_t k = 0; k < L->pe_octaves; ++k) {
-            float s = (float)(1 << k);
-            for (int ph = 0; ph < 2; ++ph) {
-                float phase = ph ? 0.25f : 0.0f;
-                *out++ = triangle(qx * s + phase);
-                *out++ = triangle(qy * s + phase);
+        const float lw = (float)L->level_sizes[2 * lv[0]], lh = (float)L->level_sizes[2 * lv[0] + 1];
+        const int64_t pe = 4 * L->pe_octaves;
+        if (!moved) {
+            encode_position(L, u * lw, v * lh, out);
+        } else {
+            float w = (float)L->mip_sizes[2 * m], h = (float)L->mip_sizes[2 * m + 1];
+            float gx = u * w - 0.5f, gy = v * h - 0.5f;
+            float g0x = floorf(gx), g0y = floorf(gy), fx = gx - g0x, fy = gy - g0y;
+            float corner[4][4 * 8];  /* pe_octaves <= 8 */
+            for (int c = 0; c < 4; ++c)
+                encode_position(L, (g0x + (float)(c & 1) + 0.5f) / w * lw,
+                                (g0y + (float)(c >> 1) + 0.5f) / h * lh, corner[c]);
+            for (int64_t j = 0; j < pe; ++j) {
+                float top = corner[0][j] * (1.0f - fx) + corner[1][j] * fx;
+                float bottom = corner[2][j] * (1.0f - fx) + corner[3][j] * fx;
+                out[j] = top * (1.0f - fy) + bottom * fy;
             }
         }
-        *out = (float)m / lod_den;
+        out[pe] = (float)m / lod_den;
     }
     enum { AHEAD = 8 };
     int64_t n_touched = 0;
@@ -284,20 +327,51 @@ void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t 
     if (bias_grad) column_sums(dz, dz_bf16, n / cols, cols, bias_grad);
 }
 
-/* Weighted L2 against the targets of `rows` (fit's loss): writes d loss / d pred (and, with
+/* The training targets at the points texel_point gives for `rows` and `jitter` ([n, 2]): the
+ * bilinear blend of the 4 nearest texels of the row's mip (the row's own values at its centre),
+ * what trilinear filtering of the source gives there. Written to out [n, S]. */
+void ntc_point_targets(const Layout *L, const int64_t *rows, int64_t n, const float *jitter,
+                       const float *values, int64_t S, float *out) {
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t m;
+        float u, v;
+        float *o = out + i * S;
+        if (!texel_point(L, rows[i], jitter + 2 * i, &m, &u, &v)) {
+            memcpy(o, values + rows[i] * S, (size_t)S * sizeof(float));
+            continue;
+        }
+        int64_t w = L->mip_sizes[2 * m], h = L->mip_sizes[2 * m + 1];
+        float px = u * (float)w - 0.5f, py = v * (float)h - 0.5f;
+        float x0f = floorf(px), y0f = floorf(py), fx = px - x0f, fy = py - y0f;
+        int64_t x0 = clampi((int64_t)x0f, 0, w - 1), y0 = clampi((int64_t)y0f, 0, h - 1);
+        int64_t x1 = clampi(x0 + 1, 0, w - 1), y1 = clampi(y0 + 1, 0, h - 1);
+        const float *base = values + L->mip_offsets[m] * S;
+        const float *t0 = base + (y0 * w + x0) * S, *t1 = base + (y0 * w + x1) * S;
+        const float *t2 = base + (y1 * w + x0) * S, *t3 = base + (y1 * w + x1) * S;
+        for (int64_t c = 0; c < S; ++c) {
+            float top = t0[c] + (t1[c] - t0[c]) * fx;
+            float bottom = t2[c] + (t3[c] - t2[c]) * fx;
+            o[c] = top + (bottom - top) * fy;
+        }
+    }
+}
+
+/* Weighted L2 against the targets of `rows` (fit's loss), or against `targets` ([n, S], row i's
+ * own; NULL: values[rows[i]]): writes d loss / d pred (and, with
  * `bias_grad`, its column sums: the output layer's bias gradient; with `texel_loss`, each row's
  * weighted loss, for the texel sampler) and returns the loss; *mse gets the unweighted mean
  * squared error (the progress estimate). */
 double ntc_loss(const float *pred, const int64_t *rows, int64_t n, const float *values,
                 int64_t S, const float *ch_w, const float *importance, float *dpred,
-                double *mse, float *bias_grad, float *texel_loss) {
+                double *mse, float *bias_grad, float *texel_loss, const float *targets) {
     double loss = 0.0, sq = 0.0;
     const float scale = 2.0f / (float)(n * S);
     enum { AHEAD = 48 };  /* target rows are scattered over the whole mip chain */
-    for (int64_t i = 0; i < AHEAD && i < n; ++i) __builtin_prefetch(values + rows[i] * S);
+    for (int64_t i = 0; i < AHEAD && i < n && !targets; ++i)
+        __builtin_prefetch(values + rows[i] * S);
     for (int64_t i = 0; i < n; ++i) {
-        if (i + AHEAD < n) __builtin_prefetch(values + rows[i + AHEAD] * S);
-        const float *p = pred + i * S, *t = values + rows[i] * S;
+        if (i + AHEAD < n && !targets) __builtin_prefetch(values + rows[i + AHEAD] * S);
+        const float *p = pred + i * S, *t = targets ? targets + i * S : values + rows[i] * S;
         float imp = importance ? importance[rows[i]] : 1.0f;
         double texel = 0.0;
         for (int64_t c = 0; c < S; ++c) {

@@ -60,6 +60,7 @@ class FusedStep(TrainingStep):
         self.dX = torch.empty(batch, self.latent_cols)
         self.dpred = torch.empty(batch, dims[-1])
         self.texel_loss = torch.empty(batch)
+        self.point_targets = torch.empty(batch, net.stored)
         # per layer and precision: inputs, pre-activations, gradients of the inputs
         types = (torch.float32, torch.bfloat16)
         self.inputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
@@ -76,14 +77,16 @@ class FusedStep(TrainingStep):
         self.mlp_steps = 0
         self.batch = batch
 
-    def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float) -> float:
-        """One optimisation step on training rows `rows`; returns the batch's plain MSE."""
-        mse = self.gradients(rows, step)
+    def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
+                 jitter: torch.Tensor | None = None) -> float:
+        """One optimisation step on training rows `rows` (moved off their texel centres by
+        `jitter`, see TrainingStep); returns the batch's plain MSE."""
+        mse = self.gradients(rows, step, jitter)
         self.apply(lr_mlp, lr_latents)
         return mse
 
     @torch.no_grad()
-    def gradients(self, rows: torch.Tensor, step: int) -> float:
+    def gradients(self, rows: torch.Tensor, step: int, jitter: torch.Tensor | None = None) -> float:
         """Forward and backward: the MLP's gradients land in its parameters' .grad, the latent
         rows' in self.grad[:self.n_touched] (rows self.touched[:self.n_touched], read through
         their noisy copies self.compact). Returns the batch's plain MSE."""
@@ -91,6 +94,11 @@ class FusedStep(TrainingStep):
         if n > self.batch:
             raise ValueError(f"batch {n} exceeds the {self.batch} this step was built for")
         rows = rows.contiguous()
+        if jitter is not None:
+            jitter = jitter.contiguous()
+            lib.ntc_point_targets(ctypes.byref(self.layout), rows.data_ptr(), n, jitter.data_ptr(),
+                                  self.values.data_ptr(), self.values.shape[1],
+                                  self.point_targets.data_ptr())
         train_latents = not net.latents_frozen
         # the C side's noise_amp: +step for noise, -step for rounding (see encode_forward)
         noise = (2.0 if net.latent_noise else -2.0) / net.qmax if train_latents else 0.0
@@ -100,7 +108,8 @@ class FusedStep(TrainingStep):
             ctypes.byref(self.layout), rows.data_ptr(), n, net.latents.data_ptr(),
             int(train_latents), noise, self.seed, step, self.mark.data_ptr(), self.tag,
             self.compact.data_ptr(), self.touched.data_ptr(), self.tap_rows.data_ptr(),
-            self.tap_slots.data_ptr(), self.tap_fracs.data_ptr(), X.data_ptr(), X.shape[1])
+            self.tap_slots.data_ptr(), self.tap_fracs.data_ptr(), X.data_ptr(), X.shape[1],
+            _ptr(jitter))
         weights = [w.detach() for w in self.weights]
         if net.quantize_weights:
             fq = fake_quant_int8 if net.cfg.weight_format == "int8" else fake_quant_fp16
@@ -128,7 +137,8 @@ class FusedStep(TrainingStep):
         lib.ntc_loss(zs[last].data_ptr(), rows.data_ptr(), n, self.values.data_ptr(),
                      self.values.shape[1], self.ch_w.data_ptr(), _ptr(self.importance),
                      dz.data_ptr(), ctypes.byref(mse), self.biases[last].grad.data_ptr(),
-                     self.texel_loss.data_ptr())
+                     self.texel_loss.data_ptr(),
+                     None if jitter is None else self.point_targets.data_ptr())
         self.last_texel_loss = self.texel_loss[:n]
         for i in range(last, -1, -1):
             grad_w = self.weights[i].grad

@@ -38,12 +38,13 @@ class Layout(ctypes.Structure):
 _P, _I, _F, _U = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_uint64
 _SIGNATURES = {
     "ntc_encode_forward": (_I, [ctypes.POINTER(Layout), _P, _I, _P, _I, _F, _U, _U, _P, _I,
-                                _P, _P, _P, _P, _P, _P, _I]),
+                                _P, _P, _P, _P, _P, _P, _I, _P]),
     "ntc_encode_backward": (None, [ctypes.POINTER(Layout), _I, _P, _I, _P, _P, _P]),
     "ntc_hswish_forward": (None, [_P, _I, _P, _I, _I]),
     "ntc_hswish_backward": (None, [_P, _I, _P, _I, _P, _I, _I, _I, _P]),
     "ntc_loss": (ctypes.c_double, [_P, _P, _I, _P, _I, _P, _P, _P, ctypes.POINTER(ctypes.c_double),
-                                  _P, _P]),
+                                  _P, _P, _P]),
+    "ntc_point_targets": (None, [ctypes.POINTER(Layout), _P, _I, _P, _P, _I, _P]),
     "ntc_adam": (None, [_P, _P, _P, _P, _I, _I, _F, _F, _F, _F]),
     "ntc_row_adam": (None, [_P, _P, _I, _P, _I, _P, _I, _F, _F, _F, _F]),
     "ntc_guide_table": (None, [_P, _I, _P]),

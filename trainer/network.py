@@ -98,11 +98,12 @@ class NeuralTexture(nn.Module):
         self.latents_frozen = True
         self.latent_noise = False
 
-    def forward(self, mip: torch.Tensor, uv: torch.Tensor,
-                rows: LatentRows | None = None) -> torch.Tensor:
+    def forward(self, mip: torch.Tensor, uv: torch.Tensor, rows: LatentRows | None = None,
+                pe_grid: torch.Tensor | None = None) -> torch.Tensor:
         """Decode texels. With `rows` (training), only the latent rows this batch reads take part:
         noise is drawn for them and their gradient lands in rows.values.grad, so a step costs the
-        same whatever the table size (the full table would be noised and updated every step)."""
+        same whatever the table size (the full table would be noised and updated every step).
+        pe_grid: as decode_texels' (between texel centres, the latent filter's encoding)."""
         table, remap = self.latents, None  # already on the quantization grid once frozen
         if rows is not None:
             table, remap = rows.values, rows.remap
@@ -115,7 +116,8 @@ class NeuralTexture(nn.Module):
         if self.quantize_weights or not self.training:
             fq = fake_quant_int8 if self.cfg.weight_format == "int8" else fake_quant_fp16
             weights = [fq(w) for w in weights]
-        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap)
+        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap,
+                             pe_grid)
 
     def gather_rows(self, mip: torch.Tensor, uv: torch.Tensor) -> LatentRows:
         """The latent rows a batch reads, as a fresh leaf tensor to train this step."""

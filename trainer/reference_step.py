@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .network import NeuralTexture
-from .targets import TrainingTargets, locate
+from .targets import TrainingTargets, locate, locate_points, point_targets
 
 
 class RowAdam:
@@ -39,7 +39,12 @@ class RowAdam:
 class TrainingStep:
     """What both steps share: the network, its targets on the training device, Adam's settings
     and the latent rows' optimiser. After each step, last_texel_loss holds each row's weighted
-    loss (for trainer.sampling.TexelSampler)."""
+    loss (for trainer.sampling.TexelSampler).
+
+    A step's `jitter` ([N, 2] or None) moves rows off their texel centres (in texels of the row's
+    mip, targets.locate_points) to train what the latent filter decodes there: the positional
+    code blended over the mip's texel centres as that filter blends it, against the bilinear
+    blend of the source (targets.point_targets)."""
     last_texel_loss: torch.Tensor | None = None
 
     def __init__(self, net: NeuralTexture, targets: TrainingTargets, device: torch.device,
@@ -61,13 +66,21 @@ class AutogradStep(TrainingStep):
         super().__init__(net, targets, device, betas, eps)
         self.mlp_opt = torch.optim.Adam(list(net.weights) + list(net.biases), betas=betas, eps=eps)
 
-    def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float) -> float:
+    def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
+                 jitter: torch.Tensor | None = None) -> float:
         """One optimisation step on training rows `rows`; returns the batch's plain MSE."""
         net = self.net
-        mip, uv = locate(rows, self.offsets, self.sizes)
+        if jitter is None:
+            mip, uv = locate(rows, self.offsets, self.sizes)
+            target, pe_grid = self.values[rows], None
+        else:
+            jitter = jitter.to(self.values.device)
+            mip, uv = locate_points(rows, jitter, self.offsets, self.sizes)
+            target = point_targets(self.values, rows, jitter, self.offsets, self.sizes)
+            pe_grid = self.sizes[mip]
         touched = None if net.latents_frozen else net.gather_rows(mip, uv)
-        pred = net(mip, uv, touched)
-        err = (pred - self.values[rows]) ** 2
+        pred = net(mip, uv, touched, pe_grid)
+        err = (pred - target) ** 2
         per_texel = (err * self.ch_w).mean(1)
         if self.importance is not None:
             per_texel = per_texel * self.importance[rows]

@@ -46,6 +46,17 @@ def uniform_rows(offsets: torch.Tensor, sizes: torch.Tensor, n: int, uniform_sha
     return (base[:, None] + line[:, None] + (x[:, None] + step) % w[:, None]).reshape(-1)[:n]
 
 
+def point_jitter(n: int, share: float, gen) -> torch.Tensor | None:
+    """[n, 2] offsets from the texel centre (in texels of the row's mip): about `share` of the
+    rows moved uniformly within their texel, the rest left at the centre (zeros); None for
+    share 0 (and no draw from `gen`). Rows between centres train the latent filter, which decodes
+    there (reference_step.TrainingStep)."""
+    if share <= 0:
+        return None
+    moved = (torch.rand(n, generator=gen) < share).float()[:, None]
+    return (torch.rand(n, 2, generator=gen) - 0.5) * moved
+
+
 def mip_uniform_rows(offsets: torch.Tensor, n: int, gen) -> torch.Tensor:
     """n rows, each of a mip drawn uniformly, uniform within it."""
     return place_in_mips(offsets, *mip_uniform_draws(offsets, n, gen))

@@ -52,6 +52,37 @@ def locate(rows: torch.Tensor, offsets: torch.Tensor, sizes: torch.Tensor):
     return mip, uv
 
 
+def locate_points(rows: torch.Tensor, jitter: torch.Tensor, offsets: torch.Tensor,
+                  sizes: torch.Tensor):
+    """(mip, uv) of rows moved off their texel centres by `jitter` ([N, 2], in texels of the
+    row's mip), uv kept within the mip's texel centres as the latent filter keeps it
+    (filters.wrap_uv)."""
+    mip, uv = locate(rows, offsets, sizes)
+    size = sizes[mip].to(uv.dtype)
+    half = 0.5 / size
+    return mip, torch.minimum(torch.maximum(uv + jitter / size, half), 1.0 - half)
+
+
+def point_targets(values: torch.Tensor, rows: torch.Tensor, jitter: torch.Tensor,
+                  offsets: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """[N, stored] targets at locate_points' places: the bilinear blend of the 4 nearest texels
+    of each row's mip, what trilinear filtering of the source gives there."""
+    mip, uv = locate_points(rows, jitter, offsets, sizes)
+    w, h = sizes[mip, 0], sizes[mip, 1]
+    p = uv * sizes[mip].to(uv.dtype) - 0.5
+    p0 = torch.floor(p)
+    f = p - p0
+    x0 = p0[:, 0].long().clamp(min=0).minimum(w - 1)
+    y0 = p0[:, 1].long().clamp(min=0).minimum(h - 1)
+    x1, y1 = (x0 + 1).minimum(w - 1), (y0 + 1).minimum(h - 1)
+    base = offsets[mip]
+    t = [values[base + y * w + x] for y, x in ((y0, x0), (y0, x1), (y1, x0), (y1, x1))]
+    fx, fy = f[:, :1], f[:, 1:]
+    top = t[0] + (t[1] - t[0]) * fx
+    bottom = t[2] + (t[3] - t[2]) * fx
+    return top + (bottom - top) * fy
+
+
 @dataclass
 class TrainingTargets:
     """Every texel of every mip, flattened: row r of `values` is texel r of the chain."""
