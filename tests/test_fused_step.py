@@ -293,3 +293,23 @@ def test_failed_compile_says_why(tmp_path, monkeypatch):
         native.build(str(bad))
     assert not list((tmp_path / "cache").glob("*.so*"))  # no half-written library left behind
 
+
+
+def test_targets_between_centres_are_trilinear_filtering_of_the_source(targets):
+    """What the rows between texel centres train towards is what trilinear filtering of the
+    source gives at that uv and the row's mip (export's sample-mode twin), and a row left at its
+    centre trains towards its own texel."""
+    from export.decode.filters import CLAMP_TO_EDGE, sample_trilinear
+    tg, _ = targets
+    rows = _rows(tg, n=2048)
+    jitter = _jitter(rows.numel())
+    mips = [tg.values[int(tg.mip_offsets[m]):int(tg.mip_offsets[m + 1])]
+            .reshape(int(h), int(w), -1) for m, (w, h) in enumerate(tg.mip_sizes.tolist())]
+    mip, uv = locate_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
+    expect = sample_trilinear(mips, uv, mip.float(), CLAMP_TO_EDGE)
+    got = point_targets(tg.values, rows, jitter, tg.mip_offsets, tg.mip_sizes)
+    torch.testing.assert_close(got, expect, rtol=0, atol=1e-6)
+    still = (jitter == 0).all(1)
+    assert 0 < int(still.sum()) < rows.numel()
+    assert torch.equal(got[still], tg.values[rows[still]])
+    assert float((got[~still] - tg.values[rows[~still]]).abs().max()) > 0.01

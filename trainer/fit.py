@@ -56,7 +56,10 @@ class TrainConfig:
     # of each batch, the share of texels trained at a random point of their texel instead of its
     # centre, against the bilinear blend of the source there: what the latent filter (sample
     # mode's one-decode filter) decodes between texel centres (bench/choices.md)
-    between_share: float = 0.0
+    between_share: float = option(0.0, flag="--between-share", type=float, check=within(0, 1),
+                                  help="share of training texels placed between texel centres: "
+                                       "sample mode's one-decode filters (latent, auto) gain "
+                                       "several dB, exact texels (load mode) lose some")
     adam_beta2: float = 0.99
     seed: int = option(0, flag="--seed", type=int, help="random seed")
     log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
