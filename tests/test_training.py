@@ -112,3 +112,31 @@ def test_effort_steps_grow_with_the_set_size():
     assert effort_steps("max", 16384, 16384) == SIZE_SCALE_MAX * EFFORTS["max"]
     assert TrainConfig(effort="fast").steps_for(2048, 2048) == 2 * EFFORTS["fast"]
     assert TrainConfig(steps=77, effort="max").steps_for(4096, 4096) == 77
+
+
+def test_training_between_texel_centres_raises_the_latent_filter(tmp_path):
+    """--between-share trains what the latent filter decodes between texel centres: against
+    trilinear filtering of the source at uv between centres it must beat the same training at
+    centres only (which never sees those points)."""
+    import math
+
+    from export.decode.filters import CLAMP_TO_EDGE, sample_latent, sample_trilinear
+    from export.decode.reference import FileDecoder
+    from export.format import from_bytes
+    tset = load_texture_set(write_set(tmp_path / "set", h=64, w=64))
+    infos, stored = plan_channels(tset)
+    tg = build_targets(tset, infos, stored)
+    mips = [tg.values[int(tg.mip_offsets[m]):int(tg.mip_offsets[m + 1])]
+            .reshape(int(h), int(w), -1) for m, (w, h) in enumerate(tg.mip_sizes.tolist())]
+    uv = torch.rand(4096, 2, generator=torch.Generator().manual_seed(1))
+    lod = torch.zeros(uv.shape[0])
+    reference = sample_trilinear(mips, uv, lod, CLAMP_TO_EDGE)
+    psnr = {}
+    for share in (0.0, 0.5):
+        settings = CompressSettings(preset="p4", device="cpu", train=TrainConfig(
+            steps=1500, batch=1024, between_share=share, progress=False))
+        data = compress(tset, settings, log=lambda *a: None).data
+        got = sample_latent(FileDecoder.from_model(from_bytes(data)), uv, lod, CLAMP_TO_EDGE)
+        mse = float(((got.clamp(0, 1) - reference) ** 2).mean())
+        psnr[share] = 10 * math.log10(1 / mse)
+    assert psnr[0.5] > psnr[0.0] + 1.0, psnr

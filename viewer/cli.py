@@ -143,8 +143,11 @@ def add_compress_options(p) -> None:
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
                    help=f"training time for quality {when}, as ntc-compress --effort: "
                         f"{effort_help()} (default %(default)s)")
-    add_options(p, TrainConfig, ["steps"], help={
-        "steps": f"training steps {when} (default: --effort's for the set's size)"})
+    add_options(p, TrainConfig, ["steps", "between_share"], help={
+        "steps": f"training steps {when} (default: --effort's for the set's size)",
+        "between_share": f"share of training texels placed between texel centres {when}, as "
+                         f"ntc-compress --between-share: the latent and auto filters gain, load "
+                         f"mode loses a little (default: ntc-compress's)"})
     add_options(p, NetworkConfig, ["hidden"], help={
         "hidden": f"MLP hidden layer widths {when}, e.g. 64,48,32 (default: ntc-compress's)"})
 
