@@ -82,8 +82,10 @@ def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
     trains the tighter it fits them and the further it strays between them. The same 512^2 set
     at 10 000 steps gives 36.1 / 34.5 / 33.2 with today's trainer and 35.4 / 34.7 / 33.2 with the
     old one, so the drop follows the steps, not the trainer; training between centres is the fix
-    (not done). On sets whose latent grid is exactly 4x coarser (p2.7) the raw encoding is far
-    worse: 512^2 WaterBottle 26.9 against 36.5 dB at lod 0, 2K 23.4 against 43.5."""
+    (`--between-share`: at 0.25 the same sources, compressed from their folder, give 41.8 / 39.6 /
+    37.7 dB at lod 0 / 1 / 2; test_training; the shipped set is trained without it, see
+    bench/choices.md). On sets whose latent grid is exactly 4x coarser (p2.7) the raw encoding is
+    far worse: 512^2 WaterBottle 26.9 against 36.5 dB at lod 0, 2K 23.4 against 43.5."""
     import math
 
     import torch
