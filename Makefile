@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Mesa's EGL + llvmpipe: headless OpenGL 4.5 for the GL decoder and its tests (Debian names).
 GL_PACKAGES := libegl1 libgl1-mesa-dri libegl-mesa0 libgles2 libgl1 libglx-mesa0 xvfb xauth
-# A C compiler for the trainer's CPU kernels (trainer/fused_step.c, sampling.c; built at first use).
+# A C compiler for the trainer's CPU kernels (trainer/*.c; built at first use).
 CC_PACKAGES := gcc libc6-dev
 DEMO_OUT := build/demo
 RUN_OUT := build/run

@@ -1,8 +1,8 @@
 """The fused CPU training step: the reference step's math (reference_step.AutogradStep) with the
 backward pass written out. The MLP's matrix multiplies go to torch's BLAS; everything between
-them (latent taps and noise, positional code, activations, loss, the latent gradient scatter and
-the row-wise Adam) runs in the C kernels of fused_step.c, a few loops instead of ~150 small torch
-ops and autograd's bookkeeping. tests/test_fused_step.py holds it to the reference."""
+them (latent taps and noise, positional code, activations, loss, the latent gradient scatter) runs
+in the C kernels of fused_step.c, the two Adams in optimisers.c: a few loops instead of ~150
+small torch ops and autograd's bookkeeping. tests/test_fused_step.py holds it to the reference."""
 from __future__ import annotations
 
 import ctypes

@@ -1,5 +1,5 @@
-"""Builds and loads the trainer's C kernels (fused_step.c, sampling.c) with the system C
-compiler, into one library.
+"""Builds and loads the trainer's C kernels (fused_step.c, optimisers.c, sampling.c) with the
+system C compiler, into one library.
 
 Plain C with no Python or torch headers, so it compiles in about a second; the library is cached
 per source, compiler and CPU (it is built with -march=native) under $NTC_CACHE_DIR, else
@@ -19,7 +19,9 @@ from pathlib import Path
 
 from export.errors import NTCError
 
-SOURCES = tuple(Path(__file__).with_name(n) for n in ("fused_step.c", "sampling.c"))
+SOURCES = tuple(Path(__file__).with_name(n) for n in ("fused_step.c", "optimisers.c",
+                                                      "sampling.c"))
+HEADERS = (Path(__file__).with_name("kernels.h"),)  # included by the sources: part of the key
 FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
 
 
@@ -85,7 +87,7 @@ def build(cc: str | None = None) -> Path:
                                  timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"C compiler {cc} does not run: {e}") from None
-    texts = [s.read_text() for s in SOURCES]
+    texts = [s.read_text() for s in SOURCES + HEADERS]
     key = hashlib.sha256("\0".join([*texts, *FLAGS, version, _cpu_key(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     out = cache_dir() / f"ntc_kernels-{key}.so"
