@@ -88,13 +88,14 @@ def log_stderr(msg: str) -> None:
 
 
 def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
-                 progress: bool = True, effort: str | None = None, threads: int | None = None):
+                 progress: bool = True, effort: str | None = None, threads: int | None = None,
+                 between_share: float | None = None):
     """CompressSettings as ntc-view builds them from these flags (trainer.compress
-    .settings_from_args)."""
+    .settings_from_args); None keeps ntc-compress's default."""
     from trainer.compress import settings_from_args
     return settings_from_args(argparse.Namespace(
         steps=steps, bpp=bpp, hidden=tuple(hidden) if hidden else None, quiet=not progress,
-        effort=effort, threads=threads))
+        effort=effort, threads=threads, between_share=between_share))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +275,7 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
         "lp_num_threads": os.environ.get("LP_NUM_THREADS", "unset"),
         "machine": f"{os.cpu_count()} CPU cores, {settings.train.threads} torch thread(s)",
         "settings": {"steps": settings.train.steps, "effort": settings.train.effort,
+                     "between_share": settings.train.between_share,
                      "bpp": settings.effective_bpp,
                      "hidden": list(settings.network.hidden),
                      "batch": settings.train.batch_for(resolve_device(settings.device)),
@@ -336,7 +338,8 @@ def main(argv=None) -> int:
     from export.errors import NTCError, one_line
     try:
         settings = settings_for(a.steps, a.bpp, a.hidden, progress=not a.no_progress,
-                                effort=a.effort, threads=a.threads)
+                                effort=a.effort, threads=a.threads,
+                                between_share=a.between_share)
     except NTCError as e:
         p.error(one_line(e))
     try:

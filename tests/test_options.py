@@ -67,3 +67,19 @@ def test_settings_from_flags_and_the_cache_key():
         settings_from_args(argparse.Namespace(hidden=(0,)))
     with pytest.raises(OptionError, match="--batch 8"):
         settings_from_args(argparse.Namespace(batch=8))
+
+
+def test_every_tool_that_compresses_passes_between_share_on():
+    """--between-share changes the file: ntc-compress, ntc-view (first-open compression) and
+    bench.viewer all hand it to the trainer and it enters the cache key."""
+    from bench import viewer as bench_viewer
+    from trainer import cli as compress_cli
+    from viewer import cli as view_cli
+    args = compress_cli.build_parser().parse_args(["in", "-o", "out.ntc", "--between-share", "0.25"])
+    assert settings_from_args(args).train.between_share == 0.25
+    args = view_cli.build_parser().parse_args(["--between-share", "0.25"])
+    assert settings_from_args(args).train.between_share == 0.25
+    assert bench_viewer.settings_for(steps=30, between_share=0.25).train.between_share == 0.25
+    assert bench_viewer.settings_for(steps=30).train.between_share == TrainConfig().between_share
+    assert (CompressSettings(train=TrainConfig(between_share=0.25)).cache_fields()
+            != CompressSettings().cache_fields())
