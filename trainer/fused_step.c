@@ -29,6 +29,7 @@ typedef struct {
     int64_t pe_octaves;
 } Layout;
 
+enum { MAX_PE_OCTAVES = 8 };  /* trainer/fused_step.py refuses more */
 
 static inline float triangle(float t) { return 1.0f - 4.0f * fabsf(t - floorf(t) - 0.5f); }
 
@@ -178,7 +179,7 @@ int64_t ntc_encode_forward(const Layout *L, const int64_t *rows, int64_t n, cons
             float w = (float)L->mip_sizes[2 * m], h = (float)L->mip_sizes[2 * m + 1];
             float gx = u * w - 0.5f, gy = v * h - 0.5f;
             float g0x = floorf(gx), g0y = floorf(gy), fx = gx - g0x, fy = gy - g0y;
-            float corner[4][4 * 8];  /* pe_octaves <= 8 */
+            float corner[4][4 * MAX_PE_OCTAVES];
             for (int c = 0; c < 4; ++c)
                 encode_position(L, (g0x + (float)(c & 1) + 0.5f) / w * lw,
                                 (g0y + (float)(c >> 1) + 0.5f) / h * lh, corner[c]);

@@ -16,6 +16,9 @@ from .network import fake_quant_fp16, fake_quant_int8
 from .reference_step import TrainingStep
 
 
+MAX_PE_OCTAVES = 8  # fused_step.c's scratch for the blended positional code
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -33,6 +36,8 @@ class FusedStep(TrainingStep):
         if device.type != "cpu":
             raise ValueError("the fused step runs on the CPU")
         self.lib = native.load()
+        if layout.PE_OCTAVES > MAX_PE_OCTAVES:
+            raise ValueError(f"the fused step encodes at most {MAX_PE_OCTAVES} octaves")
         self.seed, self.tag, self.n_touched = seed, 0, 0
         cfg, pyr = net.cfg, net.pyramid
         F = cfg.features
