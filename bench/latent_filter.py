@@ -20,13 +20,13 @@ The texture-space figures of bench/choices.md's row on training between texel ce
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 import torch
 
 from bench.output import check_out_folder, write_results
+from export.metrics import psnr_from_mse
 
 DEFAULT_LODS = (0.0, 0.5, 1.0, 2.0)
 
@@ -68,8 +68,8 @@ def source_mips(tset, model) -> list[torch.Tensor]:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean())
-    return 10 * math.log10(1 / max(mse, 1e-20))
+    """PSNR of stored channels on their [0, 1] scale, as the decoder clamps them."""
+    return psnr_from_mse(float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean()))
 
 
 @torch.no_grad()

@@ -87,15 +87,14 @@ def log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def settings_for(steps: int | None = None, bpp: float | None = None, hidden=None,
-                 progress: bool = True, effort: str | None = None, threads: int | None = None,
-                 between_share: float | None = None):
-    """CompressSettings as ntc-view builds them from these flags (trainer.compress
-    .settings_from_args); None keeps ntc-compress's default."""
+def settings_for(progress: bool = True, **flags):
+    """CompressSettings as ntc-view builds them from its compression flags (trainer.compress
+    .settings_from_args), given by their argparse names: main passes every flag it parsed, so
+    none is dropped; an absent or None flag keeps ntc-compress's default."""
     from trainer.compress import settings_from_args
-    return settings_from_args(argparse.Namespace(
-        steps=steps, bpp=bpp, hidden=tuple(hidden) if hidden else None, quiet=not progress,
-        effort=effort, threads=threads, between_share=between_share))
+    if flags.get("hidden"):
+        flags["hidden"] = tuple(flags["hidden"])
+    return settings_from_args(argparse.Namespace(**flags, quiet=not progress))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,7 +305,7 @@ def scene_list(text: str) -> list[tuple[str, Path]]:
     return out
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.viewer",
                                 description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -327,6 +326,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS,
                    help="folder for viewer.md, viewer.json and viewer/ (screenshots)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     if a.frames < 1:
         p.error("--frames: at least 1")
@@ -337,9 +341,7 @@ def main(argv=None) -> int:
     from export.decode.gl_context import create_context
     from export.errors import NTCError, one_line
     try:
-        settings = settings_for(a.steps, a.bpp, a.hidden, progress=not a.no_progress,
-                                effort=a.effort, threads=a.threads,
-                                between_share=a.between_share)
+        settings = settings_for(progress=not a.no_progress, **vars(a))
     except NTCError as e:
         p.error(one_line(e))
     try:

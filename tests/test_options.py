@@ -79,7 +79,9 @@ def test_every_tool_that_compresses_passes_between_share_on():
     assert settings_from_args(args).train.between_share == 0.25
     args = view_cli.build_parser().parse_args(["--between-share", "0.25"])
     assert settings_from_args(args).train.between_share == 0.25
-    assert bench_viewer.settings_for(steps=30, between_share=0.25).train.between_share == 0.25
+    args = bench_viewer.build_parser().parse_args(["--between-share", "0.25", "--hidden", "16"])
+    settings = bench_viewer.settings_for(progress=False, **vars(args))  # as its main builds them
+    assert settings.train.between_share == 0.25 and settings.network.hidden == (16,)
     assert bench_viewer.settings_for(steps=30).train.between_share == TrainConfig().between_share
     assert (CompressSettings(train=TrainConfig(between_share=0.25)).cache_fields()
             != CompressSettings().cache_fields())

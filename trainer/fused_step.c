@@ -52,10 +52,10 @@ static inline float uniform01(uint64_t key, uint64_t f) {
     return (float)((h >> (16 * (f & 3))) & 0xFFFF) * (1.0f / 65536.0f) + (0.5f / 65536.0f);
 }
 
-/* The 4 table rows around (u, v) in `level` and the bilinear fraction (decoder._taps). */
-static inline void taps(const Layout *L, int64_t level, float u, float v, int64_t *idx,
-                        float *frac) {
-    int64_t w = L->level_sizes[2 * level], h = L->level_sizes[2 * level + 1];
+/* The 4 rows around (u, v) of a w x h grid whose first row is `base`, and the bilinear fraction
+ * (export/decode/reference.py: bilinear_taps): latent levels and colour mips alike. */
+static inline void grid_taps(int64_t w, int64_t h, int64_t base, float u, float v, int64_t *idx,
+                             float *frac) {
     float px = u * (float)w - 0.5f, py = v * (float)h - 0.5f;
     float fx0 = floorf(px), fy0 = floorf(py);
     frac[0] = px - fx0;
@@ -63,11 +63,17 @@ static inline void taps(const Layout *L, int64_t level, float u, float v, int64_
     int64_t ix = (int64_t)fx0, iy = (int64_t)fy0;
     int64_t x0 = clampi(ix, 0, w - 1), x1 = clampi(ix + 1, 0, w - 1);
     int64_t y0 = clampi(iy, 0, h - 1), y1 = clampi(iy + 1, 0, h - 1);
-    int64_t base = L->level_offsets[level];
     idx[0] = base + y0 * w + x0;
     idx[1] = base + y0 * w + x1;
     idx[2] = base + y1 * w + x0;
     idx[3] = base + y1 * w + x1;
+}
+
+/* The 4 table rows around (u, v) in latent `level`. */
+static inline void taps(const Layout *L, int64_t level, float u, float v, int64_t *idx,
+                        float *frac) {
+    grid_taps(L->level_sizes[2 * level], L->level_sizes[2 * level + 1], L->level_offsets[level],
+              u, v, idx, frac);
 }
 
 /* Row -> compact slot, adding the row (with its noisy copy) the first time this step reads it.
@@ -336,19 +342,11 @@ void ntc_point_targets(const Layout *L, const int64_t *rows, int64_t n, const fl
             memcpy(o, values + rows[i] * S, (size_t)S * sizeof(float));
             continue;
         }
-        int64_t w = L->mip_sizes[2 * m], h = L->mip_sizes[2 * m + 1];
-        float px = u * (float)w - 0.5f, py = v * (float)h - 0.5f;
-        float x0f = floorf(px), y0f = floorf(py), fx = px - x0f, fy = py - y0f;
-        int64_t x0 = clampi((int64_t)x0f, 0, w - 1), y0 = clampi((int64_t)y0f, 0, h - 1);
-        int64_t x1 = clampi(x0 + 1, 0, w - 1), y1 = clampi(y0 + 1, 0, h - 1);
-        const float *base = values + L->mip_offsets[m] * S;
-        const float *t0 = base + (y0 * w + x0) * S, *t1 = base + (y0 * w + x1) * S;
-        const float *t2 = base + (y1 * w + x0) * S, *t3 = base + (y1 * w + x1) * S;
-        for (int64_t c = 0; c < S; ++c) {
-            float top = t0[c] + (t1[c] - t0[c]) * fx;
-            float bottom = t2[c] + (t3[c] - t2[c]) * fx;
-            o[c] = top + (bottom - top) * fy;
-        }
+        int64_t idx[4];
+        float frac[2];
+        grid_taps(L->mip_sizes[2 * m], L->mip_sizes[2 * m + 1], L->mip_offsets[m], u, v, idx, frac);
+        bilinear(values + idx[0] * S, values + idx[1] * S, values + idx[2] * S, values + idx[3] * S,
+                 frac, S, o);
     }
 }
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from export import layout
+from export.decode.reference import LatentPyramid, bilinear_blend, bilinear_taps
 from export.metrics import psnr
 from export.pixels import build_mips, rebuild_normal_z
 from export.model import CONST, COPY, NORMAL_Z, STORED, ChannelInfo, TextureInfo
@@ -68,19 +69,9 @@ def point_targets(values: torch.Tensor, rows: torch.Tensor, jitter: torch.Tensor
     """[N, stored] targets at locate_points' places: the bilinear blend of the 4 nearest texels
     of each row's mip, what trilinear filtering of the source gives there."""
     mip, uv = locate_points(rows, jitter, offsets, sizes)
-    w, h = sizes[mip, 0], sizes[mip, 1]
-    p = uv * sizes[mip].to(uv.dtype) - 0.5
-    p0 = torch.floor(p)
-    f = p - p0
-    x0 = p0[:, 0].long().clamp(min=0).minimum(w - 1)
-    y0 = p0[:, 1].long().clamp(min=0).minimum(h - 1)
-    x1, y1 = (x0 + 1).minimum(w - 1), (y0 + 1).minimum(h - 1)
-    base = offsets[mip]
-    t = [values[base + y * w + x] for y, x in ((y0, x0), (y0, x1), (y1, x0), (y1, x1))]
-    fx, fy = f[:, :1], f[:, 1:]
-    top = t[0] + (t[1] - t[0]) * fx
-    bottom = t[2] + (t[3] - t[2]) * fx
-    return top + (bottom - top) * fy
+    chain = LatentPyramid(sizes, offsets[:-1], sizes.shape[0], "bilinear")  # the same flat layout
+    idx, frac, _ = bilinear_taps(chain, mip, uv)
+    return bilinear_blend(values, idx, frac)
 
 
 @dataclass

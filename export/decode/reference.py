@@ -57,8 +57,10 @@ class LatentPyramid:
         return int((self.sizes[:, 0] * self.sizes[:, 1]).sum())
 
 
-def _taps(pyr: LatentPyramid, level: torch.Tensor, uv: torch.Tensor):
-    """Indices of the 4 nearest latent texels around uv in `level`, and the bilinear fraction."""
+def bilinear_taps(pyr: LatentPyramid, level: torch.Tensor, uv: torch.Tensor):
+    """Rows of the 4 nearest texels around uv in `level` of a flat table of grids (the latent
+    pyramid; the trainer also reads its colour mip chain so), clamped to the edge, the bilinear
+    fraction and the texel coordinates p."""
     size = pyr.sizes[level].to(uv.dtype)                      # [N, 2]
     p = uv * size - 0.5
     p0 = torch.floor(p)
@@ -75,7 +77,8 @@ def _taps(pyr: LatentPyramid, level: torch.Tensor, uv: torch.Tensor):
     return idx, frac, p
 
 
-def _bilinear(table: torch.Tensor, idx: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+def bilinear_blend(table: torch.Tensor, idx: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+    """The rows of bilinear_taps blended by its fraction: [N, table columns]."""
     v = table[idx.reshape(-1)].reshape(4, idx.shape[1], table.shape[1])
     fx, fy = frac[:, :1], frac[:, 1:]
     top = v[0] + (v[1] - v[0]) * fx
@@ -92,7 +95,8 @@ def _level_pair(pyr: LatentPyramid, mip: torch.Tensor) -> tuple[torch.Tensor, to
 def latent_rows(pyr: LatentPyramid, mip: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Every table row that decoding these texels reads (the trainer updates only those)."""
     hi, lo = _level_pair(pyr, mip)
-    return torch.cat([_taps(pyr, hi, uv)[0].reshape(-1), _taps(pyr, lo, uv)[0].reshape(-1)])
+    return torch.cat([bilinear_taps(pyr, hi, uv)[0].reshape(-1),
+                      bilinear_taps(pyr, lo, uv)[0].reshape(-1)])
 
 
 def positional_encoding(size: torch.Tensor, uv: torch.Tensor, pe_grid: torch.Tensor | None):
@@ -126,18 +130,18 @@ def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
     holds only some rows of the pyramid's table and remap[full row] is the row in `table`.
     pe_grid: see positional_encoding (None for texel centres)."""
     hi, lo = _level_pair(pyr, mip)
-    idx_hi, frac_hi, _ = _taps(pyr, hi, uv)
-    idx_lo, frac_lo, _ = _taps(pyr, lo, uv)
+    idx_hi, frac_hi, _ = bilinear_taps(pyr, hi, uv)
+    idx_lo, frac_lo, _ = bilinear_taps(pyr, lo, uv)
     if remap is not None:
         idx_hi, idx_lo = remap[idx_hi], remap[idx_lo]
     if pyr.hr_sampling == "gather4":
         v = table[idx_hi.reshape(-1)].reshape(4, uv.shape[0], table.shape[1])
         hi_feats = [v[0], v[1], v[2], v[3], frac_hi]
     else:
-        hi_feats = [_bilinear(table, idx_hi, frac_hi)]
+        hi_feats = [bilinear_blend(table, idx_hi, frac_hi)]
     pe = positional_encoding(pyr.sizes[hi], uv, pe_grid)
     lod = (mip.to(uv.dtype) / max(1, pyr.mips - 1))[:, None]
-    return torch.cat(hi_feats + [_bilinear(table, idx_lo, frac_lo), pe, lod], 1)
+    return torch.cat(hi_feats + [bilinear_blend(table, idx_lo, frac_lo), pe, lod], 1)
 
 
 def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]):
