@@ -56,7 +56,8 @@ run: setup
 
 # Regenerate the default scene's neural textures (and its copy of the scene) from $(DEFAULT_SRC).
 # One torch thread: with two, the training's float sums run in another order each time and the
-# file differs from run to run (0.2 dB apart); with one it is the same bytes on every run.
+# file differs from run to run (0.2 dB apart); with one it is the same bytes on every run on one
+# machine (the hidden layers train in bf16 where the CPU has it in hardware, else float32).
 assets: setup
 	OMP_NUM_THREADS=1 $(BIN)/ntc-compress $(DEFAULT_SRC)/PF_WaterBottle_MR.gltf -o $(DEFAULT_SCENE) --report $(DEFAULT_SCENE)/report.json
 	cp $(DEFAULT_SRC)/LICENSE.md $(DEFAULT_SCENE)/LICENSE.md

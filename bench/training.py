@@ -39,7 +39,7 @@ from bench.training_report import write_training_report
 from trainer.budget import DEFAULT_EFFORT, EFFORTS
 from trainer.compress import CompressSettings, compress
 from trainer.fit import EPS, TrainConfig, make_sampler
-from trainer.fused_step import FusedStep
+from trainer.fused_step import FusedStep, native_bf16
 from trainer.network import NeuralTexture
 from trainer.presets import preset_config
 from trainer.reference_step import AutogradStep
@@ -63,7 +63,7 @@ NEIGHBOURS = {
 STEPS = {  # name -> (kind, bf16)
     "reference (autograd)": ("autograd", False),
     "fused float32": ("fused", False),
-    "fused bf16 (default)": ("fused", True),
+    "fused bf16": ("fused", True),   # the default where the CPU has bf16 in hardware
 }
 
 
@@ -178,7 +178,8 @@ def convergence_run(tset, label: str, cfg: TrainConfig, steps: int, fresh: bool,
     run = {"trainer": label, "steps": steps, "wall_s": time.perf_counter() - w0,
            "cpu_s": time.process_time() - c0, "train_s": rep["train_seconds"],
            "psnr_set": rep["psnr_set"], "psnr_set_mip": rep["psnr_set_mip"], "bpp": rep["bpp"],
-           "batch": rep["batch"], "threads": rep["threads"], "step": rep["training_step"]}
+           "batch": rep["batch"], "threads": rep["threads"], "step": rep["training_step"],
+           "precision": rep["training_precision"]}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(run))
     return run
@@ -207,7 +208,8 @@ def main(argv=None) -> int:
     out.update({"set": CONVERGENCE_SET, "preset": CONVERGENCE_PRESET, "size": list(tset.size),
                 "channels": sum(t.channels for t in tset.textures),
                 "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch "
-                           f"{torch.__version__}"})
+                           f"{torch.__version__}, bf16 in hardware: "
+                           f"{'yes' if native_bf16() else 'no'}"})
     if "throughput" in parts:
         print("== throughput", flush=True)
         out["throughput"] = throughput(tset)

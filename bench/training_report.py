@@ -72,7 +72,8 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
              "reference step with the schedule it shipped with (latents trained with noise, "
              "frozen and weights quantized at 85 %, float32, latent lr 0.1, texels drawn by "
              "area with a quarter mip-uniform: bench.training.OLD). **new**: ntc-compress's "
-             "defaults (fused step, bf16 hidden layers, latents trained through their rounding "
+             "defaults (fused step, bf16 hidden layers where the CPU multiplies bf16 in hardware, "
+             "float32 elsewhere, latents trained through their rounding "
              "at lr 0.07, frozen at 95 %, texels drawn by their recent loss within each mip: "
              "trainer/sampling.py).",
              "",

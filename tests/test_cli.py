@@ -277,6 +277,7 @@ def test_compress_report(compressed):
     assert report["steps"] == 60
     assert report["device"] == "cpu"
     assert (report["batch"], report["threads"], report["training_step"]) == (512, 1, "fused")
+    assert report["training_precision"] in ("bf16", "float32")
     assert report["seconds"] > 0
     assert 10.0 < report["psnr_set"] < 100.0
     assert set(report["textures"]) == {n[:-4] for n in RICH_SET}

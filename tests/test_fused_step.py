@@ -267,6 +267,24 @@ def test_training_is_deterministic_and_learns(targets, run):
     assert curve[-1] > curve[0] + 5, curve
 
 
+@pytest.mark.parametrize("hardware", [False, True])
+def test_bf16_by_default_only_where_the_cpu_has_it(targets, monkeypatch, hardware):
+    """Without bf16 in hardware torch emulates it, several times slower than float32: the
+    default follows the CPU; an explicit setting wins either way."""
+    from trainer import fit as fit_module
+    from trainer import fused_step
+    tg, (w, h) = targets
+    net = NeuralTexture(NetworkConfig(features=8, grid_scale=3.0), w, h, tg.values.shape[1])
+    monkeypatch.setattr(fused_step, "native_bf16", lambda: hardware)
+    cpu = torch.device("cpu")
+    step = fit_module.make_step(net, tg, cpu, TrainConfig(batch=BATCH))
+    assert step.bf16 is hardware and step.precision == ("bf16" if hardware else "float32")
+    for forced in (False, True):
+        assert fit_module.make_step(net, tg, cpu, TrainConfig(batch=BATCH, bf16=forced)).bf16 \
+            is forced
+    assert isinstance(fused_step.native_bf16(), bool)
+
+
 def test_no_compiler_falls_back_to_the_reference_step(targets, monkeypatch):
     from trainer import native
     tg, (w, h) = targets

@@ -183,6 +183,7 @@ def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> Com
         "device": str(device),
         "threads": settings.train.threads,
         "training_step": tlog.step_kind,
+        "training_precision": tlog.precision,
         "training_curve": [{"seconds": s, "step": st, "psnr_estimate": p} for s, st, p in tlog.curve],
     }
     for info in infos:

@@ -67,7 +67,9 @@ class TrainConfig:
     progress: bool = option(True, result=False, help="a progress bar")
     latent_init: str = "pca"   # "pca": principal components of the set per level; "random"
     run: int = 1           # texels per horizontal run in a batch (sampling.uniform_rows)
-    bf16: bool = True      # fused step: the hidden layers' multiplies in bfloat16 (not the last 5%)
+    # fused step: the hidden layers' multiplies in bfloat16 (not the last 5 %); None = where the
+    # CPU multiplies bf16 in hardware (fused_step.native_bf16), float32 elsewhere
+    bf16: bool | None = None
     step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
     threads: int = option(1, flag="--threads", type=int, check=within(1, 256), result=False,
                           help="CPU threads for training (default 1: one core, so a busy machine "
@@ -107,6 +109,7 @@ class TrainLog:
     steps: int = 0
     curve: list[tuple[float, int, float]] = field(default_factory=list)  # (s, step, psnr est.)
     step_kind: str = ""
+    precision: str = ""   # of the MLP's multiplies: bf16 or float32
 
 
 def _cosine(step: int, total: int) -> float:
@@ -145,9 +148,10 @@ def make_step(net, targets, device, cfg: TrainConfig):
         kind = "fused" if device.type == "cpu" else "autograd"
     if kind == "fused":
         try:
-            from .fused_step import FusedStep
+            from .fused_step import FusedStep, native_bf16
+            bf16 = cfg.bf16 if cfg.bf16 is not None else native_bf16()
             return FusedStep(net, targets, device, cfg.batch_for(device), betas, EPS, cfg.seed,
-                             cfg.bf16)
+                             bf16)
         except native.NativeUnavailable as e:
             if cfg.step_kind == "fused":
                 raise
@@ -186,7 +190,8 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     round_step = int(steps * cfg.round_latents_at)
     wq_step = int(steps * cfg.quantize_weights_at)
     log_every = cfg.log_every or max(1, steps // 20)
-    log, ema, t0 = TrainLog(step_kind=train_step.name), None, time.perf_counter()
+    log = TrainLog(step_kind=train_step.name, precision=train_step.precision)
+    ema, t0 = None, time.perf_counter()
     bar = tqdm(total=steps, desc=desc, unit="step", disable=not cfg.progress,
                dynamic_ncols=True, leave=False)
     net.train()

@@ -6,6 +6,7 @@ small torch ops and autograd's bookkeeping. tests/test_fused_step.py holds it to
 from __future__ import annotations
 
 import ctypes
+import platform
 
 import torch
 
@@ -17,6 +18,20 @@ from .reference_step import TrainingStep
 
 
 MAX_PE_OCTAVES = 8  # fused_step.c's scratch for the blended positional code
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512_BF16 or AMX on x86, the BF16
+    extension elsewhere through oneDNN's check). Where it does not, torch emulates bf16 matmuls
+    several times slower than float32, so the fused step's default keeps float32 there
+    (bench/choices.md)."""
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return bool(check()) if check is not None else False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -72,6 +87,7 @@ class FusedStep(TrainingStep):
         self.Z = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[1:]]
         self.dinputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
         self.bf16 = bf16
+        self.precision = "bf16" if bf16 else "float32"   # of the hidden layers' multiplies
         # the MLP's Adam (torch.optim.Adam's rule, in C): moments per parameter, one step count
         # plain lists: indexing a ParameterList costs microseconds, a dozen times a step
         self.weights, self.biases = list(net.weights), list(net.biases)

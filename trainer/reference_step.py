@@ -46,6 +46,7 @@ class TrainingStep:
     code blended over the mip's texel centres as that filter blends it, against the bilinear
     blend of the source (targets.point_targets)."""
     last_texel_loss: torch.Tensor | None = None
+    precision = "float32"   # of the MLP's multiplies (reports name it)
 
     def __init__(self, net: NeuralTexture, targets: TrainingTargets, device: torch.device,
                  betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15):
