@@ -30,11 +30,11 @@ def reporter(board, name: str, node: str, every: float = 1.0):
     """compress()'s on_step for task `name`: tells the board (a Ray actor handle) where the task
     is, at most every `every` seconds and at each preset's last step; says it started at once."""
     board.update.remote(name, node, "starting")
-    last = [0.0]
+    last: list[float | None] = [None]   # not 0: the monotonic clock starts near boot
 
     def on_step(desc: str, step: int, steps: int, psnr: float) -> None:
         now = time.monotonic()
-        if step == steps or now - last[0] >= every:
+        if step == steps or last[0] is None or now - last[0] >= every:
             last[0] = now
             board.update.remote(name, node, desc.split(" ")[0], step, steps, psnr)
     return on_step
