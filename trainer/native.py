@@ -22,7 +22,8 @@ from export.errors import NTCError
 SOURCES = tuple(Path(__file__).with_name(n) for n in ("fused_step.c", "optimisers.c",
                                                       "sampling.c"))
 HEADERS = (Path(__file__).with_name("kernels.h"),)  # included by the sources: part of the key
-FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
+FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+         "-ffp-contract=off"]
 
 
 class NativeUnavailable(NTCError, RuntimeError):
