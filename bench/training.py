@@ -1,6 +1,6 @@
 """Training speed and convergence: the reference trainer against the fused one, in one run.
 
-    python -m bench.training [--parts throughput,convergence] [--fresh]
+    python -m bench.training [--parts throughput,convergence] [--fresh] [--out DIR]
 
 Set: WaterBottle's baseColor + normal + ORM box-filtered to 1024^2 (9 channels, 8 stored), preset
 p4 (bench.rate_distortion's convergence case).
@@ -200,26 +200,32 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="throughput,convergence")
     ap.add_argument("--fresh", action="store_true", help="ignore cached convergence runs")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="folder for training.md / .json / .png (default %(default)s)")
     a = ap.parse_args(argv)
     parts = set(a.parts.split(","))
     tset = load_set(CONVERGENCE_SET)
-    out_path = RESULTS / "training.json"
+    results = a.out
+    out_path = results / "training.json"
+    machine = (f"{os.cpu_count()} CPU cores ({cpu_name()}), torch {torch.__version__}, "
+               f"bf16 in hardware: {'yes' if native_bf16() else 'no'}")
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
+    if out and out.get("machine") != machine:  # a report names one machine: keep no other's parts
+        print(f"{out_path} was measured on another machine ({out.get('machine')}): "
+              f"its parts are not kept", flush=True)
+        out = {}
     out.update({"set": CONVERGENCE_SET, "preset": CONVERGENCE_PRESET, "size": list(tset.size),
-                "channels": sum(t.channels for t in tset.textures),
-                "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch "
-                           f"{torch.__version__}, bf16 in hardware: "
-                           f"{'yes' if native_bf16() else 'no'}"})
+                "channels": sum(t.channels for t in tset.textures), "machine": machine})
     if "throughput" in parts:
         print("== throughput", flush=True)
         out["throughput"] = throughput(tset)
     if "convergence" in parts:
         print("== convergence", flush=True)
         out["convergence"] = convergence(tset, a.fresh)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=1))
-    write_training_report(out, RESULTS)
-    print(f"wrote {RESULTS / 'training.md'}")
+    write_training_report(out, results)
+    print(f"wrote {results / 'training.md'}")
     return 0
 
 
