@@ -275,6 +275,7 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
         "machine": f"{os.cpu_count()} CPU cores, {settings.train.threads} torch thread(s)",
         "settings": {"steps": settings.train.steps, "effort": settings.train.effort,
                      "between_share": settings.train.between_share,
+                     "lod_blend_share": settings.train.lod_blend_share,
                      "bpp": settings.effective_bpp,
                      "hidden": list(settings.network.hidden),
                      "batch": settings.train.batch_for(resolve_device(settings.device)),

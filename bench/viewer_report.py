@@ -172,7 +172,8 @@ def report(out: dict) -> str:
         f"LP_NUM_THREADS={out['lp_num_threads']}; training: {out['machine']}.",
         f"Settings: {budget_text(st['steps'], st.get('effort'))}, --bpp {st['bpp']} (hidden layers "
         f"{','.join(map(str, st['hidden']))}, batch {st['batch']}, seed {st['seed']}"
-        f"{', --between-share ' + str(st['between_share']) if st.get('between_share') else ''}); "
+        f"{', --between-share ' + str(st['between_share']) if st.get('between_share') else ''}"
+        f"{', --lod-blend-share ' + str(st['lod_blend_share']) if st.get('lod_blend_share') else ''}); "
         f"{st['size'][0]}x{st['size'][1]}, {st['frames']} timed frame(s) per row after one "
         f"warm-up frame; run time {out['seconds']:.0f} s.",
         "",

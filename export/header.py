@@ -44,7 +44,9 @@ def header_json(model: NTCModel, chunk_table: list[dict]) -> dict:
         "latents": {"features": lat.features, "bits": lat.bits, "grid_scale": lat.grid_scale,
                     "hr_sampling": lat.hr_sampling, "range": [-1.0, 1.0],
                     "container_bits": layout.container_bits(lat.bits),
-                    "levels": [list(s) for s in lat.levels]},
+                    "levels": [list(s) for s in lat.levels],
+                    # only when set: files without it keep the bytes they had before it existed
+                    **({"lod_blend": True} if lat.lod_blend else {})},
         "mlp": {"activation": model.activation, "weights": model.weight_format,
                 "layers": [[i, o] for i, o in model.mlp_dims]},
         "extra": model.extra,
@@ -163,6 +165,9 @@ def parse_header(h: dict) -> tuple[NTCModel, list[dict]]:
     levels = layout.latent_level_sizes(width, height, gs)
     if [tuple(x) if isinstance(x, list) else x for x in _req(lat, "levels", list, "latents")] != levels:
         _fail("header: latent level sizes do not match the size and grid scale")
+    lod_blend = lat.get("lod_blend", False)  # absent in files written before it
+    if not isinstance(lod_blend, bool):
+        _fail("header: 'lod_blend' in latents has the wrong type")
 
     mlp = _req(h, "mlp", dict, "file")
     act = _req(mlp, "activation", str, "mlp")
@@ -187,7 +192,8 @@ def parse_header(h: dict) -> tuple[NTCModel, list[dict]]:
 
     extra = h.get("extra", {})
     model = NTCModel(width=width, height=height, textures=textures, stored_channels=stored,
-                     latent=LatentInfo(features, bits, gs, hr, levels), latents=[], layers=[],
+                     latent=LatentInfo(features, bits, gs, hr, levels, lod_blend), latents=[],
+                     layers=[],
                      activation=act, weight_format=wfmt,
                      extra=extra if isinstance(extra, dict) else {})
     return model, [(int(i), int(o)) for i, o in dims]

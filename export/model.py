@@ -61,6 +61,9 @@ class LatentInfo:
     grid_scale: float       # texels of mip 0 per latent texel of level 0, per axis
     hr_sampling: str        # "bilinear" or "gather4" for the high-res level
     levels: list[tuple[int, int]] = field(default_factory=list)
+    # sample mode's one-decode (latent) filter blends the MLP inputs of the two mips around the
+    # LOD, as the network was trained (trainer --lod-blend-share); else it decodes the nearest mip
+    lod_blend: bool = False
 
     @property
     def layers(self) -> int:

@@ -90,6 +90,7 @@ SPECIALISATION = {
     'NTC_OUT7': 9,
     'NTC_GATHER4': 10,
     'NTC_HW_FILTER': 11,
+    'NTC_LOD_BLEND': 12,
 }
 
 # uniform blocks (std140): name -> (bytes, ((field, byte offset, scalar type, element shape), ...))

@@ -182,6 +182,20 @@ def test_round_trip_every_layout(case):
     assert to_bytes(back) == data
 
 
+def test_lod_blend_round_trips_and_defaults_to_off(trained):
+    """A file trained for the latent filter across mips says so; files without the key (all
+    written before it) read as not, and keep their bytes."""
+    assert not from_bytes(trained.data).latent.lod_blend
+    header, _ = split(trained.data)
+    assert "lod_blend" not in header["latents"]
+    model = from_bytes(trained.data)
+    model.latent.lod_blend = True
+    data = to_bytes(model)
+    back = from_bytes(data)
+    assert back.latent.lod_blend and split(data)[0]["latents"]["lod_blend"] is True
+    assert_models_equal(model, back)
+
+
 def test_assemble_helper_reproduces_the_file(trained):
     """The mutation tests below rebuild files with `assemble`; unmodified, it must give back the
     original bytes, so whatever the reader rejects later is the intended edit and nothing else."""
@@ -355,6 +369,7 @@ BAD_HEADERS = {
     "features_not_multiple_of_4": _set(("latents", "features"), 6),
     "features_too_many": _set(("latents", "features"), 36),
     "hr_sampling_unknown": _set(("latents", "hr_sampling"), "nearest"),
+    "lod_blend_not_bool": _set(("latents", "lod_blend"), 1),
     "stored_index_out_of_range": _stored_out_of_range,
     "stored_index_negative": _set(("textures", 0, "channels", 0, "index"), -1),
     "stored_channels_unused": _stored_unused,

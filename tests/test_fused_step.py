@@ -7,14 +7,15 @@ import pytest
 import torch
 
 from conftest import RICH_SET, write_set
-from export.decode.reference import decode_texels, encode_inputs
+from export.decode.reference import blend_inputs, decode_texels, encode_inputs, mlp_forward
 from trainer.fit import TrainConfig, fit
 from trainer.sampling import uniform_rows
 from trainer.fused_step import FusedStep
 from trainer.network import NetworkConfig, NeuralTexture, fake_quant_int8, quantize_latents
 from trainer.reference_step import AutogradStep, RowAdam
-from trainer.sampling import point_jitter
-from trainer.targets import build_targets, locate, locate_points, plan_channels, point_targets
+from trainer.sampling import lod_blend_points, point_jitter
+from trainer.targets import (build_targets, locate, locate_points, next_mip_points, plan_channels,
+                             point_targets)
 from trainer.textures import load_texture_set
 
 BATCH = 512
@@ -50,10 +51,11 @@ def _rows(tg, n=BATCH, run=1, seed=0):
     return uniform_rows(tg.mip_offsets, tg.mip_sizes, n, 0.25, run, gen)
 
 
-def _reference_loss(net, tg, table, weights, biases, rows, jitter=None):
+def _reference_loss(net, tg, table, weights, biases, rows, jitter=None, blend=None):
     """fit's loss through export's decode function, on `table` (full latent table): (loss,
     prediction, each row's weighted loss). With `jitter`, between texel centres as the latent
-    filter decodes there (its blended positional code) against the source's bilinear blend."""
+    filter decodes there (its blended positional code) against the source's bilinear blend; with
+    `blend` too, those inputs and targets blended by t with the same places' in the next mip."""
     if jitter is None:
         mip, uv = locate(rows, tg.mip_offsets, tg.mip_sizes)
         target, pe_grid = tg.values[rows], None
@@ -61,7 +63,17 @@ def _reference_loss(net, tg, table, weights, biases, rows, jitter=None):
         mip, uv = locate_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
         target = point_targets(tg.values, rows, jitter, tg.mip_offsets, tg.mip_sizes)
         pe_grid = tg.mip_sizes[mip]
-    pred = decode_texels(table, net.pyramid, weights, biases, mip, uv, pe_grid=pe_grid)
+    if blend is None:
+        pred = decode_texels(table, net.pyramid, weights, biases, mip, uv, pe_grid=pe_grid)
+    else:
+        rows1, jitter1 = next_mip_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
+        mip1, uv1 = locate_points(rows1, jitter1, tg.mip_offsets, tg.mip_sizes)
+        target = blend_inputs(target, point_targets(tg.values, rows1, jitter1, tg.mip_offsets,
+                                                    tg.mip_sizes), blend)
+        x = blend_inputs(encode_inputs(table, net.pyramid, mip, uv, pe_grid=pe_grid),
+                         encode_inputs(table, net.pyramid, mip1, uv1,
+                                       pe_grid=tg.mip_sizes[mip1]), blend)
+        pred = mlp_forward(x, weights, biases)
     ch_w = tg.channel_weights / tg.channel_weights.mean()
     per_texel = ((pred - target) ** 2 * ch_w).mean(1) * tg.importance[rows]
     return per_texel.mean(), pred, per_texel.detach()
@@ -74,19 +86,30 @@ def _jitter(n, seed=5, share=0.6):
     return j
 
 
+def _points(n, mode, seed=5):
+    """(jitter, blend) for "centre", "between" (_jitter) or "across" (some of those rows also
+    blended with the next mip, sampling.lod_blend_points)."""
+    if mode == "centre":
+        return None, None
+    jitter = _jitter(n, seed)
+    if mode == "between":
+        return jitter, None
+    return lod_blend_points(jitter, n, 0.5, torch.Generator().manual_seed(seed + 1))
+
+
 @pytest.mark.parametrize("hr,hidden", [("bilinear", (64, 48, 32)), ("gather4", (64, 48, 32)),
                                        ("bilinear", (300, 16))])  # 300: bias sums in 2 blocks
 @pytest.mark.parametrize("quant", [False, True])
-@pytest.mark.parametrize("between", [False, True])
-def test_gradients_match_autograd(targets, hr, hidden, quant, between):
+@pytest.mark.parametrize("points", ["centre", "between", "across"])
+def test_gradients_match_autograd(targets, hr, hidden, quant, points):
     tg, _ = targets
     cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling=hr, hidden=hidden)
     net = _setup(targets, cfg)
     net.quantize_weights = quant
     step = FusedStep(net, tg, CPU, BATCH, seed=7)
     rows = _rows(tg)
-    jitter = _jitter(rows.numel()) if between else None
-    mse = step.gradients(rows, step=5, jitter=jitter)
+    jitter, blend = _points(rows.numel(), points)
+    mse = step.gradients(rows, step=5, jitter=jitter, blend=blend)
     n = step.n_touched
     touched = step.touched[:n]
     # the reference reads the same noisy rows the fused step drew
@@ -96,11 +119,16 @@ def test_gradients_match_autograd(targets, hr, hidden, quant, between):
     weights = [w.detach().clone().requires_grad_() for w in net.weights]
     used = [fake_quant_int8(w) for w in weights] if quant else weights
     biases = [b.detach().clone().requires_grad_() for b in net.biases]
-    loss, pred, per_texel = _reference_loss(net, tg, table, used, biases, rows, jitter)
+    loss, pred, per_texel = _reference_loss(net, tg, table, used, biases, rows, jitter, blend)
     loss.backward()
     tol = dict(rtol=1e-4, atol=1e-7)
     target = (tg.values[rows] if jitter is None
               else point_targets(tg.values, rows, jitter, tg.mip_offsets, tg.mip_sizes))
+    if blend is not None:
+        rows1, jitter1 = next_mip_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
+        assert bool((blend > 0).any()) and bool((blend == 0).any())
+        target = blend_inputs(target, point_targets(tg.values, rows1, jitter1, tg.mip_offsets,
+                                                    tg.mip_sizes), blend)
     if jitter is not None:
         torch.testing.assert_close(step.point_targets[:rows.numel()], target, rtol=0, atol=1e-6)
     assert mse == pytest.approx(float(((pred.detach() - target) ** 2).mean()), rel=1e-5)
@@ -196,8 +224,8 @@ def test_noise_is_uniform_per_row_and_repeatable(targets):
     assert abs(float(flat.mean())) < 0.05 and abs(float(flat.var()) - 1 / 3) < 0.03
 
 
-@pytest.mark.parametrize("between", [False, True])
-def test_one_step_matches_the_reference_step(targets, between):
+@pytest.mark.parametrize("points", ["centre", "between", "across"])
+def test_one_step_matches_the_reference_step(targets, points):
     """A whole step (gradients + both optimisers) against AutogradStep. Frozen latents and
     quantized weights: the fine-tuning phase, where neither side draws noise."""
     tg, _ = targets
@@ -210,8 +238,8 @@ def test_one_step_matches_the_reference_step(targets, between):
         net.train()
         step = FusedStep(net, tg, CPU, BATCH) if kind is FusedStep else AutogradStep(net, tg, CPU)
         for s in range(3):
-            jitter = _jitter(BATCH, seed=s) if between else None
-            step(_rows(tg, seed=s), s, 0.01 * (s + 1), 0.1, jitter)
+            jitter, blend = _points(BATCH, points, seed=s)
+            step(_rows(tg, seed=s), s, 0.01 * (s + 1), 0.1, jitter, blend)
         nets.append(net)
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-4, atol=1e-6)

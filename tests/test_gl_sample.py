@@ -162,6 +162,43 @@ def test_trilinear_and_latent_match_pytorch(setups, model_name, transform, wrap)
         check_close(s.model, got, expected.reshape(shape).numpy(), f"{filt} {transform} {wrap}")
 
 
+@pytest.fixture(scope="module")
+def blend_setups(ctx):
+    """MODELS' networks in files that say they were trained across mips (lod_blend): the GL side
+    must blend as the twin does whatever the weights."""
+    made = {}
+    for name, (w, h, stored, cfg) in MODELS.items():
+        model = random_model(w, h, stored, seed=3, **cfg)
+        model.latent.lod_blend = True
+        made[name] = Setup(model, ctx)
+    yield made
+    for s in made.values():
+        s.release()
+
+
+@pytest.mark.gl
+@pytest.mark.parametrize("wrap", ["repeat", "mirrored_repeat", "repeat_u_clamp_v"])
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_latent_filter_across_mips_matches_pytorch(setups, blend_setups, model_name, transform,
+                                                   wrap):
+    """A lod_blend file's latent filter: one decode a pixel on the MLP inputs of mips
+    floor(lambda) and floor(lambda) + 1 blended by frac(lambda), as filters.sample_latent; where
+    lambda has a fraction it differs from the nearest mip's decode."""
+    s, plain = blend_setups[model_name], setups[model_name]
+    (origin, step_x, step_y), lod = s.steps(transform)
+    uv, _ = harness_uv(SIZE, origin, step_x, step_y)
+    shape = (SIZE[1], SIZE[0], s.model.stored_channels)
+    expected = sample_latent(s.decoder, uv, lod, WRAPS[wrap]).reshape(shape).numpy()
+    got, decodes = s.harness.render(SIZE, origin, step_x, step_y, "latent", WRAPS[wrap],
+                                    decodes=True)
+    check_close(s.model, got, expected, f"latent across mips {transform} {wrap}")
+    assert (decodes == 1).all()
+    nearest = plain.harness.render(SIZE, origin, step_x, step_y, "latent", WRAPS[wrap])
+    fraction = float(lod - torch.floor(lod)) > 0.01 and float(lod) < s.model.mips - 1
+    assert (np.abs(got - nearest).max() > 1e-3) == fraction
+
+
 @pytest.mark.gl
 @pytest.mark.parametrize("wrap", list(WRAPS))
 @pytest.mark.parametrize("transform", list(TRANSFORMS))

@@ -69,19 +69,22 @@ def test_settings_from_flags_and_the_cache_key():
         settings_from_args(argparse.Namespace(batch=8))
 
 
-def test_every_tool_that_compresses_passes_between_share_on():
-    """--between-share changes the file: ntc-compress, ntc-view (first-open compression) and
-    bench.viewer all hand it to the trainer and it enters the cache key."""
+@pytest.mark.parametrize("field", ["between_share", "lod_blend_share"])
+def test_every_tool_that_compresses_passes_the_sample_mode_shares_on(field):
+    """--between-share and --lod-blend-share change the file: ntc-compress, ntc-view (first-open
+    compression) and bench.viewer all hand them to the trainer and they enter the cache key."""
     from bench import viewer as bench_viewer
     from trainer import cli as compress_cli
     from viewer import cli as view_cli
-    args = compress_cli.build_parser().parse_args(["in", "-o", "out.ntc", "--between-share", "0.25"])
-    assert settings_from_args(args).train.between_share == 0.25
-    args = view_cli.build_parser().parse_args(["--between-share", "0.25"])
-    assert settings_from_args(args).train.between_share == 0.25
-    args = bench_viewer.build_parser().parse_args(["--between-share", "0.25", "--hidden", "16"])
+    flag = "--" + field.replace("_", "-")
+    args = compress_cli.build_parser().parse_args(["in", "-o", "out.ntc", flag, "0.25"])
+    assert getattr(settings_from_args(args).train, field) == 0.25
+    args = view_cli.build_parser().parse_args([flag, "0.25"])
+    assert getattr(settings_from_args(args).train, field) == 0.25
+    args = bench_viewer.build_parser().parse_args([flag, "0.25", "--hidden", "16"])
     settings = bench_viewer.settings_for(progress=False, **vars(args))  # as its main builds them
-    assert settings.train.between_share == 0.25 and settings.network.hidden == (16,)
-    assert bench_viewer.settings_for(steps=30).train.between_share == TrainConfig().between_share
-    assert (CompressSettings(train=TrainConfig(between_share=0.25)).cache_fields()
+    assert getattr(settings.train, field) == 0.25 and settings.network.hidden == (16,)
+    assert getattr(bench_viewer.settings_for(steps=30).train, field) == \
+        getattr(TrainConfig(), field)
+    assert (CompressSettings(train=TrainConfig(**{field: 0.25})).cache_fields()
             != CompressSettings().cache_fields())

@@ -146,7 +146,7 @@ def print_summary(report: dict, out: str) -> None:
           f"{report['device']} ({report['threads']} thread(s), {report['training_step']} step)")
 
 
-TRAIN_OPTIONS = ["steps", "batch", "threads", "seed", "between_share"]
+TRAIN_OPTIONS = ["steps", "batch", "threads", "seed", "between_share", "lod_blend_share"]
 NETWORK_OPTIONS = ["bits", "weight_format"]
 
 

@@ -16,7 +16,7 @@ from . import native
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS, effort_steps
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
-from .sampling import TexelSampler, point_jitter
+from .sampling import TexelSampler, lod_blend_points, point_jitter
 from .targets import TrainingTargets
 
 
@@ -60,6 +60,16 @@ class TrainConfig:
                                   help="share of training texels placed between texel centres: "
                                        "sample mode's one-decode filters (latent, auto) gain "
                                        "several dB, exact texels (load mode) lose some")
+    # of each batch, the share trained at a fractional LOD: one decode on the MLP inputs of the
+    # row's mip and the next blended by a random t (and at a random point of the texel), against
+    # the same blend of the two mips' bilinear targets; the file then says so (lod_blend), and
+    # sample mode's latent filter blends across mips as trained (bench/choices.md)
+    lod_blend_share: float = option(0.0, flag="--lod-blend-share", type=float,
+                                    check=within(0, 1),
+                                    help="share of training texels at a fractional LOD, so sample "
+                                         "mode's one-decode filters (latent, auto) blend across "
+                                         "mips instead of decoding the nearest; exact texels "
+                                         "(load mode) lose some")
     adam_beta2: float = 0.99
     seed: int = option(0, flag="--seed", type=int, help="random seed")
     log_every: int = option(0, result=False, help="record (seconds, step, PSNR estimate) this "
@@ -178,6 +188,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stored = targets.values.shape[1]
     net = NeuralTexture(net_cfg, width, height, stored, device)
+    net.lod_blend = cfg.lod_blend_share > 0
     with torch.no_grad():  # start the output layer at the mean colour
         values = targets.values
         net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0).to(device))
@@ -207,9 +218,10 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
             share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
         rows = sampler.draw(batch, gen, share)
         jitter = point_jitter(rows.numel(), cfg.between_share, gen)
+        jitter, blend = lod_blend_points(jitter, rows.numel(), cfg.lod_blend_share, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, steps),
-                         cfg.lr_latents * _cosine(step, max(1, freeze_step)), jitter)
+                         cfg.lr_latents * _cosine(step, max(1, freeze_step)), jitter, blend)
         sampler.observe(train_step.last_texel_loss)
         ema = mse if ema is None else 0.95 * ema + 0.05 * mse
         if step % 10 == 0 or step == steps - 1:

@@ -11,10 +11,12 @@ import platform
 import torch
 
 from export import layout
+from export.decode.reference import blend_inputs
 
 from . import native
 from .network import fake_quant_fp16, fake_quant_int8
 from .reference_step import TrainingStep
+from .targets import next_mip_points
 
 
 MAX_PE_OCTAVES = 8  # fused_step.c's scratch for the blended positional code
@@ -65,22 +67,24 @@ class FusedStep(TrainingStep):
         self.values = self.values.contiguous()
         self.ch_w = self.ch_w.contiguous()
         rows = net.latents.shape[0]
-        cap = min(8 * batch, rows)
+        # a step encodes up to twice its batch: rows blended across mips add the same places in
+        # the next mip (TrainingStep's blend)
+        cap = min(16 * batch, rows)
         self.mark = torch.zeros(rows, dtype=torch.int64)  # (step tag << 32 | slot), see the C
         self.compact = torch.zeros(cap, F)
         self.grad = torch.zeros(cap, F)
         self.touched = torch.zeros(cap, dtype=torch.int64)
-        self.tap_rows = torch.zeros(batch, 8, dtype=torch.int64)
-        self.tap_slots = torch.zeros(batch, 8, dtype=torch.int32)
-        self.tap_fracs = torch.zeros(batch, 4)
+        self.tap_rows = torch.zeros(2 * batch, 8, dtype=torch.int64)
+        self.tap_slots = torch.zeros(2 * batch, 8, dtype=torch.int32)
+        self.tap_fracs = torch.zeros(2 * batch, 4)
         dims = [layout.mlp_input_size(F, pyr.hr_sampling), *cfg.hidden, net.stored]
         # latent columns of the MLP input: high-res taps (+ gather4's fractions), low-res taps
         self.latent_cols = dims[0] - layout.PE_INPUTS - layout.LOD_INPUTS
-        self.X = torch.empty(batch, dims[0])
-        self.dX = torch.empty(batch, self.latent_cols)
+        self.X = torch.empty(2 * batch, dims[0])
+        self.dX = torch.empty(2 * batch, self.latent_cols)
         self.dpred = torch.empty(batch, dims[-1])
         self.texel_loss = torch.empty(batch)
-        self.point_targets = torch.empty(batch, net.stored)
+        self.point_targets = torch.empty(2 * batch, net.stored)
         # per layer and precision: inputs, pre-activations, gradients of the inputs
         types = (torch.float32, torch.bfloat16)
         self.inputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
@@ -99,15 +103,17 @@ class FusedStep(TrainingStep):
         self.batch = batch
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
-                 jitter: torch.Tensor | None = None) -> float:
+                 jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None) -> float:
         """One optimisation step on training rows `rows` (moved off their texel centres by
-        `jitter`, see TrainingStep); returns the batch's plain MSE."""
-        mse = self.gradients(rows, step, jitter)
+        `jitter`, blended across mips by `blend`: see TrainingStep); returns the batch's plain
+        MSE."""
+        mse = self.gradients(rows, step, jitter, blend)
         self.apply(lr_mlp, lr_latents)
         return mse
 
     @torch.no_grad()
-    def gradients(self, rows: torch.Tensor, step: int, jitter: torch.Tensor | None = None) -> float:
+    def gradients(self, rows: torch.Tensor, step: int, jitter: torch.Tensor | None = None,
+                  blend: torch.Tensor | None = None) -> float:
         """Forward and backward: the MLP's gradients land in its parameters' .grad, the latent
         rows' in self.grad[:self.n_touched] (rows self.touched[:self.n_touched], read through
         their noisy copies self.compact). Returns the batch's plain MSE."""
@@ -115,22 +121,42 @@ class FusedStep(TrainingStep):
         if n > self.batch:
             raise ValueError(f"batch {n} exceeds the {self.batch} this step was built for")
         rows = rows.contiguous()
+        # rows blended across mips: their places in the next mip are encoded after the batch
+        # (rows n..n_all), their inputs and targets blended into the batch's, and their input
+        # gradient split back by (1 - t, t) before the latent scatter
+        n_all, across, lod_t = n, None, None
+        if blend is not None and jitter is not None:
+            across = torch.nonzero(blend > 0).squeeze(1)
+            if across.numel():
+                lod_t = blend[across].to(torch.float32)
+                rows1, jitter1 = next_mip_points(rows[across], jitter[across], self.offsets,
+                                                 self.sizes)
+                rows, jitter = torch.cat([rows, rows1]), torch.cat([jitter, jitter1])
+                n_all = n + across.numel()
+            else:
+                across = None
         if jitter is not None:
             jitter = jitter.contiguous()
-            lib.ntc_point_targets(ctypes.byref(self.layout), rows.data_ptr(), n, jitter.data_ptr(),
-                                  self.values.data_ptr(), self.values.shape[1],
+            lib.ntc_point_targets(ctypes.byref(self.layout), rows.data_ptr(), n_all,
+                                  jitter.data_ptr(), self.values.data_ptr(), self.values.shape[1],
                                   self.point_targets.data_ptr())
+            if across is not None:
+                pt = self.point_targets
+                pt[across] = blend_inputs(pt[across], pt[n:n_all], lod_t)
         train_latents = not net.latents_frozen
         # the C side's noise_amp: +step for noise, -step for rounding (see encode_forward)
         noise = (2.0 if net.latent_noise else -2.0) / net.qmax if train_latents else 0.0
         self.tag += 1
-        X = self.X[:n]
+        X = self.X[:n_all]
         self.n_touched = lib.ntc_encode_forward(
-            ctypes.byref(self.layout), rows.data_ptr(), n, net.latents.data_ptr(),
+            ctypes.byref(self.layout), rows.data_ptr(), n_all, net.latents.data_ptr(),
             int(train_latents), noise, self.seed, step, self.mark.data_ptr(), self.tag,
             self.compact.data_ptr(), self.touched.data_ptr(), self.tap_rows.data_ptr(),
             self.tap_slots.data_ptr(), self.tap_fracs.data_ptr(), X.data_ptr(), X.shape[1],
             _ptr(jitter))
+        if across is not None:
+            X[across] = blend_inputs(X[across], X[n:n_all], lod_t)
+        X = self.X[:n]
         weights = [w.detach() for w in self.weights]
         if net.quantize_weights:
             fq = fake_quant_int8 if net.cfg.weight_format == "int8" else fake_quant_fp16
@@ -181,7 +207,12 @@ class FusedStep(TrainingStep):
                     torch.mm(dz, used[0][:, :self.latent_cols], out=dx)
                 else:
                     dx.copy_(torch.mm(dz, used[0][:, :self.latent_cols]))
-                lib.ntc_encode_backward(ctypes.byref(self.layout), n, dx.data_ptr(),
+                if across is not None:   # blend_inputs' gradient: (1 - t) and t of the blend's
+                    g = dx[across]
+                    self.dX[n:n_all] = g * lod_t[:, None]
+                    dx[across] = g * (1.0 - lod_t)[:, None]
+                dx = self.dX[:n_all]
+                lib.ntc_encode_backward(ctypes.byref(self.layout), n_all, dx.data_ptr(),
                                         dx.shape[1], self.tap_slots.data_ptr(),
                                         self.tap_fracs.data_ptr(), self.grad.data_ptr())
         return mse.value

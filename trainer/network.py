@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from export import layout
-from export.decode.reference import LatentPyramid, decode_texels, latent_rows
+from export.decode.reference import (LatentPyramid, blend_inputs, decode_texels, encode_inputs,
+                                     latent_rows, mlp_forward)
 from export.model import LatentInfo, LayerWeights, NTCModel, TextureInfo
 from export.options import option
 
@@ -90,6 +91,7 @@ class NeuralTexture(nn.Module):
         self.latents_frozen = False   # latents rounded for good; only the MLP still trains
         self.quantize_weights = False  # fake-quantize weights as the exporter will
         self._remap: torch.Tensor | None = None  # full row -> row of this step's LatentRows
+        self.lod_blend = False  # trained for the latent filter across mips (LatentInfo.lod_blend)
 
     def freeze_latents(self) -> None:
         with torch.no_grad():
@@ -99,11 +101,13 @@ class NeuralTexture(nn.Module):
         self.latent_noise = False
 
     def forward(self, mip: torch.Tensor, uv: torch.Tensor, rows: LatentRows | None = None,
-                pe_grid: torch.Tensor | None = None) -> torch.Tensor:
+                pe_grid: torch.Tensor | None = None, blend=None) -> torch.Tensor:
         """Decode texels. With `rows` (training), only the latent rows this batch reads take part:
         noise is drawn for them and their gradient lands in rows.values.grad, so a step costs the
         same whatever the table size (the full table would be noised and updated every step).
-        pe_grid: as decode_texels' (between texel centres, the latent filter's encoding)."""
+        pe_grid: as decode_texels' (between texel centres, the latent filter's encoding).
+        blend: None, or (mip, uv, pe_grid, t) of a second place whose MLP inputs are blended in
+        by t [N] (reference.blend_inputs: the latent filter across mips)."""
         table, remap = self.latents, None  # already on the quantization grid once frozen
         if rows is not None:
             table, remap = rows.values, rows.remap
@@ -116,8 +120,13 @@ class NeuralTexture(nn.Module):
         if self.quantize_weights or not self.training:
             fq = fake_quant_int8 if self.cfg.weight_format == "int8" else fake_quant_fp16
             weights = [fq(w) for w in weights]
-        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap,
-                             pe_grid)
+        if blend is None:
+            return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap,
+                                 pe_grid)
+        mip1, uv1, pe_grid1, t = blend
+        x = blend_inputs(encode_inputs(table, self.pyramid, mip, uv, remap, pe_grid),
+                         encode_inputs(table, self.pyramid, mip1, uv1, remap, pe_grid1), t)
+        return mlp_forward(x, weights, list(self.biases))
 
     def gather_rows(self, mip: torch.Tensor, uv: torch.Tensor) -> LatentRows:
         """The latent rows a batch reads, as a fresh leaf tensor to train this step."""
@@ -153,6 +162,6 @@ class NeuralTexture(nn.Module):
         return NTCModel(width=self.width, height=self.height, textures=textures,
                         stored_channels=self.stored,
                         latent=LatentInfo(cfg.features, cfg.bits, float(cfg.grid_scale),
-                                          cfg.hr_sampling, list(self.levels)),
+                                          cfg.hr_sampling, list(self.levels), self.lod_blend),
                         latents=latents, layers=layers, weight_format=cfg.weight_format,
                         extra=extra or {})

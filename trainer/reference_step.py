@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import torch
 
+from export.decode.reference import blend_inputs
+
 from .network import NeuralTexture
-from .targets import TrainingTargets, locate, locate_points, point_targets
+from .targets import TrainingTargets, locate, locate_points, next_mip_points, point_targets
 
 
 class RowAdam:
@@ -44,7 +46,10 @@ class TrainingStep:
     A step's `jitter` ([N, 2] or None) moves rows off their texel centres (in texels of the row's
     mip, targets.locate_points) to train what the latent filter decodes there: the positional
     code blended over the mip's texel centres as that filter blends it, against the bilinear
-    blend of the source (targets.point_targets)."""
+    blend of the source (targets.point_targets). Its `blend` ([N] or None, with jitter) trains the
+    latent filter across mips: rows with t > 0 decode once on their MLP inputs blended with those
+    of the same place in the next mip (targets.next_mip_points), against the same blend of the
+    two mips' targets."""
     last_texel_loss: torch.Tensor | None = None
     precision = "float32"   # of the MLP's multiplies (reports name it)
 
@@ -68,9 +73,10 @@ class AutogradStep(TrainingStep):
         self.mlp_opt = torch.optim.Adam(list(net.weights) + list(net.biases), betas=betas, eps=eps)
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
-                 jitter: torch.Tensor | None = None) -> float:
+                 jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None) -> float:
         """One optimisation step on training rows `rows`; returns the batch's plain MSE."""
         net = self.net
+        across = None
         if jitter is None:
             mip, uv = locate(rows, self.offsets, self.sizes)
             target, pe_grid = self.values[rows], None
@@ -79,8 +85,18 @@ class AutogradStep(TrainingStep):
             mip, uv = locate_points(rows, jitter, self.offsets, self.sizes)
             target = point_targets(self.values, rows, jitter, self.offsets, self.sizes)
             pe_grid = self.sizes[mip]
-        touched = None if net.latents_frozen else net.gather_rows(mip, uv)
-        pred = net(mip, uv, touched, pe_grid)
+            if blend is not None:   # the same places in the next mip, blended in by t
+                t = blend.to(self.values.device)
+                rows1, jitter1 = next_mip_points(rows, jitter, self.offsets, self.sizes)
+                mip1, uv1 = locate_points(rows1, jitter1, self.offsets, self.sizes)
+                target = blend_inputs(target, point_targets(self.values, rows1, jitter1,
+                                                            self.offsets, self.sizes), t)
+                across = (mip1, uv1, self.sizes[mip1], t)
+        touched = None
+        if not net.latents_frozen:
+            touched = net.gather_rows(mip, uv) if across is None else \
+                net.gather_rows(torch.cat([mip, across[0]]), torch.cat([uv, across[1]]))
+        pred = net(mip, uv, touched, pe_grid, across)
         err = (pred - target) ** 2
         per_texel = (err * self.ch_w).mean(1)
         if self.importance is not None:

@@ -57,6 +57,22 @@ def point_jitter(n: int, share: float, gen) -> torch.Tensor | None:
     return (torch.rand(n, 2, generator=gen) - 0.5) * moved
 
 
+def lod_blend_points(jitter: torch.Tensor | None, n: int, share: float, gen):
+    """(jitter, blend) for training the latent filter across mips: about `share` of the rows get
+    a fraction t uniform in (0, 1) (blend [n], 0 elsewhere; None for share 0, and no draw from
+    `gen`) and a place uniform within their texel (the filter decodes anywhere); `jitter` is
+    point_jitter's, extended. The step decodes those rows on the MLP inputs of their mip and the
+    next, blended by t (reference.blend_inputs), against the same blend of the two mips' targets."""
+    if share <= 0:
+        return jitter, None
+    blended = torch.rand(n, generator=gen) < share
+    t = torch.rand(n, generator=gen) * blended
+    moved = torch.rand(n, 2, generator=gen) - 0.5
+    jitter = torch.zeros(n, 2) if jitter is None else jitter.clone()
+    jitter[blended] = moved[blended]
+    return jitter, t
+
+
 def mip_uniform_rows(offsets: torch.Tensor, n: int, gen) -> torch.Tensor:
     """n rows, each of a mip drawn uniformly, uniform within it."""
     return place_in_mips(offsets, *mip_uniform_draws(offsets, n, gen))

@@ -64,6 +64,20 @@ def locate_points(rows: torch.Tensor, jitter: torch.Tensor, offsets: torch.Tenso
     return mip, torch.minimum(torch.maximum(uv + jitter / size, half), 1.0 - half)
 
 
+def next_mip_points(rows: torch.Tensor, jitter: torch.Tensor, offsets: torch.Tensor,
+                    sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, jitter) of the places locate_points gives, in the next colour mip (the last mip's
+    stay in it): the texel there and the offset from its centre. The latent filter across mips
+    reads both mips' inputs at one place (sampling.lod_blend_points)."""
+    mip, uv = locate_points(rows, jitter, offsets, sizes)
+    nxt = (mip + 1).clamp(max=sizes.shape[0] - 1)
+    size = sizes[nxt].to(uv.dtype)
+    p = uv * size
+    texel = torch.minimum(torch.floor(p), size - 1)
+    t = texel.long()
+    return offsets[nxt] + t[:, 1] * sizes[nxt, 0] + t[:, 0], p - texel - 0.5
+
+
 def point_targets(values: torch.Tensor, rows: torch.Tensor, jitter: torch.Tensor,
                   offsets: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     """[N, stored] targets at locate_points' places: the bilinear blend of the 4 nearest texels

@@ -143,11 +143,14 @@ def add_compress_options(p) -> None:
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
                    help=f"training time for quality {when}, as ntc-compress --effort: "
                         f"{effort_help()} (default %(default)s)")
-    add_options(p, TrainConfig, ["steps", "between_share"], help={
+    add_options(p, TrainConfig, ["steps", "between_share", "lod_blend_share"], help={
         "steps": f"training steps {when} (default: --effort's for the set's size)",
         "between_share": f"share of training texels placed between texel centres {when}, as "
                          f"ntc-compress --between-share: the latent and auto filters gain, load "
-                         f"mode loses a little (default: ntc-compress's)"})
+                         f"mode loses a little (default: ntc-compress's)",
+        "lod_blend_share": f"share of training texels at a fractional LOD {when}, as "
+                           f"ntc-compress --lod-blend-share: the latent and auto filters blend "
+                           f"across mips, load mode loses a little (default: ntc-compress's)"})
     add_options(p, NetworkConfig, ["hidden"], help={
         "hidden": f"MLP hidden layer widths {when}, e.g. 64,48,32 (default: ntc-compress's)"})
 

@@ -23,7 +23,8 @@ import torch
 from shaders.interface import WRAPS
 
 from .. import layout
-from .reference import FileDecoder, decode_texels
+from .reference import (FileDecoder, blend_inputs, decode_texels, encode_inputs, mlp_forward,
+                        mlp_forward_half)
 
 REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = (WRAPS[w] for w in ("repeat", "mirrored_repeat",
                                                                "clamp_to_edge"))
@@ -132,14 +133,25 @@ def sample_trilinear(decoder_or_mips, uv: torch.Tensor, lod: torch.Tensor, wrap)
 @torch.no_grad()
 def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wrap) -> torch.Tensor:
     """One decode per row at the nearest mip round(lod) (half up) and the wrapped uv, with the
-    positional encoding blended over that mip's texel centres."""
+    positional encoding blended over that mip's texel centres. A file trained for it (its
+    latent.lod_blend) decodes once on the MLP inputs of mips floor(lod) and floor(lod) + 1, each
+    at the uv wrapped for its mip, blended by frac(lod)."""
     lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
-    mip = torch.floor(lod + 0.5).long()
     model = decoder.model
-    size = mip_sizes(model.width, model.height, mip)
-    uv = wrap_uv(uv, size, wrap)
-    return decode_texels(decoder.table, decoder.pyramid, decoder.weights, decoder.biases, mip, uv,
-                         pe_grid=size)
+    d = decoder
+    if not model.latent.lod_blend:
+        mip = torch.floor(lod + 0.5).long()
+        size = mip_sizes(model.width, model.height, mip)
+        return decode_texels(d.table, d.pyramid, d.weights, d.biases, mip, wrap_uv(uv, size, wrap),
+                             pe_grid=size, half=d.half)
+    mip = torch.floor(lod).long()
+    t = lod - mip.to(torch.float32)    # 0 at the last mip (lod is clamped there)
+    inputs = []
+    for m in (mip, (mip + 1).clamp(max=model.mips - 1)):
+        size = mip_sizes(model.width, model.height, m)
+        inputs.append(encode_inputs(d.table, d.pyramid, m, wrap_uv(uv, size, wrap), pe_grid=size))
+    x = blend_inputs(inputs[0], inputs[1], t)
+    return (mlp_forward_half if d.half else mlp_forward)(x, d.weights, d.biases)
 
 
 QUAD_MAX_EXTENT = 6   # ntc_sample.slang's NTC_QUAD_MAX_EXTENT

@@ -144,7 +144,8 @@ def decoder_constants(model: NTCModel, hw_filter: bool = False) -> dict[str, int
     outs = [o for _, o in widths_vec4(model.mlp_dims)]
     consts = {"NTC_FEATURES": model.latent.features, "NTC_LAYERS": len(outs),
               "NTC_GATHER4": int(model.latent.hr_sampling == "gather4"),
-              "NTC_HW_FILTER": int(bool(hw_filter))}
+              "NTC_HW_FILTER": int(bool(hw_filter)),
+              "NTC_LOD_BLEND": int(model.latent.lod_blend)}
     for i in range(MAX_LAYERS):
         consts[f"NTC_OUT{i}"] = outs[i] if i < len(outs) else 0
     return consts

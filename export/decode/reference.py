@@ -144,6 +144,14 @@ def encode_inputs(table: torch.Tensor, pyr: LatentPyramid, mip: torch.Tensor,
     return torch.cat(hi_feats + [bilinear_blend(table, idx_lo, frac_lo), pe, lod], 1)
 
 
+def blend_inputs(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """MLP inputs across mips (a file's lod_blend): (1 - t) x0 + t x1 per row, x0 and x1 the
+    encode_inputs of colour mips m and m + 1 at the same place, t = frac(LOD) [N]
+    (ntc_decode_core.slang: ntcDecodeWith's second source)."""
+    t = t.to(x0.dtype)[:, None]
+    return (1.0 - t) * x0 + t * x1
+
+
 def mlp_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]):
     for i, (w, b) in enumerate(zip(weights, biases)):
         x = torch.addmm(b, x, w.t())

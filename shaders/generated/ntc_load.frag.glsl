@@ -27,11 +27,6 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcModel_0
     vec4 ntcInfo_0;
     vec4  ntcWeights_0[4095];
 }NtcModel_0;
-vec4 hswish3_0(vec4 x_0)
-{
-    return min(x_0, vec4(3.0)) * clamp(x_0 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
-}
-
 layout(constant_id = 11)
 const int NTC_HW_FILTER_0 = 0;
 
@@ -76,9 +71,9 @@ NtcTaps_0 ntcTaps_0(vec2 size_0, vec2 uv_0)
     return t_0;
 }
 
-vec4 ntcTexel_0(int x_1, int y_0, int layer_0, int level_1)
+vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_1)
 {
-    ivec4 _S8 = ivec4(x_1, y_0, layer_0, level_1);
+    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_1);
     return (texelFetch((ntcLatents_0), ((_S8)).xyz, ((_S8)).w)) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
 }
 
@@ -96,11 +91,16 @@ vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
     return top_0 + (_S10 + (ntcTexel_0(t_1.x1_0, t_1.y1_0, layer_1, level_2) - _S10) * _S11 - top_0) * t_1.f_0.y;
 }
 
-layout(constant_id = 10)
-const int NTC_GATHER4_0 = 0;
+vec4 hswish3_0(vec4 x_1)
+{
+    return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
+}
 
 layout(constant_id = 0)
 const int NTC_FEATURES_0 = 8;
+
+layout(constant_id = 10)
+const int NTC_GATHER4_0 = 0;
 
 vec4 triangle_0(vec4 t_2)
 {
@@ -126,6 +126,64 @@ vec4 ntcPositionalEncoding_0(vec2 size_1, vec2 uv_2, vec2 peGrid_0, int k_0)
     float _S13 = 1.0 - _S12;
     float _S14 = f_1.y;
     return (triangle_0(vec4(s00_0, s00_0 + 0.25)) * _S13 + triangle_0(vec4(s10_0, s10_0 + 0.25)) * _S12) * (1.0 - _S14) + (triangle_0(vec4(s01_0, s01_0 + 0.25)) * _S13 + triangle_0(vec4(s11_0, s11_0 + 0.25)) * _S12) * _S14;
+}
+
+vec4 ntcInput_0(int mip_0, vec2 uv_3, vec2 peGrid_1, int i_0)
+{
+    int _S15 = int(NtcModel_0.ntcInfo_0.w);
+    int _S16 = min(mip_0, _S15);
+    int nL_0 = NTC_FEATURES_0 / 4;
+    int hiVec4_0;
+    if(NTC_GATHER4_0 != 0)
+    {
+        hiVec4_0 = 4 * nL_0;
+    }
+    else
+    {
+        hiVec4_0 = nL_0;
+    }
+    if(i_0 < hiVec4_0)
+    {
+        if(!(NTC_GATHER4_0 != 0))
+        {
+            return ntcBilinear_0(_S16, i_0, uv_3);
+        }
+        NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S16), uv_3);
+        int corner_0 = i_0 / nL_0;
+        if((corner_0 & 1) != 0)
+        {
+            hiVec4_0 = t_3.x1_0;
+        }
+        else
+        {
+            hiVec4_0 = t_3.x0_0;
+        }
+        int _S17;
+        if((corner_0 & 2) != 0)
+        {
+            _S17 = t_3.y1_0;
+        }
+        else
+        {
+            _S17 = t_3.y0_0;
+        }
+        return ntcTexel_0(hiVec4_0, _S17, i_0 - corner_0 * nL_0, _S16);
+    }
+    int _S18 = hiVec4_0 + nL_0;
+    if(i_0 < _S18)
+    {
+        return ntcBilinear_0(min(mip_0 + 1, _S15), i_0 - hiVec4_0, uv_3);
+    }
+    if(i_0 < (_S18 + 3))
+    {
+        return ntcPositionalEncoding_0(ntcLevelSize_0(_S16), uv_3, peGrid_1, i_0 - hiVec4_0 - nL_0);
+    }
+    float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
+    if(!(NTC_GATHER4_0 != 0))
+    {
+        return vec4(lod_0, 0.0, 0.0, 0.0);
+    }
+    return vec4(lod_0, ntcTaps_0(ntcLevelSize_0(_S16), uv_3).f_0, 0.0);
 }
 
 layout(constant_id = 1)
@@ -194,77 +252,56 @@ int ntcLayerOut_0(int layer_2)
     }
 }
 
-void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_1, vec2 uv_4, vec2 peGrid_2, int mip1_0, vec2 uv1_0, vec2 peGrid1_0, float blend_0, out vec4  result_0[4])
 {
     int o_0;
+    vec4 _S19;
     vec4  act_0[128];
-    int _S15 = int(NtcModel_0.ntcInfo_0.w);
-    int _S16 = min(mip_0, _S15);
-    int _S17 = min(mip_0 + 1, _S15);
-    int nL_0 = NTC_FEATURES_0 / 4;
-    int hiVec4_0;
+    int nL_1 = NTC_FEATURES_0 / 4;
+    int hiVec4_1;
     if(NTC_GATHER4_0 != 0)
     {
-        hiVec4_0 = 4 * nL_0;
+        hiVec4_1 = 4 * nL_1;
     }
     else
     {
-        hiVec4_0 = nL_0;
+        hiVec4_1 = nL_1;
     }
-    vec2 _S18 = ntcLevelSize_0(_S16);
-    NtcTaps_0 t_3 = ntcTaps_0(_S18, uv_3);
-    int l_0 = 0;
+    int _S20 = hiVec4_1 + nL_1 + 3 + 1;
+    int i_1 = 0;
     for(;;)
     {
-        if(l_0 < nL_0)
+        if(i_1 < _S20)
         {
         }
         else
         {
             break;
         }
-        if(NTC_GATHER4_0 != 0)
-        {
-            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S16);
-            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S16);
-            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S16);
-            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S16);
-        }
-        else
-        {
-            act_0[l_0] = ntcBilinear_0(_S16, l_0, uv_3);
-        }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S17, l_0, uv_3);
-        l_0 = l_0 + 1;
+        vec4 _S21 = ntcInput_0(mip_1, uv_4, peGrid_2, i_1);
+        act_0[i_1] = _S21;
+        i_1 = i_1 + 1;
     }
-    int k_1 = 0;
-    for(;;)
+    if(blend_0 > 0.0)
     {
-        if(k_1 < 3)
+        i_1 = 0;
+        for(;;)
         {
+            if(i_1 < _S20)
+            {
+            }
+            else
+            {
+                break;
+            }
+            vec4 _S22 = (1.0 - blend_0) * act_0[i_1];
+            vec4 _S23 = ntcInput_0(mip1_0, uv1_0, peGrid1_0, i_1);
+            act_0[i_1] = _S22 + blend_0 * _S23;
+            i_1 = i_1 + 1;
         }
-        else
-        {
-            break;
-        }
-        act_0[hiVec4_0 + nL_0 + k_1] = ntcPositionalEncoding_0(_S18, uv_3, peGrid_1, k_1);
-        k_1 = k_1 + 1;
     }
-    float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
-    int _S19 = hiVec4_0 + nL_0 + 3;
-    vec4 _S20;
-    if(NTC_GATHER4_0 != 0)
-    {
-        _S20 = vec4(lod_0, t_3.f_0, 0.0);
-    }
-    else
-    {
-        _S20 = vec4(lod_0, 0.0, 0.0, 0.0);
-    }
-    act_0[_S19] = _S20;
-    int _S21 = _S19 + 1;
     int base_0 = 0;
-    int nIn_0 = _S21;
+    int nIn_0 = _S20;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -277,14 +314,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
         {
             break;
         }
-        int _S22 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * _S22 * nIn_0;
-        int _S23 = layer_3 + 1;
-        bool _S24 = _S23 < NTC_LAYERS_0;
+        int _S24 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S24 * nIn_0;
+        int _S25 = layer_3 + 1;
+        bool _S26 = _S25 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < _S22)
+            if(o_0 < _S24)
             {
             }
             else
@@ -292,41 +329,41 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S25 = base_0 + 4 * o_0 * nIn_0;
-            int i_0 = 0;
+            int _S27 = base_0 + 4 * o_0 * nIn_0;
+            i_1 = 0;
             for(;;)
             {
-                if(i_0 < nIn_0)
+                if(i_1 < nIn_0)
                 {
                 }
                 else
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S25 + i_0], act_0[src_0 + i_0]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S25 + nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S25 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S25 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                i_0 = i_0 + 1;
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S27 + i_1], act_0[src_0 + i_1]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S27 + nIn_0 + i_1], act_0[src_0 + i_1]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S27 + 2 * nIn_0 + i_1], act_0[src_0 + i_1]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S27 + 3 * nIn_0 + i_1], act_0[src_0 + i_1]);
+                i_1 = i_1 + 1;
             }
-            if(_S24)
+            if(_S26)
             {
-                _S20 = hswish3_0(acc_0);
+                _S19 = hswish3_0(acc_0);
             }
             else
             {
-                _S20 = acc_0;
+                _S19 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S20;
+            act_0[dst_0 + o_0] = _S19;
             o_0 = o_0 + 1;
         }
-        int _S26 = biasBase_0 + _S22;
-        base_0 = _S26;
-        nIn_0 = _S22;
-        layer_3 = _S23;
-        int _S27 = src_0;
+        int _S28 = biasBase_0 + _S24;
+        base_0 = _S28;
+        nIn_0 = _S24;
+        layer_3 = _S25;
+        int _S29 = src_0;
         src_0 = dst_0;
-        dst_0 = _S27;
+        dst_0 = _S29;
     }
     o_0 = 0;
     for(;;)
@@ -340,21 +377,39 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S20 = act_0[src_0 + o_0];
+            _S19 = act_0[src_0 + o_0];
         }
         else
         {
-            _S20 = vec4(0.0);
+            _S19 = vec4(0.0);
         }
-        result_0[o_0] = _S20;
+        result_0[o_0] = _S19;
         o_0 = o_0 + 1;
     }
     return;
 }
 
-void ntcDecode_0(int mip_1, vec2 uv_4, vec2 peGrid_2, out vec4  result_1[4])
+layout(constant_id = 12)
+const int NTC_LOD_BLEND_0 = 0;
+
+void ntcDecodeBlend_0(int mip_2, vec2 uv_5, vec2 peGrid_3, int mip1_1, vec2 uv1_1, vec2 peGrid1_1, float blend_1, out vec4  result_1[4])
 {
-    ntcDecodeWith_0(mip_1, uv_4, peGrid_2, result_1);
+    float _S30;
+    if(NTC_LOD_BLEND_0 != 0)
+    {
+        _S30 = blend_1;
+    }
+    else
+    {
+        _S30 = 0.0;
+    }
+    ntcDecodeWith_0(mip_2, uv_5, peGrid_3, mip1_1, uv1_1, peGrid1_1, _S30, result_1);
+    return;
+}
+
+void ntcDecode_0(int mip_3, vec2 uv_6, vec2 peGrid_4, out vec4  result_2[4])
+{
+    ntcDecodeBlend_0(mip_3, uv_6, peGrid_4, mip_3, uv_6, peGrid_4, 0.0, result_2);
     return;
 }
 
@@ -393,11 +448,11 @@ void main()
     t_4.c1_0 = stored_1[1];
     t_4.c2_0 = stored_1[2];
     t_4.c3_0 = stored_1[3];
-    LoadTargets_0 _S28 = t_4;
+    LoadTargets_0 _S31 = t_4;
     entryPointParam_fragmentMain_c0_0 = t_4.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S28.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S28.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S28.c3_0;
+    entryPointParam_fragmentMain_c1_0 = _S31.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S31.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S31.c3_0;
     return;
 }
 

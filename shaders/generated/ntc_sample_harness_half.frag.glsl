@@ -36,11 +36,6 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcModelHalf_0
     vec4 ntcInfo_0;
     uvec4  ntcWeightsHalf_0[2048];
 }NtcModelHalf_0;
-f16vec4 hswish3_0(f16vec4 x_0)
-{
-    return min(x_0, f16vec4(3.0HF)) * clamp(x_0 / 3.0HF + 0.5HF, f16vec4(0.0HF), f16vec4(1.0HF));
-}
-
 layout(constant_id = 11)
 const int NTC_HW_FILTER_0 = 0;
 
@@ -85,9 +80,9 @@ NtcTaps_0 ntcTaps_0(vec2 size_0, vec2 uv_0)
     return t_0;
 }
 
-vec4 ntcTexel_0(int x_1, int y_0, int layer_0, int level_1)
+vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_1)
 {
-    ivec4 _S8 = ivec4(x_1, y_0, layer_0, level_1);
+    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_1);
     return (texelFetch((ntcLatents_0), ((_S8)).xyz, ((_S8)).w)) * NtcModelHalf_0.ntcInfo_0.y + NtcModelHalf_0.ntcInfo_0.z;
 }
 
@@ -105,21 +100,16 @@ vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
     return top_0 + (_S10 + (ntcTexel_0(t_1.x1_0, t_1.y1_0, layer_1, level_2) - _S10) * _S11 - top_0) * t_1.f_0.y;
 }
 
-layout(constant_id = 10)
-const int NTC_GATHER4_0 = 0;
-
-void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
+f16vec4 hswish3_0(f16vec4 x_1)
 {
-    vec4 vy_0 = v_0 + sy_0 * dFdyFine(v_0);
-    at_0[0] = v_0;
-    at_0[1] = v_0 + sx_0 * dFdxFine(v_0);
-    at_0[2] = vy_0;
-    at_0[3] = vy_0 + sx_0 * dFdxFine(vy_0);
-    return;
+    return min(x_1, f16vec4(3.0HF)) * clamp(x_1 / 3.0HF + 0.5HF, f16vec4(0.0HF), f16vec4(1.0HF));
 }
 
 layout(constant_id = 0)
 const int NTC_FEATURES_0 = 8;
+
+layout(constant_id = 10)
+const int NTC_GATHER4_0 = 0;
 
 vec4 triangle_0(vec4 t_2)
 {
@@ -145,6 +135,74 @@ vec4 ntcPositionalEncoding_0(vec2 size_1, vec2 uv_2, vec2 peGrid_0, int k_0)
     float _S13 = 1.0 - _S12;
     float _S14 = f_1.y;
     return (triangle_0(vec4(s00_0, s00_0 + 0.25)) * _S13 + triangle_0(vec4(s10_0, s10_0 + 0.25)) * _S12) * (1.0 - _S14) + (triangle_0(vec4(s01_0, s01_0 + 0.25)) * _S13 + triangle_0(vec4(s11_0, s11_0 + 0.25)) * _S12) * _S14;
+}
+
+vec4 ntcInput_0(int mip_0, vec2 uv_3, vec2 peGrid_1, int i_0)
+{
+    int _S15 = int(NtcModelHalf_0.ntcInfo_0.w);
+    int _S16 = min(mip_0, _S15);
+    int nL_0 = NTC_FEATURES_0 / 4;
+    int hiVec4_0;
+    if(NTC_GATHER4_0 != 0)
+    {
+        hiVec4_0 = 4 * nL_0;
+    }
+    else
+    {
+        hiVec4_0 = nL_0;
+    }
+    if(i_0 < hiVec4_0)
+    {
+        if(!(NTC_GATHER4_0 != 0))
+        {
+            return ntcBilinear_0(_S16, i_0, uv_3);
+        }
+        NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S16), uv_3);
+        int corner_0 = i_0 / nL_0;
+        if((corner_0 & 1) != 0)
+        {
+            hiVec4_0 = t_3.x1_0;
+        }
+        else
+        {
+            hiVec4_0 = t_3.x0_0;
+        }
+        int _S17;
+        if((corner_0 & 2) != 0)
+        {
+            _S17 = t_3.y1_0;
+        }
+        else
+        {
+            _S17 = t_3.y0_0;
+        }
+        return ntcTexel_0(hiVec4_0, _S17, i_0 - corner_0 * nL_0, _S16);
+    }
+    int _S18 = hiVec4_0 + nL_0;
+    if(i_0 < _S18)
+    {
+        return ntcBilinear_0(min(mip_0 + 1, _S15), i_0 - hiVec4_0, uv_3);
+    }
+    if(i_0 < (_S18 + 3))
+    {
+        return ntcPositionalEncoding_0(ntcLevelSize_0(_S16), uv_3, peGrid_1, i_0 - hiVec4_0 - nL_0);
+    }
+    float lod_0 = float(mip_0) / NtcModelHalf_0.ntcInfo_0.x;
+    if(!(NTC_GATHER4_0 != 0))
+    {
+        return vec4(lod_0, 0.0, 0.0, 0.0);
+    }
+    return vec4(lod_0, ntcTaps_0(ntcLevelSize_0(_S16), uv_3).f_0, 0.0);
+}
+
+void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
+{
+    vec4 vy_0 = v_0 + sy_0 * dFdyFine(v_0);
+    at_0[0] = v_0;
+    at_0[1] = v_0 + sx_0 * dFdxFine(v_0);
+    at_0[2] = vy_0;
+    at_0[3] = vy_0 + sx_0 * dFdxFine(vy_0);
+    return;
 }
 
 layout(constant_id = 1)
@@ -213,77 +271,55 @@ int ntcLayerOut_0(int layer_2)
     }
 }
 
-void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_1, vec2 uv_4, vec2 peGrid_2, int mip1_0, vec2 uv1_0, vec2 peGrid1_0, float blend_0, out vec4  result_0[4])
 {
     int o_0;
     f16vec4  act_0[128];
-    int _S15 = int(NtcModelHalf_0.ntcInfo_0.w);
-    int _S16 = min(mip_0, _S15);
-    int _S17 = min(mip_0 + 1, _S15);
-    int nL_0 = NTC_FEATURES_0 / 4;
-    int hiVec4_0;
+    int nL_1 = NTC_FEATURES_0 / 4;
+    int hiVec4_1;
     if(NTC_GATHER4_0 != 0)
     {
-        hiVec4_0 = 4 * nL_0;
+        hiVec4_1 = 4 * nL_1;
     }
     else
     {
-        hiVec4_0 = nL_0;
+        hiVec4_1 = nL_1;
     }
-    vec2 _S18 = ntcLevelSize_0(_S16);
-    NtcTaps_0 t_3 = ntcTaps_0(_S18, uv_3);
-    int l_0 = 0;
+    int _S19 = hiVec4_1 + nL_1 + 3 + 1;
+    int i_1 = 0;
     for(;;)
     {
-        if(l_0 < nL_0)
+        if(i_1 < _S19)
         {
         }
         else
         {
             break;
         }
-        if(NTC_GATHER4_0 != 0)
-        {
-            act_0[l_0] = f16vec4(ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S16));
-            act_0[nL_0 + l_0] = f16vec4(ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S16));
-            act_0[2 * nL_0 + l_0] = f16vec4(ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S16));
-            act_0[3 * nL_0 + l_0] = f16vec4(ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S16));
-        }
-        else
-        {
-            act_0[l_0] = f16vec4(ntcBilinear_0(_S16, l_0, uv_3));
-        }
-        act_0[hiVec4_0 + l_0] = f16vec4(ntcBilinear_0(_S17, l_0, uv_3));
-        l_0 = l_0 + 1;
+        vec4 _S20 = ntcInput_0(mip_1, uv_4, peGrid_2, i_1);
+        act_0[i_1] = f16vec4(_S20);
+        i_1 = i_1 + 1;
     }
-    int k_1 = 0;
-    for(;;)
+    if(blend_0 > 0.0)
     {
-        if(k_1 < 3)
+        i_1 = 0;
+        for(;;)
         {
+            if(i_1 < _S19)
+            {
+            }
+            else
+            {
+                break;
+            }
+            vec4 _S21 = (1.0 - blend_0) * vec4(act_0[i_1]);
+            vec4 _S22 = ntcInput_0(mip1_0, uv1_0, peGrid1_0, i_1);
+            act_0[i_1] = f16vec4(_S21 + blend_0 * _S22);
+            i_1 = i_1 + 1;
         }
-        else
-        {
-            break;
-        }
-        act_0[hiVec4_0 + nL_0 + k_1] = f16vec4(ntcPositionalEncoding_0(_S18, uv_3, peGrid_1, k_1));
-        k_1 = k_1 + 1;
     }
-    float lod_0 = float(mip_0) / NtcModelHalf_0.ntcInfo_0.x;
-    int _S19 = hiVec4_0 + nL_0 + 3;
-    vec4 _S20;
-    if(NTC_GATHER4_0 != 0)
-    {
-        _S20 = vec4(lod_0, t_3.f_0, 0.0);
-    }
-    else
-    {
-        _S20 = vec4(lod_0, 0.0, 0.0, 0.0);
-    }
-    act_0[_S19] = f16vec4(_S20);
-    int _S21 = _S19 + 1;
     int base_0 = 0;
-    int nIn_0 = _S21;
+    int nIn_0 = _S19;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -296,14 +332,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
         {
             break;
         }
-        int _S22 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * _S22 * nIn_0;
-        int _S23 = layer_3 + 1;
-        bool _S24 = _S23 < NTC_LAYERS_0;
+        int _S23 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S23 * nIn_0;
+        int _S24 = layer_3 + 1;
+        bool _S25 = _S24 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < _S22)
+            if(o_0 < _S23)
             {
             }
             else
@@ -311,10 +347,10 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 break;
             }
             f16vec4 acc_0;
-            int _S25 = biasBase_0 + o_0;
-            uvec4 u_0 = NtcModelHalf_0.ntcWeightsHalf_0[_S25 >> 1];
+            int _S26 = biasBase_0 + o_0;
+            uvec4 u_0 = NtcModelHalf_0.ntcWeightsHalf_0[_S26 >> 1];
             uvec2 pair_0;
-            if((_S25 & 1) != 0)
+            if((_S26 & 1) != 0)
             {
                 pair_0 = u_0.zw;
             }
@@ -322,26 +358,26 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
             {
                 pair_0 = u_0.xy;
             }
-            f16vec2 _S26 = (unpackFloat2x16((pair_0.x)));
-            f16vec2 _S27 = (unpackFloat2x16((pair_0.y)));
-            f16vec4 _S28 = f16vec4(_S26, _S27);
-            acc_0 = _S28;
-            int _S29 = base_0 + 4 * o_0 * nIn_0;
-            int i_0 = 0;
+            f16vec2 _S27 = (unpackFloat2x16((pair_0.x)));
+            f16vec2 _S28 = (unpackFloat2x16((pair_0.y)));
+            f16vec4 _S29 = f16vec4(_S27, _S28);
+            acc_0 = _S29;
+            int _S30 = base_0 + 4 * o_0 * nIn_0;
+            i_1 = 0;
             for(;;)
             {
-                if(i_0 < nIn_0)
+                if(i_1 < nIn_0)
                 {
                 }
                 else
                 {
                     break;
                 }
-                f16vec4 a_0 = act_0[src_0 + i_0];
-                int _S30 = _S29 + i_0;
-                uvec4 u_1 = NtcModelHalf_0.ntcWeightsHalf_0[_S30 >> 1];
+                f16vec4 a_0 = act_0[src_0 + i_1];
+                int _S31 = _S30 + i_1;
+                uvec4 u_1 = NtcModelHalf_0.ntcWeightsHalf_0[_S31 >> 1];
                 uvec2 pair_1;
-                if((_S30 & 1) != 0)
+                if((_S31 & 1) != 0)
                 {
                     pair_1 = u_1.zw;
                 }
@@ -349,14 +385,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 {
                     pair_1 = u_1.xy;
                 }
-                f16vec2 _S31 = (unpackFloat2x16((pair_1.x)));
-                f16vec2 _S32 = (unpackFloat2x16((pair_1.y)));
-                f16vec4 _S33 = f16vec4(_S31, _S32);
-                acc_0[0] = acc_0[0] + dot(_S33, a_0);
-                int _S34 = _S29 + nIn_0 + i_0;
-                uvec4 u_2 = NtcModelHalf_0.ntcWeightsHalf_0[_S34 >> 1];
+                f16vec2 _S32 = (unpackFloat2x16((pair_1.x)));
+                f16vec2 _S33 = (unpackFloat2x16((pair_1.y)));
+                f16vec4 _S34 = f16vec4(_S32, _S33);
+                acc_0[0] = acc_0[0] + dot(_S34, a_0);
+                int _S35 = _S30 + nIn_0 + i_1;
+                uvec4 u_2 = NtcModelHalf_0.ntcWeightsHalf_0[_S35 >> 1];
                 uvec2 pair_2;
-                if((_S34 & 1) != 0)
+                if((_S35 & 1) != 0)
                 {
                     pair_2 = u_2.zw;
                 }
@@ -364,14 +400,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 {
                     pair_2 = u_2.xy;
                 }
-                f16vec2 _S35 = (unpackFloat2x16((pair_2.x)));
-                f16vec2 _S36 = (unpackFloat2x16((pair_2.y)));
-                f16vec4 _S37 = f16vec4(_S35, _S36);
-                acc_0[1] = acc_0[1] + dot(_S37, a_0);
-                int _S38 = _S29 + 2 * nIn_0 + i_0;
-                uvec4 u_3 = NtcModelHalf_0.ntcWeightsHalf_0[_S38 >> 1];
+                f16vec2 _S36 = (unpackFloat2x16((pair_2.x)));
+                f16vec2 _S37 = (unpackFloat2x16((pair_2.y)));
+                f16vec4 _S38 = f16vec4(_S36, _S37);
+                acc_0[1] = acc_0[1] + dot(_S38, a_0);
+                int _S39 = _S30 + 2 * nIn_0 + i_1;
+                uvec4 u_3 = NtcModelHalf_0.ntcWeightsHalf_0[_S39 >> 1];
                 uvec2 pair_3;
-                if((_S38 & 1) != 0)
+                if((_S39 & 1) != 0)
                 {
                     pair_3 = u_3.zw;
                 }
@@ -379,14 +415,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 {
                     pair_3 = u_3.xy;
                 }
-                f16vec2 _S39 = (unpackFloat2x16((pair_3.x)));
-                f16vec2 _S40 = (unpackFloat2x16((pair_3.y)));
-                f16vec4 _S41 = f16vec4(_S39, _S40);
-                acc_0[2] = acc_0[2] + dot(_S41, a_0);
-                int _S42 = _S29 + 3 * nIn_0 + i_0;
-                uvec4 u_4 = NtcModelHalf_0.ntcWeightsHalf_0[_S42 >> 1];
+                f16vec2 _S40 = (unpackFloat2x16((pair_3.x)));
+                f16vec2 _S41 = (unpackFloat2x16((pair_3.y)));
+                f16vec4 _S42 = f16vec4(_S40, _S41);
+                acc_0[2] = acc_0[2] + dot(_S42, a_0);
+                int _S43 = _S30 + 3 * nIn_0 + i_1;
+                uvec4 u_4 = NtcModelHalf_0.ntcWeightsHalf_0[_S43 >> 1];
                 uvec2 pair_4;
-                if((_S42 & 1) != 0)
+                if((_S43 & 1) != 0)
                 {
                     pair_4 = u_4.zw;
                 }
@@ -394,31 +430,31 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 {
                     pair_4 = u_4.xy;
                 }
-                f16vec2 _S43 = (unpackFloat2x16((pair_4.x)));
-                f16vec2 _S44 = (unpackFloat2x16((pair_4.y)));
-                f16vec4 _S45 = f16vec4(_S43, _S44);
-                acc_0[3] = acc_0[3] + dot(_S45, a_0);
-                i_0 = i_0 + 1;
+                f16vec2 _S44 = (unpackFloat2x16((pair_4.x)));
+                f16vec2 _S45 = (unpackFloat2x16((pair_4.y)));
+                f16vec4 _S46 = f16vec4(_S44, _S45);
+                acc_0[3] = acc_0[3] + dot(_S46, a_0);
+                i_1 = i_1 + 1;
             }
-            f16vec4 _S46;
-            if(_S24)
+            f16vec4 _S47;
+            if(_S25)
             {
-                _S46 = hswish3_0(acc_0);
+                _S47 = hswish3_0(acc_0);
             }
             else
             {
-                _S46 = acc_0;
+                _S47 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S46;
+            act_0[dst_0 + o_0] = _S47;
             o_0 = o_0 + 1;
         }
-        int _S47 = biasBase_0 + _S22;
-        base_0 = _S47;
-        nIn_0 = _S22;
-        layer_3 = _S23;
-        int _S48 = src_0;
+        int _S48 = biasBase_0 + _S23;
+        base_0 = _S48;
+        nIn_0 = _S23;
+        layer_3 = _S24;
+        int _S49 = src_0;
         src_0 = dst_0;
-        dst_0 = _S48;
+        dst_0 = _S49;
     }
     o_0 = 0;
     for(;;)
@@ -430,19 +466,23 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
         {
             break;
         }
+        vec4 _S50;
         if(o_0 < nIn_0)
         {
-            _S20 = vec4(act_0[src_0 + o_0]);
+            _S50 = vec4(act_0[src_0 + o_0]);
         }
         else
         {
-            _S20 = vec4(0.0);
+            _S50 = vec4(0.0);
         }
-        result_0[o_0] = _S20;
+        result_0[o_0] = _S50;
         o_0 = o_0 + 1;
     }
     return;
 }
+
+layout(constant_id = 12)
+const int NTC_LOD_BLEND_0 = 0;
 
 void ntcAroundQuad_1(vec3 v_1, float sx_1, float sy_1, out vec3  at_1[4])
 {
@@ -465,18 +505,18 @@ struct NtcSampler_0
 
 float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
 {
-    vec2 _S49 = vec2(s_1.size_2);
-    return clamp(log2(max(max(length(dUVdx_0 * _S49), length(dUVdy_0 * _S49)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
+    vec2 _S51 = vec2(s_1.size_2);
+    return clamp(log2(max(max(length(dUVdx_0 * _S51), length(dUVdy_0 * _S51)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
 }
 
-ivec2 ntcMipSize_0(ivec2 size_3, int mip_1)
+ivec2 ntcMipSize_0(ivec2 size_3, int mip_2)
 {
-    return max(ivec2((size_3.x) >> mip_1, (size_3.y) >> mip_1), ivec2(1));
+    return max(ivec2((size_3.x) >> mip_2, (size_3.y) >> mip_2), ivec2(1));
 }
 
-vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_4, ivec2 wrap_1)
+vec2 ntcWrapUv_0(vec2 uv_5, ivec2 size_4, ivec2 wrap_1)
 {
-    vec2 w_1 = uv_4;
+    vec2 w_1 = uv_5;
     int a_1 = 0;
     for(;;)
     {
@@ -487,26 +527,26 @@ vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_4, ivec2 wrap_1)
         {
             break;
         }
-        int _S50 = a_1;
+        int _S52 = a_1;
         if((wrap_1[a_1]) == 10497)
         {
-            w_1[a_1] = uv_4[a_1] - floor(uv_4[a_1]);
+            w_1[a_1] = uv_5[a_1] - floor(uv_5[a_1]);
         }
         else
         {
-            if((wrap_1[_S50]) == 33648)
+            if((wrap_1[_S52]) == 33648)
             {
-                float t_4 = uv_4[a_1] - 2.0 * floor(uv_4[a_1] * 0.5);
-                float _S51;
+                float t_4 = uv_5[a_1] - 2.0 * floor(uv_5[a_1] * 0.5);
+                float _S53;
                 if(t_4 > 1.0)
                 {
-                    _S51 = 2.0 - t_4;
+                    _S53 = 2.0 - t_4;
                 }
                 else
                 {
-                    _S51 = t_4;
+                    _S53 = t_4;
                 }
-                w_1[a_1] = _S51;
+                w_1[a_1] = _S53;
             }
         }
         a_1 = a_1 + 1;
@@ -517,76 +557,76 @@ vec2 ntcWrapUv_0(vec2 uv_4, ivec2 size_4, ivec2 wrap_1)
 
 uvec3 ntcPcg3d_0(uvec3 v_2)
 {
-    uvec3 _S52 = v_2 * 1664525U + 1013904223U;
-    uvec3 _S53 = _S52;
-    _S53[0] = _S53[0] + _S52.y * _S52.z;
-    _S53[1] = _S53[1] + _S53.z * _S53.x;
-    _S53[2] = _S53[2] + _S53.x * _S53.y;
-    uvec3 _S54 = _S53 ^ (_S53 >> 16U);
-    _S53 = _S54;
-    _S53[0] = _S53[0] + _S54.y * _S54.z;
-    _S53[1] = _S53[1] + _S53.z * _S53.x;
-    _S53[2] = _S53[2] + _S53.x * _S53.y;
-    return _S53;
+    uvec3 _S54 = v_2 * 1664525U + 1013904223U;
+    uvec3 _S55 = _S54;
+    _S55[0] = _S55[0] + _S54.y * _S54.z;
+    _S55[1] = _S55[1] + _S55.z * _S55.x;
+    _S55[2] = _S55[2] + _S55.x * _S55.y;
+    uvec3 _S56 = _S55 ^ (_S55 >> 16U);
+    _S55 = _S56;
+    _S55[0] = _S55[0] + _S56.y * _S56.z;
+    _S55[1] = _S55[1] + _S55.z * _S55.x;
+    _S55[2] = _S55[2] + _S55.x * _S55.y;
+    return _S55;
 }
 
-void ntcFootprint_0(vec2 uv_5, ivec2 size_5, out ivec2 first_0, out vec2 f_2)
+void ntcFootprint_0(vec2 uv_6, ivec2 size_5, out ivec2 first_0, out vec2 f_2)
 {
-    vec2 p_1 = uv_5 * vec2(size_5) - 0.5;
+    vec2 p_1 = uv_6 * vec2(size_5) - 0.5;
     vec2 p0_1 = floor(p_1);
     first_0 = ivec2(p0_1);
     f_2 = p_1 - p0_1;
     return;
 }
 
-int ntcFloorDiv_0(int i_1, int n_0)
+int ntcFloorDiv_0(int i_2, int n_0)
 {
-    int _S55;
-    if(i_1 >= 0)
+    int _S57;
+    if(i_2 >= 0)
     {
-        int _S56 = i_1 / n_0;
-        _S55 = _S56;
+        int _S58 = i_2 / n_0;
+        _S57 = _S58;
     }
     else
     {
-        int _S57 = (- i_1 - 1) / n_0;
-        _S55 = - _S57 - 1;
+        int _S59 = (- i_2 - 1) / n_0;
+        _S57 = - _S59 - 1;
     }
-    return _S55;
+    return _S57;
 }
 
-int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
+int ntcWrapIndex_0(int i_3, int n_1, int mode_0)
 {
     if(mode_0 == 33071)
     {
-        return clamp(i_2, 0, n_1 - 1);
+        return clamp(i_3, 0, n_1 - 1);
     }
     if(mode_0 == 33648)
     {
-        int _S58 = 2 * n_1;
-        int _S59 = ntcFloorDiv_0(i_2, _S58);
-        int a_2 = i_2 - _S58 * _S59 - n_1;
-        int _S60 = n_1 - 1;
-        int _S61;
+        int _S60 = 2 * n_1;
+        int _S61 = ntcFloorDiv_0(i_3, _S60);
+        int a_2 = i_3 - _S60 * _S61 - n_1;
+        int _S62 = n_1 - 1;
+        int _S63;
         if(a_2 >= 0)
         {
-            _S61 = a_2;
+            _S63 = a_2;
         }
         else
         {
-            _S61 = -1 - a_2;
+            _S63 = -1 - a_2;
         }
-        return _S60 - _S61;
+        return _S62 - _S63;
     }
-    int _S62 = ntcFloorDiv_0(i_2, n_1);
-    return i_2 - n_1 * _S62;
+    int _S64 = ntcFloorDiv_0(i_3, n_1);
+    return i_3 - n_1 * _S64;
 }
 
 vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_6, ivec2 wrap_2)
 {
-    int _S63 = ntcWrapIndex_0(texel_0.x, size_6.x, wrap_2.x);
-    int _S64 = ntcWrapIndex_0(texel_0.y, size_6.y, wrap_2.y);
-    return (vec2(ivec2(_S63, _S64)) + 0.5) / vec2(size_6);
+    int _S65 = ntcWrapIndex_0(texel_0.x, size_6.x, wrap_2.x);
+    int _S66 = ntcWrapIndex_0(texel_0.y, size_6.y, wrap_2.y);
+    return (vec2(ivec2(_S65, _S66)) + 0.5) / vec2(size_6);
 }
 
 struct NtcQuadPlan_0
@@ -619,16 +659,16 @@ bool ntcPlanCovers_0(NtcQuadPlan_0 p_2, int level_3, ivec2 texel_1)
         }
         else
         {
-            bool _S65;
+            bool _S67;
             if((all(bvec2((greaterThanEqual(d_0,ivec2(0)))))))
             {
-                _S65 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
+                _S67 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
             }
             else
             {
-                _S65 = false;
+                _S67 = false;
             }
-            covered_0 = _S65;
+            covered_0 = _S67;
         }
         q_0 = q_0 + 1;
     }
@@ -640,16 +680,16 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
     int mipLo_0;
     int mipHi_0;
     int q_1;
-    bool _S66;
-    vec3  _S67[2] = vec3[](vec3(vec2(first_2[0]), float(mip0_0)), vec3(vec2(first_2[1]), float(levels_2)));
+    bool _S68;
+    vec3  _S69[2] = vec3[](vec3(vec2(first_2[0]), float(mip0_0)), vec3(vec2(first_2[1]), float(levels_2)));
     NtcQuadPlan_0 p_3;
     p_3.levels_1 = levels_2;
     int mipLo_1 = mip0_0;
     int mipHi_1 = mip0_0;
-    int l_1 = 0;
+    int l_0 = 0;
     for(;;)
     {
-        if(l_1 < 2)
+        if(l_0 < 2)
         {
         }
         else
@@ -657,7 +697,7 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             break;
         }
         vec3  at_2[4];
-        ntcAroundQuad_1(_S67[l_1], sx_2, sy_2, at_2);
+        ntcAroundQuad_1(_S69[l_0], sx_2, sy_2, at_2);
         mipLo_0 = mipLo_1;
         mipHi_0 = mipHi_1;
         q_1 = 0;
@@ -670,12 +710,12 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            p_3.first_1[l_1][lane_0 ^ q_1] = ivec2(at_2[q_1].xy);
-            if(l_1 == 0)
+            p_3.first_1[l_0][lane_0 ^ q_1] = ivec2(at_2[q_1].xy);
+            if(l_0 == 0)
             {
-                int _S68 = max(mipHi_0, int(at_2[q_1].z));
+                int _S70 = max(mipHi_0, int(at_2[q_1].z));
                 mipLo_0 = min(mipLo_0, int(at_2[q_1].z));
-                mipHi_0 = _S68;
+                mipHi_0 = _S70;
             }
             else
             {
@@ -683,24 +723,24 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             }
             q_1 = q_1 + 1;
         }
-        int _S69 = l_1 + 1;
+        int _S71 = l_0 + 1;
         mipLo_1 = mipLo_0;
         mipHi_1 = mipHi_0;
-        l_1 = _S69;
+        l_0 = _S71;
     }
-    l_1 = 0;
+    l_0 = 0;
     mipLo_0 = 0;
     for(;;)
     {
-        if(l_1 < 2)
+        if(l_0 < 2)
         {
         }
         else
         {
             break;
         }
-        ivec2 lo_0 = p_3.first_1[l_1][0];
-        ivec2 hi_1 = p_3.first_1[l_1][0];
+        ivec2 lo_0 = p_3.first_1[l_0][0];
+        ivec2 hi_1 = p_3.first_1[l_0][0];
         mipHi_0 = 1;
         for(;;)
         {
@@ -711,30 +751,30 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            ivec2 _S70 = min(lo_0, p_3.first_1[l_1][mipHi_0]);
-            ivec2 _S71 = max(hi_1, p_3.first_1[l_1][mipHi_0]);
-            int _S72 = mipHi_0 + 1;
-            lo_0 = _S70;
-            hi_1 = _S71;
-            mipHi_0 = _S72;
+            ivec2 _S72 = min(lo_0, p_3.first_1[l_0][mipHi_0]);
+            ivec2 _S73 = max(hi_1, p_3.first_1[l_0][mipHi_0]);
+            int _S74 = mipHi_0 + 1;
+            lo_0 = _S72;
+            hi_1 = _S73;
+            mipHi_0 = _S74;
         }
-        p_3.origin_0[l_1] = lo_0;
-        p_3.extent_0[l_1] = hi_1 - lo_0 + ivec2(2);
-        p_3.count_0[l_1] = 0;
-        if(l_1 < (p_3.levels_1))
+        p_3.origin_0[l_0] = lo_0;
+        p_3.extent_0[l_0] = hi_1 - lo_0 + ivec2(2);
+        p_3.count_0[l_0] = 0;
+        if(l_0 < (p_3.levels_1))
         {
-            _S66 = (all(bvec2((lessThanEqual(p_3.extent_0[l_1],ivec2(6))))));
+            _S68 = (all(bvec2((lessThanEqual(p_3.extent_0[l_0],ivec2(6))))));
         }
         else
         {
-            _S66 = false;
+            _S68 = false;
         }
-        if(_S66)
+        if(_S68)
         {
             q_1 = 0;
             for(;;)
             {
-                if(q_1 < (p_3.extent_0[l_1].y))
+                if(q_1 < (p_3.extent_0[l_0].y))
                 {
                 }
                 else
@@ -744,64 +784,64 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
                 int x_2 = 0;
                 for(;;)
                 {
-                    if(x_2 < (p_3.extent_0[l_1].x))
+                    if(x_2 < (p_3.extent_0[l_0].x))
                     {
                     }
                     else
                     {
                         break;
                     }
-                    int _S73;
-                    if(ntcPlanCovers_0(p_3, l_1, lo_0 + ivec2(x_2, q_1)))
+                    int _S75;
+                    if(ntcPlanCovers_0(p_3, l_0, lo_0 + ivec2(x_2, q_1)))
                     {
-                        _S73 = 1;
+                        _S75 = 1;
                     }
                     else
                     {
-                        _S73 = 0;
+                        _S75 = 0;
                     }
-                    p_3.count_0[l_1] = p_3.count_0[l_1] + _S73;
+                    p_3.count_0[l_0] = p_3.count_0[l_0] + _S75;
                     x_2 = x_2 + 1;
                 }
                 q_1 = q_1 + 1;
             }
         }
-        int total_0 = mipLo_0 + p_3.count_0[l_1];
-        l_1 = l_1 + 1;
+        int total_0 = mipLo_0 + p_3.count_0[l_0];
+        l_0 = l_0 + 1;
         mipLo_0 = total_0;
     }
     if(mipLo_1 == mipHi_1)
     {
-        _S66 = (all(bvec2((lessThanEqual(p_3.extent_0[0],ivec2(6))))));
+        _S68 = (all(bvec2((lessThanEqual(p_3.extent_0[0],ivec2(6))))));
     }
     else
     {
-        _S66 = false;
+        _S68 = false;
     }
-    if(_S66)
+    if(_S68)
     {
         if((p_3.levels_1) < 2)
         {
-            _S66 = true;
+            _S68 = true;
         }
         else
         {
-            _S66 = (all(bvec2((lessThanEqual(p_3.extent_0[1],ivec2(6))))));
+            _S68 = (all(bvec2((lessThanEqual(p_3.extent_0[1],ivec2(6))))));
         }
     }
     else
     {
-        _S66 = false;
+        _S68 = false;
     }
-    if(_S66)
+    if(_S68)
     {
-        _S66 = ((mipLo_0 + 3) / 4) < (4 * p_3.levels_1);
+        _S68 = ((mipLo_0 + 3) / 4) < (4 * p_3.levels_1);
     }
     else
     {
-        _S66 = false;
+        _S68 = false;
     }
-    p_3.shared_0 = _S66;
+    p_3.shared_0 = _S68;
     return p_3;
 }
 
@@ -816,33 +856,33 @@ float ntcFootprintWeight_0(ivec2 d_1, vec2 f_3)
     {
         inside_0 = false;
     }
-    float _S74;
+    float _S76;
     if(inside_0)
     {
         if((d_1.x) != 0)
         {
-            _S74 = f_3.x;
+            _S76 = f_3.x;
         }
         else
         {
-            _S74 = 1.0 - f_3.x;
+            _S76 = 1.0 - f_3.x;
         }
-        float _S75;
+        float _S77;
         if((d_1.y) != 0)
         {
-            _S75 = f_3.y;
+            _S77 = f_3.y;
         }
         else
         {
-            _S75 = 1.0 - f_3.y;
+            _S77 = 1.0 - f_3.y;
         }
-        _S74 = _S74 * _S75;
+        _S76 = _S76 * _S77;
     }
     else
     {
-        _S74 = 0.0;
+        _S76 = 0.0;
     }
-    return _S74;
+    return _S76;
 }
 
 int ntcDecodes_0;
@@ -851,35 +891,35 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel
 {
     level_4 = -1;
     texel_2 = ivec2(0);
-    int l_2 = 0;
+    int l_1 = 0;
     int seen_0 = 0;
     for(;;)
     {
-        if(l_2 < (p_4.levels_1))
+        if(l_1 < (p_4.levels_1))
         {
         }
         else
         {
             break;
         }
-        bool _S76;
+        bool _S78;
         if(level_4 < 0)
         {
-            _S76 = j_0 < (seen_0 + p_4.count_0[l_2]);
+            _S78 = j_0 < (seen_0 + p_4.count_0[l_1]);
         }
         else
         {
-            _S76 = false;
+            _S78 = false;
         }
         int seen_1;
-        if(_S76)
+        if(_S78)
         {
             int y_1 = 0;
             int seen_2 = seen_0;
             for(;;)
             {
-                int _S77 = l_2;
-                if(y_1 < (p_4.extent_0[l_2].y))
+                int _S79 = l_1;
+                if(y_1 < (p_4.extent_0[l_1].y))
                 {
                 }
                 else
@@ -890,28 +930,28 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel
                 seen_1 = seen_2;
                 for(;;)
                 {
-                    if(x_3 < (p_4.extent_0[_S77].x))
+                    if(x_3 < (p_4.extent_0[_S79].x))
                     {
                     }
                     else
                     {
                         break;
                     }
-                    ivec2 t_5 = p_4.origin_0[l_2] + ivec2(x_3, y_1);
-                    bool _S78;
+                    ivec2 t_5 = p_4.origin_0[l_1] + ivec2(x_3, y_1);
+                    bool _S80;
                     if(level_4 < 0)
                     {
-                        _S78 = ntcPlanCovers_0(p_4, l_2, t_5);
+                        _S80 = ntcPlanCovers_0(p_4, l_1, t_5);
                     }
                     else
                     {
-                        _S78 = false;
+                        _S80 = false;
                     }
-                    if(_S78)
+                    if(_S80)
                     {
                         if(seen_1 == j_0)
                         {
-                            level_4 = l_2;
+                            level_4 = l_1;
                             texel_2 = t_5;
                         }
                         seen_1 = seen_1 + 1;
@@ -925,40 +965,49 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_4, int j_0, out int level_4, out ivec2 texel
         }
         else
         {
-            seen_1 = seen_0 + p_4.count_0[l_2];
+            seen_1 = seen_0 + p_4.count_0[l_1];
         }
-        l_2 = l_2 + 1;
+        l_1 = l_1 + 1;
         seen_0 = seen_1;
     }
     return;
 }
 
-void ntcDecode_0(int mip_2, vec2 uv_6, vec2 peGrid_2, out vec4  result_1[4])
+void ntcDecodeBlend_0(int mip_3, vec2 uv_7, vec2 peGrid_3, int mip1_1, vec2 uv1_1, vec2 peGrid1_1, float blend_1, out vec4  result_1[4])
 {
-    ntcDecodeWith_0(mip_2, uv_6, peGrid_2, result_1);
+    float _S81;
+    if(NTC_LOD_BLEND_0 != 0)
+    {
+        _S81 = blend_1;
+    }
+    else
+    {
+        _S81 = 0.0;
+    }
+    ntcDecodeWith_0(mip_3, uv_7, peGrid_3, mip1_1, uv1_1, peGrid1_1, _S81, result_1);
     return;
 }
 
-void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
+void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
-    const vec2 _S79 = vec2(0.0);
-    const ivec2 _S80 = ivec2(0);
+    const vec2 _S82 = vec2(0.0);
+    const ivec2 _S83 = ivec2(0);
     ivec2  first_3[2];
-    first_3[0] = _S80;
-    first_3[1] = _S80;
+    first_3[0] = _S83;
+    first_3[1] = _S83;
     vec2  frac_0[2];
-    frac_0[0] = _S79;
-    frac_0[1] = _S79;
+    frac_0[0] = _S82;
+    frac_0[1] = _S82;
     float  levelWeight_0[2];
     levelWeight_0[0] = 1.0;
     levelWeight_0[1] = 0.0;
-    uint _S81 = (pixel_0.x) & 1U;
+    uint _S84 = (pixel_0.x) & 1U;
     float sx_3;
-    if(_S81 == 0U)
+    if(_S84 == 0U)
     {
         sx_3 = 1.0;
     }
@@ -966,9 +1015,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     {
         sx_3 = -1.0;
     }
-    uint _S82 = (pixel_0.y) & 1U;
+    uint _S85 = (pixel_0.y) & 1U;
     float sy_3;
-    if(_S82 == 0U)
+    if(_S85 == 0U)
     {
         sy_3 = 1.0;
     }
@@ -976,25 +1025,59 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     {
         sy_3 = -1.0;
     }
-    int lane_1 = int(_S81) + 2 * int(_S82);
+    int lane_1 = int(_S84) + 2 * int(_S85);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
-    float _S83;
+    float blend_2;
     int taps_0;
     int mip0_1;
-    int j_1;
-    vec2 peGrid_3;
+    int blendMip_0;
+    vec2 peGrid_4;
+    vec2 blendUv_0;
+    vec2 blendGrid_0;
     if((s_2.filter_0) == 0)
     {
-        int _S84 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S84;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S84);
-        tapUv_0[0] = ntcWrapUv_0(uv_7, size_7, s_2.wrap_0);
-        vec2 _S85 = vec2(size_7);
+        if(NTC_LOD_BLEND_0 != 0)
+        {
+            taps_0 = int(floor(lambda_0));
+        }
+        else
+        {
+            taps_0 = int(floor(lambda_0 + 0.5));
+        }
+        tapMip_0[0] = taps_0;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, taps_0);
+        tapUv_0[0] = ntcWrapUv_0(uv_8, size_7, s_2.wrap_0);
+        vec2 _S86 = vec2(size_7);
+        if(NTC_LOD_BLEND_0 != 0)
+        {
+            float _S87 = lambda_0 - float(tapMip_0[0]);
+            int _S88 = min(tapMip_0[0] + 1, s_2.mips_0 - 1);
+            ivec2 size1_0 = ntcMipSize_0(s_2.size_2, _S88);
+            vec2 _S89 = ntcWrapUv_0(uv_8, size1_0, s_2.wrap_0);
+            vec2 _S90 = vec2(size1_0);
+            taps_0 = _S88;
+            peGrid_4 = _S89;
+            blendUv_0 = _S90;
+            blend_2 = _S87;
+        }
+        else
+        {
+            taps_0 = 0;
+            peGrid_4 = _S82;
+            blendUv_0 = _S82;
+            blend_2 = 0.0;
+        }
+        int _S91 = taps_0;
+        vec2 _S92 = peGrid_4;
+        vec2 _S93 = blendUv_0;
         taps_0 = 1;
         mip0_1 = 0;
-        peGrid_3 = _S85;
+        peGrid_4 = _S86;
+        blendMip_0 = _S91;
+        blendUv_0 = _S92;
+        blendGrid_0 = _S93;
     }
     else
     {
@@ -1014,8 +1097,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
-            ntcFootprint_0(uv_7, size_8, firstTexel_0, f_4);
-            ivec2 _S86 = firstTexel_0;
+            ntcFootprint_0(uv_8, size_8, firstTexel_0, f_4);
+            ivec2 _S94 = firstTexel_0;
             if((r_0.y) < (f_4.x))
             {
                 mip0_1 = 1;
@@ -1026,16 +1109,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             if((r_0.z) < (f_4.y))
             {
-                j_1 = 1;
+                blendMip_0 = 1;
             }
             else
             {
-                j_1 = 0;
+                blendMip_0 = 0;
             }
-            ivec2 texel_3 = _S86 + ivec2(mip0_1, j_1);
+            ivec2 texel_3 = _S94 + ivec2(mip0_1, blendMip_0);
             tapMip_0[0] = taps_0;
-            vec2 _S87 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S87;
+            vec2 _S95 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S95;
             taps_0 = 1;
         }
         else
@@ -1058,16 +1141,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                ntcFootprint_0(uv_7, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
+                ntcFootprint_0(uv_8, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
-                    _S83 = 1.0 - t_6;
+                    blend_2 = 1.0 - t_6;
                 }
                 else
                 {
-                    _S83 = t_6;
+                    blend_2 = t_6;
                 }
-                levelWeight_0[mip0_1] = _S83;
+                levelWeight_0[mip0_1] = blend_2;
                 mip0_1 = mip0_1 + 1;
             }
             if((s_2.filter_0) == 3)
@@ -1084,26 +1167,26 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                int mip_3 = mip0_2 + mip0_1;
-                ivec2 _S88 = ntcMipSize_0(s_2.size_2, mip_3);
-                vec2 _S89 = frac_0[mip0_1];
-                j_1 = 0;
+                int mip_4 = mip0_2 + mip0_1;
+                ivec2 _S96 = ntcMipSize_0(s_2.size_2, mip_4);
+                vec2 _S97 = frac_0[mip0_1];
+                blendMip_0 = 0;
                 for(;;)
                 {
-                    if(j_1 < 4)
+                    if(blendMip_0 < 4)
                     {
                     }
                     else
                     {
                         break;
                     }
-                    ivec2 d_2 = ivec2(j_1 & 1, j_1 >> 1);
-                    int k_2 = 4 * mip0_1 + j_1;
-                    tapMip_0[k_2] = mip_3;
-                    vec2 _S90 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S88, s_2.wrap_0);
-                    tapUv_0[k_2] = _S90;
-                    tapWeight_0[k_2] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S89);
-                    j_1 = j_1 + 1;
+                    ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
+                    int k_1 = 4 * mip0_1 + blendMip_0;
+                    tapMip_0[k_1] = mip_4;
+                    vec2 _S98 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S96, s_2.wrap_0);
+                    tapUv_0[k_1] = _S98;
+                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S97);
+                    blendMip_0 = blendMip_0 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
             }
@@ -1117,9 +1200,13 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
         }
         mip0_1 = mip0_2;
-        peGrid_3 = _S79;
+        peGrid_4 = _S82;
+        blendMip_0 = 0;
+        blendUv_0 = _S82;
+        blendGrid_0 = _S82;
+        blend_2 = 0.0;
     }
-    j_1 = 0;
+    int j_1 = 0;
     for(;;)
     {
         if(j_1 < 4)
@@ -1133,10 +1220,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         j_1 = j_1 + 1;
     }
     ntcDecodes_0 = 0;
-    int k_3 = 0;
+    int k_2 = 0;
     for(;;)
     {
-        if(k_3 < taps_0)
+        if(k_2 < taps_0)
         {
         }
         else
@@ -1144,28 +1231,28 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             break;
         }
         int level_5 = 0;
-        ivec2 texel_4 = _S80;
-        int _S91 = min(k_3, 7);
-        int _S92 = tapMip_0[_S91];
-        vec2 _S93 = tapUv_0[_S91];
-        int mip_4;
+        ivec2 texel_4 = _S83;
+        int _S99 = min(k_2, 7);
+        int _S100 = tapMip_0[_S99];
+        vec2 _S101 = tapUv_0[_S99];
+        int mip_5;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
-            ntcPlanTexel_0(plan_0, 4 * k_3 + lane_1, level_5, texel_4);
-            bool _S94 = level_5 >= 0;
-            int mip_5 = mip0_1 + max(level_5, 0);
-            vec2 _S95 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
-            decode_0 = _S94;
-            mip_4 = mip_5;
-            tuv_0 = _S95;
+            ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
+            bool _S102 = level_5 >= 0;
+            int mip_6 = mip0_1 + max(level_5, 0);
+            vec2 _S103 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            decode_0 = _S102;
+            mip_5 = mip_6;
+            tuv_0 = _S103;
         }
         else
         {
             decode_0 = true;
-            mip_4 = _S92;
-            tuv_0 = _S93;
+            mip_5 = _S100;
+            tuv_0 = _S101;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1183,7 +1270,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         }
         if(decode_0)
         {
-            ntcDecode_0(mip_4, tuv_0, peGrid_3, stored_0);
+            ntcDecodeBlend_0(mip_5, tuv_0, peGrid_4, blendMip_0, blendUv_0, blendGrid_0, blend_2, stored_0);
             ntcDecodes_0 = ntcDecodes_0 + 1;
         }
         int j_2;
@@ -1199,10 +1286,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                result_2[j_2] = result_2[j_2] + tapWeight_0[k_3] * stored_0[j_2];
+                result_2[j_2] = result_2[j_2] + tapWeight_0[k_2] * stored_0[j_2];
                 j_2 = j_2 + 1;
             }
-            k_3 = k_3 + 1;
+            k_2 = k_2 + 1;
             continue;
         }
         vec3  ids_0[4];
@@ -1218,16 +1305,17 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int _S96 = max(int(ids_0[q_2].z), 0);
+            int _S104 = max(int(ids_0[q_2].z), 0);
+            float _S105;
             if((ids_0[q_2].z) < 0.0)
             {
-                _S83 = 0.0;
+                _S105 = 0.0;
             }
             else
             {
-                _S83 = levelWeight_0[_S96] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S96], frac_0[_S96]);
+                _S105 = levelWeight_0[_S104] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S104], frac_0[_S104]);
             }
-            w_2[q_2] = _S83;
+            w_2[q_2] = _S105;
             q_2 = q_2 + 1;
         }
         j_2 = 0;
@@ -1245,7 +1333,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_7, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             result_2[j_2] = result_2[j_2] + (w_2[0] * at_3[0] + w_2[1] * at_3[1] + w_2[2] * at_3[2] + w_2[3] * at_3[3]);
             j_2 = j_2 + 1;
         }
-        k_3 = k_3 + 1;
+        k_2 = k_2 + 1;
     }
     return;
 }
@@ -1277,9 +1365,9 @@ struct SampleTargets_0
 void main()
 {
     ntcDecodes_0 = 0;
-    vec2 uv_8 = NtcSampleHarness_0.harnessOrigin_0.xy + gl_FragCoord.x * NtcSampleHarness_0.harnessStep_0.xy + gl_FragCoord.y * NtcSampleHarness_0.harnessStep_0.zw;
-    vec2 gx_0 = dFdx(uv_8);
-    vec2 gy_0 = dFdy(uv_8);
+    vec2 uv_9 = NtcSampleHarness_0.harnessOrigin_0.xy + gl_FragCoord.x * NtcSampleHarness_0.harnessStep_0.xy + gl_FragCoord.y * NtcSampleHarness_0.harnessStep_0.zw;
+    vec2 gx_0 = dFdx(uv_9);
+    vec2 gy_0 = dFdy(uv_9);
     bool hardware_0 = (NtcSampleHarness_0.harnessMode_0.w) != 0;
     NtcSampler_0 s_3;
     s_3.size_2 = NtcSampleHarness_0.harnessSet_0.xy;
@@ -1288,38 +1376,38 @@ void main()
     s_3.wrap_0 = NtcSampleHarness_0.harnessMode_0.xy;
     s_3.frame_0 = uint(NtcSampleHarness_0.harnessMode_0.z);
     vec4  stored_1[4];
-    NtcSampler_0 _S97 = s_3;
-    vec2 _S98;
+    NtcSampler_0 _S106 = s_3;
+    vec2 _S107;
     if(hardware_0)
     {
-        _S98 = gx_0;
+        _S107 = gx_0;
     }
     else
     {
-        _S98 = NtcSampleHarness_0.harnessStep_0.xy;
+        _S107 = NtcSampleHarness_0.harnessStep_0.xy;
     }
-    vec2 _S99;
+    vec2 _S108;
     if(hardware_0)
     {
-        _S99 = gy_0;
+        _S108 = gy_0;
     }
     else
     {
-        _S99 = NtcSampleHarness_0.harnessStep_0.zw;
+        _S108 = NtcSampleHarness_0.harnessStep_0.zw;
     }
-    ntcSample_0(_S97, uv_8, _S98, _S99, uvec2(gl_FragCoord.xy), stored_1);
+    ntcSample_0(_S106, uv_9, _S107, _S108, uvec2(gl_FragCoord.xy), stored_1);
     SampleTargets_0 t_7;
     t_7.c0_0 = stored_1[0];
     t_7.c1_0 = stored_1[1];
     t_7.c2_0 = stored_1[2];
     t_7.c3_0 = stored_1[3];
     t_7.decodes_0 = vec4(float(ntcDecodes_0), 0.0, 0.0, 0.0);
-    SampleTargets_0 _S100 = t_7;
+    SampleTargets_0 _S109 = t_7;
     entryPointParam_fragmentMain_c0_0 = t_7.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S100.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S100.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S100.c3_0;
-    entryPointParam_fragmentMain_decodes_0 = _S100.decodes_0;
+    entryPointParam_fragmentMain_c1_0 = _S109.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S109.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S109.c3_0;
+    entryPointParam_fragmentMain_decodes_0 = _S109.decodes_0;
     return;
 }
 

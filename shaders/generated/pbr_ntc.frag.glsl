@@ -87,11 +87,6 @@ layout(std140) uniform block_SLANG_ParameterGroup_NtcModel_0
     vec4 ntcInfo_0;
     vec4  ntcWeights_0[4095];
 }NtcModel_0;
-vec4 hswish3_0(vec4 x_0)
-{
-    return min(x_0, vec4(3.0)) * clamp(x_0 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
-}
-
 layout(constant_id = 11)
 const int NTC_HW_FILTER_0 = 0;
 
@@ -136,9 +131,9 @@ NtcTaps_0 ntcTaps_0(vec2 size_0, vec2 uv_0)
     return t_0;
 }
 
-vec4 ntcTexel_0(int x_1, int y_0, int layer_0, int level_1)
+vec4 ntcTexel_0(int x_0, int y_0, int layer_0, int level_1)
 {
-    ivec4 _S8 = ivec4(x_1, y_0, layer_0, level_1);
+    ivec4 _S8 = ivec4(x_0, y_0, layer_0, level_1);
     return (texelFetch((ntcLatents_0), ((_S8)).xyz, ((_S8)).w)) * NtcModel_0.ntcInfo_0.y + NtcModel_0.ntcInfo_0.z;
 }
 
@@ -156,21 +151,16 @@ vec4 ntcBilinear_0(int level_2, int layer_1, vec2 uv_1)
     return top_0 + (_S10 + (ntcTexel_0(t_1.x1_0, t_1.y1_0, layer_1, level_2) - _S10) * _S11 - top_0) * t_1.f_0.y;
 }
 
-layout(constant_id = 10)
-const int NTC_GATHER4_0 = 0;
-
-void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
+vec4 hswish3_0(vec4 x_1)
 {
-    vec4 vy_0 = v_0 + sy_0 * dFdyFine(v_0);
-    at_0[0] = v_0;
-    at_0[1] = v_0 + sx_0 * dFdxFine(v_0);
-    at_0[2] = vy_0;
-    at_0[3] = vy_0 + sx_0 * dFdxFine(vy_0);
-    return;
+    return min(x_1, vec4(3.0)) * clamp(x_1 / 3.0 + 0.5, vec4(0.0), vec4(1.0));
 }
 
 layout(constant_id = 0)
 const int NTC_FEATURES_0 = 8;
+
+layout(constant_id = 10)
+const int NTC_GATHER4_0 = 0;
 
 vec4 triangle_0(vec4 t_2)
 {
@@ -196,6 +186,74 @@ vec4 ntcPositionalEncoding_0(vec2 size_1, vec2 uv_2, vec2 peGrid_0, int k_0)
     float _S13 = 1.0 - _S12;
     float _S14 = f_1.y;
     return (triangle_0(vec4(s00_0, s00_0 + 0.25)) * _S13 + triangle_0(vec4(s10_0, s10_0 + 0.25)) * _S12) * (1.0 - _S14) + (triangle_0(vec4(s01_0, s01_0 + 0.25)) * _S13 + triangle_0(vec4(s11_0, s11_0 + 0.25)) * _S12) * _S14;
+}
+
+vec4 ntcInput_0(int mip_0, vec2 uv_3, vec2 peGrid_1, int i_0)
+{
+    int _S15 = int(NtcModel_0.ntcInfo_0.w);
+    int _S16 = min(mip_0, _S15);
+    int nL_0 = NTC_FEATURES_0 / 4;
+    int hiVec4_0;
+    if(NTC_GATHER4_0 != 0)
+    {
+        hiVec4_0 = 4 * nL_0;
+    }
+    else
+    {
+        hiVec4_0 = nL_0;
+    }
+    if(i_0 < hiVec4_0)
+    {
+        if(!(NTC_GATHER4_0 != 0))
+        {
+            return ntcBilinear_0(_S16, i_0, uv_3);
+        }
+        NtcTaps_0 t_3 = ntcTaps_0(ntcLevelSize_0(_S16), uv_3);
+        int corner_0 = i_0 / nL_0;
+        if((corner_0 & 1) != 0)
+        {
+            hiVec4_0 = t_3.x1_0;
+        }
+        else
+        {
+            hiVec4_0 = t_3.x0_0;
+        }
+        int _S17;
+        if((corner_0 & 2) != 0)
+        {
+            _S17 = t_3.y1_0;
+        }
+        else
+        {
+            _S17 = t_3.y0_0;
+        }
+        return ntcTexel_0(hiVec4_0, _S17, i_0 - corner_0 * nL_0, _S16);
+    }
+    int _S18 = hiVec4_0 + nL_0;
+    if(i_0 < _S18)
+    {
+        return ntcBilinear_0(min(mip_0 + 1, _S15), i_0 - hiVec4_0, uv_3);
+    }
+    if(i_0 < (_S18 + 3))
+    {
+        return ntcPositionalEncoding_0(ntcLevelSize_0(_S16), uv_3, peGrid_1, i_0 - hiVec4_0 - nL_0);
+    }
+    float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
+    if(!(NTC_GATHER4_0 != 0))
+    {
+        return vec4(lod_0, 0.0, 0.0, 0.0);
+    }
+    return vec4(lod_0, ntcTaps_0(ntcLevelSize_0(_S16), uv_3).f_0, 0.0);
+}
+
+void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
+{
+    vec4 vy_0 = v_0 + sy_0 * dFdyFine(v_0);
+    at_0[0] = v_0;
+    at_0[1] = v_0 + sx_0 * dFdxFine(v_0);
+    at_0[2] = vy_0;
+    at_0[3] = vy_0 + sx_0 * dFdxFine(vy_0);
+    return;
 }
 
 layout(constant_id = 1)
@@ -264,77 +322,56 @@ int ntcLayerOut_0(int layer_2)
     }
 }
 
-void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
+void ntcDecodeWith_0(int mip_1, vec2 uv_4, vec2 peGrid_2, int mip1_0, vec2 uv1_0, vec2 peGrid1_0, float blend_0, out vec4  result_0[4])
 {
     int o_0;
+    vec4 _S19;
     vec4  act_0[128];
-    int _S15 = int(NtcModel_0.ntcInfo_0.w);
-    int _S16 = min(mip_0, _S15);
-    int _S17 = min(mip_0 + 1, _S15);
-    int nL_0 = NTC_FEATURES_0 / 4;
-    int hiVec4_0;
+    int nL_1 = NTC_FEATURES_0 / 4;
+    int hiVec4_1;
     if(NTC_GATHER4_0 != 0)
     {
-        hiVec4_0 = 4 * nL_0;
+        hiVec4_1 = 4 * nL_1;
     }
     else
     {
-        hiVec4_0 = nL_0;
+        hiVec4_1 = nL_1;
     }
-    vec2 _S18 = ntcLevelSize_0(_S16);
-    NtcTaps_0 t_3 = ntcTaps_0(_S18, uv_3);
-    int l_0 = 0;
+    int _S20 = hiVec4_1 + nL_1 + 3 + 1;
+    int i_1 = 0;
     for(;;)
     {
-        if(l_0 < nL_0)
+        if(i_1 < _S20)
         {
         }
         else
         {
             break;
         }
-        if(NTC_GATHER4_0 != 0)
-        {
-            act_0[l_0] = ntcTexel_0(t_3.x0_0, t_3.y0_0, l_0, _S16);
-            act_0[nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y0_0, l_0, _S16);
-            act_0[2 * nL_0 + l_0] = ntcTexel_0(t_3.x0_0, t_3.y1_0, l_0, _S16);
-            act_0[3 * nL_0 + l_0] = ntcTexel_0(t_3.x1_0, t_3.y1_0, l_0, _S16);
-        }
-        else
-        {
-            act_0[l_0] = ntcBilinear_0(_S16, l_0, uv_3);
-        }
-        act_0[hiVec4_0 + l_0] = ntcBilinear_0(_S17, l_0, uv_3);
-        l_0 = l_0 + 1;
+        vec4 _S21 = ntcInput_0(mip_1, uv_4, peGrid_2, i_1);
+        act_0[i_1] = _S21;
+        i_1 = i_1 + 1;
     }
-    int k_1 = 0;
-    for(;;)
+    if(blend_0 > 0.0)
     {
-        if(k_1 < 3)
+        i_1 = 0;
+        for(;;)
         {
+            if(i_1 < _S20)
+            {
+            }
+            else
+            {
+                break;
+            }
+            vec4 _S22 = (1.0 - blend_0) * act_0[i_1];
+            vec4 _S23 = ntcInput_0(mip1_0, uv1_0, peGrid1_0, i_1);
+            act_0[i_1] = _S22 + blend_0 * _S23;
+            i_1 = i_1 + 1;
         }
-        else
-        {
-            break;
-        }
-        act_0[hiVec4_0 + nL_0 + k_1] = ntcPositionalEncoding_0(_S18, uv_3, peGrid_1, k_1);
-        k_1 = k_1 + 1;
     }
-    float lod_0 = float(mip_0) / NtcModel_0.ntcInfo_0.x;
-    int _S19 = hiVec4_0 + nL_0 + 3;
-    vec4 _S20;
-    if(NTC_GATHER4_0 != 0)
-    {
-        _S20 = vec4(lod_0, t_3.f_0, 0.0);
-    }
-    else
-    {
-        _S20 = vec4(lod_0, 0.0, 0.0, 0.0);
-    }
-    act_0[_S19] = _S20;
-    int _S21 = _S19 + 1;
     int base_0 = 0;
-    int nIn_0 = _S21;
+    int nIn_0 = _S20;
     int src_0 = 0;
     int dst_0 = 64;
     int layer_3 = 0;
@@ -347,14 +384,14 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
         {
             break;
         }
-        int _S22 = ntcLayerOut_0(layer_3);
-        int biasBase_0 = base_0 + 4 * _S22 * nIn_0;
-        int _S23 = layer_3 + 1;
-        bool _S24 = _S23 < NTC_LAYERS_0;
+        int _S24 = ntcLayerOut_0(layer_3);
+        int biasBase_0 = base_0 + 4 * _S24 * nIn_0;
+        int _S25 = layer_3 + 1;
+        bool _S26 = _S25 < NTC_LAYERS_0;
         o_0 = 0;
         for(;;)
         {
-            if(o_0 < _S22)
+            if(o_0 < _S24)
             {
             }
             else
@@ -362,41 +399,41 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
                 break;
             }
             vec4 acc_0 = NtcModel_0.ntcWeights_0[biasBase_0 + o_0];
-            int _S25 = base_0 + 4 * o_0 * nIn_0;
-            int i_0 = 0;
+            int _S27 = base_0 + 4 * o_0 * nIn_0;
+            i_1 = 0;
             for(;;)
             {
-                if(i_0 < nIn_0)
+                if(i_1 < nIn_0)
                 {
                 }
                 else
                 {
                     break;
                 }
-                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S25 + i_0], act_0[src_0 + i_0]);
-                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S25 + nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S25 + 2 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S25 + 3 * nIn_0 + i_0], act_0[src_0 + i_0]);
-                i_0 = i_0 + 1;
+                acc_0[0] = acc_0[0] + dot(NtcModel_0.ntcWeights_0[_S27 + i_1], act_0[src_0 + i_1]);
+                acc_0[1] = acc_0[1] + dot(NtcModel_0.ntcWeights_0[_S27 + nIn_0 + i_1], act_0[src_0 + i_1]);
+                acc_0[2] = acc_0[2] + dot(NtcModel_0.ntcWeights_0[_S27 + 2 * nIn_0 + i_1], act_0[src_0 + i_1]);
+                acc_0[3] = acc_0[3] + dot(NtcModel_0.ntcWeights_0[_S27 + 3 * nIn_0 + i_1], act_0[src_0 + i_1]);
+                i_1 = i_1 + 1;
             }
-            if(_S24)
+            if(_S26)
             {
-                _S20 = hswish3_0(acc_0);
+                _S19 = hswish3_0(acc_0);
             }
             else
             {
-                _S20 = acc_0;
+                _S19 = acc_0;
             }
-            act_0[dst_0 + o_0] = _S20;
+            act_0[dst_0 + o_0] = _S19;
             o_0 = o_0 + 1;
         }
-        int _S26 = biasBase_0 + _S22;
-        base_0 = _S26;
-        nIn_0 = _S22;
-        layer_3 = _S23;
-        int _S27 = src_0;
+        int _S28 = biasBase_0 + _S24;
+        base_0 = _S28;
+        nIn_0 = _S24;
+        layer_3 = _S25;
+        int _S29 = src_0;
         src_0 = dst_0;
-        dst_0 = _S27;
+        dst_0 = _S29;
     }
     o_0 = 0;
     for(;;)
@@ -410,17 +447,20 @@ void ntcDecodeWith_0(int mip_0, vec2 uv_3, vec2 peGrid_1, out vec4  result_0[4])
         }
         if(o_0 < nIn_0)
         {
-            _S20 = act_0[src_0 + o_0];
+            _S19 = act_0[src_0 + o_0];
         }
         else
         {
-            _S20 = vec4(0.0);
+            _S19 = vec4(0.0);
         }
-        result_0[o_0] = _S20;
+        result_0[o_0] = _S19;
         o_0 = o_0 + 1;
     }
     return;
 }
+
+layout(constant_id = 12)
+const int NTC_LOD_BLEND_0 = 0;
 
 void ntcAroundQuad_1(vec3 v_1, float sx_1, float sy_1, out vec3  at_1[4])
 {
@@ -438,26 +478,26 @@ struct PbrVertexOut_0
     vec3 worldPos_0;
     vec3 normal_0;
     vec4 tangent_0;
-    vec2 uv_4;
-    vec2 uv1_0;
+    vec2 uv_5;
+    vec2 uv1_1;
     vec4 colour_0;
 };
 
 vec2 pbrSlotUv_0(int slot_0, PbrVertexOut_0 v_2)
 {
-    int _S28 = 2 * slot_0;
-    vec4 r0_0 = PbrDraw_0.drawUv_0[_S28];
-    vec4 r1_0 = PbrDraw_0.drawUv_0[_S28 + 1];
-    vec2 _S29;
-    if((PbrDraw_0.drawUv_0[_S28].w) > 0.5)
+    int _S30 = 2 * slot_0;
+    vec4 r0_0 = PbrDraw_0.drawUv_0[_S30];
+    vec4 r1_0 = PbrDraw_0.drawUv_0[_S30 + 1];
+    vec2 _S31;
+    if((PbrDraw_0.drawUv_0[_S30].w) > 0.5)
     {
-        _S29 = v_2.uv1_0;
+        _S31 = v_2.uv1_1;
     }
     else
     {
-        _S29 = v_2.uv_4;
+        _S31 = v_2.uv_5;
     }
-    vec3 p_1 = vec3(_S29, 1.0);
+    vec3 p_1 = vec3(_S31, 1.0);
     return vec2(dot(r0_0.xyz, p_1), dot(r1_0.xyz, p_1));
 }
 
@@ -472,18 +512,18 @@ struct NtcSampler_0
 
 float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
 {
-    vec2 _S30 = vec2(s_1.size_2);
-    return clamp(log2(max(max(length(dUVdx_0 * _S30), length(dUVdy_0 * _S30)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
+    vec2 _S32 = vec2(s_1.size_2);
+    return clamp(log2(max(max(length(dUVdx_0 * _S32), length(dUVdy_0 * _S32)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
 }
 
-ivec2 ntcMipSize_0(ivec2 size_3, int mip_1)
+ivec2 ntcMipSize_0(ivec2 size_3, int mip_2)
 {
-    return max(ivec2((size_3.x) >> mip_1, (size_3.y) >> mip_1), ivec2(1));
+    return max(ivec2((size_3.x) >> mip_2, (size_3.y) >> mip_2), ivec2(1));
 }
 
-vec2 ntcWrapUv_0(vec2 uv_5, ivec2 size_4, ivec2 wrap_1)
+vec2 ntcWrapUv_0(vec2 uv_6, ivec2 size_4, ivec2 wrap_1)
 {
-    vec2 w_1 = uv_5;
+    vec2 w_1 = uv_6;
     int a_0 = 0;
     for(;;)
     {
@@ -494,26 +534,26 @@ vec2 ntcWrapUv_0(vec2 uv_5, ivec2 size_4, ivec2 wrap_1)
         {
             break;
         }
-        int _S31 = a_0;
+        int _S33 = a_0;
         if((wrap_1[a_0]) == 10497)
         {
-            w_1[a_0] = uv_5[a_0] - floor(uv_5[a_0]);
+            w_1[a_0] = uv_6[a_0] - floor(uv_6[a_0]);
         }
         else
         {
-            if((wrap_1[_S31]) == 33648)
+            if((wrap_1[_S33]) == 33648)
             {
-                float t_4 = uv_5[a_0] - 2.0 * floor(uv_5[a_0] * 0.5);
-                float _S32;
+                float t_4 = uv_6[a_0] - 2.0 * floor(uv_6[a_0] * 0.5);
+                float _S34;
                 if(t_4 > 1.0)
                 {
-                    _S32 = 2.0 - t_4;
+                    _S34 = 2.0 - t_4;
                 }
                 else
                 {
-                    _S32 = t_4;
+                    _S34 = t_4;
                 }
-                w_1[a_0] = _S32;
+                w_1[a_0] = _S34;
             }
         }
         a_0 = a_0 + 1;
@@ -524,76 +564,76 @@ vec2 ntcWrapUv_0(vec2 uv_5, ivec2 size_4, ivec2 wrap_1)
 
 uvec3 ntcPcg3d_0(uvec3 v_3)
 {
-    uvec3 _S33 = v_3 * 1664525U + 1013904223U;
-    uvec3 _S34 = _S33;
-    _S34[0] = _S34[0] + _S33.y * _S33.z;
-    _S34[1] = _S34[1] + _S34.z * _S34.x;
-    _S34[2] = _S34[2] + _S34.x * _S34.y;
-    uvec3 _S35 = _S34 ^ (_S34 >> 16U);
-    _S34 = _S35;
-    _S34[0] = _S34[0] + _S35.y * _S35.z;
-    _S34[1] = _S34[1] + _S34.z * _S34.x;
-    _S34[2] = _S34[2] + _S34.x * _S34.y;
-    return _S34;
+    uvec3 _S35 = v_3 * 1664525U + 1013904223U;
+    uvec3 _S36 = _S35;
+    _S36[0] = _S36[0] + _S35.y * _S35.z;
+    _S36[1] = _S36[1] + _S36.z * _S36.x;
+    _S36[2] = _S36[2] + _S36.x * _S36.y;
+    uvec3 _S37 = _S36 ^ (_S36 >> 16U);
+    _S36 = _S37;
+    _S36[0] = _S36[0] + _S37.y * _S37.z;
+    _S36[1] = _S36[1] + _S36.z * _S36.x;
+    _S36[2] = _S36[2] + _S36.x * _S36.y;
+    return _S36;
 }
 
-void ntcFootprint_0(vec2 uv_6, ivec2 size_5, out ivec2 first_0, out vec2 f_2)
+void ntcFootprint_0(vec2 uv_7, ivec2 size_5, out ivec2 first_0, out vec2 f_2)
 {
-    vec2 p_2 = uv_6 * vec2(size_5) - 0.5;
+    vec2 p_2 = uv_7 * vec2(size_5) - 0.5;
     vec2 p0_1 = floor(p_2);
     first_0 = ivec2(p0_1);
     f_2 = p_2 - p0_1;
     return;
 }
 
-int ntcFloorDiv_0(int i_1, int n_0)
+int ntcFloorDiv_0(int i_2, int n_0)
 {
-    int _S36;
-    if(i_1 >= 0)
+    int _S38;
+    if(i_2 >= 0)
     {
-        int _S37 = i_1 / n_0;
-        _S36 = _S37;
+        int _S39 = i_2 / n_0;
+        _S38 = _S39;
     }
     else
     {
-        int _S38 = (- i_1 - 1) / n_0;
-        _S36 = - _S38 - 1;
+        int _S40 = (- i_2 - 1) / n_0;
+        _S38 = - _S40 - 1;
     }
-    return _S36;
+    return _S38;
 }
 
-int ntcWrapIndex_0(int i_2, int n_1, int mode_0)
+int ntcWrapIndex_0(int i_3, int n_1, int mode_0)
 {
     if(mode_0 == 33071)
     {
-        return clamp(i_2, 0, n_1 - 1);
+        return clamp(i_3, 0, n_1 - 1);
     }
     if(mode_0 == 33648)
     {
-        int _S39 = 2 * n_1;
-        int _S40 = ntcFloorDiv_0(i_2, _S39);
-        int a_1 = i_2 - _S39 * _S40 - n_1;
-        int _S41 = n_1 - 1;
-        int _S42;
+        int _S41 = 2 * n_1;
+        int _S42 = ntcFloorDiv_0(i_3, _S41);
+        int a_1 = i_3 - _S41 * _S42 - n_1;
+        int _S43 = n_1 - 1;
+        int _S44;
         if(a_1 >= 0)
         {
-            _S42 = a_1;
+            _S44 = a_1;
         }
         else
         {
-            _S42 = -1 - a_1;
+            _S44 = -1 - a_1;
         }
-        return _S41 - _S42;
+        return _S43 - _S44;
     }
-    int _S43 = ntcFloorDiv_0(i_2, n_1);
-    return i_2 - n_1 * _S43;
+    int _S45 = ntcFloorDiv_0(i_3, n_1);
+    return i_3 - n_1 * _S45;
 }
 
 vec2 ntcTexelUv_0(ivec2 texel_0, ivec2 size_6, ivec2 wrap_2)
 {
-    int _S44 = ntcWrapIndex_0(texel_0.x, size_6.x, wrap_2.x);
-    int _S45 = ntcWrapIndex_0(texel_0.y, size_6.y, wrap_2.y);
-    return (vec2(ivec2(_S44, _S45)) + 0.5) / vec2(size_6);
+    int _S46 = ntcWrapIndex_0(texel_0.x, size_6.x, wrap_2.x);
+    int _S47 = ntcWrapIndex_0(texel_0.y, size_6.y, wrap_2.y);
+    return (vec2(ivec2(_S46, _S47)) + 0.5) / vec2(size_6);
 }
 
 struct NtcQuadPlan_0
@@ -626,16 +666,16 @@ bool ntcPlanCovers_0(NtcQuadPlan_0 p_3, int level_3, ivec2 texel_1)
         }
         else
         {
-            bool _S46;
+            bool _S48;
             if((all(bvec2((greaterThanEqual(d_0,ivec2(0)))))))
             {
-                _S46 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
+                _S48 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
             }
             else
             {
-                _S46 = false;
+                _S48 = false;
             }
-            covered_0 = _S46;
+            covered_0 = _S48;
         }
         q_0 = q_0 + 1;
     }
@@ -647,16 +687,16 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
     int mipLo_0;
     int mipHi_0;
     int q_1;
-    bool _S47;
-    vec3  _S48[2] = vec3[](vec3(vec2(first_2[0]), float(mip0_0)), vec3(vec2(first_2[1]), float(levels_2)));
+    bool _S49;
+    vec3  _S50[2] = vec3[](vec3(vec2(first_2[0]), float(mip0_0)), vec3(vec2(first_2[1]), float(levels_2)));
     NtcQuadPlan_0 p_4;
     p_4.levels_1 = levels_2;
     int mipLo_1 = mip0_0;
     int mipHi_1 = mip0_0;
-    int l_1 = 0;
+    int l_0 = 0;
     for(;;)
     {
-        if(l_1 < 2)
+        if(l_0 < 2)
         {
         }
         else
@@ -664,7 +704,7 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             break;
         }
         vec3  at_2[4];
-        ntcAroundQuad_1(_S48[l_1], sx_2, sy_2, at_2);
+        ntcAroundQuad_1(_S50[l_0], sx_2, sy_2, at_2);
         mipLo_0 = mipLo_1;
         mipHi_0 = mipHi_1;
         q_1 = 0;
@@ -677,12 +717,12 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            p_4.first_1[l_1][lane_0 ^ q_1] = ivec2(at_2[q_1].xy);
-            if(l_1 == 0)
+            p_4.first_1[l_0][lane_0 ^ q_1] = ivec2(at_2[q_1].xy);
+            if(l_0 == 0)
             {
-                int _S49 = max(mipHi_0, int(at_2[q_1].z));
+                int _S51 = max(mipHi_0, int(at_2[q_1].z));
                 mipLo_0 = min(mipLo_0, int(at_2[q_1].z));
-                mipHi_0 = _S49;
+                mipHi_0 = _S51;
             }
             else
             {
@@ -690,24 +730,24 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             }
             q_1 = q_1 + 1;
         }
-        int _S50 = l_1 + 1;
+        int _S52 = l_0 + 1;
         mipLo_1 = mipLo_0;
         mipHi_1 = mipHi_0;
-        l_1 = _S50;
+        l_0 = _S52;
     }
-    l_1 = 0;
+    l_0 = 0;
     mipLo_0 = 0;
     for(;;)
     {
-        if(l_1 < 2)
+        if(l_0 < 2)
         {
         }
         else
         {
             break;
         }
-        ivec2 lo_0 = p_4.first_1[l_1][0];
-        ivec2 hi_1 = p_4.first_1[l_1][0];
+        ivec2 lo_0 = p_4.first_1[l_0][0];
+        ivec2 hi_1 = p_4.first_1[l_0][0];
         mipHi_0 = 1;
         for(;;)
         {
@@ -718,30 +758,30 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
             {
                 break;
             }
-            ivec2 _S51 = min(lo_0, p_4.first_1[l_1][mipHi_0]);
-            ivec2 _S52 = max(hi_1, p_4.first_1[l_1][mipHi_0]);
-            int _S53 = mipHi_0 + 1;
-            lo_0 = _S51;
-            hi_1 = _S52;
-            mipHi_0 = _S53;
+            ivec2 _S53 = min(lo_0, p_4.first_1[l_0][mipHi_0]);
+            ivec2 _S54 = max(hi_1, p_4.first_1[l_0][mipHi_0]);
+            int _S55 = mipHi_0 + 1;
+            lo_0 = _S53;
+            hi_1 = _S54;
+            mipHi_0 = _S55;
         }
-        p_4.origin_0[l_1] = lo_0;
-        p_4.extent_0[l_1] = hi_1 - lo_0 + ivec2(2);
-        p_4.count_0[l_1] = 0;
-        if(l_1 < (p_4.levels_1))
+        p_4.origin_0[l_0] = lo_0;
+        p_4.extent_0[l_0] = hi_1 - lo_0 + ivec2(2);
+        p_4.count_0[l_0] = 0;
+        if(l_0 < (p_4.levels_1))
         {
-            _S47 = (all(bvec2((lessThanEqual(p_4.extent_0[l_1],ivec2(6))))));
+            _S49 = (all(bvec2((lessThanEqual(p_4.extent_0[l_0],ivec2(6))))));
         }
         else
         {
-            _S47 = false;
+            _S49 = false;
         }
-        if(_S47)
+        if(_S49)
         {
             q_1 = 0;
             for(;;)
             {
-                if(q_1 < (p_4.extent_0[l_1].y))
+                if(q_1 < (p_4.extent_0[l_0].y))
                 {
                 }
                 else
@@ -751,64 +791,64 @@ NtcQuadPlan_0 ntcPlanQuad_0(int mip0_0, int levels_2, ivec2  first_2[2], int lan
                 int x_2 = 0;
                 for(;;)
                 {
-                    if(x_2 < (p_4.extent_0[l_1].x))
+                    if(x_2 < (p_4.extent_0[l_0].x))
                     {
                     }
                     else
                     {
                         break;
                     }
-                    int _S54;
-                    if(ntcPlanCovers_0(p_4, l_1, lo_0 + ivec2(x_2, q_1)))
+                    int _S56;
+                    if(ntcPlanCovers_0(p_4, l_0, lo_0 + ivec2(x_2, q_1)))
                     {
-                        _S54 = 1;
+                        _S56 = 1;
                     }
                     else
                     {
-                        _S54 = 0;
+                        _S56 = 0;
                     }
-                    p_4.count_0[l_1] = p_4.count_0[l_1] + _S54;
+                    p_4.count_0[l_0] = p_4.count_0[l_0] + _S56;
                     x_2 = x_2 + 1;
                 }
                 q_1 = q_1 + 1;
             }
         }
-        int total_0 = mipLo_0 + p_4.count_0[l_1];
-        l_1 = l_1 + 1;
+        int total_0 = mipLo_0 + p_4.count_0[l_0];
+        l_0 = l_0 + 1;
         mipLo_0 = total_0;
     }
     if(mipLo_1 == mipHi_1)
     {
-        _S47 = (all(bvec2((lessThanEqual(p_4.extent_0[0],ivec2(6))))));
+        _S49 = (all(bvec2((lessThanEqual(p_4.extent_0[0],ivec2(6))))));
     }
     else
     {
-        _S47 = false;
+        _S49 = false;
     }
-    if(_S47)
+    if(_S49)
     {
         if((p_4.levels_1) < 2)
         {
-            _S47 = true;
+            _S49 = true;
         }
         else
         {
-            _S47 = (all(bvec2((lessThanEqual(p_4.extent_0[1],ivec2(6))))));
+            _S49 = (all(bvec2((lessThanEqual(p_4.extent_0[1],ivec2(6))))));
         }
     }
     else
     {
-        _S47 = false;
+        _S49 = false;
     }
-    if(_S47)
+    if(_S49)
     {
-        _S47 = ((mipLo_0 + 3) / 4) < (4 * p_4.levels_1);
+        _S49 = ((mipLo_0 + 3) / 4) < (4 * p_4.levels_1);
     }
     else
     {
-        _S47 = false;
+        _S49 = false;
     }
-    p_4.shared_0 = _S47;
+    p_4.shared_0 = _S49;
     return p_4;
 }
 
@@ -823,33 +863,33 @@ float ntcFootprintWeight_0(ivec2 d_1, vec2 f_3)
     {
         inside_0 = false;
     }
-    float _S55;
+    float _S57;
     if(inside_0)
     {
         if((d_1.x) != 0)
         {
-            _S55 = f_3.x;
+            _S57 = f_3.x;
         }
         else
         {
-            _S55 = 1.0 - f_3.x;
+            _S57 = 1.0 - f_3.x;
         }
-        float _S56;
+        float _S58;
         if((d_1.y) != 0)
         {
-            _S56 = f_3.y;
+            _S58 = f_3.y;
         }
         else
         {
-            _S56 = 1.0 - f_3.y;
+            _S58 = 1.0 - f_3.y;
         }
-        _S55 = _S55 * _S56;
+        _S57 = _S57 * _S58;
     }
     else
     {
-        _S55 = 0.0;
+        _S57 = 0.0;
     }
-    return _S55;
+    return _S57;
 }
 
 int ntcDecodes_0;
@@ -858,35 +898,35 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel
 {
     level_4 = -1;
     texel_2 = ivec2(0);
-    int l_2 = 0;
+    int l_1 = 0;
     int seen_0 = 0;
     for(;;)
     {
-        if(l_2 < (p_5.levels_1))
+        if(l_1 < (p_5.levels_1))
         {
         }
         else
         {
             break;
         }
-        bool _S57;
+        bool _S59;
         if(level_4 < 0)
         {
-            _S57 = j_0 < (seen_0 + p_5.count_0[l_2]);
+            _S59 = j_0 < (seen_0 + p_5.count_0[l_1]);
         }
         else
         {
-            _S57 = false;
+            _S59 = false;
         }
         int seen_1;
-        if(_S57)
+        if(_S59)
         {
             int y_1 = 0;
             int seen_2 = seen_0;
             for(;;)
             {
-                int _S58 = l_2;
-                if(y_1 < (p_5.extent_0[l_2].y))
+                int _S60 = l_1;
+                if(y_1 < (p_5.extent_0[l_1].y))
                 {
                 }
                 else
@@ -897,28 +937,28 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel
                 seen_1 = seen_2;
                 for(;;)
                 {
-                    if(x_3 < (p_5.extent_0[_S58].x))
+                    if(x_3 < (p_5.extent_0[_S60].x))
                     {
                     }
                     else
                     {
                         break;
                     }
-                    ivec2 t_5 = p_5.origin_0[l_2] + ivec2(x_3, y_1);
-                    bool _S59;
+                    ivec2 t_5 = p_5.origin_0[l_1] + ivec2(x_3, y_1);
+                    bool _S61;
                     if(level_4 < 0)
                     {
-                        _S59 = ntcPlanCovers_0(p_5, l_2, t_5);
+                        _S61 = ntcPlanCovers_0(p_5, l_1, t_5);
                     }
                     else
                     {
-                        _S59 = false;
+                        _S61 = false;
                     }
-                    if(_S59)
+                    if(_S61)
                     {
                         if(seen_1 == j_0)
                         {
-                            level_4 = l_2;
+                            level_4 = l_1;
                             texel_2 = t_5;
                         }
                         seen_1 = seen_1 + 1;
@@ -932,40 +972,49 @@ void ntcPlanTexel_0(NtcQuadPlan_0 p_5, int j_0, out int level_4, out ivec2 texel
         }
         else
         {
-            seen_1 = seen_0 + p_5.count_0[l_2];
+            seen_1 = seen_0 + p_5.count_0[l_1];
         }
-        l_2 = l_2 + 1;
+        l_1 = l_1 + 1;
         seen_0 = seen_1;
     }
     return;
 }
 
-void ntcDecode_0(int mip_2, vec2 uv_7, vec2 peGrid_2, out vec4  result_1[4])
+void ntcDecodeBlend_0(int mip_3, vec2 uv_8, vec2 peGrid_3, int mip1_1, vec2 uv1_2, vec2 peGrid1_1, float blend_1, out vec4  result_1[4])
 {
-    ntcDecodeWith_0(mip_2, uv_7, peGrid_2, result_1);
+    float _S62;
+    if(NTC_LOD_BLEND_0 != 0)
+    {
+        _S62 = blend_1;
+    }
+    else
+    {
+        _S62 = 0.0;
+    }
+    ntcDecodeWith_0(mip_3, uv_8, peGrid_3, mip1_1, uv1_2, peGrid1_1, _S62, result_1);
     return;
 }
 
-void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
+void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
     float  tapWeight_0[8];
     tapWeight_0[0] = 1.0;
-    const vec2 _S60 = vec2(0.0);
-    const ivec2 _S61 = ivec2(0);
+    const vec2 _S63 = vec2(0.0);
+    const ivec2 _S64 = ivec2(0);
     ivec2  first_3[2];
-    first_3[0] = _S61;
-    first_3[1] = _S61;
+    first_3[0] = _S64;
+    first_3[1] = _S64;
     vec2  frac_0[2];
-    frac_0[0] = _S60;
-    frac_0[1] = _S60;
+    frac_0[0] = _S63;
+    frac_0[1] = _S63;
     float  levelWeight_0[2];
     levelWeight_0[0] = 1.0;
     levelWeight_0[1] = 0.0;
-    uint _S62 = (pixel_0.x) & 1U;
+    uint _S65 = (pixel_0.x) & 1U;
     float sx_3;
-    if(_S62 == 0U)
+    if(_S65 == 0U)
     {
         sx_3 = 1.0;
     }
@@ -973,9 +1022,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     {
         sx_3 = -1.0;
     }
-    uint _S63 = (pixel_0.y) & 1U;
+    uint _S66 = (pixel_0.y) & 1U;
     float sy_3;
-    if(_S63 == 0U)
+    if(_S66 == 0U)
     {
         sy_3 = 1.0;
     }
@@ -983,25 +1032,59 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     {
         sy_3 = -1.0;
     }
-    int lane_1 = int(_S62) + 2 * int(_S63);
+    int lane_1 = int(_S65) + 2 * int(_S66);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
-    float _S64;
+    float blend_2;
     int taps_0;
     int mip0_1;
-    int j_1;
-    vec2 peGrid_3;
+    int blendMip_0;
+    vec2 peGrid_4;
+    vec2 blendUv_0;
+    vec2 blendGrid_0;
     if((s_2.filter_0) == 0)
     {
-        int _S65 = int(floor(lambda_0 + 0.5));
-        tapMip_0[0] = _S65;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, _S65);
-        tapUv_0[0] = ntcWrapUv_0(uv_8, size_7, s_2.wrap_0);
-        vec2 _S66 = vec2(size_7);
+        if(NTC_LOD_BLEND_0 != 0)
+        {
+            taps_0 = int(floor(lambda_0));
+        }
+        else
+        {
+            taps_0 = int(floor(lambda_0 + 0.5));
+        }
+        tapMip_0[0] = taps_0;
+        ivec2 size_7 = ntcMipSize_0(s_2.size_2, taps_0);
+        tapUv_0[0] = ntcWrapUv_0(uv_9, size_7, s_2.wrap_0);
+        vec2 _S67 = vec2(size_7);
+        if(NTC_LOD_BLEND_0 != 0)
+        {
+            float _S68 = lambda_0 - float(tapMip_0[0]);
+            int _S69 = min(tapMip_0[0] + 1, s_2.mips_0 - 1);
+            ivec2 size1_0 = ntcMipSize_0(s_2.size_2, _S69);
+            vec2 _S70 = ntcWrapUv_0(uv_9, size1_0, s_2.wrap_0);
+            vec2 _S71 = vec2(size1_0);
+            taps_0 = _S69;
+            peGrid_4 = _S70;
+            blendUv_0 = _S71;
+            blend_2 = _S68;
+        }
+        else
+        {
+            taps_0 = 0;
+            peGrid_4 = _S63;
+            blendUv_0 = _S63;
+            blend_2 = 0.0;
+        }
+        int _S72 = taps_0;
+        vec2 _S73 = peGrid_4;
+        vec2 _S74 = blendUv_0;
         taps_0 = 1;
         mip0_1 = 0;
-        peGrid_3 = _S66;
+        peGrid_4 = _S67;
+        blendMip_0 = _S72;
+        blendUv_0 = _S73;
+        blendGrid_0 = _S74;
     }
     else
     {
@@ -1021,8 +1104,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
-            ntcFootprint_0(uv_8, size_8, firstTexel_0, f_4);
-            ivec2 _S67 = firstTexel_0;
+            ntcFootprint_0(uv_9, size_8, firstTexel_0, f_4);
+            ivec2 _S75 = firstTexel_0;
             if((r_0.y) < (f_4.x))
             {
                 mip0_1 = 1;
@@ -1033,16 +1116,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             if((r_0.z) < (f_4.y))
             {
-                j_1 = 1;
+                blendMip_0 = 1;
             }
             else
             {
-                j_1 = 0;
+                blendMip_0 = 0;
             }
-            ivec2 texel_3 = _S67 + ivec2(mip0_1, j_1);
+            ivec2 texel_3 = _S75 + ivec2(mip0_1, blendMip_0);
             tapMip_0[0] = taps_0;
-            vec2 _S68 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S68;
+            vec2 _S76 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S76;
             taps_0 = 1;
         }
         else
@@ -1065,16 +1148,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                ntcFootprint_0(uv_8, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
+                ntcFootprint_0(uv_9, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
-                    _S64 = 1.0 - t_6;
+                    blend_2 = 1.0 - t_6;
                 }
                 else
                 {
-                    _S64 = t_6;
+                    blend_2 = t_6;
                 }
-                levelWeight_0[mip0_1] = _S64;
+                levelWeight_0[mip0_1] = blend_2;
                 mip0_1 = mip0_1 + 1;
             }
             if((s_2.filter_0) == 3)
@@ -1091,26 +1174,26 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                int mip_3 = mip0_2 + mip0_1;
-                ivec2 _S69 = ntcMipSize_0(s_2.size_2, mip_3);
-                vec2 _S70 = frac_0[mip0_1];
-                j_1 = 0;
+                int mip_4 = mip0_2 + mip0_1;
+                ivec2 _S77 = ntcMipSize_0(s_2.size_2, mip_4);
+                vec2 _S78 = frac_0[mip0_1];
+                blendMip_0 = 0;
                 for(;;)
                 {
-                    if(j_1 < 4)
+                    if(blendMip_0 < 4)
                     {
                     }
                     else
                     {
                         break;
                     }
-                    ivec2 d_2 = ivec2(j_1 & 1, j_1 >> 1);
-                    int k_2 = 4 * mip0_1 + j_1;
-                    tapMip_0[k_2] = mip_3;
-                    vec2 _S71 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S69, s_2.wrap_0);
-                    tapUv_0[k_2] = _S71;
-                    tapWeight_0[k_2] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S70);
-                    j_1 = j_1 + 1;
+                    ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
+                    int k_1 = 4 * mip0_1 + blendMip_0;
+                    tapMip_0[k_1] = mip_4;
+                    vec2 _S79 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S77, s_2.wrap_0);
+                    tapUv_0[k_1] = _S79;
+                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S78);
+                    blendMip_0 = blendMip_0 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
             }
@@ -1124,9 +1207,13 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
         }
         mip0_1 = mip0_2;
-        peGrid_3 = _S60;
+        peGrid_4 = _S63;
+        blendMip_0 = 0;
+        blendUv_0 = _S63;
+        blendGrid_0 = _S63;
+        blend_2 = 0.0;
     }
-    j_1 = 0;
+    int j_1 = 0;
     for(;;)
     {
         if(j_1 < 4)
@@ -1140,10 +1227,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         j_1 = j_1 + 1;
     }
     ntcDecodes_0 = 0;
-    int k_3 = 0;
+    int k_2 = 0;
     for(;;)
     {
-        if(k_3 < taps_0)
+        if(k_2 < taps_0)
         {
         }
         else
@@ -1151,28 +1238,28 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             break;
         }
         int level_5 = 0;
-        ivec2 texel_4 = _S61;
-        int _S72 = min(k_3, 7);
-        int _S73 = tapMip_0[_S72];
-        vec2 _S74 = tapUv_0[_S72];
-        int mip_4;
+        ivec2 texel_4 = _S64;
+        int _S80 = min(k_2, 7);
+        int _S81 = tapMip_0[_S80];
+        vec2 _S82 = tapUv_0[_S80];
+        int mip_5;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
-            ntcPlanTexel_0(plan_0, 4 * k_3 + lane_1, level_5, texel_4);
-            bool _S75 = level_5 >= 0;
-            int mip_5 = mip0_1 + max(level_5, 0);
-            vec2 _S76 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_5), s_2.wrap_0);
-            decode_0 = _S75;
-            mip_4 = mip_5;
-            tuv_0 = _S76;
+            ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
+            bool _S83 = level_5 >= 0;
+            int mip_6 = mip0_1 + max(level_5, 0);
+            vec2 _S84 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            decode_0 = _S83;
+            mip_5 = mip_6;
+            tuv_0 = _S84;
         }
         else
         {
             decode_0 = true;
-            mip_4 = _S73;
-            tuv_0 = _S74;
+            mip_5 = _S81;
+            tuv_0 = _S82;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1190,7 +1277,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         }
         if(decode_0)
         {
-            ntcDecode_0(mip_4, tuv_0, peGrid_3, stored_0);
+            ntcDecodeBlend_0(mip_5, tuv_0, peGrid_4, blendMip_0, blendUv_0, blendGrid_0, blend_2, stored_0);
             ntcDecodes_0 = ntcDecodes_0 + 1;
         }
         int j_2;
@@ -1206,10 +1293,10 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                result_2[j_2] = result_2[j_2] + tapWeight_0[k_3] * stored_0[j_2];
+                result_2[j_2] = result_2[j_2] + tapWeight_0[k_2] * stored_0[j_2];
                 j_2 = j_2 + 1;
             }
-            k_3 = k_3 + 1;
+            k_2 = k_2 + 1;
             continue;
         }
         vec3  ids_0[4];
@@ -1225,16 +1312,17 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int _S77 = max(int(ids_0[q_2].z), 0);
+            int _S85 = max(int(ids_0[q_2].z), 0);
+            float _S86;
             if((ids_0[q_2].z) < 0.0)
             {
-                _S64 = 0.0;
+                _S86 = 0.0;
             }
             else
             {
-                _S64 = levelWeight_0[_S77] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S77], frac_0[_S77]);
+                _S86 = levelWeight_0[_S85] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S85], frac_0[_S85]);
             }
-            w_2[q_2] = _S64;
+            w_2[q_2] = _S86;
             q_2 = q_2 + 1;
         }
         j_2 = 0;
@@ -1252,7 +1340,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             result_2[j_2] = result_2[j_2] + (w_2[0] * at_3[0] + w_2[1] * at_3[1] + w_2[2] * at_3[2] + w_2[3] * at_3[3]);
             j_2 = j_2 + 1;
         }
-        k_3 = k_3 + 1;
+        k_2 = k_2 + 1;
     }
     return;
 }
@@ -1314,69 +1402,69 @@ vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
     {
         tex_1 = PbrDraw_0.drawSlotTex1_0[slot_1 - 4];
     }
-    vec4 _S78;
+    vec4 _S87;
     if(tex_1 >= 0)
     {
-        _S78 = ntcRemap_0(tex_1, stored_2);
+        _S87 = ntcRemap_0(tex_1, stored_2);
     }
     else
     {
-        _S78 = vec4(1.0);
+        _S87 = vec4(1.0);
     }
-    return _S78;
+    return _S87;
 }
 
 int pbrSlotFlags_0(int slot_2)
 {
-    int _S79;
+    int _S88;
     if(slot_2 < 4)
     {
-        _S79 = PbrDraw_0.drawSlotFlags0_0[slot_2];
+        _S88 = PbrDraw_0.drawSlotFlags0_0[slot_2];
     }
     else
     {
-        _S79 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
+        _S88 = PbrDraw_0.drawSlotFlags1_0[slot_2 - 4];
     }
-    return _S79;
+    return _S88;
 }
 
 vec3 pbrSrgbToLinear_0(vec3 c_1)
 {
     vec3 lo_1 = c_1 / 12.92000007629394531;
     vec3 hi_2 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
-    float _S80;
+    float _S89;
     if((c_1.x) <= 0.04044999927282333)
     {
-        _S80 = lo_1.x;
+        _S89 = lo_1.x;
     }
     else
     {
-        _S80 = hi_2.x;
+        _S89 = hi_2.x;
     }
-    float _S81;
+    float _S90;
     if((c_1.y) <= 0.04044999927282333)
     {
-        _S81 = lo_1.y;
+        _S90 = lo_1.y;
     }
     else
     {
-        _S81 = hi_2.y;
+        _S90 = hi_2.y;
     }
-    float _S82;
+    float _S91;
     if((c_1.z) <= 0.04044999927282333)
     {
-        _S82 = lo_1.z;
+        _S91 = lo_1.z;
     }
     else
     {
-        _S82 = hi_2.z;
+        _S91 = hi_2.z;
     }
-    return vec3(_S80, _S81, _S82);
+    return vec3(_S89, _S90, _S91);
 }
 
 vec4 pbrSlotValue_0(int slot_3, vec4 texel_6)
 {
-    vec4 _S83 = texel_6;
+    vec4 _S92 = texel_6;
     int flags_0 = pbrSlotFlags_0(slot_3);
     if((flags_0 & 1) == 0)
     {
@@ -1384,9 +1472,9 @@ vec4 pbrSlotValue_0(int slot_3, vec4 texel_6)
     }
     if((flags_0 & 2) != 0)
     {
-        _S83.xyz = pbrSrgbToLinear_0(_S83.xyz);
+        _S92.xyz = pbrSrgbToLinear_0(_S92.xyz);
     }
-    return _S83;
+    return _S92;
 }
 
 vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
@@ -1404,18 +1492,18 @@ float pbrDistributionGgx_0(float nDotH_0, float alpha_0)
 float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
-    float _S84 = 1.0 - a2_1;
-    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S84 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S84 + a2_1);
-    float _S85;
+    float _S93 = 1.0 - a2_1;
+    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S93 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S93 + a2_1);
+    float _S94;
     if(s_3 > 0.0)
     {
-        _S85 = 0.5 / s_3;
+        _S94 = 0.5 / s_3;
     }
     else
     {
-        _S85 = 0.0;
+        _S94 = 0.0;
     }
-    return _S85;
+    return _S94;
 }
 
 vec3 pbrEnvironmentAt_0(float y_3, float row_0)
@@ -1439,8 +1527,8 @@ vec3 pbrPrefiltered_0(vec3 r_1, float perceptualRoughness_0)
 vec3 pbrEnvBrdf_0(vec3 f0_1, float perceptualRoughness_1, float nDotV_1)
 {
     vec4 r_2 = perceptualRoughness_1 * vec4(-1.0, -0.02749999985098839, -0.57200002670288086, 0.02199999988079071) + vec4(1.0, 0.04250000044703484, 1.03999996185302734, -0.03999999910593033);
-    float _S86 = r_2.x;
-    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S86 * _S86, (exp2((-9.27999973297119141 * nDotV_1)))) * _S86 + r_2.y) + r_2.zw;
+    float _S95 = r_2.x;
+    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S95 * _S95, (exp2((-9.27999973297119141 * nDotV_1)))) * _S95 + r_2.y) + r_2.zw;
     return f0_1 * ab_0.x + ab_0.y;
 }
 
@@ -1460,37 +1548,37 @@ vec3 pbrAces_0(vec3 x_5)
 
 vec3 pbrLinearToSrgb_0(vec3 c_2)
 {
-    vec3 _S87 = clamp(c_2, vec3(0.0), vec3(1.0));
-    vec3 lo_2 = _S87 * 12.92000007629394531;
-    vec3 hi_3 = 1.0549999475479126 * pow(_S87, vec3(0.4166666567325592)) - 0.05499999970197678;
-    float _S88;
-    if((_S87.x) <= 0.00313080009073019)
+    vec3 _S96 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 lo_2 = _S96 * 12.92000007629394531;
+    vec3 hi_3 = 1.0549999475479126 * pow(_S96, vec3(0.4166666567325592)) - 0.05499999970197678;
+    float _S97;
+    if((_S96.x) <= 0.00313080009073019)
     {
-        _S88 = lo_2.x;
+        _S97 = lo_2.x;
     }
     else
     {
-        _S88 = hi_3.x;
+        _S97 = hi_3.x;
     }
-    float _S89;
-    if((_S87.y) <= 0.00313080009073019)
+    float _S98;
+    if((_S96.y) <= 0.00313080009073019)
     {
-        _S89 = lo_2.y;
+        _S98 = lo_2.y;
     }
     else
     {
-        _S89 = hi_3.y;
+        _S98 = hi_3.y;
     }
-    float _S90;
-    if((_S87.z) <= 0.00313080009073019)
+    float _S99;
+    if((_S96.z) <= 0.00313080009073019)
     {
-        _S90 = lo_2.z;
+        _S99 = lo_2.z;
     }
     else
     {
-        _S90 = hi_3.z;
+        _S99 = hi_3.z;
     }
-    return vec3(_S88, _S89, _S90);
+    return vec3(_S97, _S98, _S99);
 }
 
 struct PbrTexels_0
@@ -1506,16 +1594,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_5.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
-    bool _S91;
+    bool _S100;
     if(alphaMode_0 == 1)
     {
-        _S91 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
+        _S100 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
     }
     else
     {
-        _S91 = false;
+        _S100 = false;
     }
-    if(_S91)
+    if(_S100)
     {
         discard;
     }
@@ -1530,22 +1618,22 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     {
         handedness_0 = 1.0;
     }
-    int _S92 = pbrSlotFlags_0(1);
-    if((_S92 & 1) != 0)
+    int _S101 = pbrSlotFlags_0(1);
+    if((_S101 & 1) != 0)
     {
-        _S91 = (dot(t_7, t_7)) > 9.999999960041972e-13;
+        _S100 = (dot(t_7, t_7)) > 9.999999960041972e-13;
     }
     else
     {
-        _S91 = false;
+        _S100 = false;
     }
     vec3 n_4;
-    if(_S91)
+    if(_S100)
     {
         vec3 t_8 = normalize(t_7 - n_3 * dot(n_3, t_7));
         vec3 b_0 = cross(n_3, t_8) * handedness_0;
         vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        if((_S92 & 4) != 0)
+        if((_S101 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
@@ -1566,13 +1654,13 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     }
     if(!front_0)
     {
-        _S91 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
+        _S100 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
     }
     else
     {
-        _S91 = false;
+        _S100 = false;
     }
-    if(_S91)
+    if(_S100)
     {
         n_4 = - n_4;
     }
@@ -1580,16 +1668,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     float metallic_0 = clamp(PbrDraw_0.drawParams_0.x * mr_0.z, 0.0, 1.0);
     float perceptual_0 = clamp(PbrDraw_0.drawParams_0.y * mr_0.y, 0.02999999932944775, 1.0);
     float alpha_2 = perceptual_0 * perceptual_0;
-    vec3 _S93 = baseColor_1.xyz;
-    vec3 f0_2 = mix(vec3(0.03999999910593033), _S93, vec3(metallic_0));
-    vec3 diffuseColor_0 = _S93 * (1.0 - metallic_0);
+    vec3 _S102 = baseColor_1.xyz;
+    vec3 f0_2 = mix(vec3(0.03999999910593033), _S102, vec3(metallic_0));
+    vec3 diffuseColor_0 = _S102 * (1.0 - metallic_0);
     vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_5.worldPos_0);
-    float _S94 = max(dot(n_4, view_0), 0.00009999999747379);
-    vec3 l_3 = PbrFrame_0.frameLightDir_0.xyz;
-    vec3 h_4 = normalize(l_3 + view_0);
-    float nDotL_1 = clamp(dot(n_4, l_3), 0.0, 1.0);
+    float _S103 = max(dot(n_4, view_0), 0.00009999999747379);
+    vec3 l_2 = PbrFrame_0.frameLightDir_0.xyz;
+    vec3 h_4 = normalize(l_2 + view_0);
+    float nDotL_1 = clamp(dot(n_4, l_2), 0.0, 1.0);
     vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
-    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S94, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S94)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
+    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S103, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S103)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;
@@ -1625,10 +1713,10 @@ in vec4 v_colour_0;
 void main()
 {
     ntcDecodes_0 = 0;
-    PbrVertexOut_0 _S95 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_9 = pbrSlotUv_0(5, _S95);
-    vec2 gx_0 = dFdx(uv_9);
-    vec2 gy_0 = dFdy(uv_9);
+    PbrVertexOut_0 _S104 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec2 uv_10 = pbrSlotUv_0(5, _S104);
+    vec2 gx_0 = dFdx(uv_10);
+    vec2 gy_0 = dFdy(uv_10);
     NtcSampler_0 s_4;
     s_4.size_2 = PbrDraw_0.drawNtcSet_0.xy;
     s_4.mips_0 = PbrDraw_0.drawNtcSet_0.z;
@@ -1636,16 +1724,16 @@ void main()
     s_4.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
     s_4.frame_0 = uint(PbrFrame_0.frameNtc_0.y);
     vec4  stored_3[4];
-    ntcSample_0(s_4, uv_9, gx_0, gy_0, uvec2(gl_FragCoord.xy), stored_3);
+    ntcSample_0(s_4, uv_10, gx_0, gy_0, uvec2(gl_FragCoord.xy), stored_3);
     PbrTexels_0 t_9;
     t_9.baseColor_0 = pbrNtcSlot_0(0, stored_3);
     t_9.normal_1 = pbrNtcSlot_0(1, stored_3);
     t_9.metallicRoughness_0 = pbrNtcSlot_0(2, stored_3);
     t_9.occlusion_0 = pbrNtcSlot_0(3, stored_3);
     t_9.emissive_0 = pbrNtcSlot_0(4, stored_3);
-    PbrVertexOut_0 _S96 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S97 = pbrShade_0(_S96, gl_FrontFacing, t_9);
-    entryPointParam_fragmentMain_0 = _S97;
+    PbrVertexOut_0 _S105 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec4 _S106 = pbrShade_0(_S105, gl_FrontFacing, t_9);
+    entryPointParam_fragmentMain_0 = _S106;
     return;
 }
 
