@@ -114,10 +114,9 @@ def test_effort_steps_grow_with_the_set_size():
     assert TrainConfig(steps=77, effort="max").steps_for(4096, 4096) == 77
 
 
-def test_training_between_texel_centres_raises_the_latent_filter(tmp_path):
-    """--between-share trains what the latent filter decodes between texel centres: against
-    trilinear filtering of the source at uv between centres it must beat the same training at
-    centres only (which never sees those points)."""
+def _latent_filter_psnr(tmp_path, lod: float, trainings: dict) -> dict:
+    """{name: PSNR of the latent filter at `lod` against trilinear filtering of the source} for a
+    64x64 set compressed with each TrainConfig of `trainings`, at 4096 random uv."""
     import math
 
     from export.decode.filters import CLAMP_TO_EDGE, sample_latent, sample_trilinear
@@ -129,16 +128,26 @@ def test_training_between_texel_centres_raises_the_latent_filter(tmp_path):
     mips = [tg.values[int(tg.mip_offsets[m]):int(tg.mip_offsets[m + 1])]
             .reshape(int(h), int(w), -1) for m, (w, h) in enumerate(tg.mip_sizes.tolist())]
     uv = torch.rand(4096, 2, generator=torch.Generator().manual_seed(1))
-    lod = torch.zeros(uv.shape[0])
-    reference = sample_trilinear(mips, uv, lod, CLAMP_TO_EDGE)
+    lods = torch.full((uv.shape[0],), lod)
+    reference = sample_trilinear(mips, uv, lods, CLAMP_TO_EDGE)
     psnr = {}
-    for share in (0.0, 0.5):
-        settings = CompressSettings(preset="p4", device="cpu", train=TrainConfig(
-            steps=1500, batch=1024, between_share=share, progress=False))
-        data = compress(tset, settings, log=lambda *a: None).data
-        got = sample_latent(FileDecoder.from_model(from_bytes(data)), uv, lod, CLAMP_TO_EDGE)
+    for name, train in trainings.items():
+        settings = CompressSettings(preset="p4", device="cpu", train=train)
+        model = from_bytes(compress(tset, settings, log=lambda *a: None).data)
+        assert model.latent.lod_blend == (train.lod_blend_share > 0)
+        got = sample_latent(FileDecoder.from_model(model), uv, lods, CLAMP_TO_EDGE)
         mse = float(((got.clamp(0, 1) - reference) ** 2).mean())
-        psnr[share] = 10 * math.log10(1 / mse)
+        psnr[name] = 10 * math.log10(1 / mse)
+    return psnr
+
+
+def test_training_between_texel_centres_raises_the_latent_filter(tmp_path):
+    """--between-share trains what the latent filter decodes between texel centres: against
+    trilinear filtering of the source at uv between centres it must beat the same training at
+    centres only (which never sees those points)."""
+    psnr = _latent_filter_psnr(tmp_path, 0.0, {
+        share: TrainConfig(steps=1500, batch=1024, between_share=share, progress=False)
+        for share in (0.0, 0.5)})
     assert psnr[0.5] > psnr[0.0] + 1.0, psnr
 
 
@@ -146,26 +155,8 @@ def test_training_across_mips_raises_the_latent_filter_between_mips(tmp_path):
     """--lod-blend-share trains the latent filter's blend of two mips' inputs: at a fractional
     LOD, against trilinear filtering of the source, the file that says lod_blend must beat one
     trained between texel centres only (which decodes the nearest mip there)."""
-    import math
-
-    from export.decode.filters import CLAMP_TO_EDGE, sample_latent, sample_trilinear
-    from export.decode.reference import FileDecoder
-    from export.format import from_bytes
-    tset = load_texture_set(write_set(tmp_path / "set", h=64, w=64))
-    infos, stored = plan_channels(tset)
-    tg = build_targets(tset, infos, stored)
-    mips = [tg.values[int(tg.mip_offsets[m]):int(tg.mip_offsets[m + 1])]
-            .reshape(int(h), int(w), -1) for m, (w, h) in enumerate(tg.mip_sizes.tolist())]
-    uv = torch.rand(4096, 2, generator=torch.Generator().manual_seed(1))
-    lod = torch.full((uv.shape[0],), 0.5)
-    reference = sample_trilinear(mips, uv, lod, CLAMP_TO_EDGE)
-    psnr = {}
-    for share in (0.0, 0.5):
-        settings = CompressSettings(preset="p4", device="cpu", train=TrainConfig(
-            steps=1500, batch=1024, between_share=0.5, lod_blend_share=share, progress=False))
-        model = from_bytes(compress(tset, settings, log=lambda *a: None).data)
-        assert model.latent.lod_blend == (share > 0)
-        got = sample_latent(FileDecoder.from_model(model), uv, lod, CLAMP_TO_EDGE)
-        mse = float(((got.clamp(0, 1) - reference) ** 2).mean())
-        psnr[share] = 10 * math.log10(1 / mse)
+    psnr = _latent_filter_psnr(tmp_path, 0.5, {
+        share: TrainConfig(steps=1500, batch=1024, between_share=0.5, lod_blend_share=share,
+                           progress=False)
+        for share in (0.0, 0.5)})
     assert psnr[0.5] > psnr[0.0] + 1.0, psnr
