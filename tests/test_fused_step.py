@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import RICH_SET, write_set
-from export.decode.reference import blend_inputs, decode_texels, encode_inputs, mlp_forward
+from export.decode.reference import blend_inputs, decode_texels, encode_inputs
 from trainer.fit import TrainConfig, fit
 from trainer.sampling import uniform_rows
 from trainer.fused_step import FusedStep
@@ -63,17 +63,15 @@ def _reference_loss(net, tg, table, weights, biases, rows, jitter=None, blend=No
         mip, uv = locate_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
         target = point_targets(tg.values, rows, jitter, tg.mip_offsets, tg.mip_sizes)
         pe_grid = tg.mip_sizes[mip]
-    if blend is None:
-        pred = decode_texels(table, net.pyramid, weights, biases, mip, uv, pe_grid=pe_grid)
-    else:
+    across = None
+    if blend is not None:
         rows1, jitter1 = next_mip_points(rows, jitter, tg.mip_offsets, tg.mip_sizes)
         mip1, uv1 = locate_points(rows1, jitter1, tg.mip_offsets, tg.mip_sizes)
         target = blend_inputs(target, point_targets(tg.values, rows1, jitter1, tg.mip_offsets,
                                                     tg.mip_sizes), blend)
-        x = blend_inputs(encode_inputs(table, net.pyramid, mip, uv, pe_grid=pe_grid),
-                         encode_inputs(table, net.pyramid, mip1, uv1,
-                                       pe_grid=tg.mip_sizes[mip1]), blend)
-        pred = mlp_forward(x, weights, biases)
+        across = (mip1, uv1, tg.mip_sizes[mip1], blend)
+    pred = decode_texels(table, net.pyramid, weights, biases, mip, uv, pe_grid=pe_grid,
+                         blend=across)
     ch_w = tg.channel_weights / tg.channel_weights.mean()
     per_texel = ((pred - target) ** 2 * ch_w).mean(1) * tg.importance[rows]
     return per_texel.mean(), pred, per_texel.detach()

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from export import layout
-from export.decode.reference import (LatentPyramid, blend_inputs, decode_texels, encode_inputs,
-                                     latent_rows, mlp_forward)
+from export.decode.reference import LatentPyramid, decode_texels, latent_rows
 from export.model import LatentInfo, LayerWeights, NTCModel, TextureInfo
 from export.options import option
 
@@ -106,8 +105,7 @@ class NeuralTexture(nn.Module):
         noise is drawn for them and their gradient lands in rows.values.grad, so a step costs the
         same whatever the table size (the full table would be noised and updated every step).
         pe_grid: as decode_texels' (between texel centres, the latent filter's encoding).
-        blend: None, or (mip, uv, pe_grid, t) of a second place whose MLP inputs are blended in
-        by t [N] (reference.blend_inputs: the latent filter across mips)."""
+        blend: as decode_texels' (the latent filter across mips)."""
         table, remap = self.latents, None  # already on the quantization grid once frozen
         if rows is not None:
             table, remap = rows.values, rows.remap
@@ -120,13 +118,8 @@ class NeuralTexture(nn.Module):
         if self.quantize_weights or not self.training:
             fq = fake_quant_int8 if self.cfg.weight_format == "int8" else fake_quant_fp16
             weights = [fq(w) for w in weights]
-        if blend is None:
-            return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap,
-                                 pe_grid)
-        mip1, uv1, pe_grid1, t = blend
-        x = blend_inputs(encode_inputs(table, self.pyramid, mip, uv, remap, pe_grid),
-                         encode_inputs(table, self.pyramid, mip1, uv1, remap, pe_grid1), t)
-        return mlp_forward(x, weights, list(self.biases))
+        return decode_texels(table, self.pyramid, weights, list(self.biases), mip, uv, remap,
+                             pe_grid, blend=blend)
 
     def gather_rows(self, mip: torch.Tensor, uv: torch.Tensor) -> LatentRows:
         """The latent rows a batch reads, as a fresh leaf tensor to train this step."""

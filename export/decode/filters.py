@@ -23,8 +23,7 @@ import torch
 from shaders.interface import WRAPS
 
 from .. import layout
-from .reference import (FileDecoder, blend_inputs, decode_texels, encode_inputs, mlp_forward,
-                        mlp_forward_half)
+from .reference import FileDecoder, decode_texels
 
 REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = (WRAPS[w] for w in ("repeat", "mirrored_repeat",
                                                                "clamp_to_edge"))
@@ -145,13 +144,11 @@ def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wra
         return decode_texels(d.table, d.pyramid, d.weights, d.biases, mip, wrap_uv(uv, size, wrap),
                              pe_grid=size, half=d.half)
     mip = torch.floor(lod).long()
+    nxt = (mip + 1).clamp(max=model.mips - 1)
+    size, size1 = (mip_sizes(model.width, model.height, m) for m in (mip, nxt))
     t = lod - mip.to(torch.float32)    # 0 at the last mip (lod is clamped there)
-    inputs = []
-    for m in (mip, (mip + 1).clamp(max=model.mips - 1)):
-        size = mip_sizes(model.width, model.height, m)
-        inputs.append(encode_inputs(d.table, d.pyramid, m, wrap_uv(uv, size, wrap), pe_grid=size))
-    x = blend_inputs(inputs[0], inputs[1], t)
-    return (mlp_forward_half if d.half else mlp_forward)(x, d.weights, d.biases)
+    return decode_texels(d.table, d.pyramid, d.weights, d.biases, mip, wrap_uv(uv, size, wrap),
+                         pe_grid=size, half=d.half, blend=(nxt, wrap_uv(uv, size1, wrap), size1, t))
 
 
 QUAD_MAX_EXTENT = 6   # ntc_sample.slang's NTC_QUAD_MAX_EXTENT

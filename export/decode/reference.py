@@ -186,10 +186,15 @@ def mlp_forward_half(x: torch.Tensor, weights: list[torch.Tensor], biases: list[
 
 
 def decode_texels(table, pyr, weights, biases, mip, uv, remap=None, pe_grid=None,
-                  half: bool = False):
+                  half: bool = False, blend=None):
     """Stored-channel values (about [0, 1]) for texels at `uv` of colour mips `mip`; with `half`
-    the MLP runs in the 16-bit variant's arithmetic (mlp_forward_half)."""
+    the MLP runs in the 16-bit variant's arithmetic (mlp_forward_half). blend: None, or (mip1,
+    uv1, pe_grid1, t) of a second place whose MLP inputs are blended in by t [N] (blend_inputs:
+    the latent filter across mips)."""
     x = encode_inputs(table, pyr, mip, uv, remap, pe_grid)
+    if blend is not None:
+        mip1, uv1, pe_grid1, t = blend
+        x = blend_inputs(x, encode_inputs(table, pyr, mip1, uv1, remap, pe_grid1), t)
     return (mlp_forward_half if half else mlp_forward)(x, weights, biases)
 
 
