@@ -327,14 +327,8 @@ static inline float hswish_slope(float x) {
  * also the column sums of dz as stored: the layer's bias gradient. */
 void ntc_hswish_backward(const void *z, int64_t z_bf16, const void *da, int64_t da_bf16, void *dz,
                          int64_t dz_bf16, int64_t n, int64_t cols, float *bias_grad) {
-    if (!z_bf16 && !da_bf16 && !dz_bf16) {  /* float32 throughout: a loop the compiler vectorises */
-        const float *zf = (const float *)z, *af = (const float *)da;
-        float *df = (float *)dz;
-        for (int64_t i = 0; i < n; ++i) df[i] = af[i] * hswish_slope(zf[i]);
-    } else {
-        for (int64_t i = 0; i < n; ++i)
-            store(dz, i, dz_bf16, load(da, i, da_bf16) * hswish_slope(load(z, i, z_bf16)));
-    }
+    for (int64_t i = 0; i < n; ++i)
+        store(dz, i, dz_bf16, load(da, i, da_bf16) * hswish_slope(load(z, i, z_bf16)));
     if (bias_grad) column_sums(dz, dz_bf16, n / cols, cols, bias_grad);
 }
 
