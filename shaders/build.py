@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from export.errors import NTCError
@@ -259,18 +260,17 @@ def constants_text(consts: dict[str, int | float], interface: dict) -> str:
 
 def build_outputs() -> dict[Path, str]:
     """Compile every target: {path: text} of every generated GLSL file and of constants.py."""
+    targets = all_targets()
+    # each slangc is its own process: run them side by side, one per core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        compiled = list(pool.map(lambda t: compile_target(SHADER_DIR / t[0], t[1], t[2], t[4]),
+                                 targets))
     files, reflections = {}, []
-    for src, entry, stage, name, defines in all_targets():
-        glsl, reflected = compile_target(SHADER_DIR / src, entry, stage, defines)
+    for (src, entry, stage, name, defines), (glsl, reflected) in zip(targets, compiled):
         files[GENERATED / name] = _with_provenance(glsl, src, entry, stage, defines)
         reflections.append(reflected)
     files[CONSTANTS] = constants_text(static_constants(), reflected_interface(reflections))
     return files
-
-
-def build_all() -> dict[str, str]:
-    """{file name: text} of the generated GLSL files."""
-    return {path.name: text for path, text in build_outputs().items() if path.parent == GENERATED}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,12 +20,25 @@ def _need_slangc():
 
 def test_committed_glsl_equals_a_fresh_compile():
     _need_slangc()
-    fresh = build.build_all()
-    assert set(fresh) == {t[3] for t in build.all_targets()}
-    for name, text in fresh.items():
-        committed = (build.GENERATED / name).read_text()
-        assert committed == text, f"shaders/generated/{name} is stale: run python -m shaders.build"
+    fresh = build.build_outputs()
+    assert {p.name for p in fresh if p.parent == build.GENERATED} == \
+        {t[3] for t in build.all_targets()}
+    assert build.CONSTANTS in fresh
+    for path, text in fresh.items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m shaders.build"
+
+
+def test_build_check_reports_stale_files(monkeypatch, capsys):
+    """`--check` compares without writing; one stale file makes it exit 1 naming it (the compile
+    itself is the test above's)."""
+    outputs = {p: p.read_text() for p in sorted(build.GENERATED.glob("*.glsl"))[:2]}
+    monkeypatch.setattr(build, "build_outputs", lambda: dict(outputs))
     assert build.main(["--check"]) == 0
+    stale = next(iter(outputs))
+    outputs[stale] += "// changed\n"
+    assert build.main(["--check"]) == 1
+    assert stale.name in capsys.readouterr().err
+    assert stale.read_text() != outputs[stale]   # nothing written
 
 
 def test_compile_errors_name_the_cause(tmp_path, monkeypatch):
