@@ -20,6 +20,7 @@ from .targets import next_mip_points
 
 
 MAX_PE_OCTAVES = 8  # fused_step.c's scratch for the blended positional code
+OUT_COLUMNS = 16
 
 
 def native_bf16() -> bool:
@@ -90,6 +91,15 @@ class FusedStep(TrainingStep):
         self.inputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
         self.Z = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[1:]]
         self.dinputs = [{t: torch.empty(batch, d, dtype=t) for t in types} for d in dims[:-1]]
+        # the output layer's forward multiplies OUT_COLUMNS-wide (zero rows past the stored
+        # channels): BLAS runs a few odd widths several times slower (bench/choices.md)
+        padded = -(-dims[-1] // OUT_COLUMNS) * OUT_COLUMNS
+        self.out_weight = torch.zeros(padded, dims[-2])
+        self.out_bias = torch.zeros(padded)
+        self.out_z = torch.empty(batch, padded)
+        # the first layer's weight gradient as input^T @ dz, then transposed: BLAS handles the
+        # odd input width better on that side (bench/choices.md)
+        self.first_grad_t = torch.empty(dims[0], dims[1])
         self.bf16 = bf16
         self.precision = "bf16" if bf16 else "float32"   # of the hidden layers' multiplies
         # the MLP's Adam (torch.optim.Adam's rule, in C): moments per parameter, one step count
@@ -174,7 +184,16 @@ class FusedStep(TrainingStep):
         else:
             inputs[0].copy_(X)
         for i in range(last + 1):
-            torch.addmm(self.biases[i].detach().to(types[i]), inputs[i], used[i].t(), out=zs[i])
+            if i == last:
+                stored = zs[i].shape[1]
+                self.out_weight[:stored].copy_(used[i])
+                self.out_bias[:stored].copy_(self.biases[i].detach())
+                z = self.out_z[:n]
+                torch.addmm(self.out_bias, inputs[i], self.out_weight.t(), out=z)
+                zs[i].copy_(z[:, :stored])
+            else:
+                torch.addmm(self.biases[i].detach().to(types[i]), inputs[i], used[i].t(),
+                            out=zs[i])
             if i < last:
                 lib.ntc_hswish_forward(zs[i].data_ptr(), _bf(zs[i]), inputs[i + 1].data_ptr(),
                                        _bf(inputs[i + 1]), zs[i].numel())
@@ -189,7 +208,10 @@ class FusedStep(TrainingStep):
         self.last_texel_loss = self.texel_loss[:n]
         for i in range(last, -1, -1):
             grad_w = self.weights[i].grad
-            if types[i] is torch.float32:
+            if i == 0 and types[i] is torch.float32:
+                torch.mm(inputs[i].t(), dz, out=self.first_grad_t)
+                grad_w.copy_(self.first_grad_t.t())
+            elif types[i] is torch.float32:
                 torch.mm(dz.t(), inputs[i], out=grad_w)
             else:
                 grad_w.copy_(torch.mm(dz.t(), inputs[i]))
