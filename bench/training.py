@@ -77,6 +77,9 @@ def make_step(name: str, targets, stored: int, size, device: torch.device, batch
     torch.manual_seed(0)
     net = NeuralTexture(preset_config(CONVERGENCE_PRESET), *size, stored, device)
     net.train()
+    # the latents' state in the default schedule's first 95 %: rounded (straight-through), or
+    # noised where the schedule says so
+    net.latent_noise = NEW.round_latents_at > 0
     if kind == "autograd":
         return AutogradStep(net, targets, device, (0.9, 0.99), EPS)
     return FusedStep(net, targets, device, batch, (0.9, 0.99), EPS, bf16=bf16)
