@@ -177,7 +177,7 @@ def test_scene_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_tr
 # ntc-decode
 
 def _renamed(trained, name: str) -> bytes:
-    from test_format import _texname, assemble, split
+    from test_format_rejects import _texname, assemble, split
     header, chunks = split(trained.data)
     return assemble(_texname(name)(header, chunks), chunks)
 
