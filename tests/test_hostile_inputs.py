@@ -177,7 +177,8 @@ def test_scene_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path, alarm, no_tr
 # ntc-decode
 
 def _renamed(trained, name: str) -> bytes:
-    from test_format_rejects import _texname, assemble, split
+    from ntc_files import assemble, split
+    from test_format_rejects import _texname
     header, chunks = split(trained.data)
     return assemble(_texname(name)(header, chunks), chunks)
 
