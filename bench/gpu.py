@@ -1,6 +1,7 @@
 """Every figure that needs a GPU, in one call: one markdown report.
 
-    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,quad,transcode,training] [--quick]
+    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,training,transcode,quad]
+                        [--budget SECONDS] [--quick]
 
 Parts (each timed and reported even when it fails or has nothing to run on):
   env       the GPU (nvidia-smi), torch and CUDA, the OpenGL renderer EGL gives
@@ -16,6 +17,11 @@ Parts (each timed and reported even when it fails or has nothing to run on):
             assets/WaterBottle textures, and decode + transcode of the shipped .ntc on load
   training  CUDA training of the shipped assets/WaterBottle set: ms a step of the reference step at
             the CUDA batch, and PSNR of the written file against seconds for a few step counts
+
+--budget SECONDS bounds the whole run (a lent GPU machine gives a command minutes, not hours): a
+part starts only while enough of it is left, its commands get what is left as their timeout, and
+the training part sizes its runs to it. The report is rewritten after every part, so a run that is
+stopped still leaves the figures of the parts it finished.
 
 Everything it needs travels with the repository (the default scene and set ship in assets/), so
 it runs on a machine that has only this checkout. Writes DIR/gpu.md and DIR/gpu.json (default
@@ -40,9 +46,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "gpu"
 SCENE = ROOT / "assets" / "WaterBottle_ntc" / "PF_WaterBottle_MR.gltf"
 TEXTURE_SET = ROOT / "assets" / "WaterBottle"
-PARTS = ("env", "tests", "decode", "viewer", "quad", "transcode", "training")
+# in the order they run: what the issues ask for first, the extras last (see --budget)
+PARTS = ("env", "tests", "decode", "viewer", "training", "transcode", "quad")
+MIN_PART_SECONDS = 30   # a part is not started with less of the budget left
 NTC_FILE = ROOT / "assets" / "WaterBottle_ntc" / "M_WaterBottle_MR.ntc"
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast")
+
+
+class Budget:
+    """Seconds left of --budget (None: unbounded)."""
+
+    def __init__(self, seconds: float | None):
+        self.end = None if seconds is None else time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return float("inf") if self.end is None else self.end - time.perf_counter()
+
+    def timeout(self, wanted: float) -> float:
+        return max(1.0, min(wanted, self.left()))
 
 
 def _run(cmd: list[str], timeout: float) -> dict:
@@ -81,44 +102,45 @@ def part_env() -> dict:
     return out
 
 
-def part_tests(quick: bool) -> dict:
+def part_tests(quick: bool, budget: Budget) -> dict:
     return _run([sys.executable, "-m", "pytest", "-q", "-rs", "-m", "cuda", "-p",
-                 "no:cacheprovider"], 300 if quick else 600)
+                 "no:cacheprovider"], budget.timeout(300 if quick else 600))
 
 
-def part_decode(work: Path, quick: bool) -> dict:
+def part_decode(work: Path, quick: bool, budget: Budget) -> dict:
     size = "640x360" if quick else "1920x1080"
     r = _run([sys.executable, "-m", "bench.decode", "--size", size, "--repeats", "5",
-              "--sample-repeats", "1" if quick else "5", "--out", str(work / "decode")], 900)
+              "--sample-repeats", "1" if quick else "5", "--out", str(work / "decode")],
+             budget.timeout(900))
     r["report"] = work / "decode" / "decode.md"
     return r
 
 
-def part_viewer(work: Path, quick: bool) -> dict:
+def part_viewer(work: Path, quick: bool, budget: Budget) -> dict:
     size = "320x240" if quick else "1920x1080"
     r = _run([sys.executable, "-m", "bench.viewer", "--scenes", str(SCENE), "--size", size,
               "--frames", "3" if quick else "20", "--cache-dir", str(work / "cache"),
-              "--out", str(work / "viewer"), "--no-progress"], 900)
+              "--out", str(work / "viewer"), "--no-progress"], budget.timeout(900))
     r["report"] = work / "viewer" / "viewer.md"
     return r
 
 
-def part_quad(work: Path, quick: bool) -> dict:
+def part_quad(work: Path, quick: bool, budget: Budget) -> dict:
     r = _run([sys.executable, "-m", "bench.quad_filter", "--size", "64" if quick else "1024",
-              "--out", str(work / "quad")], 900)
+              "--out", str(work / "quad")], budget.timeout(900))
     r["report"] = work / "quad" / "quad_filter.md"
     return r
 
 
-def part_transcode(work: Path, quick: bool) -> dict:
+def part_transcode(work: Path, quick: bool, budget: Budget) -> dict:
     r = _run([sys.executable, "-m", "bench.transcode", "--sets", str(TEXTURE_SET), "--ntc",
               str(NTC_FILE), "--repeats", "1" if quick else "10",
-              "--out", str(work / "transcode")], 900)
+              "--out", str(work / "transcode")], budget.timeout(900))
     r["report"] = work / "transcode" / "transcode.md"
     return r
 
 
-def part_training(quick: bool) -> dict:
+def part_training(quick: bool, budget: Budget) -> dict:
     import torch
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device"}
@@ -133,9 +155,14 @@ def part_training(quick: bool) -> dict:
     cuda = torch.device("cuda")
     batch = TrainConfig().batch_for(cuda)
     step = make_step("reference (autograd)", targets, stored, tset.size, cuda, batch)
-    speed = time_steps(step, targets, cuda, batch, 300, 20.0)
-    runs = []
+    speed = time_steps(step, targets, cuda, batch, 300, min(20.0, budget.left() / 4))
+    runs, left_out = [], []
     for steps in ((500, 2000) if quick else (2000, 8000, 32000)):
+        # a run costs its steps at the measured speed, plus evaluation and start-up
+        needed = steps * speed["ms_step"] / 1e3 * 1.3 + 20
+        if needed > budget.left():
+            left_out.append(steps)
+            continue
         settings = CompressSettings(device="cuda", train=TrainConfig(steps=steps, progress=False))
         t0 = time.perf_counter()
         rep = compress(tset, settings, log=lambda *a, **k: None).report
@@ -143,7 +170,8 @@ def part_training(quick: bool) -> dict:
                      "train_s": rep["train_seconds"], "psnr_set": rep["psnr_set"],
                      "bpp": rep["bpp"], "preset": rep["preset"], "batch": rep["batch"]})
     return {"device": torch.cuda.get_device_name(), "set": str(TEXTURE_SET.relative_to(ROOT)),
-            "size": list(tset.size), "batch": batch, "step": speed, "convergence": runs}
+            "size": list(tset.size), "batch": batch, "step": speed, "convergence": runs,
+            "left_out": left_out}
 
 
 def report(out: dict) -> str:
@@ -152,6 +180,8 @@ def report(out: dict) -> str:
              f"Generated by `python -m bench.gpu` on {env.get('machine', '?')}; GPU "
              f"{env.get('nvidia_smi') or env.get('cuda') or 'none'}; torch {env.get('torch')}; "
              f"OpenGL: {env.get('gl_renderer') or env.get('gl_error')}.", ""]
+    if out.get("budget_s"):
+        lines += [f"Run with `--budget {out['budget_s']:g}`: parts that would not fit say so.", ""]
     if env.get("gl_is_software"):
         lines += ["**The OpenGL renderer is a software one: the decode and viewer figures below "
                   "are CPU figures, not a GPU's.**", ""]
@@ -183,6 +213,9 @@ def report(out: dict) -> str:
             lines += [f"| {c['steps']:,} | {c['psnr_set']:.2f} | {c['bpp']:.3f} ({c['preset']}) | "
                       f"{c['train_s']:.1f} | {c['wall_s']:.1f} |" for c in r["convergence"]]
             lines.append("")
+            if r.get("left_out"):
+                lines += [f"Not run (they would not have fitted the time budget): "
+                          f"{', '.join(f'{n:,}' for n in r['left_out'])} steps.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -192,27 +225,39 @@ def main(argv=None) -> int:
                    help="folder for gpu.md, gpu.json and the benches' reports")
     p.add_argument("--parts", default=",".join(PARTS), help="comma-separated, of " +
                    ", ".join(PARTS))
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="bound the whole run: parts start only while at least "
+                        f"{MIN_PART_SECONDS} s of it is left, in the order of --parts' default, "
+                        "and get what is left as their timeout (default: no bound)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes and few steps: checks that every part runs")
     a = p.parse_args(argv)
+    if a.budget is not None and a.budget <= 0:
+        p.error("--budget must be positive")
     parts = [s for s in a.parts.split(",") if s]
     bad = [s for s in parts if s not in PARTS]
     if bad:
         p.error(f"unknown parts {bad}; known: {', '.join(PARTS)}")
     check_out_folder(p, a.out)
-    out: dict = {"parts": parts, "quick": a.quick}
+    parts = [n for n in PARTS if n in parts]   # run, and reported, in PARTS' order
+    out: dict = {"parts": parts, "quick": a.quick, "budget_s": a.budget}
+    budget = Budget(a.budget)
+    from bench.output import write_results
     with tempfile.TemporaryDirectory(prefix="ntc-gpu-") as tmp:
         work = Path(tmp)
         for name in ["env"] + [n for n in parts if n != "env"]:
             print(f"== {name}", flush=True)
             t0 = time.perf_counter()
             try:
-                r = {"env": part_env, "tests": lambda: part_tests(a.quick),
-                     "decode": lambda: part_decode(work, a.quick),
-                     "viewer": lambda: part_viewer(work, a.quick),
-                     "quad": lambda: part_quad(work, a.quick),
-                     "transcode": lambda: part_transcode(work, a.quick),
-                     "training": lambda: part_training(a.quick)}[name]()
+                if name != "env" and budget.left() < MIN_PART_SECONDS:
+                    r = {"skipped": f"out of the time budget ({a.budget:g} s)"}
+                else:
+                    r = {"env": part_env, "tests": lambda: part_tests(a.quick, budget),
+                         "decode": lambda: part_decode(work, a.quick, budget),
+                         "viewer": lambda: part_viewer(work, a.quick, budget),
+                         "quad": lambda: part_quad(work, a.quick, budget),
+                         "transcode": lambda: part_transcode(work, a.quick, budget),
+                         "training": lambda: part_training(a.quick, budget)}[name]()
             except Exception as e:  # noqa: BLE001 - a part that breaks is reported, not fatal
                 r = {"error": f"{type(e).__name__}: {e}", "tail": f"{type(e).__name__}: {e}"}
             r.setdefault("seconds", time.perf_counter() - t0)
@@ -224,8 +269,9 @@ def main(argv=None) -> int:
             out[name] = r
             print(f"   {name}: {r.get('rc', r.get('skipped', 'done'))} "
                   f"({r['seconds']:.0f} s)", flush=True)
-    from bench.output import write_results
-    write_results(a.out, "gpu", out, report(out))
+            # after every part: a run stopped from outside keeps what it finished
+            write_results(a.out, "gpu", out, report(out), echo=False)
+    print(report(out))
     return 0
 
 

@@ -7,7 +7,10 @@
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
 #   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-#   PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 -m bench.gpu --out "$OUT/gpu"
+#   PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 -m bench.gpu --budget 500 --out "$OUT/gpu"
+#
+# (--budget: a lent machine gives one command 10 minutes; the report is rewritten after every part,
+# so even a run stopped at the limit brings back what it finished.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude

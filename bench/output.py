@@ -21,9 +21,10 @@ def check_out_folder(parser, folder: Path) -> None:
                      f"cannot make --out folder {folder}: {e.strerror or e}")
 
 
-def write_results(folder: Path, name: str, out: dict, md: str) -> None:
-    print()
-    print(md)
+def write_results(folder: Path, name: str, out: dict, md: str, echo: bool = True) -> None:
+    if echo:
+        print()
+        print(md)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / f"{name}.json", (json.dumps(out, indent=1) + "\n").encode())
     atomic_write(folder / f"{name}.md", md.encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from bench import gpu
@@ -36,3 +37,33 @@ def test_a_part_that_broke_is_reported_not_fatal():
                         "seconds": 1.0}}
     md = gpu.report(out)
     assert "## training" in md and "RuntimeError: boom" in md
+
+
+def test_a_budget_skips_the_parts_that_would_not_fit_and_says_so(tmp_path):
+    assert gpu.main(["--parts", "env,decode,training", "--budget", "1", "--out",
+                     str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "gpu.json").read_text())
+    assert out["budget_s"] == 1
+    for part in ("decode", "training"):
+        assert out[part]["skipped"] == "out of the time budget (1 s)"
+    md = (tmp_path / "gpu.md").read_text()
+    assert "`--budget 1`" in md and md.count("Skipped: out of the time budget (1 s).") == 2
+
+
+def test_the_report_is_written_after_every_part(tmp_path, monkeypatch):
+    """A run stopped from outside (the lent machine's time limit) keeps the parts it finished."""
+    seen = {}
+
+    def training(quick, budget):
+        seen.update(json.loads((tmp_path / "gpu.json").read_text()))
+        return {"skipped": "checked"}
+    monkeypatch.setattr(gpu, "part_training", training)
+    assert gpu.main(["--parts", "training,env", "--out", str(tmp_path)]) == 0
+    assert seen["env"]["torch"] == torch.__version__ and "training" not in seen
+    assert json.loads((tmp_path / "gpu.json").read_text())["training"]["skipped"] == "checked"
+
+
+def test_bad_budget_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        gpu.main(["--budget", "0", "--out", str(tmp_path)])
+    assert e.value.code == 2
