@@ -138,8 +138,7 @@ def main(argv=None) -> int:
     from trainer.compress import CompressSettings
     from trainer.fit import TrainConfig
     from trainer.library import cli
-    # one thread per compression, as each library task has (one CPU each)
-    settings = CompressSettings(train=TrainConfig(steps=a.steps, threads=1, progress=False))
+    settings = CompressSettings(train=TrainConfig(steps=a.steps, progress=False))
     with tempfile.TemporaryDirectory(prefix="ntc-library-bench-") as tmp:
         tmp = Path(tmp)
         names = make_library(tmp / "lib", a.materials, a.size)

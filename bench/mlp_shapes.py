@@ -40,8 +40,7 @@ def run_one(set_name: str, shape: tuple[int, ...], bpp: float, steps: int, seed:
     from trainer.compress import CompressSettings, compress
     from trainer.fit import TrainConfig
     from trainer.network import NetworkConfig
-    settings = CompressSettings(bpp=bpp, train=TrainConfig(steps=steps, seed=seed, threads=1,
-                                                         progress=False),
+    settings = CompressSettings(bpp=bpp, train=TrainConfig(steps=steps, seed=seed, progress=False),
                                 network=NetworkConfig(hidden=tuple(shape)))
     cache = CACHE / (f"{set_name}.{shape_name(shape)}.{bpp:g}.{steps}.{seed}."
                      f"{settings.cache_digest()}.json")

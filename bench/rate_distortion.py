@@ -156,10 +156,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"steps": a.steps or f"the default effort's ({DEFAULT_EFFORT})", "seed": a.seed,
-           "machine": f"{os.cpu_count()} CPU cores, training on {TrainConfig().cpu_threads()} "
-                      f"thread(s) per run (ntc-compress's default: one torch thread, and a "
-                      f"helper thread where there are two cores), classical codecs on "
-                      f"{a.threads}",
+           "machine": f"{os.cpu_count()} CPU cores, training on {TrainConfig.threads} torch "
+                      f"thread per run (ntc-compress's default), classical codecs on {a.threads}",
            "sets": {}}
     for name in filter(None, a.sets.split(",")):
         tset = load_set(name)

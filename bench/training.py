@@ -6,16 +6,13 @@ Set: WaterBottle's baseColor + normal + ORM box-filtered to 1024^2 (9 channels, 
 p4 (bench.rate_distortion's convergence case).
 
 throughput: ms a step, steps/s and texels/s of the reference step (autograd, trainer/
-  reference_step.py) and the fused step (trainer/fused_step.py, float32 and bf16 hidden layers;
-  with one torch thread also with its helper thread, trainer/helper.py: ntc-compress's default
-  on two cores), with 1 and 2 torch threads, on an idle machine and beside a neighbour process (a
-  Python busy loop; a one-thread torch matmul loop), wall and CPU time; each step includes drawing
-  its next batch with the default (error-guided) sampler, as in training. CUDA rows when a device
-  is present.
+  reference_step.py) and the fused step (trainer/fused_step.py, float32 and bf16 hidden layers),
+  with 1 and 2 torch threads, on an idle machine and beside a neighbour process (a Python busy
+  loop; a one-thread torch matmul loop), wall and CPU time; each step includes drawing its batch
+  with the default (error-guided) sampler, as in training. CUDA rows when a device is present.
 convergence: PSNR of the written file against wall and CPU seconds, the old trainer (the reference
   step with the schedule it shipped with: latents noised, frozen at 85 %, float32) and the new one
-  (the defaults, threads included: one torch thread and, on two cores, the step's helper
-  thread), each run a full `compress()` as ntc-compress does it.
+  (the defaults), each run a full `compress()` as ntc-compress does it, one torch thread.
 
 Writes bench/results/training.md, training.json and training.png. Convergence runs are cached in
 bench/results/cache/ (by trainer, steps and a digest of the settings) so an interrupted run
@@ -43,7 +40,6 @@ from trainer.budget import DEFAULT_EFFORT, EFFORTS
 from trainer.compress import CompressSettings, compress
 from trainer.fit import EPS, TrainConfig, make_sampler
 from trainer.fused_step import FusedStep, native_bf16
-from trainer.helper import Helper, Inline
 from trainer.network import NeuralTexture
 from trainer.presets import preset_config
 from trainer.reference_step import AutogradStep
@@ -52,7 +48,6 @@ from trainer.targets import build_targets, plan_channels
 # the trainer before issue 10: autograd in float32, noise until frozen at 85 %, latent lr 0.1, a
 # quarter of each batch mip-uniform and the rest by area (no loss-guided draw)
 OLD = TrainConfig(step_kind="autograd", bf16=False, round_latents_at=1.0, freeze_latents_at=0.85,
-                  threads=1,
                   quantize_weights_at=0.85, lr_latents=0.1, mip_uniform_share=0.25,
                   guided_share=0.0, progress=False)
 NEW = TrainConfig(progress=False)
@@ -65,12 +60,10 @@ NEIGHBOURS = {
     "torch process": "import torch\ntorch.set_num_threads(1)\na = torch.randn(384, 384)\n"
                      "while True: a = torch.tanh(a @ a * 1e-3)",
 }
-STEPS = {  # name -> (kind, bf16, helper thread)
-    "reference (autograd)": ("autograd", False, False),
-    "fused float32": ("fused", False, False),
-    "fused bf16": ("fused", True, False),   # the default where the CPU has bf16 in hardware
-    "fused float32 + helper": ("fused", False, True),
-    "fused bf16 + helper": ("fused", True, True),
+STEPS = {  # name -> (kind, bf16)
+    "reference (autograd)": ("autograd", False),
+    "fused float32": ("fused", False),
+    "fused bf16": ("fused", True),   # the default where the CPU has bf16 in hardware
 }
 
 
@@ -79,10 +72,8 @@ def _targets(tset):
     return build_targets(tset, infos, stored), stored
 
 
-def make_step(name: str, targets, stored: int, size, device: torch.device, batch: int,
-              helper: Inline | None = None):
-    """The step `name` names, on a fresh network; `helper` for the names that have one."""
-    kind, bf16, _ = STEPS[name]
+def make_step(name: str, targets, stored: int, size, device: torch.device, batch: int):
+    kind, bf16 = STEPS[name]
     torch.manual_seed(0)
     net = NeuralTexture(preset_config(CONVERGENCE_PRESET), *size, stored, device)
     net.train()
@@ -91,26 +82,19 @@ def make_step(name: str, targets, stored: int, size, device: torch.device, batch
     net.latent_noise = NEW.round_latents_at > 0
     if kind == "autograd":
         return AutogradStep(net, targets, device, (0.9, 0.99), EPS)
-    return FusedStep(net, targets, device, batch, (0.9, 0.99), EPS, bf16=bf16, helper=helper)
+    return FusedStep(net, targets, device, batch, (0.9, 0.99), EPS, bf16=bf16)
 
 
 def time_steps(step, targets, device, batch: int, max_steps: int, max_seconds: float) -> dict:
     """ms per step (median of 10-step blocks) after a 10-step warm-up, wall and CPU. Every step
     draws a fresh batch with the trainer's default sampler and reports its loss back, as
-    training does (a few batches reused would stay in the caches): once the step knows its
-    loss (on its helper thread where it has one, as fit does)."""
+    training does (a few batches reused would stay in the caches)."""
     gen = torch.Generator().manual_seed(0)
     sampler = make_sampler(targets, NEW, EFFORTS[DEFAULT_EFFORT], batch)  # the 1K set's default
 
-    def observe_then_draw(loss):
-        sampler.observe(loss)
-        return sampler.draw(batch, gen)
-    upcoming = sampler.draw(batch, gen)
-
     def one(i: int) -> None:
-        nonlocal upcoming
-        step(upcoming.to(device), i, 0.005, 0.1, None, None, observe_then_draw)
-        upcoming = step.after_loss_result
+        step(sampler.draw(batch, gen).to(device), i, 0.005, 0.1)
+        sampler.observe(step.last_texel_loss)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for i in range(10):
         one(i)
@@ -161,18 +145,10 @@ def _throughput_pass(tset, max_steps, max_seconds, threads, neighbours, batch, l
         try:
             for n in threads:
                 torch.set_num_threads(n)
-                for name, (_, _, threaded) in STEPS.items():
-                    if threaded and n > 1:   # the helper's rows: ntc-compress's 2 threads
-                        continue
-                    helper = Helper() if threaded else None
-                    try:
-                        step = make_step(name, targets, stored, size, torch.device("cpu"), batch,
-                                         helper)
-                        r = time_steps(step, targets, torch.device("cpu"), batch, max_steps,
-                                       max_seconds)
-                    finally:
-                        if helper is not None:
-                            helper.close()
+                for name in STEPS:
+                    step = make_step(name, targets, stored, size, torch.device("cpu"), batch)
+                    r = time_steps(step, targets, torch.device("cpu"), batch, max_steps,
+                                   max_seconds)
                     rows.append({"device": "cpu", "threads": n, "beside": where, "step": name,
                                  "batch": batch, **r})
                     log(f"   cpu {n} thread(s), {where:<13} {name:<22} {r['ms_step']:8.2f} ms/step "
@@ -197,9 +173,7 @@ def convergence_run(tset, label: str, cfg: TrainConfig, steps: int, fresh: bool,
                     cache_dir: Path = RESULTS / "cache") -> dict:
     settings = CompressSettings(preset=CONVERGENCE_PRESET, device="cpu",
                                 train=replace(cfg, steps=steps))
-    # times are the point here: the threads (which the digest leaves out) name the run too
-    threads = settings.train.cpu_threads()
-    cache = cache_dir / f"training.{label}.{steps}.t{threads}.{settings.cache_digest()}.json"
+    cache = cache_dir / f"training.{label}.{steps}.{settings.cache_digest()}.json"
     if cache.exists() and not fresh:
         return json.loads(cache.read_text())
     w0, c0 = time.perf_counter(), time.process_time()

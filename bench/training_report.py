@@ -43,10 +43,7 @@ def _throughput_lines(rows: list[dict]) -> list[str]:
              "faster of two passes over the whole table (the machine is shared), "
              "a fresh batch of 4096 texels every step, drawn as the trainer draws them (the draw "
              "is timed too), fresh network per row. CPU ms "
-             "is the process's CPU time (both threads count with 2). *threads*: torch's "
-             "intra-op threads; the *+ helper* steps add the fused step's helper thread "
-             "(trainer/helper.py; with one torch thread that is ntc-compress's default on two "
-             "cores). \"x reference\" compares "
+             "is the process's CPU time (both threads count with 2). \"x reference\" compares "
              "with the reference step under the same threads and neighbour.", "",
              "| device | threads | beside | step | ms/step (wall) | ms/step (CPU) | steps/s | "
              "M texels/s | x reference | x its idle time |",
@@ -71,9 +68,7 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
     new = [r for r in runs if r["trainer"] == "new"]
     lines = ["## Convergence: PSNR of the written file against time", "",
              "Each row is one full `compress()` (PCA init, training, export, decode of the file "
-             "for the report) on an otherwise idle machine, on the threads in its row (one "
-             "torch thread; 2: and the fused step's helper thread, ntc-compress's default on "
-             "two cores, the same bytes as one thread). **old**: the "
+             "for the report) with one torch thread on an otherwise idle machine. **old**: the "
              "reference step with the schedule it shipped with (latents trained with noise, "
              "frozen and weights quantized at 85 %, float32, latent lr 0.1, texels drawn by "
              "area with a quarter mip-uniform: bench.training.OLD). **new**: ntc-compress's "
@@ -82,13 +77,11 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
              "at lr 0.07, frozen at 95 %, texels drawn by their recent loss within each mip: "
              "trainer/sampling.py).",
              "",
-             "| trainer | threads | steps | set PSNR (dB) | worst mip (dB) | wall s | CPU s | "
-             "train s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| trainer | steps | set PSNR (dB) | worst mip (dB) | wall s | CPU s | train s |",
+             "|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["trainer"] != "old", r["steps"])):
         worst = min(p for p in r["psnr_set_mip"] if p != float("inf"))
-        lines.append(f"| {r['trainer']} | {r.get('threads', 1)} | {r['steps']:,} | "
-                     f"{r['psnr_set']:.2f} | {worst:.2f} | "
+        lines.append(f"| {r['trainer']} | {r['steps']:,} | {r['psnr_set']:.2f} | {worst:.2f} | "
                      f"{r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['train_s']:.0f} |")
     lines += ["", "Targets (issue 10), read off these runs (linear in log-time between runs):", ""]
     for psnr, within in TARGETS:

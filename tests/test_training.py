@@ -1,5 +1,5 @@
-"""Training as ntc-compress runs it: one torch thread (restored afterwards) and where the machine
-has two cores a helper thread, the same bytes with or without it; the batch chosen per device, and on CUDA the reference step with GPU-sized batches (cuda-marked:
+"""Training as ntc-compress runs it: one torch thread by default (restored afterwards), the
+batch chosen per device, and on CUDA the reference step with GPU-sized batches (cuda-marked:
 skipped where there is no CUDA device)."""
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from trainer.budget import CPU_BATCH, CUDA_BATCH
 from trainer.compress import CompressSettings, compress
 from trainer.fit import TrainConfig, torch_threads
 from trainer.fused_step import FusedStep
-from trainer.helper import usable_cores
 from trainer.network import NetworkConfig, NeuralTexture
 from trainer.reference_step import AutogradStep
 from trainer.targets import build_targets, plan_channels
@@ -41,29 +40,8 @@ def test_compress_trains_on_the_threads_it_is_given(tmp_path, monkeypatch):
     settings = CompressSettings(preset="p2.7", device="cpu",
                                 train=TrainConfig(steps=20, batch=256, progress=False))
     report = compress(tset, settings, log=lambda *a: None).report
-    assert seen == [1] and report["threads"] == settings.train.cpu_threads()
+    assert seen == [1] and report["threads"] == 1
     assert torch.get_num_threads() == before
-
-
-def test_threads_default_and_torch_share():
-    assert TrainConfig().cpu_threads() == min(2, usable_cores())
-    assert [TrainConfig(threads=n).torch_threads() for n in (1, 2, 3, 8)] == [1, 1, 2, 7]
-
-
-@pytest.mark.parametrize("bf16, between", [(False, 0.0), (True, 0.0), (False, 0.25)])
-def test_the_helper_thread_trains_the_same_bytes(tmp_path, bf16, between):
-    """The helper takes the weight gradients, the next draw and half the latent update: a run
-    with it writes the same file as one thread (the schedule's phases included: rounding,
-    freezing, fake-quantised weights, the guided draw's refreshes; points between texel centres
-    and LOD blends)."""
-    tset = load_texture_set(write_set(tmp_path / "set"))
-    files = []
-    for threads in (1, 2):
-        cfg = TrainConfig(steps=60, batch=512, threads=threads, bf16=bf16, progress=False,
-                          between_share=between, lod_blend_share=between)
-        files.append(compress(tset, CompressSettings(preset="p2.7", device="cpu", train=cfg),
-                              log=lambda *a: None).data)
-    assert files[0] == files[1]
 
 
 def test_the_batch_follows_the_device():

@@ -119,7 +119,7 @@ def _train_one(tset, infos, stored, targets, preset, settings, device, log=print
 def compress(tset: TextureSet, settings: CompressSettings, log=print,
              on_step=None) -> CompressResult:
     """Compress one texture set. on_step: see fit (called for every preset trained)."""
-    with torch_threads(settings.train.torch_threads()):
+    with torch_threads(settings.train.threads):
         return _compress(tset, settings, log, on_step)
 
 
@@ -181,7 +181,7 @@ def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> Com
         "seconds": time.perf_counter() - t_start,
         "train_seconds": tlog.seconds,
         "device": str(device),
-        "threads": settings.train.cpu_threads(),
+        "threads": settings.train.threads,
         "training_step": tlog.step_kind,
         "training_precision": tlog.precision,
         "training_curve": [{"seconds": s, "step": st, "psnr_estimate": p} for s, st, p in tlog.curve],

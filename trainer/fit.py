@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 import warnings
@@ -15,7 +14,6 @@ from export.options import at_least, option, within
 
 from . import native
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS, effort_steps
-from .helper import Inline, make_helper, usable_cores
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
 from .sampling import TexelSampler, lod_blend_points, point_jitter
@@ -83,23 +81,9 @@ class TrainConfig:
     # CPU multiplies bf16 in hardware (fused_step.native_bf16), float32 elsewhere
     bf16: bool | None = None
     step_kind: str = "auto"  # "fused" (C kernels, CPU), "autograd" (any device); auto: fused on CPU
-    threads: int | None = option(None, flag="--threads", type=int, check=within(1, 256),
-                                 result=False,
-                                 help="CPU threads for training (default: 2 where the process "
-                                      "may use 2 cores or more, else 1). 2: a helper thread "
-                                      "takes the step's independent work to a second core, "
-                                      "with the same bytes as 1 thread; more: the main "
-                                      "thread's matrix multiplies get the rest (not the same "
-                                      "bytes, and slow beside other busy processes)")
-
-    def cpu_threads(self) -> int:
-        """`threads`, or its default for this process."""
-        return self.threads if self.threads is not None else min(2, usable_cores())
-
-    def torch_threads(self) -> int:
-        """torch's intra-op threads: one, and with more than 2 threads what the helper leaves.
-        More than one torch thread stalls beside any busy process (bench/choices.md)."""
-        return max(1, self.cpu_threads() - 1)
+    threads: int = option(1, flag="--threads", type=int, check=within(1, 256), result=False,
+                          help="CPU threads for training (default 1: one core, so a busy machine "
+                               "does not stall it and the result is the same bytes every run)")
 
     def steps_for(self, width: int, height: int) -> int:
         """The steps a width x height set trains for: `steps`, else --effort's for its size."""
@@ -120,8 +104,7 @@ class TrainConfig:
 def torch_threads(n: int):
     """Run with n torch intra-op threads, then restore the process's setting. One by default: with
     two OpenMP threads on two cores, any other busy process stalls every parallel region and a
-    run slows down tens of times (bench/choices.md); the fused step's second core comes from its
-    helper thread instead (trainer/helper.py)."""
+    run slows down tens of times; one thread leaves the other core free (bench/choices.md)."""
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:
@@ -167,10 +150,9 @@ def init_latents_pca(net: NeuralTexture, targets: TrainingTargets, gen) -> None:
         start += lw * lh
 
 
-def make_step(net, targets, device, cfg: TrainConfig, helper: Inline | None = None):
+def make_step(net, targets, device, cfg: TrainConfig):
     """The fused step on CPU (falling back, with a warning, where its kernels cannot be built),
-    the autograd reference step elsewhere or when asked for. `helper`: the fused step's second
-    thread (trainer/helper.py), if any."""
+    the autograd reference step elsewhere or when asked for."""
     kind, betas = cfg.step_kind, (0.9, cfg.adam_beta2)
     if kind == "auto":
         kind = "fused" if device.type == "cpu" else "autograd"
@@ -179,7 +161,7 @@ def make_step(net, targets, device, cfg: TrainConfig, helper: Inline | None = No
             from .fused_step import FusedStep, native_bf16
             bf16 = cfg.bf16 if cfg.bf16 is not None else native_bf16()
             return FusedStep(net, targets, device, cfg.batch_for(device), betas, EPS, cfg.seed,
-                             bf16, helper)
+                             bf16)
         except native.NativeUnavailable as e:
             if cfg.step_kind == "fused":
                 raise
@@ -212,17 +194,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         net.biases[-1].copy_(values[:: max(1, values.shape[0] // 65536)].mean(0).to(device))
     if cfg.latent_init == "pca":
         init_latents_pca(net, targets, gen)
-    helper = make_helper(cfg.cpu_threads() if device.type == "cpu" else 1)
-    try:
-        train_step = make_step(net, targets, device, cfg, helper)
-        log = _train(net, train_step, targets, cfg, steps, gen, device, desc, on_step)
-    finally:
-        helper.close()
-    return net, log
-
-
-def _train(net, train_step, targets, cfg: TrainConfig, steps: int, gen, device, desc: str,
-           on_step) -> TrainLog:
+    train_step = make_step(net, targets, device, cfg)
     batch = cfg.batch_for(device)
     sampler = make_sampler(targets, cfg, steps, batch)
     freeze_step = int(steps * cfg.freeze_latents_at)
@@ -231,26 +203,9 @@ def _train(net, train_step, targets, cfg: TrainConfig, steps: int, gen, device, 
     log_every = cfg.log_every or max(1, steps // 20)
     log = TrainLog(step_kind=train_step.name, precision=train_step.precision)
     ema, t0 = None, time.perf_counter()
-
-    def draw(step: int):
-        """The texels of `step`: rows, and where given their points and LOD blends."""
-        share = sampler.guided_share
-        if cfg.guided_until > 0:
-            share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
-        rows = sampler.draw(batch, gen, share)
-        jitter = point_jitter(rows.numel(), cfg.between_share, gen)
-        return (rows, *lod_blend_points(jitter, rows.numel(), cfg.lod_blend_share, gen))
-
-    def observe_then_draw(next_step: int, texel_loss):
-        """The guided draw learns from a step's loss before it draws the next step's texels
-        (on the step's helper thread, where it has one, beside the backward pass)."""
-        sampler.observe(texel_loss)
-        return draw(next_step) if next_step < steps else None
-
     bar = tqdm(total=steps, desc=desc, unit="step", disable=not cfg.progress,
                dynamic_ncols=True, leave=False)
     net.train()
-    upcoming = draw(0)
     for step in range(steps):
         if step == round_step:
             net.latent_noise = False
@@ -258,12 +213,16 @@ def _train(net, train_step, targets, cfg: TrainConfig, steps: int, gen, device, 
             net.freeze_latents()
         if step == wq_step:
             net.quantize_weights = True
-        rows, jitter, blend = upcoming
+        share = sampler.guided_share
+        if cfg.guided_until > 0:
+            share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
+        rows = sampler.draw(batch, gen, share)
+        jitter = point_jitter(rows.numel(), cfg.between_share, gen)
+        jitter, blend = lod_blend_points(jitter, rows.numel(), cfg.lod_blend_share, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, steps),
-                         cfg.lr_latents * _cosine(step, max(1, freeze_step)), jitter, blend,
-                         functools.partial(observe_then_draw, step + 1))
-        upcoming = train_step.after_loss_result
+                         cfg.lr_latents * _cosine(step, max(1, freeze_step)), jitter, blend)
+        sampler.observe(train_step.last_texel_loss)
         ema = mse if ema is None else 0.95 * ema + 0.05 * mse
         if step % 10 == 0 or step == steps - 1:
             psnr = 10 * math.log10(1 / max(ema, 1e-12))
@@ -276,5 +235,5 @@ def _train(net, train_step, targets, cfg: TrainConfig, steps: int, gen, device, 
     bar.close()
     net.eval()
     log.seconds, log.steps = time.perf_counter() - t0, steps
-    return log
+    return net, log
 

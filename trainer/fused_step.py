@@ -2,9 +2,7 @@
 backward pass written out. The MLP's matrix multiplies go to torch's BLAS; everything between
 them (latent taps and noise, positional code, activations, loss, the latent gradient scatter) runs
 in the C kernels of fused_step.c, the two Adams in optimisers.c: a few loops instead of ~150
-small torch ops and autograd's bookkeeping. tests/test_fused_step.py holds it to the reference.
-Given a threaded helper (trainer/helper.py), the weight gradients, the caller's after-loss work
-and half the latent update run on a second core, to the same bytes."""
+small torch ops and autograd's bookkeeping. tests/test_fused_step.py holds it to the reference."""
 from __future__ import annotations
 
 import ctypes
@@ -16,7 +14,6 @@ from export import layout
 from export.decode.reference import blend_inputs
 
 from . import native
-from .helper import Inline
 from .network import fake_quant_fp16, fake_quant_int8
 from .reference_step import TrainingStep
 from .targets import next_mip_points
@@ -52,7 +49,7 @@ class FusedStep(TrainingStep):
     name = "fused"
 
     def __init__(self, net, targets, device, batch: int, betas=(0.9, 0.99), eps=1e-15,
-                 seed: int = 0, bf16: bool = False, helper: Inline | None = None):
+                 seed: int = 0, bf16: bool = False):
         super().__init__(net, targets, device, betas, eps)
         if device.type != "cpu":
             raise ValueError("the fused step runs on the CPU")
@@ -114,44 +111,22 @@ class FusedStep(TrainingStep):
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
         self.mlp_steps = 0
         self.batch = batch
-        self.helper = helper or Inline()
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
-                 jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None,
-                 after_loss=None) -> float:
+                 jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None) -> float:
         """One optimisation step on training rows `rows` (moved off their texel centres by
         `jitter`, blended across mips by `blend`: see TrainingStep); returns the batch's plain
-        MSE. after_loss: see TrainingStep."""
-        mse = self.gradients(rows, step, jitter, blend, after_loss)
+        MSE."""
+        mse = self.gradients(rows, step, jitter, blend)
         self.apply(lr_mlp, lr_latents)
         return mse
 
     @torch.no_grad()
     def gradients(self, rows: torch.Tensor, step: int, jitter: torch.Tensor | None = None,
-                  blend: torch.Tensor | None = None, after_loss=None) -> float:
+                  blend: torch.Tensor | None = None) -> float:
         """Forward and backward: the MLP's gradients land in its parameters' .grad, the latent
         rows' in self.grad[:self.n_touched] (rows self.touched[:self.n_touched], read through
         their noisy copies self.compact). Returns the batch's plain MSE."""
-        waiting = []
-        try:
-            mse = self._gradients(rows, step, jitter, blend, after_loss, waiting)
-        finally:   # the helper's work reads this step's buffers: it ends before they are reused
-            results = [f.result() for f in waiting]
-        if after_loss is not None:
-            self.after_loss_result = results[0]
-        return mse
-
-    def _weight_grad(self, i: int, dz: torch.Tensor, inputs: torch.Tensor) -> None:
-        grad_w = self.weights[i].grad
-        if i == 0 and inputs.dtype == torch.float32:
-            torch.mm(inputs.t(), dz, out=self.first_grad_t)
-            grad_w.copy_(self.first_grad_t.t())
-        elif inputs.dtype == torch.float32:
-            torch.mm(dz.t(), inputs, out=grad_w)
-        else:
-            grad_w.copy_(torch.mm(dz.t(), inputs))
-
-    def _gradients(self, rows, step, jitter, blend, after_loss, waiting) -> float:
         net, lib, n = self.net, self.lib, rows.numel()
         if n > self.batch:
             raise ValueError(f"batch {n} exceeds the {self.batch} this step was built for")
@@ -231,11 +206,15 @@ class FusedStep(TrainingStep):
                      self.texel_loss.data_ptr(),
                      None if jitter is None else self.point_targets.data_ptr())
         self.last_texel_loss = self.texel_loss[:n]
-        if after_loss is not None:
-            waiting.append(self.helper.submit(after_loss, self.last_texel_loss))
         for i in range(last, -1, -1):
-            # no later work of this step writes dz or the layer's inputs
-            waiting.append(self.helper.submit(self._weight_grad, i, dz, inputs[i]))
+            grad_w = self.weights[i].grad
+            if i == 0 and types[i] is torch.float32:
+                torch.mm(inputs[i].t(), dz, out=self.first_grad_t)
+                grad_w.copy_(self.first_grad_t.t())
+            elif types[i] is torch.float32:
+                torch.mm(dz.t(), inputs[i], out=grad_w)
+            else:
+                grad_w.copy_(torch.mm(dz.t(), inputs[i]))
             if i > 0:
                 da = self.dinputs[i][types[i]][:n]
                 torch.mm(dz, used[i], out=da)
@@ -269,19 +248,8 @@ class FusedStep(TrainingStep):
             self.lib.ntc_adam(p.data_ptr(), p.grad.data_ptr(), m.data_ptr(), v.data_ptr(),
                               p.numel(), self.mlp_steps, lr_mlp, b1, b2, self.eps)
         if not self.net.latents_frozen:
-            # rows update independently: a threaded helper takes the second half
-            n = self.n_touched
-            half = n // 2 if self.helper.threaded else n
-            other = self.helper.submit(self._row_adam, half, n, lr_latents)
-            self._row_adam(0, half, lr_latents)
-            other.result()
-
-    def _row_adam(self, start: int, end: int, lr: float) -> None:
-        """The latent rows' Adam on touched rows [start, end) of this step."""
-        opt, F = self.latent_opt, self.net.cfg.features
-        if end > start:
+            opt = self.latent_opt
             self.lib.ntc_row_adam(self.net.latents.data_ptr(), opt.state.data_ptr(), opt.stride,
-                                  self.touched.data_ptr() + start * self.touched.element_size(),
-                                  end - start,
-                                  self.grad.data_ptr() + start * F * self.grad.element_size(),
-                                  F, lr, opt.b1, opt.b2, opt.eps)
+                                  self.touched.data_ptr(), self.n_touched,
+                                  self.grad.data_ptr(), self.net.cfg.features, lr_latents,
+                                  opt.b1, opt.b2, opt.eps)

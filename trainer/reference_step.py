@@ -49,14 +49,8 @@ class TrainingStep:
     blend of the source (targets.point_targets). Its `blend` ([N] or None, with jitter) trains the
     latent filter across mips: rows with t > 0 decode once on their MLP inputs blended with those
     of the same place in the next mip (targets.next_mip_points), against the same blend of the
-    two mips' targets.
-
-    A step's `after_loss(texel_loss)`, if given, is called once the batch's per-texel loss is
-    known, and its result kept in after_loss_result (the training loop draws the next batch so:
-    the fused step runs it beside its backward pass when it has a helper thread). It must not
-    touch the network or this step."""
+    two mips' targets."""
     last_texel_loss: torch.Tensor | None = None
-    after_loss_result = None
     precision = "float32"   # of the MLP's multiplies (reports name it)
 
     def __init__(self, net: NeuralTexture, targets: TrainingTargets, device: torch.device,
@@ -79,8 +73,7 @@ class AutogradStep(TrainingStep):
         self.mlp_opt = torch.optim.Adam(list(net.weights) + list(net.biases), betas=betas, eps=eps)
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
-                 jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None,
-                 after_loss=None) -> float:
+                 jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None) -> float:
         """One optimisation step on training rows `rows`; returns the batch's plain MSE."""
         net = self.net
         across = None
@@ -110,8 +103,6 @@ class AutogradStep(TrainingStep):
             per_texel = per_texel * self.importance[rows]
         loss = per_texel.mean()
         self.last_texel_loss = per_texel.detach()
-        if after_loss is not None:
-            self.after_loss_result = after_loss(self.last_texel_loss)
         self.mlp_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.mlp_opt.param_groups[0]["lr"] = lr_mlp

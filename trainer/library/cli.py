@@ -60,9 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=None,
                    help="embedded Ray: CPUs to use (default: all cores)")
     p.add_argument("--cpus-per-task", type=float, default=1.0,
-                   help="CPUs Ray reserves for each material (default %(default)s: one "
-                        "training thread each; 2 or more: the training step's helper thread "
-                        "too, the same bytes)")
+                   help="CPUs Ray reserves for each material (default %(default)s: one torch "
+                        "thread each)")
     p.add_argument("--gpus-per-task", type=float, default=0.0,
                    help="GPUs Ray reserves for each material (with --device cuda)")
     p.add_argument("--include", action="append", default=[], metavar="GLOB",
@@ -94,8 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         from .discover import discover
         from .jobs import content_key, finished
         settings = settings_from_args(argparse.Namespace(**{**vars(a), "quiet": True}))
-        # a task trains on the CPUs Ray reserves for it: with 2, a helper thread (trainer/helper.py)
-        settings.train.threads = max(1, int(a.cpus_per_task))
         library, out = Path(a.library), Path(a.output)
         found = discover(library, a.include, a.exclude, ignore=out)
         for path, why in found.skipped:
