@@ -21,6 +21,8 @@ from .targets import TrainingTargets
 
 
 EPS = 1e-15  # Adam's epsilon, as RTXNTC: gradients of rarely-read latent rows are tiny
+# The PCA init maps this many standard deviations of each component to +-1 (bench/choices.md).
+PCA_INIT_SIGMAS = 3.0
 
 
 
@@ -140,12 +142,12 @@ def init_latents_pca(net: NeuralTexture, targets: TrainingTargets, gen) -> None:
     evals, evecs = torch.linalg.eigh(cov.double())
     k = min(net.cfg.features, flat.shape[1])
     basis = evecs[:, -k:].flip(1).float()                      # [S, k], strongest first
-    scale = 1.0 / (3.0 * evals[-k:].flip(0).clamp(min=1e-8).sqrt().float())
+    scale = 1.0 / (PCA_INIT_SIGMAS * evals[-k:].flip(0).clamp(min=1e-8).sqrt().float())
     start = 0
     for lw, lh in net.levels:
         level = torch.nn.functional.interpolate(img, size=(lh, lw), mode="area")
         rows = level[0].reshape(img.shape[1], -1).t()
-        coeffs = ((rows - mean) @ basis * scale).clamp(-1, 1)   # ~3 sigma -> +-1
+        coeffs = ((rows - mean) @ basis * scale).clamp(-1, 1)
         net.latents.data[start:start + lw * lh, :k] = coeffs.to(net.latents.device)
         start += lw * lh
 
