@@ -85,16 +85,18 @@ def default_model() -> NTCModel:
     """The shipped WaterBottle set's channel plan with an untrained network of the default
     preset's shape (what ntc-compress picks without --bpp), through the file format."""
     from trainer.compress import DEFAULT_BPP
-    from trainer.network import NeuralTexture
+    from trainer.hr_choice import resolve_network
+    from trainer.network import NetworkConfig, NeuralTexture
     from trainer.presets import fit_for_bpp, preset_table
-    from trainer.targets import plan_channels
+    from trainer.targets import build_targets, plan_channels
     from trainer.textures import load_texture_set
 
     tset = load_texture_set(DEFAULT_SET)
     infos, stored = plan_channels(tset)
     w, h = tset.size
-    name, cfg, _ = fit_for_bpp(preset_table(w, h, stored, infos), DEFAULT_BPP, w, h, stored,
-                               infos)
+    network, _ = resolve_network(NetworkConfig(), build_targets(tset, infos, stored))
+    name, cfg, _ = fit_for_bpp(preset_table(w, h, stored, infos, network), DEFAULT_BPP, w, h,
+                               stored, infos)
     net = NeuralTexture(cfg, w, h, stored)
     return from_bytes(to_bytes(net.export(infos, {"preset": name, "untrained": True})))
 

@@ -41,7 +41,8 @@ def run_one(set_name: str, shape: tuple[int, ...], bpp: float, steps: int, seed:
     from trainer.fit import TrainConfig
     from trainer.network import NetworkConfig
     settings = CompressSettings(bpp=bpp, train=TrainConfig(steps=steps, seed=seed, progress=False),
-                                network=NetworkConfig(hidden=tuple(shape)))
+                                network=NetworkConfig(hr_sampling="bilinear",
+                                                        hidden=tuple(shape)))
     cache = CACHE / (f"{set_name}.{shape_name(shape)}.{bpp:g}.{steps}.{seed}."
                      f"{settings.cache_digest()}.json")
     if cache.exists():

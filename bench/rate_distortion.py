@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import classical
+from bench.output import check_out_folder
 from export import layout
 from export.metrics import psnr_from_mse
 from trainer.budget import DEFAULT_EFFORT, effort_steps
@@ -147,11 +148,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-convergence", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="ignore cached runs")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="folder for rate_distortion.md/.json/.png (default bench/results; "
+                         "runs are cached in bench/results/cache either way)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="torch CPU threads (default: all cores). Two 1-thread processes sharing "
                          "the cache (e.g. one with --sets '' for the convergence runs) finish "
                          "sooner than one 2-thread process on a 2-core machine")
     a = ap.parse_args(argv)
+    check_out_folder(ap, a.out)
     import torch
     torch.set_num_threads(a.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -195,10 +200,10 @@ def main(argv=None) -> int:
         print("no sets measured: the runs are cached, no report written")
         return 0
     out.get("convergence", {}).get("runs", []).sort(key=lambda r: r["steps"])
-    (RESULTS / "rate_distortion.json").write_text(json.dumps(out, indent=1))
+    (a.out / "rate_distortion.json").write_text(json.dumps(out, indent=1))
     from bench.report import write_report
-    write_report(out, RESULTS)
-    print(f"wrote {RESULTS / 'rate_distortion.md'}")
+    write_report(out, a.out)
+    print(f"wrote {a.out / 'rate_distortion.md'}")
     return 0
 
 

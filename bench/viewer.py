@@ -277,7 +277,7 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
                      "between_share": settings.train.between_share,
                      "lod_blend_share": settings.train.lod_blend_share,
                      "bpp": settings.effective_bpp,
-                     "hidden": list(settings.network.hidden),
+                     "network": settings.network.text(),
                      "batch": settings.train.batch_for(resolve_device(settings.device)),
                      "seed": settings.train.seed, "size": list(size), "frames": frames},
         "vram_target": VRAM_TARGET, "texture_categories": list(TEXTURE_CATEGORIES),

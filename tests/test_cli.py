@@ -22,6 +22,7 @@ from export.decode.reference import FileDecoder, to_uint
 from export.format import read_ntc
 from export.images import read_pixels
 from trainer import cli as compress_cli
+from trainer.hr_choice import choose_hr_sampling
 
 BIN = Path(sys.executable).parent
 GARBAGE = np.random.default_rng(7).integers(0, 256, 2000, dtype=np.uint8).tobytes()
@@ -173,7 +174,10 @@ def test_compress_bad_input(tmp_path, case):
     (["--bits", "9"], "--bits"),
     (["--steps", "many"], "--steps"),
     (["--effort", "huge"], "--effort"),
-], ids=["bad_device", "bpp_and_target_psnr", "bits_9", "steps_not_int", "effort_unknown"])
+    (["--hr-sampling", "nearest"], "--hr-sampling"),
+    (["--hidden", "64,x"], "--hidden"),
+], ids=["bad_device", "bpp_and_target_psnr", "bits_9", "steps_not_int", "effort_unknown",
+        "hr_sampling_unknown", "hidden_not_widths"])
 def test_compress_bad_flags(tmp_path, extra, word):
     folder = write_set(tmp_path / "in")
     out = tmp_path / "out"
@@ -282,6 +286,9 @@ def test_compress_report(compressed):
     assert 10.0 < report["psnr_set"] < 100.0
     assert set(report["textures"]) == {n[:-4] for n in RICH_SET}
     assert report["textures"]["mat_height"]["role"] == "height"
+    assert report["hr_sampling_asked"] == "auto"
+    assert report["hr_sampling"] == choose_hr_sampling(report["difference_kurtosis"])
+    assert read_ntc(compressed["ntc"]).latent.hr_sampling == report["hr_sampling"]
 
 
 def test_decode_writes_one_png_per_texture_in_the_source_layout(compressed, tmp_path):

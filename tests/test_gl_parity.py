@@ -37,7 +37,7 @@ def set_model(w, h, textures, seed=0, **cfg):
     around 0.5 (some clip)."""
     stored = 1 + max(c.index for t in textures for c in t.channels if c.kind == STORED)
     torch.manual_seed(seed)
-    net = NeuralTexture(NetworkConfig(**cfg), w, h, stored)
+    net = NeuralTexture(NetworkConfig(**{"hr_sampling": "bilinear", **cfg}), w, h, stored)
     with torch.no_grad():
         net.latents.uniform_(-1, 1)
         net.weights[-1].mul_(0.5)

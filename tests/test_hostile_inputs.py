@@ -280,7 +280,7 @@ def test_decode_of_a_small_file_declaring_16k_is_refused_by_default(tmp_path):
     from export.model import ChannelInfo, TextureInfo
     from trainer.network import NetworkConfig, NeuralTexture
     tex = [TextureInfo("big", "big.png", "roughness", "linear", 8, [ChannelInfo("stored", 0)])]
-    data = to_bytes(NeuralTexture(NetworkConfig(features=4, grid_scale=64.0), 16384, 16384, 1)
+    data = to_bytes(NeuralTexture(NetworkConfig(features=4, grid_scale=64.0, hr_sampling="bilinear"), 16384, 16384, 1)
                     .export(tex))
     assert len(data) < 200_000
     (tmp_path / "big.ntc").write_bytes(data)

@@ -7,6 +7,7 @@ import pytest
 from conftest import ROOT
 from trainer.compress import CompressSettings, compress
 from trainer.fit import TrainConfig
+from trainer.network import NetworkConfig
 from trainer.presets import FIT_SLACK, fit_for_bpp, pick_for_bpp, preset_table
 from trainer.targets import plan_channels
 from trainer.textures import load_texture_set
@@ -19,7 +20,8 @@ def bottle():
     tset = load_texture_set(BOTTLE)
     infos, stored = plan_channels(tset)
     w, h = tset.size
-    return tset, infos, stored, w, h, preset_table(w, h, stored, infos)
+    return tset, infos, stored, w, h, preset_table(w, h, stored, infos,
+                                                  NetworkConfig(hr_sampling="bilinear"))
 
 
 def test_a_rung_a_little_over_the_budget_is_coarsened_to_fit(bottle):

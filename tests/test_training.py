@@ -77,7 +77,7 @@ def test_cuda_reference_step_matches_the_cpu_fused_step(tmp_path):
     nets = []
     for device in ("cpu", "cuda"):
         torch.manual_seed(0)
-        net = NeuralTexture(NetworkConfig(), w, h, stored, device)
+        net = NeuralTexture(NetworkConfig(hr_sampling="bilinear"), w, h, stored, device)
         net.freeze_latents()
         net.train()
         dev = torch.device(device)

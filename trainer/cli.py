@@ -147,7 +147,7 @@ def print_summary(report: dict, out: str) -> None:
 
 
 TRAIN_OPTIONS = ["steps", "batch", "threads", "seed", "between_share", "lod_blend_share"]
-NETWORK_OPTIONS = ["bits", "weight_format"]
+NETWORK_OPTIONS = ["bits", "hr_sampling", "hidden", "weight_format"]
 
 
 def _main_scene(args, settings: CompressSettings, log) -> int:

@@ -13,6 +13,7 @@ from export.options import at_least, from_args, option, result_fields, within
 
 from .evaluate import evaluate
 from .fit import TrainConfig, fit, torch_threads
+from .hr_choice import GATHER4_MAX_KURTOSIS, resolve_network
 from .network import NetworkConfig
 from .presets import PRESETS, fit_for_bpp, preset_table
 from .targets import build_targets, plan_channels
@@ -131,7 +132,11 @@ def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> Com
         raise ConstantSetError("every channel of the set is constant: nothing to compress")
     w, h = tset.size
     targets = build_targets(tset, infos, stored, settings.mask_strength)
-    table = preset_table(w, h, stored, infos, settings.network)
+    network, kurtosis = resolve_network(settings.network, targets)
+    if kurtosis is not None:
+        log(f"  high-res sampling: {network.hr_sampling} (difference kurtosis {kurtosis:.1f}, "
+            f"gather4 at most {GATHER4_MAX_KURTOSIS:g})")
+    table = preset_table(w, h, stored, infos, network)
 
     def train_row(row):
         return (row, *_train_one(tset, infos, stored, targets, row, settings, device, log,
@@ -172,7 +177,10 @@ def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> Com
         "stored_channels": stored,
         "preset": name,
         "features": cfg.features, "bits": cfg.bits, "grid_scale": cfg.grid_scale,
-        "hr_sampling": cfg.hr_sampling, "weight_format": cfg.weight_format,
+        "hr_sampling": cfg.hr_sampling, "hr_sampling_asked": settings.network.hr_sampling,
+        "difference_kurtosis": kurtosis, "hidden": list(cfg.widths),
+        "between_share": settings.train.between_share_for(cfg.hr_sampling),
+        "weight_format": cfg.weight_format,
         "file_bytes": len(data),
         "bpp": len(data) * 8 / (w * h),
         **quality,

@@ -14,6 +14,7 @@ from export.options import at_least, option, within
 
 from . import native
 from .budget import CPU_BATCH, CUDA_BATCH, DEFAULT_EFFORT, EFFORTS, effort_steps
+from .hr_choice import resolve_network
 from .network import NetworkConfig, NeuralTexture
 from .reference_step import AutogradStep
 from .sampling import TexelSampler, lod_blend_points, point_jitter
@@ -24,6 +25,12 @@ EPS = 1e-15  # Adam's epsilon, as RTXNTC: gradients of rarely-read latent rows a
 # The PCA init maps this many standard deviations of each component to +-1 (bench/choices.md).
 PCA_INIT_SIGMAS = 3.0
 
+
+
+# --between-share's default per high-res sampling: training between centres costs bilinear sets
+# 0.18 dB at texel centres on average and gather4 sets next to nothing, for several dB of the
+# one-decode filter (bench/choices.md)
+BETWEEN_SHARE = {"bilinear": 0.0, "gather4": 0.25}
 
 
 @dataclass
@@ -57,11 +64,14 @@ class TrainConfig:
     guided_max_visits: float = 300.0
     # of each batch, the share of texels trained at a random point of their texel instead of its
     # centre, against the bilinear blend of the source there: what the latent filter (sample
-    # mode's one-decode filter) decodes between texel centres (bench/choices.md)
-    between_share: float = option(0.0, flag="--between-share", type=float, check=within(0, 1),
-                                  help="share of training texels placed between texel centres: "
-                                       "sample mode's one-decode filters (latent, auto) gain "
-                                       "several dB, exact texels (load mode) lose some")
+    # mode's one-decode filter) decodes between texel centres; None: BETWEEN_SHARE's for the
+    # high-res sampling (bench/choices.md)
+    between_share: float | None = option(
+        None, flag="--between-share", type=float, check=within(0, 1),
+        help="share of training texels placed between texel centres: sample mode's one-decode "
+             "filters (latent, auto) gain several dB, exact texels (load mode) lose some with "
+             "bilinear high-res latents, next to nothing with gather4 (default 0 with bilinear, "
+             "0.25 with gather4)")
     # of each batch, the share trained at a fractional LOD: one decode on the MLP inputs of the
     # row's mip and the next blended by a random t (and at a random point of the texel), against
     # the same blend of the two mips' bilinear targets; the file then says so (lod_blend), and
@@ -86,6 +96,11 @@ class TrainConfig:
     threads: int = option(1, flag="--threads", type=int, check=within(1, 256), result=False,
                           help="CPU threads for training (default 1: one core, so a busy machine "
                                "does not stall it and the result is the same bytes every run)")
+
+    def between_share_for(self, hr_sampling: str) -> float:
+        """--between-share, else the default for the set's high-res sampling."""
+        return self.between_share if self.between_share is not None else \
+            BETWEEN_SHARE[hr_sampling]
 
     def steps_for(self, width: int, height: int) -> int:
         """The steps a width x height set trains for: `steps`, else --effort's for its size."""
@@ -189,7 +204,9 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
     steps = cfg.steps_for(width, height)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stored = targets.values.shape[1]
+    net_cfg, _ = resolve_network(net_cfg, targets)
     net = NeuralTexture(net_cfg, width, height, stored, device)
+    between_share = cfg.between_share_for(net_cfg.hr_sampling)
     net.lod_blend = cfg.lod_blend_share > 0
     with torch.no_grad():  # start the output layer at the mean colour
         values = targets.values
@@ -219,7 +236,7 @@ def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,
         if cfg.guided_until > 0:
             share *= max(0.0, 1.0 - step / (cfg.guided_until * steps))
         rows = sampler.draw(batch, gen, share)
-        jitter = point_jitter(rows.numel(), cfg.between_share, gen)
+        jitter = point_jitter(rows.numel(), between_share, gen)
         jitter, blend = lod_blend_points(jitter, rows.numel(), cfg.lod_blend_share, gen)
         # Latents: cosine to zero over their phase; MLP: cosine over the whole run.
         mse = train_step(rows.to(device), step, cfg.lr_mlp * _cosine(step, steps),

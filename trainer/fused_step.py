@@ -78,7 +78,7 @@ class FusedStep(TrainingStep):
         self.tap_rows = torch.zeros(2 * batch, 8, dtype=torch.int64)
         self.tap_slots = torch.zeros(2 * batch, 8, dtype=torch.int32)
         self.tap_fracs = torch.zeros(2 * batch, 4)
-        dims = [layout.mlp_input_size(F, pyr.hr_sampling), *cfg.hidden, net.stored]
+        dims = [layout.mlp_input_size(F, pyr.hr_sampling), *cfg.widths, net.stored]
         # latent columns of the MLP input: high-res taps (+ gather4's fractions), low-res taps
         self.latent_cols = dims[0] - layout.PE_INPUTS - layout.LOD_INPUTS
         self.X = torch.empty(2 * batch, dims[0])

@@ -26,19 +26,47 @@ def hidden_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+# MLP hidden widths when --hidden is not given, per high-res sampling: gather4's input is 38 values
+# wider (12 features), so its first layer is narrower, for about the same MACs a decode.
+DEFAULT_HIDDEN = {"bilinear": (64, 48, 32), "gather4": (44, 48, 32)}
+
+
 @dataclass
 class NetworkConfig:
     features: int = 8
     bits: int = option(4, flag="--bits", type=int, choices=range(2, 9), metavar="{2..8}",
                        help="latent quantization bits")
     grid_scale: float = 4.0
-    hr_sampling: str = "bilinear"
-    hidden: tuple[int, ...] = option((64, 48, 32), flag="--hidden", type=hidden_widths,
-                                     check=lambda v: None if v and min(v) >= 1
-                                     else "widths like 64,48,32",
-                                     help="MLP hidden layer widths, e.g. 64,48,32")
+    hr_sampling: str = option("auto", flag="--hr-sampling",
+                              choices=("auto", *layout.HR_SAMPLINGS),
+                              help="how the MLP reads the high-res latents: their bilinear "
+                                   "blend, or the 4 nearest (gather4: finer detail, for sets "
+                                   "with texture detail everywhere); auto picks per set by the "
+                                   "statistics of its texel differences")
+    hidden: tuple[int, ...] | None = option(None, flag="--hidden", type=hidden_widths,
+                                            check=lambda v: None if v and min(v) >= 1
+                                            else "widths like 64,48,32",
+                                            help="MLP hidden layer widths, e.g. 64,48,32 "
+                                                 "(default 64,48,32 with bilinear sampling, "
+                                                 "44,48,32 with gather4)")
     weight_format: str = option("int8", flag="--weights-format", choices=("int8", "fp16"),
                                 help="MLP weight storage (int8 with per-output scales, or fp16)")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The hidden widths trained: --hidden, else the default for the (chosen) sampling."""
+        if self.hidden is not None:
+            return self.hidden
+        if self.hr_sampling not in DEFAULT_HIDDEN:
+            raise ValueError("hr_sampling 'auto' is chosen per set (hr_choice.resolve_network) "
+                             "before a network is built")
+        return DEFAULT_HIDDEN[self.hr_sampling]
+
+    def text(self) -> str:
+        """The sampling and widths asked for, as reports print them."""
+        widths = ",".join(map(str, self.hidden)) if self.hidden is not None else \
+            " or ".join(f"{','.join(map(str, w))} ({hr})" for hr, w in DEFAULT_HIDDEN.items())
+        return f"high-res sampling {self.hr_sampling}, hidden layers {widths}"
 
 
 def quantize_latents(z: torch.Tensor, qmax: int) -> torch.Tensor:
@@ -69,6 +97,9 @@ class NeuralTexture(nn.Module):
     def __init__(self, cfg: NetworkConfig, width: int, height: int, stored: int,
                  device: torch.device | str = "cpu"):
         super().__init__()
+        if cfg.hr_sampling not in layout.HR_SAMPLINGS:
+            raise ValueError(f"hr_sampling '{cfg.hr_sampling}': choose it per set first "
+                             "(hr_choice.resolve_network)")
         self.cfg, self.width, self.height, self.stored = cfg, width, height, stored
         self.levels = layout.latent_level_sizes(width, height, cfg.grid_scale)
         self.pyramid = LatentPyramid.build(self.levels, layout.mip_count(width, height),
@@ -77,7 +108,7 @@ class NeuralTexture(nn.Module):
         step = 2.0 / self.qmax
         self.latents = nn.Parameter(
             (torch.rand(self.pyramid.texels, cfg.features, device=device) - 0.5) * 4 * step)
-        dims = [layout.mlp_input_size(cfg.features, cfg.hr_sampling), *cfg.hidden, stored]
+        dims = [layout.mlp_input_size(cfg.features, cfg.hr_sampling), *cfg.widths, stored]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for n_in, n_out in zip(dims[:-1], dims[1:]):

@@ -26,6 +26,7 @@ PRESETS: list[tuple[str, int, float]] = [
 
 
 def preset_config(name: str, base: NetworkConfig | None = None) -> NetworkConfig:
+    """The preset's latent shape on `base` (default NetworkConfig(): its sampling still 'auto')."""
     for n, f, g in PRESETS:
         if n == name:
             return replace(base or NetworkConfig(), features=f, grid_scale=g)
@@ -39,8 +40,9 @@ def file_bytes(cfg: NetworkConfig, width: int, height: int, stored: int,
 
 
 def preset_table(width: int, height: int, stored: int, textures: list[TextureInfo],
-                 base: NetworkConfig | None = None) -> list[tuple[str, NetworkConfig, float]]:
-    """Every preset with its exact bpp for this set, in increasing bpp."""
+                 base: NetworkConfig) -> list[tuple[str, NetworkConfig, float]]:
+    """Every preset on `base` (its sampling chosen: the MLP's bytes count) with its exact bpp
+    for this set, in increasing bpp."""
     rows = []
     for name, _, _ in PRESETS:
         cfg = preset_config(name, base)

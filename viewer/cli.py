@@ -151,7 +151,9 @@ def add_compress_options(p) -> None:
         "lod_blend_share": f"share of training texels at a fractional LOD {when}, as "
                            f"ntc-compress --lod-blend-share: the latent and auto filters blend "
                            f"across mips, load mode loses a little (default: ntc-compress's)"})
-    add_options(p, NetworkConfig, ["hidden"], help={
+    add_options(p, NetworkConfig, ["hr_sampling", "hidden"], help={
+        "hr_sampling": f"high-res latent sampling {when}, as ntc-compress --hr-sampling "
+                       f"(default: ntc-compress's)",
         "hidden": f"MLP hidden layer widths {when}, e.g. 64,48,32 (default: ntc-compress's)"})
 
 

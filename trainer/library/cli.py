@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + effort_help() + " (default %(default)s)")
     add_options(p, TrainConfig, ["steps", "seed"])
     add_options(p, CompressSettings, ["device"])
-    add_options(p, NetworkConfig, ["hidden"])
+    add_options(p, NetworkConfig, ["hr_sampling", "hidden"])
     p.add_argument("--address", default=None, metavar="local|HOST:PORT",
                    help="a running Ray cluster to join (default: Ray embedded on this machine)")
     p.add_argument("--cpus", type=int, default=None,
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             and settings.preset is None else (f"--preset {settings.preset}" if settings.preset
                                               else f"--target-psnr {settings.target_psnr}"),
             "steps": budget_text(settings.train.steps, settings.train.effort),
-            "hidden": list(settings.network.hidden)})
+            "network": settings.network.text()})
         t = report["totals"]
         for r in ordered:
             if r["status"] == "failed":

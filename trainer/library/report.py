@@ -46,8 +46,7 @@ def write(out_root: Path, records: list[dict], skipped: list[tuple[str, str]], m
     lines = [f"# Library report: {meta['library']}", "",
              f"{t['materials']} materials: {t['done']} done ({t['up_to_date']} already up to "
              f"date), {t['failed']} failed; {len(skipped)} paths skipped. Settings: "
-             f"{meta['settings']}, {meta['steps']}, hidden layers "
-             f"{','.join(map(str, meta['hidden']))}.", "",
+             f"{meta['settings']}, {meta['steps']}, {meta['network']}.", "",
              "| bytes | source files | RGBA8 with mips | BCn with mips | .ntc |",
              "|---|---:|---:|---:|---:|",
              f"| all materials | {t['source_bytes']:,} | {t['rgba8_mips_bytes']:,} | "
