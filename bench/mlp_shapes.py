@@ -3,7 +3,8 @@
     python -m bench.mlp_shapes [--sets WaterBottle,Bench] [--shapes 64,48,32/48,32] [--bpp 4]
                                [--steps N] [--jobs 2]
 
-For every shared set (bench.rate_distortion.SETS) and every hidden-layer shape, one full
+For every shared set (bench.rate_distortion.SETS) and every hidden-layer shape (bilinear high-res
+latents for every set, whatever --hr-sampling auto would pick), one full
 `compress()` at the same --bpp (the MLP's bytes count: a smaller network leaves more of the
 budget to the latent grid, which presets.fit_for_bpp coarsens less) and the same number of steps,
 quality measured on the decoded file. Per run: the file's bpp and preset, set PSNR at mip 0,
