@@ -40,8 +40,8 @@ from trainer.budget import DEFAULT_EFFORT, EFFORTS
 from trainer.compress import CompressSettings, compress
 from trainer.fit import EPS, TrainConfig, make_sampler
 from trainer.fused_step import FusedStep, native_bf16
-from trainer.network import NeuralTexture
 from trainer.hr_choice import resolve_network
+from trainer.network import NeuralTexture
 from trainer.presets import preset_config
 from trainer.reference_step import AutogradStep
 from trainer.targets import build_targets, plan_channels

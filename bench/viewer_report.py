@@ -171,7 +171,8 @@ def report(out: dict) -> str:
         f"Device: `{out['device']}` ({out['gl_version']}, {out['gl_vendor']}); "
         f"LP_NUM_THREADS={out['lp_num_threads']}; training: {out['machine']}.",
         f"Settings: {budget_text(st['steps'], st.get('effort'))}, --bpp {st['bpp']} ("
-        f"{st.get('network') or 'hidden layers ' + ','.join(map(str, st['hidden']))}, batch {st['batch']}, seed {st['seed']}"
+        f"{st.get('network') or 'hidden layers ' + ','.join(map(str, st['hidden']))}, "
+        f"batch {st['batch']}, seed {st['seed']}"
         f"{', --between-share ' + str(st['between_share']) if st.get('between_share') else ''}"
         f"{', --lod-blend-share ' + str(st['lod_blend_share']) if st.get('lod_blend_share') else ''}); "
         f"{st['size'][0]}x{st['size'][1]}, {st['frames']} timed frame(s) per row after one "

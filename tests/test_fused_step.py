@@ -20,6 +20,8 @@ from trainer.textures import load_texture_set
 
 BATCH = 512
 CPU = torch.device("cpu")
+# the network most of these tests train (the gather4 cases name theirs)
+BILINEAR_8 = NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,7 @@ def test_latents_rounded_instead_of_noised_match_the_reference(targets):
     their 4-bit grid (straight-through): the same rows as network.quantize_latents, the same loss
     and latent gradients as autograd through the reference forward."""
     tg, _ = targets
-    net = _setup(targets, NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear"))
+    net = _setup(targets, BILINEAR_8)
     net.latent_noise = False
     step = FusedStep(net, tg, CPU, BATCH, seed=7)
     rows = _rows(tg)
@@ -173,16 +175,16 @@ def test_bfloat16_gradients_stay_close_to_float32(targets):
     tg, _ = targets
     grads = []
     for bf16 in (False, True):
-        net = _setup(targets, NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear"), seed=4)
+        net = _setup(targets, BILINEAR_8, seed=4)
         step = FusedStep(net, tg, CPU, BATCH, seed=7, bf16=bf16)
         step.gradients(_rows(tg), step=0)
         grads.append([p.grad.clone() for p in step.params] + [step.grad[:step.n_touched].clone()])
     for a, b in zip(*grads):
         assert float((a - b).norm() / a.norm()) < 0.03
     # and in the fine-tuning phase (quantized weights) it is float32 again, exactly
-    net = _setup(targets, NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear"), seed=4)
+    net = _setup(targets, BILINEAR_8, seed=4)
     net.quantize_weights = True
-    ref = _setup(targets, NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear"), seed=4)
+    ref = _setup(targets, BILINEAR_8, seed=4)
     ref.quantize_weights = True
     for n, bf16 in ((net, True), (ref, False)):
         FusedStep(n, tg, CPU, BATCH, seed=7, bf16=bf16).gradients(_rows(tg), step=0)
@@ -206,7 +208,7 @@ def test_forward_inputs_match_encode_inputs(targets, hr):
 
 def test_noise_is_uniform_per_row_and_repeatable(targets):
     tg, _ = targets
-    net = _setup(targets, NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear"))
+    net = _setup(targets, BILINEAR_8)
     step = FusedStep(net, tg, CPU, BATCH, seed=1)
     rows = _rows(tg)
     noise = []
@@ -227,7 +229,7 @@ def test_one_step_matches_the_reference_step(targets, points):
     """A whole step (gradients + both optimisers) against AutogradStep. Frozen latents and
     quantized weights: the fine-tuning phase, where neither side draws noise."""
     tg, _ = targets
-    cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear")
+    cfg = BILINEAR_8
     nets = []
     for kind in (FusedStep, AutogradStep):
         net = _setup(targets, cfg, seed=2)
@@ -245,7 +247,7 @@ def test_one_step_matches_the_reference_step(targets, points):
 
 def test_row_adam_matches_the_reference(targets):
     tg, _ = targets
-    cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear")
+    cfg = BILINEAR_8
     net = _setup(targets, cfg)
     step = FusedStep(net, tg, CPU, BATCH)
     ref_table = net.latents.detach().clone()
@@ -281,7 +283,7 @@ def test_runs_stay_in_their_image_row_and_cover_it(targets):
 @pytest.mark.parametrize("run", [8, 1])   # 1: the default, error-guided texel sampling
 def test_training_is_deterministic_and_learns(targets, run):
     tg, (w, h) = targets
-    cfg = NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear")
+    cfg = BILINEAR_8
     tcfg = TrainConfig(steps=120, batch=BATCH, progress=False, run=run)
     torch.set_num_threads(1)
     runs = [fit(tg, cfg, tcfg, w, h, torch.device("cpu")) for _ in range(2)]
@@ -300,7 +302,7 @@ def test_bf16_by_default_only_where_the_cpu_has_it(targets, monkeypatch, hardwar
     from trainer import fit as fit_module
     from trainer import fused_step
     tg, (w, h) = targets
-    net = NeuralTexture(NetworkConfig(features=8, grid_scale=3.0, hr_sampling="bilinear"), w, h, tg.values.shape[1])
+    net = NeuralTexture(BILINEAR_8, w, h, tg.values.shape[1])
     monkeypatch.setattr(fused_step, "native_bf16", lambda: hardware)
     cpu = torch.device("cpu")
     step = fit_module.make_step(net, tg, cpu, TrainConfig(batch=BATCH))

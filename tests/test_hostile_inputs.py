@@ -280,8 +280,8 @@ def test_decode_of_a_small_file_declaring_16k_is_refused_by_default(tmp_path):
     from export.model import ChannelInfo, TextureInfo
     from trainer.network import NetworkConfig, NeuralTexture
     tex = [TextureInfo("big", "big.png", "roughness", "linear", 8, [ChannelInfo("stored", 0)])]
-    data = to_bytes(NeuralTexture(NetworkConfig(features=4, grid_scale=64.0, hr_sampling="bilinear"), 16384, 16384, 1)
-                    .export(tex))
+    cfg = NetworkConfig(features=4, grid_scale=64.0, hr_sampling="bilinear")
+    data = to_bytes(NeuralTexture(cfg, 16384, 16384, 1).export(tex))
     assert len(data) < 200_000
     (tmp_path / "big.ntc").write_bytes(data)
     rc, _, err = run(decode_cli.main, [tmp_path / "big.ntc", "-o", tmp_path / "out"])

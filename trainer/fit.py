@@ -27,9 +27,9 @@ PCA_INIT_SIGMAS = 3.0
 
 
 
-# --between-share's default per high-res sampling: training between centres costs bilinear sets
-# 0.18 dB at texel centres on average and gather4 sets next to nothing, for several dB of the
-# one-decode filter (bench/choices.md)
+# --between-share's default per high-res sampling. It costs either some tenths of a dB at texel
+# centres for several dB of the one-decode filter; without it a gather4 set's filter falls behind
+# the bilinear file's, a bilinear set's does not (bench/choices.md)
 BETWEEN_SHARE = {"bilinear": 0.0, "gather4": 0.25}
 
 
@@ -69,9 +69,9 @@ class TrainConfig:
     between_share: float | None = option(
         None, flag="--between-share", type=float, check=within(0, 1),
         help="share of training texels placed between texel centres: sample mode's one-decode "
-             "filters (latent, auto) gain several dB, exact texels (load mode) lose some with "
-             "bilinear high-res latents, next to nothing with gather4 (default 0 with bilinear, "
-             "0.25 with gather4)")
+             "filters (latent, auto) gain several dB, exact texels (load mode) lose some tenths "
+             "(default 0 with bilinear high-res latents, 0.25 with gather4, whose one-decode "
+             "filter needs it)")
     # of each batch, the share trained at a fractional LOD: one decode on the MLP inputs of the
     # row's mip and the next blended by a random t (and at a random point of the texel), against
     # the same blend of the two mips' bilinear targets; the file then says so (lod_blend), and
