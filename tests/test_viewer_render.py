@@ -384,7 +384,8 @@ def test_bad_ntc_is_one_line_and_exit_1(sphere, tmp_path, monkeypatch, capsys):
     scene, _, _ = sphere
     bad = tmp_path / "bad.ntc"
     bad.write_bytes(b"NTC0" + b"\0" * 60)
-    monkeypatch.setattr(ntc_cache, "ensure_ntc", lambda *a, **k: bad)
+    monkeypatch.setattr(ntc_cache, "ensure_all", lambda scene, *a, materials, **k:
+                        {m.index: bad for m in materials})
     rc = cli.main([str(scene.path), "--headless", "--mode", "load", "--size", "16x16"])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("ntc-view: error: ") and err.count("\n") == 1, err

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "15 minutes for max; on that set each doubling of the steps gained 1.3-2.2 "
                         "dB up to 20,000, 0.7 to 40,000 and 0.4 beyond)")
     add_options(p, TrainConfig, TRAIN_OPTIONS)
-    add_options(p, CompressSettings, ["device"])
+    add_options(p, CompressSettings, ["device", "jobs"])
     add_options(p, NetworkConfig, NETWORK_OPTIONS)
     p.add_argument("--manifest", help=f"manifest file (default: {MANIFEST_NAME} in the folder)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=W",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -32,13 +32,20 @@ class CompressSettings:
     target_psnr: float | None = option(None, flag="--target-psnr", type=float, metavar="DB",
                                        check=within(10, 100, " dB"),
                                        help="search presets for the smallest whose decoded set "
-                                            "PSNR reaches DB")
+                                            "PSNR reaches DB (--jobs presets a round, trained at "
+                                            "once)")
     preset: str | None = option(None, flag="--preset", choices=[n for n, _, _ in PRESETS],
                                 help="a preset by name (see below)")
     train: TrainConfig = None         # steps, batch, learning rates, seed
     network: NetworkConfig = None     # bits, sampling, hidden layers, weight format
     device: str = option("auto", flag="--device", choices=("auto", "cpu", "cuda"), result=False,
                          help="auto = CUDA when present, else CPU")
+    jobs: int | None = option(None, flag="--jobs", type=int, check=within(1, 256), result=False,
+                              help="sets compressed at once (a scene's materials, the presets "
+                                   "of a --target-psnr round), each in a process of its own on "
+                                   "--threads threads (default: one per CPU core, fewer when "
+                                   "memory is short; 1 on CUDA); a set and preset train to "
+                                   "the same bytes whatever the number")
     mask_strength: float = option(4.0, flag="--mask-strength", type=float, check=at_least(0),
                                   help="loss weight added where the mask is white")
 
@@ -52,6 +59,12 @@ class CompressSettings:
         if self.bpp is None and self.preset is None and self.target_psnr is None:
             return DEFAULT_BPP
         return self.bpp
+
+    def jobs_here(self) -> int:
+        """--jobs, or its default for this machine (trainer/parallel.default_jobs)."""
+        from .parallel import default_jobs
+        return self.jobs or default_jobs(self.train.threads,
+                                         resolve_device(self.device).type == "cuda")
 
     def cache_fields(self) -> dict:
         """What changes the compressed file (not the device, threads or progress bar); no --bpp
@@ -120,8 +133,76 @@ def _train_one(tset, infos, stored, targets, preset, settings, device, log=print
 def compress(tset: TextureSet, settings: CompressSettings, log=print,
              on_step=None) -> CompressResult:
     """Compress one texture set. on_step: see fit (called for every preset trained)."""
+    if settings.preset is None and settings.target_psnr is not None:
+        return _search_target(tset, settings, log, on_step)
     with torch_threads(settings.train.threads):
         return _compress(tset, settings, log, on_step)
+
+
+def search_probes(lo: int, hi: int, ways: int) -> list[int]:
+    """Presets to try among lo..hi (ordered by bpp) in one round: `ways` of them (or all, when
+    fewer are left), splitting the rest into equal parts; ways 1 is a binary search."""
+    n = hi - lo + 1
+    k = min(ways, n)
+    return [lo + n * (j + 1) // (k + 1) for j in range(k)]
+
+
+def search_presets(count: int, ways: int, target: float, measure) -> int:
+    """The smallest preset index (of `count`, by bpp) whose PSNR reaches `target` if quality rises
+    with bpp, found in rounds of search_probes; measure(indices) -> {index: PSNR} trains a round.
+    -1 when none of those tried reaches it."""
+    lo, hi, best = 0, count - 1, -1
+    while lo <= hi:
+        probes = search_probes(lo, hi, ways)
+        psnr = measure(probes)
+        reached = [i for i in probes if psnr[i] >= target]
+        if reached:
+            best = hi = min(reached)
+            hi -= 1
+        missed = [i for i in probes if not reached or i < min(reached)]
+        if missed:
+            lo = max(missed) + 1
+    return best
+
+
+def _search_target(tset: TextureSet, settings: CompressSettings, log, on_step) -> CompressResult:
+    """--target-psnr: search_presets over this set's presets, each a `--preset` compression of
+    its own, settings.jobs_here() at a time (trainer/parallel.py). With quality rising with bpp
+    (as it does) the preset found, so the file, is the same for any --jobs."""
+    from .parallel import SetCompressor
+    t_start = time.perf_counter()
+    with torch_threads(settings.train.threads):
+        infos, stored = plan_channels(tset)
+        if stored == 0:
+            raise ConstantSetError("every channel of the set is constant: nothing to compress")
+        w, h = tset.size
+        network, _ = resolve_network(settings.network, build_targets(tset, infos, stored,
+                                                                     settings.mask_strength))
+        names = [row[0] for row in preset_table(w, h, stored, infos, network)]
+    target = settings.target_psnr
+    trials: dict[int, CompressResult] = {}
+    jobs = settings.jobs_here()
+    with SetCompressor(compress, settings, jobs, log) as runner:
+        def measure(probes: list[int]) -> dict[int, float]:
+            for i in probes:
+                runner.submit(names[i], tset, f"  {names[i]}",
+                              replace(settings, preset=names[i], target_psnr=None))
+            done = runner.results()
+            for i in probes:
+                if isinstance(done[names[i]], BaseException):
+                    raise done[names[i]]
+                trials[i] = done[names[i]]
+            return {i: trials[i].report["psnr_set"] for i in probes}
+        found = search_presets(len(names), jobs, target, measure)
+    best = trials[found] if found >= 0 else trials[max(trials)]
+    if found < 0:
+        log(f"warning: no preset reaches {target:.2f} dB; writing the richest "
+            f"({best.report['preset']}, {best.report['psnr_set']:.2f} dB)")
+    report = dict(best.report, seconds=time.perf_counter() - t_start, target_psnr=target,
+                  target_reached=found >= 0,
+                  search=[{"preset": t.report["preset"], "bpp": t.report["bpp"],
+                           "psnr_set": t.report["psnr_set"]} for _, t in sorted(trials.items())])
+    return CompressResult(best.data, report)
 
 
 def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> CompressResult:
@@ -137,36 +218,14 @@ def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> Com
         log(f"  high-res sampling: {network.hr_sampling} (difference kurtosis {kurtosis:.1f}, "
             f"gather4 at most {GATHER4_MAX_KURTOSIS:g})")
     table = preset_table(w, h, stored, infos, network)
-
-    def train_row(row):
-        return (row, *_train_one(tset, infos, stored, targets, row, settings, device, log,
-                                 on_step))
-
-    def train(i):
-        return train_row(table[i])
-    trials: dict[int, tuple] = {}
     names = [row[0] for row in table]
     if settings.preset is not None:
         if settings.preset not in names:
             raise InputError(f"unknown preset '{settings.preset}' (known: {', '.join(names)})")
-        best = train(names.index(settings.preset))
-    elif settings.target_psnr is None:
-        best = train_row(fit_for_bpp(table, settings.effective_bpp, w, h, stored, infos))
+        row = table[names.index(settings.preset)]
     else:
-        # Binary search over presets ordered by bpp for the smallest that reaches the target.
-        lo, hi = 0, len(table) - 1
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            trials[mid] = train(mid)
-            if trials[mid][2]["psnr_set"] >= settings.target_psnr:
-                hi = mid - 1
-            else:
-                lo = mid + 1
-        reached = [i for i, t in trials.items() if t[2]["psnr_set"] >= settings.target_psnr]
-        best = trials[min(reached)] if reached else trials[max(trials)]
-        if not reached:
-            log(f"warning: no preset reaches {settings.target_psnr:.2f} dB; writing the richest "
-                f"({best[0][0]}, {best[2]['psnr_set']:.2f} dB)")
+        row = fit_for_bpp(table, settings.effective_bpp, w, h, stored, infos)
+    best = (row, *_train_one(tset, infos, stored, targets, row, settings, device, log, on_step))
     (name, cfg, _), data, quality, tlog, _ = best
     report = {
         "input": str(tset.folder),
@@ -196,9 +255,4 @@ def _compress(tset: TextureSet, settings: CompressSettings, log, on_step) -> Com
     }
     for info in infos:
         report["textures"][info.name]["role"] = info.role
-    if settings.target_psnr is not None:
-        report["target_psnr"] = settings.target_psnr
-        report["target_reached"] = quality["psnr_set"] >= settings.target_psnr
-        report["search"] = [{"preset": t[0][0], "bpp": len(t[1]) * 8 / (w * h),
-                             "psnr_set": t[2]["psnr_set"]} for _, t in sorted(trials.items())]
     return CompressResult(data, report)

@@ -33,12 +33,14 @@ from urllib.parse import quote
 
 import numpy as np
 
+from export.errors import one_line
 from export.header import VERSION as NTC_FORMAT_VERSION
 from export.gltf.ntc_extension import NTC_EXTENSION, slot_texture_names
 from export.pixels import resize
 from export.safe_files import (OutputPathError, atomic_write, read_regular_file,
                                refuse_overwriting)
 
+from .parallel import BatchedCompressor, SetCompressor
 from .textures import MAX_CHANNELS, ConstantSetError, InputError, SourceTexture, TextureSet
 
 SET_SCHEMA = "ntc-gltf-set/2"   # bump when what a material compresses to changes
@@ -230,9 +232,8 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
     extra_outputs (e.g. the CLI's --report) are checked against the inputs with the rest, before
     anything is compressed. compress_sets([(key, TextureSet)], settings) -> {key: CompressResult
     or the NTCError it raised}, when given, compresses every distinct set at once (ntc-library:
-    one Ray task each); otherwise they are compressed here one after another."""
-    from .compress import compress
-
+    one Ray task each); otherwise settings.jobs at a time, in processes of their own on this
+    machine (trainer/parallel.py)."""
     scene_path, out_dir = Path(scene_path), Path(out_dir)
     scene, doc, binary = _load(scene_path, log)
     folder = scene.path.parent.resolve()
@@ -268,55 +269,62 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
 
     materials = [m for m in scene.materials if m.slots]
     report = {"input": str(scene_path), "output": str(out_dir / gltf_name), "materials": []}
+    # Every distinct set goes to the compressor as its material is read (one set's images in
+    # memory per running compression); the report is then assembled in the scene's order.
+    plan = []   # (material, size, key, label): label None for a set an earlier material has
+    labels: dict[str, str] = {}
+    names: dict[str, str] = {}    # key -> the first material with that set
+    if compress_sets is not None:
+        compressor = BatchedCompressor(compress_sets, settings)
+    else:
+        from .compress import compress
+        compressor = SetCompressor(compress, settings, min(len(materials), settings.jobs_here()),
+                                   log)
+    with compressor:
+        for n, mat in enumerate(materials, 1):
+            tset = material_texture_set(scene, mat, log)
+            apply_weights(tset, weights)
+            key = set_key(tset, settings)
+            w, h = tset.size
+            if key in labels:
+                log(f"material {n}/{len(materials)} '{mat.name}': same textures as "
+                    f"{labels[key]}")
+                plan.append((mat, (w, h), key, None))
+                continue
+            labels[key] = f"material {n}/{len(materials)} '{mat.name}'"
+            log(f"{labels[key]}: {w}x{h}, {', '.join(t.name for t in tset.textures)}")
+            plan.append((mat, (w, h), key, labels[key]))
+            names[key] = mat.name
+            compressor.submit(key, tset, labels[key])
+            del tset
+            if failed := compressor.failure():   # stop the others: the scene is not written
+                raise InputError(f"material '{names[failed[0]]}': {one_line(failed[1])}")
+        done = compressor.results()
+
     by_key: dict[str, tuple[str, dict]] = {}
     outputs: dict[Path, bytes] = {}
     mats_json = doc.get("materials") or []
-    def material_sets():
-        for mat in materials:
-            tset = material_texture_set(scene, mat, log)
-            apply_weights(tset, weights)
-            yield mat, tset, set_key(tset, settings)
-
-    # one material's images in memory at a time, unless every set is handed over at once
-    sets = material_sets() if compress_sets is None else list(material_sets())
-    done: dict[str, object] = {}
-    if compress_sets is not None:
-        distinct: dict[str, object] = {}
-        for _, tset, key in sets:
-            distinct.setdefault(key, tset)
-        done = compress_sets(list(distinct.items()), settings)
-    for n, (mat, tset, key) in enumerate(sets, 1):
-        w, h = tset.size
+    for mat, (w, h), key, label in plan:
         entry = {"material": mat.name, "index": mat.index, "width": w, "height": h,
                  "textures": slot_texture_names(mat)}
-        if key in by_key:
-            fname, rep = by_key[key]
-            log(f"material {n}/{len(materials)} '{mat.name}': same textures as an earlier "
-                f"material, sharing {fname}")
-        else:
+        result = done[key]
+        if isinstance(result, ConstantSetError):
+            if label is not None:
+                log(f"material '{mat.name}' keeps its images: {result}")
+            entry["skipped"] = str(result)
+            report["materials"].append(entry)
+            continue
+        if isinstance(result, BaseException):
+            raise InputError(f"material '{mat.name}': {one_line(result)}") from None
+        if key not in by_key:
             base = safe_name(mat.name, f"material{mat.index}")
             fname, k = f"{base}.ntc", 1
             while fname.lower() in taken:
                 fname, k = f"{base}_{k}.ntc", k + 1
-            log(f"material {n}/{len(materials)} '{mat.name}': {w}x{h}, "
-                f"{', '.join(t.name for t in tset.textures)}")
-            try:
-                result = done.get(key)
-                if isinstance(result, BaseException):
-                    raise result
-                if result is None:
-                    result = compress(tset, settings, log)
-            except ConstantSetError as e:
-                log(f"material '{mat.name}' keeps its images: {e}")
-                entry["skipped"] = str(e)
-                report["materials"].append(entry)
-                continue
-            except InputError as e:
-                raise InputError(f"material '{mat.name}': {e}") from None
             taken.add(fname.lower())
             outputs[out_res / fname] = result.data
-            rep = result.report
-            by_key[key] = (fname, rep)
+            by_key[key] = (fname, result.report)
+        fname, rep = by_key[key]
         entry.update({"file": fname, "bpp": rep["bpp"], "file_bytes": rep["file_bytes"],
                       "psnr_set": rep["psnr_set"], "preset": rep["preset"], "report": rep})
         report["materials"].append(entry)

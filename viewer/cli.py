@@ -7,9 +7,9 @@
 
 Without SCENE it opens the shipped default scene, assets/WaterBottle_ntc/PF_WaterBottle_MR.gltf
 (512² WaterBottle whose neural textures `make assets` precompressed, so it opens in seconds). Load
-and sample mode need each material's neural texture set: viewer/ntc_cache.ensure_ntc finds it (the
+and sample mode need each material's neural texture set: viewer/ntc_cache.ensure_all finds it (the
 scene's own NTC_texture_set, or the cache beside the scene / in --cache-dir) or compresses it once
-with --bpp and --effort (or --steps), showing progress.
+with --bpp and --effort (or --steps), showing progress, --jobs materials at a time.
 
 Reference mode shows the scene's images as RGBA8 textures (--reference rgba8, the default) or as
 the BCn set an engine ships (--reference bcn: BC7 colour, BC5 normals, BC4 grey; encoded by
@@ -138,8 +138,10 @@ def add_compress_options(p) -> None:
     from trainer.fit import TrainConfig
     from trainer.network import NetworkConfig
     when = "when a material must be compressed"
-    add_options(p, CompressSettings, ["bpp"], help={
-        "bpp": f"bits per texel {when} (default: ntc-compress's)"})
+    add_options(p, CompressSettings, ["bpp", "jobs"], help={
+        "bpp": f"bits per texel {when} (default: ntc-compress's)",
+        "jobs": "materials compressed at once when several must be, each in a process of its "
+                "own (default: one per CPU core, fewer when memory is short; 1 on CUDA)"})
     p.add_argument("--effort", choices=list(EFFORTS), default=DEFAULT_EFFORT,
                    help=f"training time for quality {when}, as ntc-compress --effort: "
                         f"{effort_help()} (default %(default)s)")
@@ -281,11 +283,16 @@ def main(argv: list[str] | None = None) -> int:
         paths: dict[int, Path | None] = {}
 
         def provider(material):
-            """The material's .ntc (compressed and cached on first use), once per material."""
-            from .ntc_cache import ensure_ntc
+            """The material's .ntc. The first call finds those of every material the scene
+            draws, compressing (and caching) the missing ones --jobs at a time."""
+            from .ntc_cache import ensure_all
             if material.index not in paths:
-                paths[material.index] = ensure_ntc(scene, material, settings, args.cache_dir,
-                                                   log=log)
+                wanted = {i: scene.material(i) for i in sorted({p.material for p in
+                                                                scene.primitives}) if i >= 0}
+                wanted = {i: m for i, m in wanted.items() if m.slots and i not in paths}
+                wanted.setdefault(material.index, material)
+                paths.update(ensure_all(scene, settings, args.cache_dir, log=log,
+                                        materials=list(wanted.values())))
             return paths[material.index]
 
         from .bcn_images import BCnImages

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from export.errors import NTCError
+from export.errors import NTCError, one_line
 from export.format import NTCFormatError, read_ntc
 from export.gltf import Material, Scene
 from export.images import max_side
@@ -78,11 +79,18 @@ def _writable_folder(folder: Path) -> None:
         raise NTCCacheError(f"the neural texture cache {folder} is not writable; {hint}")
 
 
-def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path | None = None,
-               log=print, use_scene_ntc: bool = True) -> Path | None:
-    """Path of the material's .ntc, compressing and caching it when missing; None when the
-    material has no textures (or only constant ones). `settings`: trainer.compress.
-    CompressSettings. Raises NTCCacheError."""
+@dataclass
+class _ToCompress:
+    """A material's set that is in neither the scene nor the cache (its images are not kept)."""
+    key: str
+    path: Path
+    size: tuple[int, int]
+    textures: list[str]
+
+
+def _find(scene: Scene, material: Material, settings, cache_dir, log, use_scene_ntc: bool):
+    """The material's .ntc if the scene names a valid one or the cache has it; None when it has
+    no textures; else (_ToCompress, its TextureSet)."""
     if use_scene_ntc and material.ntc is not None:
         if _valid(material.ntc.path):
             model = read_ntc(material.ntc.path)
@@ -115,40 +123,74 @@ def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path
             log(f"material '{material.name}': cached {path.name} is damaged; compressing again")
     # Check the folder before training, so a read-only scene fails in a second, not after minutes.
     _writable_folder(path.parent)
-    from trainer.compress import compress
-    w, h = tset.size
-    if log:
-        log(f"material '{material.name}': compressing {w}x{h} "
-            f"({', '.join(t.name for t in tset.textures)}) into the cache {path.parent}")
-    try:
-        result = compress(tset, settings, log or (lambda *a, **k: None))
-    except ConstantSetError as e:
+    return _ToCompress(key, path, tset.size, [t.name for t in tset.textures]), tset
+
+
+def _store(scene: Scene, material: Material, job: _ToCompress, result, log) -> Path | None:
+    """Write a compressed set (or say why there is none) into the cache."""
+    if isinstance(result, ConstantSetError):
         if log:
-            log(f"material '{material.name}': {e}; using its images")
+            log(f"material '{material.name}': {result}; using its images")
         return None
-    except InputError as e:
-        raise NTCCacheError(f"material '{material.name}': {e}") from None
-    report = dict(result.report, scene=str(scene.path), material=material.name, key=key,
+    if isinstance(result, NTCError):
+        raise NTCCacheError(f"material '{material.name}': {one_line(result)}") from None
+    report = dict(result.report, scene=str(scene.path), material=material.name, key=job.key,
                   slots=slot_texture_names(material))
     report.pop("training_curve", None)
     try:
-        atomic_write(path, result.data)
-        atomic_write(path.with_suffix(".json"), json.dumps(report, indent=2).encode())
+        atomic_write(job.path, result.data)
+        atomic_write(job.path.with_suffix(".json"), json.dumps(report, indent=2).encode())
     except OSError as e:
-        raise NTCCacheError(f"cannot write {path} ({e.strerror or e}); pass --cache-dir DIR to "
-                            f"keep the neural texture cache elsewhere") from None
+        raise NTCCacheError(f"cannot write {job.path} ({e.strerror or e}); pass --cache-dir DIR "
+                            f"to keep the neural texture cache elsewhere") from None
     if log:
-        log(f"material '{material.name}': cached {path.name} ({report['bpp']:.2f} bpp, "
+        log(f"material '{material.name}': cached {job.path.name} ({report['bpp']:.2f} bpp, "
             f"set PSNR {report['psnr_set']:.2f} dB)")
-    return path
+    return job.path
 
 
-def ensure_all(scene: Scene, settings, cache_dir: str | Path | None = None,
-               log=print) -> dict[int, Path]:
-    """ensure_ntc for every material with textures: material index -> .ntc path."""
-    out = {}
-    for m in scene.materials:
-        p = ensure_ntc(scene, m, settings, cache_dir, log)
-        if p is not None:
-            out[m.index] = p
+def ensure_ntc(scene: Scene, material: Material, settings, cache_dir: str | Path | None = None,
+               log=print, use_scene_ntc: bool = True) -> Path | None:
+    """Path of the material's .ntc, compressing (in this process) and caching it when missing;
+    None when the material has no textures (or only constant ones). `settings`:
+    trainer.compress.CompressSettings. Raises NTCCacheError."""
+    return ensure_all(scene, settings, cache_dir, log, [material], use_scene_ntc, jobs=1)[
+        material.index]
+
+
+def ensure_all(scene: Scene, settings, cache_dir: str | Path | None = None, log=print,
+               materials=None, use_scene_ntc: bool = True, jobs: int | None = None
+               ) -> dict[int, Path | None]:
+    """ensure_ntc for every material (or those given): material index -> .ntc path or None.
+    Missing sets are compressed `jobs` at a time (default settings.jobs_here()), each in a process
+    of its own (trainer/parallel.py)."""
+    from trainer.compress import compress
+    from trainer.parallel import SetCompressor
+    materials = scene.materials if materials is None else materials
+    out: dict[int, Path | None] = {}
+    todo: list[tuple[Material, _ToCompress]] = []
+    jobs = min(len(materials), jobs or settings.jobs_here()) if materials else 1
+    with SetCompressor(compress, settings, jobs, log or (lambda *a, **k: None)) as compressor:
+        for m in materials:
+            found = _find(scene, m, settings, cache_dir, log, use_scene_ntc)
+            if not isinstance(found, tuple):
+                out[m.index] = found
+                continue
+            job, tset = found
+            todo.append((m, job))
+            if log:
+                w, h = job.size
+                log(f"material '{m.name}': compressing {w}x{h} ({', '.join(job.textures)}) into "
+                    f"the cache {job.path.parent}")
+            compressor.submit(job.key, tset, f"material '{m.name}'")
+            del tset, found
+            if failed := compressor.failure():   # stop the others: the viewer cannot go on
+                first = next(mat for mat, j in todo if j.key == failed[0])
+                raise NTCCacheError(f"material '{first.name}': {one_line(failed[1])}")
+        done = compressor.results()
+    stored: dict[str, Path | None] = {}   # a set two materials share is written once
+    for m, job in todo:
+        if job.key not in stored:
+            stored[job.key] = _store(scene, m, job, done[job.key], log)
+        out[m.index] = stored[job.key]
     return out

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .discover import discover
         from .jobs import content_key, finished
-        settings = settings_from_args(argparse.Namespace(**{**vars(a), "quiet": True}))
+        # each Ray task trains one set on the CPUs Ray gave it: no processes of its own
+        settings = settings_from_args(argparse.Namespace(**{**vars(a), "quiet": True, "jobs": 1}))
         library, out = Path(a.library), Path(a.output)
         found = discover(library, a.include, a.exclude, ignore=out)
         for path, why in found.skipped:

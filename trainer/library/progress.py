@@ -46,7 +46,7 @@ def running_line(snapshot: dict[str, dict], width: int = 160) -> str:
         return "running: none"
     parts = []
     for name, r in sorted(snapshot.items(), key=lambda kv: kv[1]["since"]):
-        where = f"{name} on {r['node']}"
+        where = f"{name} on {r['node']}" if r["node"] else name
         if r["steps"]:
             psnr = f" {r['psnr']:.1f} dB" if r["psnr"] is not None else ""
             where += f" {r['phase']} {r['step']}/{r['steps']}{psnr}"
