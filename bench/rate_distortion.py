@@ -125,17 +125,46 @@ def _chain_bits(codec: str, w: int, h: int) -> float:
     return total
 
 
-def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool) -> dict:
-    settings = CompressSettings(preset=preset,
-                                train=TrainConfig(steps=steps, seed=seed, progress=False))
-    cache = RESULTS / "cache" / f"{name}.{preset}.{steps}.{seed}.{settings.cache_digest()}.json"
-    if cache.exists() and not fresh:
-        return json.loads(cache.read_text())
-    result = compress(tset, settings, log=lambda *a: None)
-    rep = result.report
+def _run_settings(preset: str, steps: int, seed: int) -> CompressSettings:
+    return CompressSettings(preset=preset, train=TrainConfig(steps=steps, seed=seed,
+                                                             progress=False))
+
+
+def _cache(name: str, preset: str, steps: int, seed: int) -> Path:
+    digest = _run_settings(preset, steps, seed).cache_digest()
+    return RESULTS / "cache" / f"{name}.{preset}.{steps}.{seed}.{digest}.json"
+
+
+def _keep(cache: Path, result) -> None:
+    if isinstance(result, BaseException):
+        raise result
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(rep))
-    return rep
+    cache.write_text(json.dumps(result.report))
+
+
+def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool) -> dict:
+    cache = _cache(name, preset, steps, seed)
+    if fresh or not cache.exists():
+        _keep(cache, compress(tset, _run_settings(preset, steps, seed), log=lambda *a: None))
+    return json.loads(cache.read_text())
+
+
+def train_missing(runs, seed: int, fresh: bool, jobs: int) -> None:
+    """Train the (name, tset, preset, steps) runs that are not cached (all with `fresh`), `jobs`
+    at a time in processes of their own (trainer/parallel.py); each is cached as it ends."""
+    from trainer.parallel import SetCompressor
+    todo = {str(_cache(n, p, st, seed)): (n, t, p, st) for n, t, p, st in runs}
+    todo = {k: v for k, v in todo.items() if fresh or not Path(k).exists()}
+    if not todo:
+        return
+
+    print(f"training {len(todo)} runs, {jobs} at a time", flush=True)
+    log = lambda *a: print("  ", *a, flush=True)  # noqa: E731 - the pool's done / status lines
+    with SetCompressor(compress, CompressSettings(), jobs, log,
+                       lambda key, result: _keep(Path(key), result)) as pool:
+        for key, (name, tset, preset, steps) in todo.items():
+            pool.submit(key, tset, f"{name} {preset}", _run_settings(preset, steps, seed))
+        pool.results()
 
 
 def main(argv=None) -> int:
@@ -152,19 +181,30 @@ def main(argv=None) -> int:
                     help="folder for rate_distortion.md/.json/.png (default bench/results; "
                          "runs are cached in bench/results/cache either way)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="torch CPU threads (default: all cores). Two 1-thread processes sharing "
-                         "the cache (e.g. one with --sets '' for the convergence runs) finish "
-                         "sooner than one 2-thread process on a 2-core machine")
+                    help="torch CPU threads for the classical codecs (default: all cores)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="neural runs trained at once, one thread each (default 1, so the "
+                         "report's seconds are a run alone; --jobs 2 on 2 cores finishes "
+                         "sooner, its seconds those of runs sharing the machine). The "
+                         "convergence runs, whose seconds are the figure, always run alone")
     a = ap.parse_args(argv)
     check_out_folder(ap, a.out)
     import torch
     torch.set_num_threads(a.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    together = f", {a.jobs} runs at a time" if a.jobs > 1 else ""
     out = {"steps": a.steps or f"the default effort's ({DEFAULT_EFFORT})", "seed": a.seed,
            "machine": f"{os.cpu_count()} CPU cores, training on {TrainConfig.threads} torch "
-                      f"thread per run (ntc-compress's default), classical codecs on {a.threads}",
+                      f"thread per run (ntc-compress's default){together}, classical codecs on "
+                      f"{a.threads}",
            "sets": {}}
-    for name in filter(None, a.sets.split(",")):
+    names = list(filter(None, a.sets.split(",")))
+    presets = a.presets.split(",")
+    if a.jobs > 1:
+        sets = {n: load_set(n) for n in names}
+        train_missing([(n, t, p, a.steps or effort_steps(DEFAULT_EFFORT, *t.size))
+                       for n, t in sets.items() for p in presets], a.seed, a.fresh, a.jobs)
+    for name in names:
         tset = load_set(name)
         w, h = tset.size
         print(f"== {name}: {w}x{h}, {[t.path.name for t in tset.textures]}", flush=True)
@@ -172,8 +212,8 @@ def main(argv=None) -> int:
         rows = classical_rows(tset)
         print(f"   classical codecs: {time.perf_counter() - t0:.0f} s", flush=True)
         neural, steps = [], a.steps or effort_steps(DEFAULT_EFFORT, w, h)
-        for preset in a.presets.split(","):
-            rep = neural_run(name, tset, preset, steps, a.seed, a.fresh)
+        for preset in presets:
+            rep = neural_run(name, tset, preset, steps, a.seed, a.fresh and a.jobs == 1)
             neural.append(rep)
             print(f"   {preset}: {rep['bpp']:.2f} bpp, {rep['psnr_set']:.2f} dB, "
                   f"{rep['seconds']:.0f} s", flush=True)

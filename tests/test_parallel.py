@@ -171,3 +171,18 @@ def test_a_failing_material_stops_the_scene_at_once(tmp_path, monkeypatch):
     assert rc == 1 and "material 'Mat One': bad set" in err
     assert len(calls) == 1 and not (tmp_path / "out").exists()
 
+
+def test_bench_trains_missing_runs_at_once_and_caches_each(tmp_path, monkeypatch):
+    from bench import rate_distortion as rd
+    monkeypatch.setattr(rd, "RESULTS", tmp_path / "results")
+    tsets = sets_of(tmp_path)[:2]
+    runs = [(f"s{i}", t, p, 20) for i, t in enumerate(tsets) for p in ("p0.7", "p1.3")]
+    rd.train_missing(runs, 0, False, 2)
+    cached = sorted((tmp_path / "results" / "cache").glob("*.json"))
+    assert len(cached) == 4
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    rd.train_missing(runs, 0, False, 2)          # all cached: nothing trains again
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
+    rep = rd.neural_run("s1", tsets[1], "p1.3", 20, 0, False)     # read from the cache
+    again = compress(tsets[1], rd._run_settings("p1.3", 20, 0), lambda *a: None).report
+    assert rep["psnr_set"] == again["psnr_set"] and rep["file_bytes"] == again["file_bytes"]
