@@ -142,11 +142,14 @@ def _keep(cache: Path, result) -> None:
     cache.write_text(json.dumps(result.report))
 
 
-def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool) -> dict:
+def neural_run(name: str, tset, preset: str, steps: int, seed: int, fresh: bool,
+               earlier: set[Path] = frozenset()) -> dict:
+    """One run's report, trained now unless cached; "cached": True when its cache entry is one
+    of `earlier` (there before this benchmark started)."""
     cache = _cache(name, preset, steps, seed)
     if fresh or not cache.exists():
         _keep(cache, compress(tset, _run_settings(preset, steps, seed), log=lambda *a: None))
-    return json.loads(cache.read_text())
+    return dict(json.loads(cache.read_text()), cached=cache in earlier)
 
 
 def train_missing(runs, seed: int, fresh: bool, jobs: int) -> None:
@@ -198,6 +201,7 @@ def main(argv=None) -> int:
                       f"thread per run (ntc-compress's default){together}, classical codecs on "
                       f"{a.threads}",
            "sets": {}}
+    earlier = set() if a.fresh else set((RESULTS / "cache").glob("*.json"))
     names = list(filter(None, a.sets.split(",")))
     presets = a.presets.split(",")
     if a.jobs > 1:
@@ -213,7 +217,8 @@ def main(argv=None) -> int:
         print(f"   classical codecs: {time.perf_counter() - t0:.0f} s", flush=True)
         neural, steps = [], a.steps or effort_steps(DEFAULT_EFFORT, w, h)
         for preset in presets:
-            rep = neural_run(name, tset, preset, steps, a.seed, a.fresh and a.jobs == 1)
+            rep = neural_run(name, tset, preset, steps, a.seed, a.fresh and a.jobs == 1,
+                             earlier)
             neural.append(rep)
             print(f"   {preset}: {rep['bpp']:.2f} bpp, {rep['psnr_set']:.2f} dB, "
                   f"{rep['seconds']:.0f} s", flush=True)
@@ -227,8 +232,9 @@ def main(argv=None) -> int:
         # the main process, which comes to them last and in order, meet in the middle.
         order = CONVERGENCE_STEPS if out["sets"] else CONVERGENCE_STEPS[::-1]
         for steps in order:
-            rep = neural_run(CONVERGENCE_SET, tset, CONVERGENCE_PRESET, steps, a.seed, a.fresh)
-            conv.append({"steps": steps, "seconds": rep["seconds"],
+            rep = neural_run(CONVERGENCE_SET, tset, CONVERGENCE_PRESET, steps, a.seed, a.fresh,
+                             earlier)
+            conv.append({"steps": steps, "seconds": rep["seconds"], "cached": rep["cached"],
                          "train_seconds": rep["train_seconds"], "bpp": rep["bpp"],
                          "psnr_set": rep["psnr_set"]})
             print(f"   convergence {steps} steps: {rep['psnr_set']:.2f} dB, {rep['seconds']:.0f} s",
