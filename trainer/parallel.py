@@ -1,8 +1,8 @@
-"""Several texture sets compressed at once on this machine: a scene's materials for ntc-compress and
-ntc-view. One spawned process per set, each training on the settings' threads (one by default), as
-many at a time as --jobs says (default: one per CPU core on the CPU, one on CUDA) and the memory
-allows. Every set writes the same bytes whichever process trains it. ntc-library does the same
-across machines on Ray."""
+"""Several texture sets compressed at once on this machine: a scene's materials (ntc-compress,
+ntc-view), the presets of a --target-psnr round, bench.rate_distortion's runs. One spawned process
+per set, each training on the settings' threads (one by default), as many at a time as --jobs says
+(default: one per CPU core on the CPU, one on CUDA) and the memory allows. A set writes the same
+bytes whichever process trains it. ntc-library does the same across machines on Ray."""
 from __future__ import annotations
 
 import multiprocessing
@@ -102,11 +102,12 @@ class SetCompressor:
     in this process (with the settings' progress bar). Otherwise worker processes; `submit` waits
     while `jobs` sets (or as many as the available memory holds, at least one) are in flight, so
     no more than that are in memory at once. Use it as a context manager: leaving it
-    early (an error, Ctrl-C) stops the workers."""
+    early (an error, Ctrl-C) stops the workers. `compress`: trainer.compress.compress, handed in
+    (that module's --target-psnr search uses this one); `on_done(key, result)` as each ends."""
 
     def __init__(self, compress, settings, jobs: int, log=print, on_done=None):
         self.compress, self.settings, self.jobs, self.log = compress, settings, max(1, jobs), log
-        self.on_done = on_done or (lambda key, result: None)   # as each set finishes
+        self.on_done = on_done or (lambda key, result: None)
         self.done: dict[str, object] = {}
         self.running: dict = {}          # future -> (key, label, bytes, start time)
         self.pool = self.queue = self.budget = self.sigint = None
