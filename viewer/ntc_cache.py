@@ -2,7 +2,8 @@
 
 `ensure_ntc(scene, material, settings)` returns the .ntc file of the material's set
 (trainer.gltf.material_texture_set): the file the scene names through NTC_texture_set when it has
-one, else a cached file, else it compresses the set now (with a progress bar) and caches it. The
+one, else a cached file, else it compresses the set now (with a progress bar) and caches it;
+`ensure_all` does so for several materials, the missing sets compressed --jobs at a time. The
 cache lives in `<scene dir>/<scene stem>.ntc-cache/` (or `cache_dir`), one file per set named
 `<material>-<key>.ntc`, where the key hashes the set's pixels, roles and colour spaces, the
 compression settings (bpp / target PSNR / preset, steps, batch, seed, network) and the .ntc format
