@@ -43,9 +43,9 @@ def counted(monkeypatch):
     calls = []
     real = compress_mod.compress
 
-    def wrapper(tset, s, log=print):
+    def wrapper(tset, s, log=print, on_step=None):
         calls.append(tset)
-        return real(tset, s, log)
+        return real(tset, s, log, on_step)
 
     monkeypatch.setattr(compress_mod, "compress", wrapper)
     return calls

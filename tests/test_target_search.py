@@ -57,3 +57,15 @@ def test_a_round_in_processes_writes_what_one_here_writes(tmp_path):
         if t["preset"] == searched.report["preset"]:
             assert alone.data == searched.data
     assert searched.report["preset"] in [t["preset"] for t in tried]
+
+
+def test_a_search_in_this_process_reports_every_preset_step(tmp_path):
+    """ntc-library's status line follows a --target-psnr task through on_step."""
+    tset = load_texture_set(write_set(tmp_path / "set", h=TEX, w=TEX))
+    seen = []
+    result = compress(tset, CompressSettings(target_psnr=36.0, device="cpu", jobs=1,
+                                             train=TrainConfig(steps=40, batch=256,
+                                                               progress=False)),
+                      lambda *a: None, lambda desc, step, steps, psnr: seen.append((desc, step)))
+    tried = [t["preset"] for t in result.report["search"]]
+    assert [d.split(" ")[0] for d, step in seen if step == 40] == tried

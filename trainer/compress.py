@@ -182,7 +182,7 @@ def _search_target(tset: TextureSet, settings: CompressSettings, log, on_step) -
     target = settings.target_psnr
     trials: dict[int, CompressResult] = {}
     jobs = settings.jobs_here()
-    with SetCompressor(compress, settings, jobs, log) as runner:
+    with SetCompressor(compress, settings, jobs, log, on_step=on_step) as runner:
         def measure(probes: list[int]) -> dict[int, float]:
             for i in probes:
                 runner.submit(names[i], tset, f"  {names[i]}",

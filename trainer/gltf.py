@@ -273,7 +273,6 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
     # memory per running compression); the report is then assembled in the scene's order.
     plan = []   # (material, size, key, label): label None for a set an earlier material has
     labels: dict[str, str] = {}
-    names: dict[str, str] = {}    # key -> the first material with that set
     if compress_sets is not None:
         compressor = BatchedCompressor(compress_sets, settings)
     else:
@@ -294,11 +293,11 @@ def compress_scene(scene_path: str | Path, out_dir: str | Path, settings,
             labels[key] = f"material {n}/{len(materials)} '{mat.name}'"
             log(f"{labels[key]}: {w}x{h}, {', '.join(t.name for t in tset.textures)}")
             plan.append((mat, (w, h), key, labels[key]))
-            names[key] = mat.name
             compressor.submit(key, tset, labels[key])
             del tset
             if failed := compressor.failure():   # stop the others: the scene is not written
-                raise InputError(f"material '{names[failed[0]]}': {one_line(failed[1])}")
+                first = next(m for m, _, k, _ in plan if k == failed[0])
+                raise InputError(f"material '{first.name}': {one_line(failed[1])}")
         done = compressor.results()
 
     by_key: dict[str, tuple[str, dict]] = {}

@@ -103,14 +103,16 @@ class SetCompressor:
     while `jobs` sets (or as many as the available memory holds, at least one) are in flight, so
     no more than that are in memory at once. Use it as a context manager: leaving it
     early (an error, Ctrl-C) stops the workers. `compress`: trainer.compress.compress, handed in
-    (that module's --target-psnr search uses this one); `on_done(key, result)` as each ends."""
+    (that module's --target-psnr search uses this one); `on_done(key, result)` as each ends;
+    `on_step`: compress()'s progress callback for the sets trained in this process."""
 
-    def __init__(self, compress, settings, jobs: int, log=print, on_done=None):
+    def __init__(self, compress, settings, jobs: int, log=print, on_done=None, on_step=None):
         self.compress, self.settings, self.jobs, self.log = compress, settings, max(1, jobs), log
         self.on_done = on_done or (lambda key, result: None)
+        self.on_step = on_step           # compress()'s, for the sets trained in this process
         self.done: dict[str, object] = {}
         self.running: dict = {}          # future -> (key, label, bytes, start time)
-        self.pool = self.queue = self.budget = self.sigint = None
+        self.pool = self.queue = self.stop = self.budget = self.sigint = None
         self.interrupted = False
         self.first = None                # the first set, held until a second one comes
         self.board = Board()
@@ -142,7 +144,7 @@ class SetCompressor:
 
     def _here(self, key: str, tset, settings) -> None:
         try:
-            self.done[key] = self.compress(tset, settings, self.log)
+            self.done[key] = self.compress(tset, settings, self.log, self.on_step)
         except NTCError as e:
             self.done[key] = e
         self.on_done(key, self.done[key])
