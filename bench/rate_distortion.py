@@ -191,6 +191,8 @@ def main(argv=None) -> int:
                          "sooner, its seconds those of runs sharing the machine). The "
                          "convergence runs, whose seconds are the figure, always run alone")
     a = ap.parse_args(argv)
+    if a.jobs < 1:
+        ap.error(f"--jobs {a.jobs}: at least 1")
     check_out_folder(ap, a.out)
     import torch
     torch.set_num_threads(a.threads)
