@@ -41,7 +41,7 @@ from trainer.compress import CompressSettings, compress
 from trainer.fit import EPS, TrainConfig, make_sampler
 from trainer.fused_step import FusedStep, native_bf16
 from trainer.hr_choice import resolve_network
-from trainer.network import NeuralTexture
+from trainer.network import NetworkConfig, NeuralTexture
 from trainer.presets import preset_config
 from trainer.reference_step import AutogradStep
 from trainer.targets import build_targets, plan_channels
@@ -76,8 +76,8 @@ def _targets(tset):
 def make_step(name: str, targets, stored: int, size, device: torch.device, batch: int):
     kind, bf16 = STEPS[name]
     torch.manual_seed(0)
-    net = NeuralTexture(resolve_network(preset_config(CONVERGENCE_PRESET), targets)[0], *size,
-                        stored, device)
+    network = resolve_network(NetworkConfig(), targets)[0]
+    net = NeuralTexture(preset_config(CONVERGENCE_PRESET, network), *size, stored, device)
     net.train()
     # the latents' state in the default schedule's first 95 %: rounded (straight-through), or
     # noised where the schedule says so

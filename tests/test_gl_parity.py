@@ -126,6 +126,9 @@ VARIANTS = {  # every latent container, both weight formats, both hr samplings, 
                           True),
     "gather4_bits3_fp16": (37, 21, 5, dict(features=8, bits=3, grid_scale=2.0, hidden=(16, 16),
                                            hr_sampling="gather4", weight_format="fp16"), True),
+    # the coarse presets' gather4 layout: 4 features, one latent texture layer
+    "gather4_f4_bits4": (40, 24, 9, dict(features=4, bits=4, grid_scale=4.0, hidden=(16, 16),
+                                         hr_sampling="gather4"), False),
     "1x1_eight_layers": (1, 1, 3, dict(features=8, bits=5, grid_scale=1.0, hidden=(8,) * 7), False),
 }
 

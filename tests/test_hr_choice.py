@@ -11,7 +11,7 @@ from trainer.compress import CompressSettings, compress
 from trainer.fit import BETWEEN_SHARE, TrainConfig
 from trainer.hr_choice import (GATHER4_MAX_KURTOSIS, choose_hr_sampling, difference_kurtosis,
                                resolve_network)
-from trainer.network import DEFAULT_HIDDEN, NetworkConfig, NeuralTexture
+from trainer.network import NetworkConfig, NeuralTexture, default_hidden
 from trainer.targets import build_targets, plan_channels
 from trainer.textures import load_texture_set
 
@@ -53,7 +53,7 @@ def test_the_choice_follows_the_texel_differences(tmp_path, make, expected):
     assert choose_hr_sampling(kurtosis) == expected
     chosen, measured = resolve_network(NetworkConfig(), targets)
     assert (chosen.hr_sampling, measured) == (expected, kurtosis)
-    assert chosen.widths == DEFAULT_HIDDEN[expected]
+    assert chosen.widths == default_hidden(expected, chosen.features)
 
 
 def test_the_threshold_is_inclusive():
@@ -93,8 +93,8 @@ def test_the_file_and_report_carry_the_sampling_trained(tmp_path, asked):
     model = from_bytes(result.data)
     expected = "gather4" if asked == "auto" else "bilinear"
     assert model.latent.hr_sampling == result.report["hr_sampling"] == expected
-    assert [n_out for _, n_out in model.mlp_dims[:-1]] == list(DEFAULT_HIDDEN[expected])
-    assert result.report["hidden"] == list(DEFAULT_HIDDEN[expected])
+    widths = list(default_hidden(expected, model.latent.features))
+    assert [n_out for _, n_out in model.mlp_dims[:-1]] == widths == result.report["hidden"]
     assert result.report["hr_sampling_asked"] == asked
     assert result.report["between_share"] == BETWEEN_SHARE[expected]
     if asked == "auto":

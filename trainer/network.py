@@ -26,9 +26,16 @@ def hidden_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-# MLP hidden widths when --hidden is not given, per high-res sampling: gather4's input is 38 values
-# wider (12 features), so its first layer is narrower, for about the same MACs a decode.
-DEFAULT_HIDDEN = {"bilinear": (64, 48, 32), "gather4": (44, 48, 32)}
+# MLP hidden widths when --hidden is not given. gather4's input holds 4 taps of the high-res
+# features: with 8 or more (38 values wider than bilinear's at 12) its first layer is narrower, for
+# about the same MACs a decode; with 4 (the coarse presets' layout) it is no wider than bilinear's.
+DEFAULT_HIDDEN = (64, 48, 32)
+GATHER4_WIDE_HIDDEN = (44, 48, 32)
+
+
+def default_hidden(hr_sampling: str, features: int) -> tuple[int, ...]:
+    """The hidden widths trained when --hidden is not given."""
+    return GATHER4_WIDE_HIDDEN if hr_sampling == "gather4" and features > 4 else DEFAULT_HIDDEN
 
 
 @dataclass
@@ -47,8 +54,8 @@ class NetworkConfig:
                                             check=lambda v: None if v and min(v) >= 1
                                             else "widths like 64,48,32",
                                             help="MLP hidden layer widths, e.g. 64,48,32 "
-                                                 "(default 64,48,32 with bilinear sampling, "
-                                                 "44,48,32 with gather4)")
+                                                 "(default 64,48,32; 44,48,32 with gather4 "
+                                                 "sampling of 8 or more latent features)")
     weight_format: str = option("int8", flag="--weights-format", choices=("int8", "fp16"),
                                 help="MLP weight storage (int8 with per-output scales, or fp16)")
 
@@ -57,15 +64,16 @@ class NetworkConfig:
         """The hidden widths trained: --hidden, else the default for the (chosen) sampling."""
         if self.hidden is not None:
             return self.hidden
-        if self.hr_sampling not in DEFAULT_HIDDEN:
+        if self.hr_sampling not in layout.HR_SAMPLINGS:
             raise ValueError("hr_sampling 'auto' is chosen per set (hr_choice.resolve_network) "
                              "before a network is built")
-        return DEFAULT_HIDDEN[self.hr_sampling]
+        return default_hidden(self.hr_sampling, self.features)
 
     def text(self) -> str:
         """The sampling and widths asked for, as reports print them."""
         widths = ",".join(map(str, self.hidden)) if self.hidden is not None else \
-            " or ".join(f"{','.join(map(str, w))} ({hr})" for hr, w in DEFAULT_HIDDEN.items())
+            f"{','.join(map(str, DEFAULT_HIDDEN))} (gather4 of 8+ features: " \
+            f"{','.join(map(str, GATHER4_WIDE_HIDDEN))})"
         return f"high-res sampling {self.hr_sampling}, hidden layers {widths}"
 
 

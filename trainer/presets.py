@@ -3,8 +3,10 @@ the set (MLP size amortised over its texels, its stored channels), so it is comp
 serialising an untrained model of the same shape: the file size is known before training."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+from export import layout
 from export.format import to_bytes
 from export.model import TextureInfo
 
@@ -25,11 +27,35 @@ PRESETS: list[tuple[str, int, float]] = [
 ]
 
 
+# gather4 reads the 4 nearest high-res latents, so a coarse grid starves it of detail: its presets
+# never use a grid coarser than this many texels, trading latent features (in steps of 4, down to
+# 4) for a finer grid at the same latent bits (bench/choices.md)
+GATHER4_MAX_GRID = 4.0
+
+
+def preset_layout(features: int, grid_scale: float, hr_sampling: str) -> tuple[int, float]:
+    """(features, grid scale) of a preset for this high-res sampling: as listed, except that
+    gather4 moves to fewer features on a finer grid (features / grid_scale^2 kept) until the grid
+    is at most GATHER4_MAX_GRID texels."""
+    if hr_sampling != "gather4":
+        return features, grid_scale
+    f = features
+    while f > 4 and grid_scale * math.sqrt(f / features) > GATHER4_MAX_GRID:
+        f -= 4
+    return f, grid_scale * math.sqrt(f / features)
+
+
 def preset_config(name: str, base: NetworkConfig | None = None) -> NetworkConfig:
-    """The preset's latent shape on `base` (default NetworkConfig(): its sampling still 'auto')."""
+    """The preset's latent shape on `base`, whose high-res sampling must be chosen already (see
+    preset_layout; hr_choice.resolve_network chooses it for a set)."""
+    base = base or NetworkConfig(hr_sampling="bilinear")
+    if base.hr_sampling not in layout.HR_SAMPLINGS:
+        raise ValueError("choose the high-res sampling before the preset's layout "
+                         "(hr_choice.resolve_network)")
     for n, f, g in PRESETS:
         if n == name:
-            return replace(base or NetworkConfig(), features=f, grid_scale=g)
+            f, g = preset_layout(f, g, base.hr_sampling)
+            return replace(base, features=f, grid_scale=g)
     raise KeyError(name)
 
 
