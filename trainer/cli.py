@@ -19,7 +19,7 @@ from .compress import (DEFAULT_BPP, CompressSettings, compress, is_out_of_memory
 from .fit import TrainConfig
 from .gltf import NTC_EXTENSION, compress_scene, is_scene_path
 from .network import NetworkConfig
-from .presets import FIT_SLACK, PRESETS
+from .presets import FIT_SLACK, GATHER4_MAX_GRID, PRESETS
 from .textures import MANIFEST_NAME, ROLES, InputError, load_texture_set
 
 EPILOG = f"""\
@@ -50,7 +50,9 @@ apply per material; --weight takes baseColor, normal, orm, metallicRoughness, oc
   ntc-compress scene.gltf -o scene_ntc/ --bpp 4
 
 presets (exact bpp depends on the set and is printed): {", ".join(n for n, _, _ in PRESETS)}
-bpp = file bytes * 8 / texels of mip 0, for the whole set with its full mip chain.
+bpp = file bytes * 8 / texels of mip 0, for the whole set with its full mip chain. A preset is
+latent features x grid scale at 4 bits; with gather4 sampling the coarse ones (grids over
+{GATHER4_MAX_GRID:g} texels) use 4 features on a finer grid for the same bits.
 """
 
 
@@ -134,7 +136,9 @@ def _check_args(a) -> None:
 def print_summary(report: dict, out: str) -> None:
     print(f"wrote {out}: {report['file_bytes']:,} bytes, {report['bpp']:.3f} bpp "
           f"({report['width']}x{report['height']}, {report['mips']} mips, "
-          f"{report['stored_channels']} stored channels, preset {report['preset']})")
+          f"{report['stored_channels']} stored channels, preset {report['preset']}: "
+          f"{report['features']} latent features at grid {report['grid_scale']:.3g}, "
+          f"{report['hr_sampling']}, hidden {'-'.join(map(str, report['hidden']))})")
     print(f"{'texture':<44} {'role':<18} {'PSNR mip0':>9} {'SSIM':>6}")
     for name, t in report["textures"].items():
         ssim = f"{t['ssim']:.4f}" if t["ssim"] is not None else "-"
