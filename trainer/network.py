@@ -61,7 +61,8 @@ class NetworkConfig:
 
     @property
     def widths(self) -> tuple[int, ...]:
-        """The hidden widths trained: --hidden, else the default for the (chosen) sampling."""
+        """The hidden widths trained: --hidden, else default_hidden for the chosen sampling and
+        the preset's feature count."""
         if self.hidden is not None:
             return self.hidden
         if self.hr_sampling not in layout.HR_SAMPLINGS:

@@ -39,7 +39,7 @@ def preset_layout(features: int, grid_scale: float, hr_sampling: str) -> tuple[i
     is at most GATHER4_MAX_GRID texels."""
     if hr_sampling != "gather4":
         return features, grid_scale
-    f = features
+    f = features  # features come 4 to a latent texture layer (export/header.py checks it)
     while f > 4 and grid_scale * math.sqrt(f / features) > GATHER4_MAX_GRID:
         f -= 4
     return f, grid_scale * math.sqrt(f / features)
