@@ -51,6 +51,9 @@ MODELS = {  # name: (width, height, stored channels, NetworkConfig)
     "bits4_f8": (40, 24, 5, dict(features=8, bits=4, grid_scale=4.0, hidden=(16,))),
     "gather4_fp16": (37, 21, 7, dict(features=8, bits=3, grid_scale=2.0, hidden=(16, 16),
                                      hr_sampling="gather4", weight_format="fp16")),
+    # the coarse presets' gather4 layout: 4 features, one latent texture layer
+    "gather4_f4": (40, 24, 9, dict(features=4, bits=4, grid_scale=4.0, hidden=(16, 16),
+                                   hr_sampling="gather4")),
 }
 
 
