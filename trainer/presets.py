@@ -34,9 +34,13 @@ GATHER4_MAX_GRID = 4.0
 
 
 def preset_layout(features: int, grid_scale: float, hr_sampling: str) -> tuple[int, float]:
-    """(features, grid scale) of a preset for this high-res sampling: as listed, except that
-    gather4 moves to fewer features on a finer grid (features / grid_scale^2 kept) until the grid
-    is at most GATHER4_MAX_GRID texels."""
+    """(features, grid scale) of a preset for this high-res sampling, which must be chosen already
+    (hr_choice.resolve_network chooses it for a set): as listed, except that gather4 moves to
+    fewer features on a finer grid (features / grid_scale^2 kept) until the grid is at most
+    GATHER4_MAX_GRID texels."""
+    if hr_sampling not in layout.HR_SAMPLINGS:
+        raise ValueError(f"high-res sampling '{hr_sampling}': choose it before the preset's "
+                         "layout (hr_choice.resolve_network)")
     if hr_sampling != "gather4":
         return features, grid_scale
     f = features  # features come 4 to a latent texture layer (export/header.py checks it)
@@ -45,13 +49,8 @@ def preset_layout(features: int, grid_scale: float, hr_sampling: str) -> tuple[i
     return f, grid_scale * math.sqrt(f / features)
 
 
-def preset_config(name: str, base: NetworkConfig | None = None) -> NetworkConfig:
-    """The preset's latent shape on `base`, whose high-res sampling must be chosen already (see
-    preset_layout; hr_choice.resolve_network chooses it for a set)."""
-    base = base or NetworkConfig(hr_sampling="bilinear")
-    if base.hr_sampling not in layout.HR_SAMPLINGS:
-        raise ValueError("choose the high-res sampling before the preset's layout "
-                         "(hr_choice.resolve_network)")
+def preset_config(name: str, base: NetworkConfig) -> NetworkConfig:
+    """The preset's latent shape (preset_layout) on `base`."""
     for n, f, g in PRESETS:
         if n == name:
             f, g = preset_layout(f, g, base.hr_sampling)
