@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from shaders import constants as C
 from shaders.interface import WRAPS
 
 from .. import layout
@@ -151,9 +152,6 @@ def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wra
                          pe_grid=size, half=d.half, blend=(nxt, wrap_uv(uv, size1, wrap), size1, t))
 
 
-QUAD_MAX_EXTENT = 6   # ntc_sample.slang's NTC_QUAD_MAX_EXTENT
-
-
 def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
                  size: tuple[int, int], mips: int) -> torch.Tensor:
     """[N] MLP evaluations each pixel makes under the quad filter (ntcSample's plan): pixels are
@@ -161,7 +159,7 @@ def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
     a quad whose pixels share floor(lod) decodes the union of their bilinear footprints at that mip
     and the next (the next only where some pixel's lod has a fraction), texel 4k + lane by the
     pixel in quad place `lane` (x & 1 + 2 (y & 1)), unless a footprint rectangle is wider than
-    QUAD_MAX_EXTENT or sharing takes as many rounds as decoding their own (4 a level); then each
+    NTC_QUAD_MAX_EXTENT or sharing takes as many rounds as decoding their own (4 a level); then each
     pixel decodes its own 4 or 8. (The quad's cost on a GPU is its rounds, the largest count of its
     pixels.)"""
     lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
@@ -183,7 +181,7 @@ def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
         used = quad_levels > level
         for a in range(2):
             extent = per_quad(first[:, a], "amax") - per_quad(first[:, a], "amin") + 2
-            narrow &= ~used | (extent <= QUAD_MAX_EXTENT)
+            narrow &= ~used | (extent <= C.NTC_QUAD_MAX_EXTENT)
         # distinct (quad, texel) pairs over the 4 texels of every pixel's footprint
         cells = torch.cat([first + torch.tensor(d) for d in ((0, 0), (1, 0), (0, 1), (1, 1))])
         key = torch.unique(torch.stack([quad.repeat(4), cells[:, 0], cells[:, 1]], 1), dim=0)
@@ -207,21 +205,40 @@ def pcg3d(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]
     return mix(x, y, z)
 
 
+def stochastic_draw(pixel: torch.Tensor, frame: int) -> torch.Tensor:
+    """The shader's number in [0, 1) for pixels [N, 2] in `frame`: the pixel's hash (PCG3D of
+    (x, y, 0)) plus frame x NTC_GOLDEN_STEP, wrapped to 32 bits, its top 24 bits as a float."""
+    px = pixel.numpy().astype(np.uint32)
+    start = pcg3d(px[:, 0], px[:, 1], np.zeros(len(px), np.uint32))[0].astype(np.uint64)
+    u = (start + np.uint64(frame % (1 << 32)) * np.uint64(C.NTC_GOLDEN_STEP)) & np.uint64(0xFFFFFFFF)
+    return torch.from_numpy((u >> np.uint64(8)).astype(np.float32) * np.float32(1.0 / 16777216.0))
+
+
 def stochastic_texels(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor, frame: int,
                       size: tuple[int, int]):
     """The shader's draw: (mip [N], texel [N, 2] before wrapping) for pixels [N, 2] in `frame`.
-    Mip floor(lod) + 1 with probability frac(lod), then each axis' second footprint texel with
-    probability equal to its bilinear weight."""
-    px = pixel.numpy().astype(np.uint32)
-    h = pcg3d(px[:, 0], px[:, 1], np.full(len(px), frame, np.uint32))
-    r = [torch.from_numpy((c >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / 16777216.0))
-         for c in h]
+    The footprint's 8 texels lie end to end on [0, 1), each over an interval as long as its
+    trilinear weight: mip floor(lod) + 1 on [0, frac(lod)), floor(lod) after it; within a mip's
+    interval the second texel across x on its first share fx, then likewise y. The texel drawn is
+    the one whose interval holds stochastic_draw, so consecutive frames of a pixel spread over the
+    intervals evenly (a Kronecker sequence) rather than at random."""
+    r = stochastic_draw(pixel, frame)
     lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
     m0 = torch.floor(lod)
-    mip = (m0 + (r[0] < lod - m0).float()).long()
+    t = lod - m0
+    upper = r < t
+    mip = (m0 + upper.float()).long()
+    a = torch.where(upper, torch.zeros_like(t), t)
+    length = torch.where(upper, t, 1.0 - t)
     first, f = _footprint(uv, mip_sizes(*size, mip))
-    step = torch.stack([r[1] < f[:, 0], r[2] < f[:, 1]], 1).long()
-    return mip, first + step
+    steps = []
+    for axis in range(2):
+        second = length * f[:, axis]
+        take = r < a + second
+        steps.append(take.long())
+        a = torch.where(take, a, a + second)
+        length = torch.where(take, second, length - second)
+    return mip, first + torch.stack(steps, 1)
 
 
 @torch.no_grad()

@@ -955,6 +955,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
     float blend_2;
+    float a_2;
     int taps_0;
     int mip0_1;
     int blendMip_0;
@@ -1010,8 +1011,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         float t_6 = lambda_0 - float(mip0_2);
         if((s_2.filter_0) == 1)
         {
-            vec3 r_0 = vec3((ntcPcg3d_0(uvec3(pixel_0, s_2.frame_0))) >> 8U) * 5.9604644775390625e-08;
-            if((r_0.x) < t_6)
+            float r_0 = float((ntcPcg3d_0(uvec3(pixel_0, 0U)).x + s_2.frame_0 * 2654435769U) >> 8U) * 5.9604644775390625e-08;
+            bool upper_0 = r_0 < t_6;
+            if(upper_0)
             {
                 taps_0 = mip0_2 + 1;
             }
@@ -1019,31 +1021,73 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_2;
             }
+            if(upper_0)
+            {
+                blend_2 = 0.0;
+            }
+            else
+            {
+                blend_2 = t_6;
+            }
+            if(upper_0)
+            {
+                a_2 = t_6;
+            }
+            else
+            {
+                a_2 = 1.0 - t_6;
+            }
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
             ntcFootprint_0(uv_8, size_8, firstTexel_0, f_4);
-            ivec2 _S73 = firstTexel_0;
-            if((r_0.y) < (f_4.x))
+            ivec2 step_0 = _S62;
+            float _S73 = blend_2;
+            blend_2 = a_2;
+            a_2 = _S73;
+            mip0_1 = 0;
+            for(;;)
             {
-                mip0_1 = 1;
+                if(mip0_1 < 2)
+                {
+                }
+                else
+                {
+                    break;
+                }
+                float second_0 = blend_2 * f_4[mip0_1];
+                float _S74 = a_2 + second_0;
+                bool takeSecond_0 = r_0 < _S74;
+                if(takeSecond_0)
+                {
+                    blendMip_0 = 1;
+                }
+                else
+                {
+                    blendMip_0 = 0;
+                }
+                step_0[mip0_1] = blendMip_0;
+                if(takeSecond_0)
+                {
+                }
+                else
+                {
+                    a_2 = _S74;
+                }
+                if(takeSecond_0)
+                {
+                    blend_2 = second_0;
+                }
+                else
+                {
+                    blend_2 = blend_2 - second_0;
+                }
+                mip0_1 = mip0_1 + 1;
             }
-            else
-            {
-                mip0_1 = 0;
-            }
-            if((r_0.z) < (f_4.y))
-            {
-                blendMip_0 = 1;
-            }
-            else
-            {
-                blendMip_0 = 0;
-            }
-            ivec2 texel_3 = _S73 + ivec2(mip0_1, blendMip_0);
+            ivec2 texel_3 = firstTexel_0 + step_0;
             tapMip_0[0] = taps_0;
-            vec2 _S74 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S74;
+            vec2 _S75 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S75;
             taps_0 = 1;
         }
         else
@@ -1093,8 +1137,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_4 = mip0_2 + mip0_1;
-                ivec2 _S75 = ntcMipSize_0(s_2.size_2, mip_4);
-                vec2 _S76 = frac_0[mip0_1];
+                ivec2 _S76 = ntcMipSize_0(s_2.size_2, mip_4);
+                vec2 _S77 = frac_0[mip0_1];
                 blendMip_0 = 0;
                 for(;;)
                 {
@@ -1108,9 +1152,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
                     int k_1 = 4 * mip0_1 + blendMip_0;
                     tapMip_0[k_1] = mip_4;
-                    vec2 _S77 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S75, s_2.wrap_0);
-                    tapUv_0[k_1] = _S77;
-                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S76);
+                    vec2 _S78 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S76, s_2.wrap_0);
+                    tapUv_0[k_1] = _S78;
+                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S77);
                     blendMip_0 = blendMip_0 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
@@ -1157,27 +1201,27 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         }
         int level_5 = 0;
         ivec2 texel_4 = _S62;
-        int _S78 = min(k_2, 7);
-        int _S79 = tapMip_0[_S78];
-        vec2 _S80 = tapUv_0[_S78];
+        int _S79 = min(k_2, 7);
+        int _S80 = tapMip_0[_S79];
+        vec2 _S81 = tapUv_0[_S79];
         int mip_5;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
             ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
-            bool _S81 = level_5 >= 0;
+            bool _S82 = level_5 >= 0;
             int mip_6 = mip0_1 + max(level_5, 0);
-            vec2 _S82 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
-            decode_0 = _S81;
+            vec2 _S83 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            decode_0 = _S82;
             mip_5 = mip_6;
-            tuv_0 = _S82;
+            tuv_0 = _S83;
         }
         else
         {
             decode_0 = true;
-            mip_5 = _S79;
-            tuv_0 = _S80;
+            mip_5 = _S80;
+            tuv_0 = _S81;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1230,17 +1274,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int _S83 = max(int(ids_0[q_2].z), 0);
-            float _S84;
+            int _S84 = max(int(ids_0[q_2].z), 0);
             if((ids_0[q_2].z) < 0.0)
             {
-                _S84 = 0.0;
+                a_2 = 0.0;
             }
             else
             {
-                _S84 = levelWeight_0[_S83] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S83], frac_0[_S83]);
+                a_2 = levelWeight_0[_S84] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S84], frac_0[_S84]);
             }
-            w_2[q_2] = _S84;
+            w_2[q_2] = a_2;
             q_2 = q_2 + 1;
         }
         j_2 = 0;

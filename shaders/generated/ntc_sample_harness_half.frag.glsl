@@ -1030,6 +1030,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
     float blend_2;
+    float a_3;
     int taps_0;
     int mip0_1;
     int blendMip_0;
@@ -1085,8 +1086,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         float t_6 = lambda_0 - float(mip0_2);
         if((s_2.filter_0) == 1)
         {
-            vec3 r_0 = vec3((ntcPcg3d_0(uvec3(pixel_0, s_2.frame_0))) >> 8U) * 5.9604644775390625e-08;
-            if((r_0.x) < t_6)
+            float r_0 = float((ntcPcg3d_0(uvec3(pixel_0, 0U)).x + s_2.frame_0 * 2654435769U) >> 8U) * 5.9604644775390625e-08;
+            bool upper_0 = r_0 < t_6;
+            if(upper_0)
             {
                 taps_0 = mip0_2 + 1;
             }
@@ -1094,31 +1096,73 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_2;
             }
+            if(upper_0)
+            {
+                blend_2 = 0.0;
+            }
+            else
+            {
+                blend_2 = t_6;
+            }
+            if(upper_0)
+            {
+                a_3 = t_6;
+            }
+            else
+            {
+                a_3 = 1.0 - t_6;
+            }
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
             ntcFootprint_0(uv_8, size_8, firstTexel_0, f_4);
-            ivec2 _S94 = firstTexel_0;
-            if((r_0.y) < (f_4.x))
+            ivec2 step_0 = _S83;
+            float _S94 = blend_2;
+            blend_2 = a_3;
+            a_3 = _S94;
+            mip0_1 = 0;
+            for(;;)
             {
-                mip0_1 = 1;
+                if(mip0_1 < 2)
+                {
+                }
+                else
+                {
+                    break;
+                }
+                float second_0 = blend_2 * f_4[mip0_1];
+                float _S95 = a_3 + second_0;
+                bool takeSecond_0 = r_0 < _S95;
+                if(takeSecond_0)
+                {
+                    blendMip_0 = 1;
+                }
+                else
+                {
+                    blendMip_0 = 0;
+                }
+                step_0[mip0_1] = blendMip_0;
+                if(takeSecond_0)
+                {
+                }
+                else
+                {
+                    a_3 = _S95;
+                }
+                if(takeSecond_0)
+                {
+                    blend_2 = second_0;
+                }
+                else
+                {
+                    blend_2 = blend_2 - second_0;
+                }
+                mip0_1 = mip0_1 + 1;
             }
-            else
-            {
-                mip0_1 = 0;
-            }
-            if((r_0.z) < (f_4.y))
-            {
-                blendMip_0 = 1;
-            }
-            else
-            {
-                blendMip_0 = 0;
-            }
-            ivec2 texel_3 = _S94 + ivec2(mip0_1, blendMip_0);
+            ivec2 texel_3 = firstTexel_0 + step_0;
             tapMip_0[0] = taps_0;
-            vec2 _S95 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S95;
+            vec2 _S96 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S96;
             taps_0 = 1;
         }
         else
@@ -1168,8 +1212,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_4 = mip0_2 + mip0_1;
-                ivec2 _S96 = ntcMipSize_0(s_2.size_2, mip_4);
-                vec2 _S97 = frac_0[mip0_1];
+                ivec2 _S97 = ntcMipSize_0(s_2.size_2, mip_4);
+                vec2 _S98 = frac_0[mip0_1];
                 blendMip_0 = 0;
                 for(;;)
                 {
@@ -1183,9 +1227,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
                     int k_1 = 4 * mip0_1 + blendMip_0;
                     tapMip_0[k_1] = mip_4;
-                    vec2 _S98 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S96, s_2.wrap_0);
-                    tapUv_0[k_1] = _S98;
-                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S97);
+                    vec2 _S99 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S97, s_2.wrap_0);
+                    tapUv_0[k_1] = _S99;
+                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S98);
                     blendMip_0 = blendMip_0 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
@@ -1232,27 +1276,27 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         }
         int level_5 = 0;
         ivec2 texel_4 = _S83;
-        int _S99 = min(k_2, 7);
-        int _S100 = tapMip_0[_S99];
-        vec2 _S101 = tapUv_0[_S99];
+        int _S100 = min(k_2, 7);
+        int _S101 = tapMip_0[_S100];
+        vec2 _S102 = tapUv_0[_S100];
         int mip_5;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
             ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
-            bool _S102 = level_5 >= 0;
+            bool _S103 = level_5 >= 0;
             int mip_6 = mip0_1 + max(level_5, 0);
-            vec2 _S103 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
-            decode_0 = _S102;
+            vec2 _S104 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            decode_0 = _S103;
             mip_5 = mip_6;
-            tuv_0 = _S103;
+            tuv_0 = _S104;
         }
         else
         {
             decode_0 = true;
-            mip_5 = _S100;
-            tuv_0 = _S101;
+            mip_5 = _S101;
+            tuv_0 = _S102;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1305,17 +1349,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_8, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int _S104 = max(int(ids_0[q_2].z), 0);
-            float _S105;
+            int _S105 = max(int(ids_0[q_2].z), 0);
             if((ids_0[q_2].z) < 0.0)
             {
-                _S105 = 0.0;
+                a_3 = 0.0;
             }
             else
             {
-                _S105 = levelWeight_0[_S104] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S104], frac_0[_S104]);
+                a_3 = levelWeight_0[_S105] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S105], frac_0[_S105]);
             }
-            w_2[q_2] = _S105;
+            w_2[q_2] = a_3;
             q_2 = q_2 + 1;
         }
         j_2 = 0;

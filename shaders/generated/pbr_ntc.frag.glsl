@@ -1037,6 +1037,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
     float blend_2;
+    float a_2;
     int taps_0;
     int mip0_1;
     int blendMip_0;
@@ -1092,8 +1093,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         float t_6 = lambda_0 - float(mip0_2);
         if((s_2.filter_0) == 1)
         {
-            vec3 r_0 = vec3((ntcPcg3d_0(uvec3(pixel_0, s_2.frame_0))) >> 8U) * 5.9604644775390625e-08;
-            if((r_0.x) < t_6)
+            float r_0 = float((ntcPcg3d_0(uvec3(pixel_0, 0U)).x + s_2.frame_0 * 2654435769U) >> 8U) * 5.9604644775390625e-08;
+            bool upper_0 = r_0 < t_6;
+            if(upper_0)
             {
                 taps_0 = mip0_2 + 1;
             }
@@ -1101,31 +1103,73 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_2;
             }
+            if(upper_0)
+            {
+                blend_2 = 0.0;
+            }
+            else
+            {
+                blend_2 = t_6;
+            }
+            if(upper_0)
+            {
+                a_2 = t_6;
+            }
+            else
+            {
+                a_2 = 1.0 - t_6;
+            }
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
             ntcFootprint_0(uv_9, size_8, firstTexel_0, f_4);
-            ivec2 _S75 = firstTexel_0;
-            if((r_0.y) < (f_4.x))
+            ivec2 step_0 = _S64;
+            float _S75 = blend_2;
+            blend_2 = a_2;
+            a_2 = _S75;
+            mip0_1 = 0;
+            for(;;)
             {
-                mip0_1 = 1;
+                if(mip0_1 < 2)
+                {
+                }
+                else
+                {
+                    break;
+                }
+                float second_0 = blend_2 * f_4[mip0_1];
+                float _S76 = a_2 + second_0;
+                bool takeSecond_0 = r_0 < _S76;
+                if(takeSecond_0)
+                {
+                    blendMip_0 = 1;
+                }
+                else
+                {
+                    blendMip_0 = 0;
+                }
+                step_0[mip0_1] = blendMip_0;
+                if(takeSecond_0)
+                {
+                }
+                else
+                {
+                    a_2 = _S76;
+                }
+                if(takeSecond_0)
+                {
+                    blend_2 = second_0;
+                }
+                else
+                {
+                    blend_2 = blend_2 - second_0;
+                }
+                mip0_1 = mip0_1 + 1;
             }
-            else
-            {
-                mip0_1 = 0;
-            }
-            if((r_0.z) < (f_4.y))
-            {
-                blendMip_0 = 1;
-            }
-            else
-            {
-                blendMip_0 = 0;
-            }
-            ivec2 texel_3 = _S75 + ivec2(mip0_1, blendMip_0);
+            ivec2 texel_3 = firstTexel_0 + step_0;
             tapMip_0[0] = taps_0;
-            vec2 _S76 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S76;
+            vec2 _S77 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S77;
             taps_0 = 1;
         }
         else
@@ -1175,8 +1219,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_4 = mip0_2 + mip0_1;
-                ivec2 _S77 = ntcMipSize_0(s_2.size_2, mip_4);
-                vec2 _S78 = frac_0[mip0_1];
+                ivec2 _S78 = ntcMipSize_0(s_2.size_2, mip_4);
+                vec2 _S79 = frac_0[mip0_1];
                 blendMip_0 = 0;
                 for(;;)
                 {
@@ -1190,9 +1234,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
                     int k_1 = 4 * mip0_1 + blendMip_0;
                     tapMip_0[k_1] = mip_4;
-                    vec2 _S79 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S77, s_2.wrap_0);
-                    tapUv_0[k_1] = _S79;
-                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S78);
+                    vec2 _S80 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S78, s_2.wrap_0);
+                    tapUv_0[k_1] = _S80;
+                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S79);
                     blendMip_0 = blendMip_0 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
@@ -1239,27 +1283,27 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         }
         int level_5 = 0;
         ivec2 texel_4 = _S64;
-        int _S80 = min(k_2, 7);
-        int _S81 = tapMip_0[_S80];
-        vec2 _S82 = tapUv_0[_S80];
+        int _S81 = min(k_2, 7);
+        int _S82 = tapMip_0[_S81];
+        vec2 _S83 = tapUv_0[_S81];
         int mip_5;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
             ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
-            bool _S83 = level_5 >= 0;
+            bool _S84 = level_5 >= 0;
             int mip_6 = mip0_1 + max(level_5, 0);
-            vec2 _S84 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
-            decode_0 = _S83;
+            vec2 _S85 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            decode_0 = _S84;
             mip_5 = mip_6;
-            tuv_0 = _S84;
+            tuv_0 = _S85;
         }
         else
         {
             decode_0 = true;
-            mip_5 = _S81;
-            tuv_0 = _S82;
+            mip_5 = _S82;
+            tuv_0 = _S83;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1312,17 +1356,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int _S85 = max(int(ids_0[q_2].z), 0);
-            float _S86;
+            int _S86 = max(int(ids_0[q_2].z), 0);
             if((ids_0[q_2].z) < 0.0)
             {
-                _S86 = 0.0;
+                a_2 = 0.0;
             }
             else
             {
-                _S86 = levelWeight_0[_S85] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S85], frac_0[_S85]);
+                a_2 = levelWeight_0[_S86] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S86], frac_0[_S86]);
             }
-            w_2[q_2] = _S86;
+            w_2[q_2] = a_2;
             q_2 = q_2 + 1;
         }
         j_2 = 0;

@@ -1112,6 +1112,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     plan_0.shared_0 = false;
     float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
     float blend_2;
+    float a_3;
     int taps_0;
     int mip0_1;
     int blendMip_0;
@@ -1167,8 +1168,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         float t_6 = lambda_0 - float(mip0_2);
         if((s_2.filter_0) == 1)
         {
-            vec3 r_0 = vec3((ntcPcg3d_0(uvec3(pixel_0, s_2.frame_0))) >> 8U) * 5.9604644775390625e-08;
-            if((r_0.x) < t_6)
+            float r_0 = float((ntcPcg3d_0(uvec3(pixel_0, 0U)).x + s_2.frame_0 * 2654435769U) >> 8U) * 5.9604644775390625e-08;
+            bool upper_0 = r_0 < t_6;
+            if(upper_0)
             {
                 taps_0 = mip0_2 + 1;
             }
@@ -1176,31 +1178,73 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 taps_0 = mip0_2;
             }
+            if(upper_0)
+            {
+                blend_2 = 0.0;
+            }
+            else
+            {
+                blend_2 = t_6;
+            }
+            if(upper_0)
+            {
+                a_3 = t_6;
+            }
+            else
+            {
+                a_3 = 1.0 - t_6;
+            }
             ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
             ntcFootprint_0(uv_9, size_8, firstTexel_0, f_4);
-            ivec2 _S96 = firstTexel_0;
-            if((r_0.y) < (f_4.x))
+            ivec2 step_0 = _S85;
+            float _S96 = blend_2;
+            blend_2 = a_3;
+            a_3 = _S96;
+            mip0_1 = 0;
+            for(;;)
             {
-                mip0_1 = 1;
+                if(mip0_1 < 2)
+                {
+                }
+                else
+                {
+                    break;
+                }
+                float second_0 = blend_2 * f_4[mip0_1];
+                float _S97 = a_3 + second_0;
+                bool takeSecond_0 = r_0 < _S97;
+                if(takeSecond_0)
+                {
+                    blendMip_0 = 1;
+                }
+                else
+                {
+                    blendMip_0 = 0;
+                }
+                step_0[mip0_1] = blendMip_0;
+                if(takeSecond_0)
+                {
+                }
+                else
+                {
+                    a_3 = _S97;
+                }
+                if(takeSecond_0)
+                {
+                    blend_2 = second_0;
+                }
+                else
+                {
+                    blend_2 = blend_2 - second_0;
+                }
+                mip0_1 = mip0_1 + 1;
             }
-            else
-            {
-                mip0_1 = 0;
-            }
-            if((r_0.z) < (f_4.y))
-            {
-                blendMip_0 = 1;
-            }
-            else
-            {
-                blendMip_0 = 0;
-            }
-            ivec2 texel_3 = _S96 + ivec2(mip0_1, blendMip_0);
+            ivec2 texel_3 = firstTexel_0 + step_0;
             tapMip_0[0] = taps_0;
-            vec2 _S97 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
-            tapUv_0[0] = _S97;
+            vec2 _S98 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            tapUv_0[0] = _S98;
             taps_0 = 1;
         }
         else
@@ -1250,8 +1294,8 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_4 = mip0_2 + mip0_1;
-                ivec2 _S98 = ntcMipSize_0(s_2.size_2, mip_4);
-                vec2 _S99 = frac_0[mip0_1];
+                ivec2 _S99 = ntcMipSize_0(s_2.size_2, mip_4);
+                vec2 _S100 = frac_0[mip0_1];
                 blendMip_0 = 0;
                 for(;;)
                 {
@@ -1265,9 +1309,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
                     int k_1 = 4 * mip0_1 + blendMip_0;
                     tapMip_0[k_1] = mip_4;
-                    vec2 _S100 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S98, s_2.wrap_0);
-                    tapUv_0[k_1] = _S100;
-                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S99);
+                    vec2 _S101 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S99, s_2.wrap_0);
+                    tapUv_0[k_1] = _S101;
+                    tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S100);
                     blendMip_0 = blendMip_0 + 1;
                 }
                 mip0_1 = mip0_1 + 1;
@@ -1314,27 +1358,27 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
         }
         int level_5 = 0;
         ivec2 texel_4 = _S85;
-        int _S101 = min(k_2, 7);
-        int _S102 = tapMip_0[_S101];
-        vec2 _S103 = tapUv_0[_S101];
+        int _S102 = min(k_2, 7);
+        int _S103 = tapMip_0[_S102];
+        vec2 _S104 = tapUv_0[_S102];
         int mip_5;
         vec2 tuv_0;
         bool decode_0;
         if(plan_0.shared_0)
         {
             ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
-            bool _S104 = level_5 >= 0;
+            bool _S105 = level_5 >= 0;
             int mip_6 = mip0_1 + max(level_5, 0);
-            vec2 _S105 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
-            decode_0 = _S104;
+            vec2 _S106 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            decode_0 = _S105;
             mip_5 = mip_6;
-            tuv_0 = _S105;
+            tuv_0 = _S106;
         }
         else
         {
             decode_0 = true;
-            mip_5 = _S102;
-            tuv_0 = _S103;
+            mip_5 = _S103;
+            tuv_0 = _S104;
         }
         vec4  stored_0[4];
         j_1 = 0;
@@ -1387,17 +1431,16 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 break;
             }
-            int _S106 = max(int(ids_0[q_2].z), 0);
-            float _S107;
+            int _S107 = max(int(ids_0[q_2].z), 0);
             if((ids_0[q_2].z) < 0.0)
             {
-                _S107 = 0.0;
+                a_3 = 0.0;
             }
             else
             {
-                _S107 = levelWeight_0[_S106] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S106], frac_0[_S106]);
+                a_3 = levelWeight_0[_S107] * ntcFootprintWeight_0(ivec2(ids_0[q_2].xy) - first_3[_S107], frac_0[_S107]);
             }
-            w_2[q_2] = _S107;
+            w_2[q_2] = a_3;
             q_2 = q_2 + 1;
         }
         j_2 = 0;
