@@ -13,8 +13,13 @@ largest count among its 4 pixels: what a GPU running the quad's lanes in step pa
 difference between the two filters' stored values, and the frame time on this machine's GL
 (draw to glFinish, median of 3: a GL timer query on a GPU, the wall clock on llvmpipe, where it
 follows the decodes). export.decode.filters.quad_decodes
-predicts the counts and is checked against them here too. Writes bench/results/quad_filter.md /
-.json.
+predicts the counts and is checked against them here too.
+
+It also models sharing in larger groups than a quad (`group_rounds`), what a subgroup of lanes
+handing decodes round (ballot and broadcast) could reach: each group of pixels decodes the union
+of its footprints once, spread over its lanes, and pays the rounds its busiest lane runs. That
+bounds any exact filter built by sharing decodes, so it says how far issue 13's 1/3 is from reach.
+Writes bench/results/quad_filter.md / .json.
 """
 from __future__ import annotations
 
@@ -33,6 +38,10 @@ RESULTS = ROOT / "bench" / "results"
 DEFAULT_NTC = ROOT / "assets" / "WaterBottle_ntc" / "M_WaterBottle_MR.ntc"
 ZOOMS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 6.0)   # mip-0 texels a pixel
 TURN = math.radians(30.0)
+# pixel groups (width, height) modelled beyond the quad: llvmpipe's 8-lane subgroup (two quads
+# side by side, read off gl_SubGroupInvocationARB), a 32-lane group (a warp's size; how a
+# driver lays its lanes out is its own) and a large group, near the limit of unbounded sharing
+GROUPS = ((4, 2), (8, 4), (64, 64))
 
 
 def view(model, zoom: float, size: int):
@@ -45,6 +54,32 @@ def view(model, zoom: float, size: int):
     half = size / 2
     origin = (0.5 - half * (step_x[0] + step_y[0]), 0.5 - half * (step_x[1] + step_y[1]))
     return origin, step_x, step_y
+
+
+def group_rounds(uv, lod: float, pixel, size: tuple[int, int], tile: tuple[int, int]):
+    """(mean rounds a pixel, mean union texels a lane) when every tile-sized group of pixels
+    (aligned at multiples of the tile; every group full) decodes the union of its pixels'
+    trilinear footprints once, spread evenly over its lanes: a group runs ceil(union / lanes)
+    rounds, or each pixel's own 4 a level where that is no more. The harness' lod is the same at
+    every pixel, so every group shares its mips."""
+    import torch
+
+    from export.decode.filters import mip_sizes
+    tw, th = tile
+    group = (pixel[:, 1] // th) * (int(pixel[:, 0].max()) // tw + 1) + pixel[:, 0] // tw
+    groups = int(group.max()) + 1
+    mip0 = math.floor(lod)
+    levels = 2 if lod > mip0 else 1
+    union = torch.zeros(groups, dtype=torch.long)
+    for level in range(levels):
+        s = mip_sizes(size[0], size[1], torch.tensor(mip0 + level))
+        first = torch.floor(uv * s.to(torch.float32) - 0.5).long()
+        cells = torch.cat([first + torch.tensor(d) for d in ((0, 0), (1, 0), (0, 1), (1, 1))])
+        key = torch.unique(torch.stack([group.repeat(4), cells[:, 0], cells[:, 1]], 1), dim=0)
+        union += torch.bincount(key[:, 0], minlength=groups)
+    lanes = tw * th
+    rounds = torch.clamp((union + lanes - 1) // lanes, max=4 * levels)
+    return float(rounds.float().mean()), float(union.float().mean()) / lanes
 
 
 def quad_rounds(decodes: np.ndarray) -> float:
@@ -94,6 +129,11 @@ def measure(harness, model, zoom: float, size: int, clock: str) -> dict:
             plan = quad_decodes(uv, torch.tensor(lod), pixel, (model.width, model.height),
                                 model.mips).reshape(size, size).numpy()
             row["plan_matches"] = bool(np.array_equal(plan, decodes))
+            row["groups"] = {}
+            for tile in GROUPS:
+                rounds, per_lane = group_rounds(uv, lod, pixel, (model.width, model.height), tile)
+                row["groups"][f"{tile[0]}x{tile[1]}"] = {"rounds": rounds,
+                                                         "union_per_lane": per_lane}
     row["max_diff"] = float(np.abs(values["quad"] - values["trilinear"]).max())
     return row
 
@@ -121,6 +161,31 @@ def report(out: dict) -> str:
     mean = statistics.mean(r["quad"]["rounds"] / r["trilinear"]["decodes"] for r in out["rows"])
     lines += ["", f"Mean of rounds ÷ trilinear decodes over the zooms: {mean:.2f} (issue 13's "
               f"target for the exact filter: 1/3 = 0.33).", ""]
+    names = list(out["rows"][0]["groups"])
+    lines += ["## Sharing in larger groups (a model, `group_rounds`)", "",
+              "Rounds ÷ trilinear decodes if each group of pixels decoded the union of its "
+              "footprints once, spread over its lanes (a lane per pixel), the group paying its "
+              "busiest lane's rounds; in brackets the union's texels a lane without the rounding "
+              "(÷ trilinear decodes), what unlimited sharing approaches. The quad column is the "
+              "model at 2x2 (equal to the GL counts above where the quad plan shares).", "",
+              "| texels a pixel | lod | 2x2 quad | " + " | ".join(names) + " |",
+              "|---:|---:|---:|" + "---:|" * len(names)]
+    for r in out["rows"]:
+        t = r["trilinear"]["decodes"]
+        cells = [f"{g['rounds'] / t:.2f} ({g['union_per_lane'] / t:.2f})"
+                 for g in r["groups"].values()]
+        lines.append(f"| {r['zoom']:g} | {r['lod']:.2f} | {r['quad']['rounds'] / t:.2f} | "
+                     + " | ".join(cells) + " |")
+    means = [statistics.mean(r["groups"][n]["rounds"] / r["trilinear"]["decodes"]
+                             for r in out["rows"]) for n in names]
+    bound = statistics.mean(r["groups"][names[-1]]["union_per_lane"] / r["trilinear"]["decodes"]
+                            for r in out["rows"])
+    lines += ["", "Mean over the zooms: " + ", ".join(f"{n} {m:.2f}" for n, m in zip(names, means))
+              + f"; unrounded union a lane in the largest group {bound:.2f}. A pixel's trilinear "
+              "footprint reads mips floor(lod) and floor(lod) + 1, whose texels outnumber the "
+              "pixels by 4^frac(lod) and 4^frac(lod) / 4: between mips an exact filter must "
+              "decode 1.25 x 4^frac(lod) texels a pixel however widely it shares, against "
+              "trilinear's 8.", ""]
     return "\n".join(lines)
 
 
