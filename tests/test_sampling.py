@@ -1,13 +1,15 @@
 """trainer/sampling.py: the blocks tile the mip chain, each mip keeps its share of a batch, loss
 steers the draw within a mip without starving any texel, and with guidance off the draw is the
-plain uniform one."""
+plain uniform one; the guided draw's low-discrepancy streams continue from step to step and
+spread the visits far more evenly than independent draws."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from export import layout
-from trainer.sampling import BLOCK, DECAY, Blocks, TexelSampler, uniform_rows
+from trainer.sampling import (BLOCK, DECAY, R2_STEP, Blocks, Kronecker, TexelSampler,
+                              unit_float, uniform_rows)
 
 
 def chain(width: int, height: int):
@@ -110,17 +112,20 @@ def test_a_share_of_zero_draws_no_guided_rows():
     assert sampler._cdf is not None
 
 
-def test_the_c_loops_draw_and_average_as_the_torch_reference():
+@pytest.mark.parametrize("sequence", [True, False])
+def test_the_c_loops_draw_and_average_as_the_torch_reference(sequence):
     """sampling.c against the torch code it replaces: the same rows, blocks and loss table over
-    a run of draws (tables rebuilt, shares changing, blocks drawn twice in one step)."""
+    a run of draws (tables rebuilt, shares changing, blocks drawn twice in one step), with the
+    draw's numbers from the streams or independent."""
     from trainer import native
     try:
         native.load()
     except native.NativeUnavailable as e:
         pytest.skip(f"no C kernels here: {e}")
     offsets, sizes = chain(300, 170)
-    fast = TexelSampler(offsets, sizes, 0.3, guided_share=0.75, power=0.5)
-    slow = TexelSampler(offsets, sizes, 0.3, guided_share=0.75, power=0.5, kernels=False)
+    fast = TexelSampler(offsets, sizes, 0.3, guided_share=0.75, power=0.5, sequence=sequence)
+    slow = TexelSampler(offsets, sizes, 0.3, guided_share=0.75, power=0.5, kernels=False,
+                        sequence=sequence)
     assert fast.lib is not None and slow.lib is None
     gf, gs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     loss_gen = torch.Generator().manual_seed(8)
@@ -153,3 +158,37 @@ def test_the_guided_draw_stops_where_a_run_converges():
         assert sampler.guided_share == (cfg.guided_share if guided else 0.0)
     assert TrainConfig(guided_max_visits=1e9).guided_share_for(10 ** 6, 4096, 100) \
         == cfg.guided_share
+
+
+def test_a_kronecker_stream_continues_across_calls_and_stays_in_the_unit_square():
+    a = Kronecker(R2_STEP, torch.Generator().manual_seed(4))
+    b = Kronecker(R2_STEP, torch.Generator().manual_seed(4))
+    parts = torch.cat([a.take(5), a.take(0), a.take(1000), a.take(37)])
+    whole = b.take(1042)
+    assert torch.allclose(parts, whole, atol=1e-12, rtol=0)
+    assert bool((whole >= 0).all()) and bool((whole < 1).all())
+    # 1024 consecutive points fill most cells of a 32 x 32 grid (79 % here); independent points
+    # would fill about 1 - 1/e = 63 %
+    cells = (whole[:1024] * 32).long()
+    assert torch.unique(cells[:, 0] * 32 + cells[:, 1]).numel() > 0.72 * 1024
+    assert float(unit_float(torch.tensor([1.0 - 1e-12], dtype=torch.float64))) < 1.0
+
+
+def test_the_sequence_spreads_visits_evenly_where_independent_draws_scatter_them():
+    """The same equal losses everywhere, 50 steps: each mip-0 block's visits stay within a few
+    of the mean with the streams; independent draws scatter them by their Poisson spread."""
+    offsets, sizes = chain(256, 128)
+    spread = {}
+    for sequence in (True, False):
+        sampler = TexelSampler(offsets, sizes, 0.25, guided_share=0.5, sequence=sequence)
+        gen = torch.Generator().manual_seed(0)
+        counts = torch.zeros(sampler.blocks.mip.numel())
+        for _ in range(50):
+            sampler.draw(1024, gen)
+            sampler.observe(torch.ones(1024))
+            counts += torch.bincount(sampler._last[0], minlength=counts.numel()).float()
+        mip0 = counts[sampler.blocks.mip == 0]
+        expected = 50 * (1024 - 256) * float(sampler._mip_share[0]) / mip0.numel()
+        assert float(mip0.mean()) == pytest.approx(expected, rel=0.05)
+        spread[sequence] = float(mip0.std())
+    assert spread[True] < 0.25 * spread[False], spread

@@ -62,6 +62,9 @@ class TrainConfig:
     # mip chain more often than this on average (steps x batch / texels) converges, and there
     # the uniform draw keeps the middle mips (bench/choices.md)
     guided_max_visits: float = 300.0
+    # "sequence": the guided draw's numbers from low-discrepancy streams carried across steps;
+    # "random": independent draws each step (trainer/sampling.py, bench/choices.md)
+    texel_draw: str = "sequence"
     # of each batch, the share of texels trained at a random point of their texel instead of its
     # centre, against the bilinear blend of the source there: what the latent filter (sample
     # mode's one-decode filter) decodes between texel centres; None: BETWEEN_SHARE's for the
@@ -191,8 +194,10 @@ def make_sampler(targets: TrainingTargets, cfg: TrainConfig, steps: int,
     """The texel draw `cfg` asks for, for a run of `steps` x `batch` texels (the same for every
     device: rows are drawn on the CPU)."""
     share = cfg.guided_share_for(steps, batch, int(targets.mip_offsets[-1]))
+    if cfg.texel_draw not in ("sequence", "random"):
+        raise ValueError(f"texel_draw '{cfg.texel_draw}': 'sequence' or 'random'")
     return TexelSampler(targets.mip_offsets, targets.mip_sizes, cfg.mip_uniform_share,
-                        share, cfg.guided_power, cfg.run)
+                        share, cfg.guided_power, cfg.run, sequence=cfg.texel_draw == "sequence")
 
 
 def fit(targets: TrainingTargets, net_cfg: NetworkConfig, cfg: TrainConfig,

@@ -12,6 +12,12 @@ every texel keeps being seen. The per-block loss is an exponential average of th
 the training step reports (`observe`); the guided draw's table is rebuilt every REFRESH steps
 (drawing from it is a search per row). The per-row loops run in C (sampling.c, built by
 trainer/native.py) where a compiler is found; the torch code here is their reference and fallback.
+
+The guided sampler's numbers (where in the loss table, where in a block, which plain row, which
+mip and where in it) come by default from low-discrepancy streams (`Kronecker`) that continue
+from step to step instead of independent draws: over a run the rows spread over the chain and
+over the loss-weighted blocks evenly, each texel visited at nearly even intervals, which trained
+a little further in the same steps (bench/choices.md).
 """
 from __future__ import annotations
 
@@ -24,6 +30,37 @@ from . import native
 BLOCK = 64      # texels per block (consecutive rows of one mip)
 REFRESH = 16    # steps between rebuilds of the draw's cumulative table
 DECAY = 0.9     # a block's loss average keeps this much of its last value per observation
+
+
+# steps of the Kronecker sequences: 1 / golden ratio in one dimension, the R2 pair (1 / plastic
+# number and its square) in two (Roberts, "The unreasonable effectiveness of quasirandom
+# sequences", 2018)
+GOLDEN_STEP = (0.6180339887498949,)
+R2_STEP = (0.7548776662466927, 0.5698402909980532)
+
+
+class Kronecker:
+    """A low-discrepancy stream in [0, 1)^d: frac(start + j * step) for j = 0, 1, 2 ... over all
+    calls, from a random start (drawn from `gen` once, here). The phase is carried from call to
+    call in float64, so j * step never grows large and the values keep their precision over
+    any run."""
+
+    def __init__(self, step: tuple[float, ...], gen):
+        self.step = torch.tensor(step, dtype=torch.float64)
+        self.phase = torch.rand(len(step), generator=gen, dtype=torch.float64)
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next n points, float64 [n, d]."""
+        j = torch.arange(n, dtype=torch.float64)[:, None]
+        out = torch.frac(self.phase + j * self.step)
+        self.phase = torch.frac(self.phase + n * self.step)
+        return out
+
+
+def unit_float(v: torch.Tensor) -> torch.Tensor:
+    """float64 values in [0, 1) as float32 in [0, 1) (24 bits, as torch.rand's): rounding to
+    float32 alone could give 1.0."""
+    return (torch.floor(v * 16777216.0) / 16777216.0).float().contiguous()
 
 
 def uniform_rows(offsets: torch.Tensor, sizes: torch.Tensor, n: int, uniform_share: float,
@@ -117,11 +154,14 @@ class TexelSampler:
 
     def __init__(self, offsets: torch.Tensor, sizes: torch.Tensor, uniform_share: float,
                  guided_share: float = 0.0, power: float = 0.5, run: int = 1,
-                 kernels: bool = True):
+                 kernels: bool = True, sequence: bool = True):
         self.offsets, self.sizes = offsets.long().contiguous(), sizes  # as the C loops read them
         self.uniform_share, self.guided_share, self.power, self.run = (
             uniform_share, guided_share, power, run)
         self.guided = guided_share > 0 and run <= 1
+        # the guided draw's numbers from Kronecker streams (module docstring), else independent
+        self.sequence = sequence
+        self._streams: dict[str, Kronecker] | None = None
         self._last: tuple[torch.Tensor, int] | None = None  # (blocks of the by-area rows, n)
         self._cdf: torch.Tensor | None = None
         self._guide: torch.Tensor | None = None  # the C search's start per bucket of the cdf
@@ -155,14 +195,35 @@ class TexelSampler:
                 self.lib.ntc_guide_table(self._cdf.data_ptr(), self._cdf.numel(),
                                          self._guide.data_ptr())
         self._draws += 1
-        u1 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
-        u2 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
-        plain = torch.randint(0, int(self.offsets[-1]), (n - n_mip - n_guided,), generator=gen)
-        mips, u3 = mip_uniform_draws(self.offsets, n_mip, gen)
+        if self.sequence:
+            u1, u2, plain, mips, u3 = self._sequence_draws(n_guided, n - n_mip - n_guided, n_mip,
+                                                           gen)
+        else:
+            u1 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
+            u2 = torch.rand(n_guided, generator=gen) if n_guided else torch.zeros(0)
+            plain = torch.randint(0, int(self.offsets[-1]), (n - n_mip - n_guided,),
+                                  generator=gen)
+            mips, u3 = mip_uniform_draws(self.offsets, n_mip, gen)
         draw = self._rows_native if self.lib is not None else self._rows_torch
         rows, blocks = draw(u1, u2, plain, mips, u3)
         self._last = (blocks, n - n_mip)
         return rows
+
+    def _sequence_draws(self, n_guided: int, n_plain: int, n_mip: int, gen):
+        """draw's numbers from the Kronecker streams, started from `gen` at the first draw: the
+        guided rows' (place in the loss table, place in the block) in two dimensions, the plain
+        rows' in one, the mip-uniform rows' (mip, place in it) in two."""
+        if self._streams is None:
+            self._streams = {"guided": Kronecker(R2_STEP, gen),
+                             "plain": Kronecker(GOLDEN_STEP, gen),
+                             "mip": Kronecker(R2_STEP, gen)}
+        g = self._streams["guided"].take(n_guided)
+        total = int(self.offsets[-1])
+        plain = (self._streams["plain"].take(n_plain)[:, 0] * total).long().clamp_(max=total - 1)
+        m = self._streams["mip"].take(n_mip)
+        levels = self.offsets.numel() - 1
+        mips = (m[:, 0] * levels).long().clamp_(max=levels - 1)
+        return unit_float(g[:, 0]), unit_float(g[:, 1]), plain, mips, unit_float(m[:, 1])
 
     def _rows_torch(self, u1, u2, plain, mips, u3):
         """The rows (guided, plain, mip-uniform) and the blocks of the first two kinds: the
