@@ -210,7 +210,8 @@ def stochastic_draw(pixel: torch.Tensor, frame: int) -> torch.Tensor:
     (x, y, 0)) plus frame x NTC_GOLDEN_STEP, wrapped to 32 bits, its top 24 bits as a float."""
     px = pixel.numpy().astype(np.uint32)
     start = pcg3d(px[:, 0], px[:, 1], np.zeros(len(px), np.uint32))[0].astype(np.uint64)
-    u = (start + np.uint64(frame % (1 << 32)) * np.uint64(C.NTC_GOLDEN_STEP)) & np.uint64(0xFFFFFFFF)
+    step = np.uint64(frame % (1 << 32)) * np.uint64(C.NTC_GOLDEN_STEP)
+    u = (start + step) & np.uint64(0xFFFFFFFF)
     return torch.from_numpy((u >> np.uint64(8)).astype(np.float32) * np.float32(1.0 / 16777216.0))
 
 
