@@ -64,20 +64,15 @@ def group_rounds(uv, lod: float, pixel, size: tuple[int, int], tile: tuple[int, 
     every pixel, so every group shares its mips."""
     import torch
 
-    from export.decode.filters import mip_sizes
-    tw, th = tile
-    group = (pixel[:, 1] // th) * (int(pixel[:, 0].max()) // tw + 1) + pixel[:, 0] // tw
-    groups = int(group.max()) + 1
+    from export.decode.filters import footprint_union, mip_sizes, pixel_groups
+    group, groups = pixel_groups(pixel, tile)
     mip0 = math.floor(lod)
     levels = 2 if lod > mip0 else 1
     union = torch.zeros(groups, dtype=torch.long)
     for level in range(levels):
-        s = mip_sizes(size[0], size[1], torch.tensor(mip0 + level))
-        first = torch.floor(uv * s.to(torch.float32) - 0.5).long()
-        cells = torch.cat([first + torch.tensor(d) for d in ((0, 0), (1, 0), (0, 1), (1, 1))])
-        key = torch.unique(torch.stack([group.repeat(4), cells[:, 0], cells[:, 1]], 1), dim=0)
-        union += torch.bincount(key[:, 0], minlength=groups)
-    lanes = tw * th
+        sizes = mip_sizes(size[0], size[1], torch.full((pixel.shape[0],), mip0 + level, dtype=torch.long))
+        union += footprint_union(uv, sizes, group, groups)
+    lanes = tile[0] * tile[1]
     rounds = torch.clamp((union + lanes - 1) // lanes, max=4 * levels)
     return float(rounds.float().mean()), float(union.float().mean()) / lanes
 

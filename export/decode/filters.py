@@ -152,6 +152,24 @@ def sample_latent(decoder: FileDecoder, uv: torch.Tensor, lod: torch.Tensor, wra
                          pe_grid=size, half=d.half, blend=(nxt, wrap_uv(uv, size1, wrap), size1, t))
 
 
+def pixel_groups(pixel: torch.Tensor, tile: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """(group [N], groups): pixels [N, 2] grouped in tile (width, height) blocks aligned at
+    multiples of the tile, row-major, and how many group indices there are."""
+    tw, th = tile
+    group = (pixel[:, 1] // th) * (int(pixel[:, 0].max()) // tw + 1) + pixel[:, 0] // tw
+    return group, int(group.max()) + 1
+
+
+def footprint_union(uv: torch.Tensor, sizes: torch.Tensor, group: torch.Tensor,
+                    groups: int) -> torch.Tensor:
+    """[groups] distinct texels in the union of the bilinear footprints (4 texels each, before
+    wrapping) of each group's pixels, at uv [N, 2] in mips of sizes [N, 2]."""
+    first, _ = _footprint(uv, sizes)
+    cells = torch.cat([first + torch.tensor(d) for d in ((0, 0), (1, 0), (0, 1), (1, 1))])
+    key = torch.unique(torch.stack([group.repeat(4), cells[:, 0], cells[:, 1]], 1), dim=0)
+    return torch.bincount(key[:, 0], minlength=groups)
+
+
 def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
                  size: tuple[int, int], mips: int) -> torch.Tensor:
     """[N] MLP evaluations each pixel makes under the quad filter (ntcSample's plan): pixels are
@@ -165,8 +183,7 @@ def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
     lod = torch.as_tensor(lod, dtype=torch.float32).expand(uv.shape[0])
     m0 = torch.floor(lod).long()
     levels = torch.where(lod > m0, 2, 1)
-    quad = (pixel[:, 1] // 2) * (int(pixel[:, 0].max()) // 2 + 1) + pixel[:, 0] // 2
-    n_quads = int(quad.max()) + 1
+    quad, n_quads = pixel_groups(pixel, (2, 2))
 
     def per_quad(values, reduce):
         return torch.zeros(n_quads, dtype=torch.long).scatter_reduce(0, quad, values, reduce,
@@ -177,15 +194,12 @@ def quad_decodes(uv: torch.Tensor, lod: torch.Tensor, pixel: torch.Tensor,
     narrow = torch.ones(n_quads, dtype=torch.bool)
     for level in range(2):
         s = mip_sizes(size[0], size[1], (m0 + level).clamp(max=mips))
-        first = torch.floor(uv * s.to(torch.float32) - 0.5).long()
+        first, _ = _footprint(uv, s)
         used = quad_levels > level
         for a in range(2):
             extent = per_quad(first[:, a], "amax") - per_quad(first[:, a], "amin") + 2
             narrow &= ~used | (extent <= C.NTC_QUAD_MAX_EXTENT)
-        # distinct (quad, texel) pairs over the 4 texels of every pixel's footprint
-        cells = torch.cat([first + torch.tensor(d) for d in ((0, 0), (1, 0), (0, 1), (1, 1))])
-        key = torch.unique(torch.stack([quad.repeat(4), cells[:, 0], cells[:, 1]], 1), dim=0)
-        texels += torch.where(used, torch.bincount(key[:, 0], minlength=n_quads), 0)
+        texels += torch.where(used, footprint_union(uv, s, quad, n_quads), 0)
     shared = same_mip & narrow & ((texels + 3) // 4 < 4 * quad_levels)
     lane = pixel[:, 0] % 2 + 2 * (pixel[:, 1] % 2)
     return torch.where(shared[quad], (texels[quad] - lane + 3).clamp(min=0) // 4, 4 * levels)
