@@ -70,7 +70,8 @@ def group_rounds(uv, lod: float, pixel, size: tuple[int, int], tile: tuple[int, 
     levels = 2 if lod > mip0 else 1
     union = torch.zeros(groups, dtype=torch.long)
     for level in range(levels):
-        sizes = mip_sizes(size[0], size[1], torch.full((pixel.shape[0],), mip0 + level, dtype=torch.long))
+        mips = torch.full((pixel.shape[0],), mip0 + level, dtype=torch.long)
+        sizes = mip_sizes(size[0], size[1], mips)
         union += footprint_union(uv, sizes, group, groups)
     lanes = tile[0] * tile[1]
     rounds = torch.clamp((union + lanes - 1) // lanes, max=4 * levels)
