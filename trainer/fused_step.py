@@ -21,6 +21,9 @@ from .targets import next_mip_points
 
 MAX_PE_OCTAVES = 8  # fused_step.c's scratch for the blended positional code
 OUT_COLUMNS = 16
+# Row Adam's bias corrections are looked up for update counts below this (b2 = 0.99's is 1 in
+# float32 from about 4 000 updates on)
+BIAS_CORRECTIONS = 4096
 
 
 def native_bf16() -> bool:
@@ -111,6 +114,10 @@ class FusedStep(TrainingStep):
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
         self.mlp_steps = 0
         self.batch = batch
+        opt = self.latent_opt
+        self.corrections = torch.empty(BIAS_CORRECTIONS, 2)   # row Adam's, by update count
+        self.lib.ntc_bias_corrections(opt.b1, opt.b2, BIAS_CORRECTIONS,
+                                      self.corrections.data_ptr())
 
     def __call__(self, rows: torch.Tensor, step: int, lr_mlp: float, lr_latents: float,
                  jitter: torch.Tensor | None = None, blend: torch.Tensor | None = None) -> float:
@@ -252,4 +259,5 @@ class FusedStep(TrainingStep):
             self.lib.ntc_row_adam(self.net.latents.data_ptr(), opt.state.data_ptr(), opt.stride,
                                   self.touched.data_ptr(), self.n_touched,
                                   self.grad.data_ptr(), self.net.cfg.features, lr_latents,
-                                  opt.b1, opt.b2, opt.eps)
+                                  opt.b1, opt.b2, opt.eps, self.corrections.data_ptr(),
+                                  BIAS_CORRECTIONS)

@@ -29,11 +29,24 @@ static inline float bias_correction(float count, float log_beta) {
     return e < -40.0f ? 1.0f : 1.0f - expf(e);
 }
 
+/* Row Adam's bias corrections for update counts 0 .. n - 1: out[2c] for b1, out[2c + 1] for b2.
+ * Looked up instead of computed per row: two expf a row took a third of ntc_row_adam's time
+ * (bench/choices.md), and the table's entries are the same floats. */
+void ntc_bias_corrections(float b1, float b2, int64_t n, float *out) {
+    const float log_b1 = logf(b1), log_b2 = logf(b2);
+    for (int64_t c = 0; c < n; ++c) {
+        out[2 * c] = bias_correction((float)c, log_b1);
+        out[2 * c + 1] = bias_correction((float)c, log_b2);
+    }
+}
+
 /* Adam on the rows a step read (trainer.reference_step.RowAdam's rule: per-row bias correction,
  * rows kept in [-1, 1]); zeroes their gradient for the next step. state: [rows, stride] with
- * m, v and the update count of each row side by side. */
+ * m, v and the update count of each row side by side. corrections: ntc_bias_corrections' table
+ * of n_corrections counts (counts past it are computed). */
 void ntc_row_adam(float *table, float *state, int64_t stride, const int64_t *touched, int64_t n,
-                  float *grad, int64_t F, float lr, float b1, float b2, float eps) {
+                  float *grad, int64_t F, float lr, float b1, float b2, float eps,
+                  const float *corrections, int64_t n_corrections) {
     const float log_b1 = logf(b1), log_b2 = logf(b2);
     enum { AHEAD = 16 };
     for (int64_t j = 0; j < n; ++j) {
@@ -47,8 +60,11 @@ void ntc_row_adam(float *table, float *state, int64_t stride, const int64_t *tou
         float *restrict mr = state + row * stride, *restrict vr = mr + F;
         float c = vr[F] + 1.0f;  /* the row's update count follows its moments */
         vr[F] = c;
-        const float step_size = lr / bias_correction(c, log_b1);
-        const float inv_bc2_sqrt = 1.0f / sqrtf(bias_correction(c, log_b2));
+        const int known = c < (float)n_corrections;
+        const float bc1 = known ? corrections[2 * (int64_t)c] : bias_correction(c, log_b1);
+        const float bc2 = known ? corrections[2 * (int64_t)c + 1] : bias_correction(c, log_b2);
+        const float step_size = lr / bc1;
+        const float inv_bc2_sqrt = 1.0f / sqrtf(bc2);
         float *restrict t = table + row * F;
         float *restrict g = grad + j * F;
 #pragma GCC ivdep
