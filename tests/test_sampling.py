@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from export import layout
-from trainer.sampling import (BLOCK, DECAY, R2_STEP, Blocks, Kronecker, TexelSampler,
-                              unit_float, uniform_rows)
+from trainer.sampling import (BLOCK, DECAY, GOLDEN_STEP, R2_STEP, Blocks, Kronecker,
+                              TexelSampler, unit_float, uniform_rows)
 
 
 def chain(width: int, height: int):
@@ -172,6 +172,20 @@ def test_a_kronecker_stream_continues_across_calls_and_stays_in_the_unit_square(
     cells = (whole[:1024] * 32).long()
     assert torch.unique(cells[:, 0] * 32 + cells[:, 1]).numel() > 0.72 * 1024
     assert float(unit_float(torch.tensor([1.0 - 1e-12], dtype=torch.float64))) < 1.0
+
+
+def test_the_c_kronecker_stream_is_the_torch_one():
+    from trainer import native
+    try:
+        lib = native.load()
+    except native.NativeUnavailable as e:
+        pytest.skip(f"no C kernels here: {e}")
+    for step in (GOLDEN_STEP, R2_STEP):
+        fast = Kronecker(step, torch.Generator().manual_seed(5), lib)
+        slow = Kronecker(step, torch.Generator().manual_seed(5))
+        for n in (3, 0, 4096, 1, 777):
+            assert torch.equal(fast.take(n), slow.take(n))
+        assert torch.equal(fast.phase, slow.phase)
 
 
 def test_the_sequence_spreads_visits_evenly_where_independent_draws_scatter_them():

@@ -55,6 +55,9 @@ _SIGNATURES = {
     "ntc_sample_rows": (None, [_P, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _P, _I, _P, _I, _P,
                                _I, _P, _P]),
     "ntc_observe_loss": (None, [_P, _P, _P, _I, _F, _F, _P]),
+    "ntc_kronecker": (None, [_P, _P, _I, _I, _P]),
+    "ntc_unit_floats": (None, [_P, _I, _I, _P]),
+    "ntc_scaled_index": (None, [_P, _I, _I, _I, _P]),
 }
 _lib: ctypes.CDLL | None = None
 

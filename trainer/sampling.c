@@ -96,3 +96,31 @@ void ntc_observe_loss(float *loss, const int64_t *row_block, const float *texel_
     }
     for (int64_t i = 0; i < n; ++i) loss[row_block[i]] = scratch[i];
 }
+
+/* trainer.sampling.Kronecker.take in the same float64 arithmetic: out[j, k] = frac(phase[k] +
+ * j * step[k]) for j < n, then phase[k] = frac(phase[k] + n * step[k]). */
+void ntc_kronecker(double *phase, const double *step, int64_t d, int64_t n, double *out) {
+    for (int64_t j = 0; j < n; ++j)
+        for (int64_t k = 0; k < d; ++k) {
+            const double x = phase[k] + (double)j * step[k];
+            out[j * d + k] = x - trunc(x);
+        }
+    for (int64_t k = 0; k < d; ++k) {
+        const double x = phase[k] + (double)n * step[k];
+        phase[k] = x - trunc(x);
+    }
+}
+
+/* trainer.sampling.unit_float of v[0], v[stride], ... (n values in [0, 1)). */
+void ntc_unit_floats(const double *v, int64_t stride, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = (float)(floor(v[i * stride] * 16777216.0) / 16777216.0);
+}
+
+/* min(int(v * count), count - 1) of v[0], v[stride], ...: a place among `count` from [0, 1). */
+void ntc_scaled_index(const double *v, int64_t stride, int64_t n, int64_t count, int64_t *out) {
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t k = (int64_t)(v[i * stride] * (double)count);
+        out[i] = k < count - 1 ? k : count - 1;
+    }
+}

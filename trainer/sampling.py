@@ -45,12 +45,18 @@ class Kronecker:
     call in float64, so j * step never grows large and the values keep their precision over
     any run."""
 
-    def __init__(self, step: tuple[float, ...], gen):
+    def __init__(self, step: tuple[float, ...], gen, lib=None):
         self.step = torch.tensor(step, dtype=torch.float64)
         self.phase = torch.rand(len(step), generator=gen, dtype=torch.float64)
+        self.lib = lib   # the C kernels (sampling.c's ntc_kronecker), or None: torch
 
     def take(self, n: int) -> torch.Tensor:
         """The next n points, float64 [n, d]."""
+        if self.lib is not None:
+            out = torch.empty(n, self.step.numel(), dtype=torch.float64)
+            self.lib.ntc_kronecker(self.phase.data_ptr(), self.step.data_ptr(), self.step.numel(),
+                                   n, out.data_ptr())
+            return out
         j = torch.arange(n, dtype=torch.float64)[:, None]
         out = torch.frac(self.phase + j * self.step)
         self.phase = torch.frac(self.phase + n * self.step)
@@ -214,16 +220,27 @@ class TexelSampler:
         guided rows' (place in the loss table, place in the block) in two dimensions, the plain
         rows' in one, the mip-uniform rows' (mip, place in it) in two."""
         if self._streams is None:
-            self._streams = {"guided": Kronecker(R2_STEP, gen),
-                             "plain": Kronecker(GOLDEN_STEP, gen),
-                             "mip": Kronecker(R2_STEP, gen)}
+            self._streams = {"guided": Kronecker(R2_STEP, gen, self.lib),
+                             "plain": Kronecker(GOLDEN_STEP, gen, self.lib),
+                             "mip": Kronecker(R2_STEP, gen, self.lib)}
         g = self._streams["guided"].take(n_guided)
-        total = int(self.offsets[-1])
-        plain = (self._streams["plain"].take(n_plain)[:, 0] * total).long().clamp_(max=total - 1)
+        p = self._streams["plain"].take(n_plain)
         m = self._streams["mip"].take(n_mip)
-        levels = self.offsets.numel() - 1
-        mips = (m[:, 0] * levels).long().clamp_(max=levels - 1)
-        return unit_float(g[:, 0]), unit_float(g[:, 1]), plain, mips, unit_float(m[:, 1])
+        total, levels = int(self.offsets[-1]), self.offsets.numel() - 1
+        if self.lib is None:
+            plain = (p[:, 0] * total).long().clamp_(max=total - 1)
+            mips = (m[:, 0] * levels).long().clamp_(max=levels - 1)
+            return unit_float(g[:, 0]), unit_float(g[:, 1]), plain, mips, unit_float(m[:, 1])
+        # the same arithmetic in C: a dozen small torch ops cost more than the rest of the draw
+        u1, u2, u3 = (torch.empty(k) for k in (n_guided, n_guided, n_mip))
+        plain, mips = torch.empty(n_plain, dtype=torch.long), torch.empty(n_mip, dtype=torch.long)
+        for values, col, out in ((g, 0, u1), (g, 1, u2), (m, 1, u3)):
+            self.lib.ntc_unit_floats(values.data_ptr() + 8 * col, values.shape[1], out.numel(),
+                                     out.data_ptr())
+        for values, count, out in ((p, total, plain), (m, levels, mips)):
+            self.lib.ntc_scaled_index(values.data_ptr(), values.shape[1], out.numel(), count,
+                                      out.data_ptr())
+        return u1, u2, plain, mips, u3
 
     def _rows_torch(self, u1, u2, plain, mips, u3):
         """The rows (guided, plain, mip-uniform) and the blocks of the first two kinds: the
