@@ -21,8 +21,8 @@ Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, 
 reference format RGBA8 / BCn, L the load format, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
 orbits, right or middle drag pans, the wheel zooms; Esc quits. With the stochastic filter the
-picture is the mean of the frames drawn since the view last changed (A, or --no-accumulate, shows
-single frames), in the window and headless alike.
+picture is the mean (in linear light) of the frames drawn since the view last changed (A, or
+--no-accumulate, shows single frames), in the window and headless alike.
 
 Headless (EGL, no display needed): renders --frames timed frames after one warm-up frame (which
 compiles the shaders; its wall time is reported as first_frame_ms, the GPU upload before it, with

@@ -265,7 +265,8 @@ class Renderer:
     def _compose(self, source: str = "scene") -> None:
         diff = self.diff and "reference" in self.targets
         self.passes.compose(self.targets["display"], self.targets[source].colour,
-                            self.targets["reference"].colour if diff else None, self.diff_gain)
+                            self.targets["reference"].colour if diff else None, self.diff_gain,
+                            linear_source=source == "accumulation")
         if self.overlay:
             self.passes.draw_text(self.overlay_lines())
 

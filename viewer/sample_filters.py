@@ -4,7 +4,9 @@ The shader has four filters (shaders/ntc_sample.slang): trilinear (8 exact texel
 pixel), quad (the same values, each 2x2 pixel quad sharing its decodes), stochastic (one texel of
 one mip a pixel, drawn anew each frame along a low-discrepancy sequence) and latent (one decode on
 filtered latents). The viewer averages stochastic frames while the view stays the same (what TAA
-does in an engine), so the picture converges to the trilinear one, and adds "auto", its default:
+does in an engine), in linear light before the tone curve as an engine's accumulation does
+(shaders/display.slang), so the picture converges to the trilinear one, and adds "auto", its
+default:
 one decode a pixel, a view starting with the latent filter's frame (the best single frame of one
 decode), the stochastic frames drawn while it stays still averaged into it
 (bench/choices.md has the measurements).

@@ -39,7 +39,8 @@ class ScreenPasses:
         self.triangle.render()
 
     def accumulate(self, target: RenderTarget, frame, weight: float) -> None:
-        """Blend texture `frame` into `target` with alpha `weight` (a running mean)."""
+        """Blend texture `frame` (display values) into `target` with alpha `weight`: a running
+        mean in linear light (shaders/display.slang), which compose(linear_source=True) shows."""
         ctx, mgl = self.ctx, self.mgl
         target.fbo.use()
         ctx.viewport = (0, 0, *target.size)
@@ -50,9 +51,10 @@ class ScreenPasses:
         self._post(post_block(C.POST_ACCUMULATE, weight=weight, size=target.size))
         ctx.disable(mgl.BLEND)
 
-    def compose(self, display: RenderTarget, source, reference=None, gain: float = 0.0) -> None:
+    def compose(self, display: RenderTarget, source, reference=None, gain: float = 0.0,
+                linear_source: bool = False) -> None:
         """Texture `source` into `display`, or with a `reference` texture the heat map of their
-        difference times `gain`."""
+        difference times `gain`; `linear_source`: `source` is accumulate's mean in linear light."""
         ctx, mgl = self.ctx, self.mgl
         display.fbo.use()
         ctx.viewport = (0, 0, *display.size)
@@ -61,7 +63,7 @@ class ScreenPasses:
         if reference is not None:
             reference.use(POST_B_UNIT)
         mode = C.POST_DIFF if reference is not None else C.POST_COPY
-        self._post(post_block(mode, gain=gain, size=display.size))
+        self._post(post_block(mode, gain=gain, size=display.size, linear_source=linear_source))
 
     def draw_text(self, lines: list[str]) -> None:
         """The overlay's lines over the bound target (the viewport size is compose's)."""

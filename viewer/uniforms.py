@@ -62,10 +62,12 @@ def draw_block(mesh, material, binding) -> bytes:
 
 
 def post_block(mode: int, gain: float = 0.0, weight: float = 0.0,
-               size: tuple[int, int] = (0, 0)) -> bytes:
+               size: tuple[int, int] = (0, 0), linear_source: bool = False) -> bytes:
     """PostPass: `mode` one of C.POST_*; the heat map's gain, the accumulation weight, the
-    viewport size (text)."""
+    viewport size (text); `linear_source`: the source is the accumulation target's mean in
+    linear light (shaders/display.slang), shown as display values."""
     b = new_block("PostPass")
     b["postMode"][0] = mode
+    b["postMode"][1] = int(linear_source)
     b["postParams"] = (gain, weight, *size)
     return b.tobytes()

@@ -115,7 +115,7 @@ int pbrSlotFlags_0(int slot_1)
     return _S3;
 }
 
-vec3 pbrSrgbToLinear_0(vec3 c_0)
+vec3 srgbToLinear_0(vec3 c_0)
 {
     vec3 lo_0 = c_0 / 12.92000007629394531;
     vec3 hi_0 = pow(max((c_0 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
@@ -159,7 +159,7 @@ vec4 pbrSlotValue_0(int slot_2, vec4 texel_0)
     }
     if((flags_0 & 2) != 0)
     {
-        _S7.xyz = pbrSrgbToLinear_0(_S7.xyz);
+        _S7.xyz = srgbToLinear_0(_S7.xyz);
     }
     return _S7;
 }
@@ -228,12 +228,12 @@ vec3 pbrIrradiance_0(vec3 n_0)
     return pbrEnvironmentAt_0(n_0.y, float(h_2 - 1U)) * PbrFrame_0.frameLight_0.w;
 }
 
-vec3 pbrAces_0(vec3 x_0)
+vec3 acesFilmic_0(vec3 x_0)
 {
     return clamp(x_0 * (2.50999999046325684 * x_0 + 0.02999999932944775) / (x_0 * (2.43000006675720215 * x_0 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
 }
 
-vec3 pbrLinearToSrgb_0(vec3 c_1)
+vec3 linearToSrgb_0(vec3 c_1)
 {
     vec3 _S11 = clamp(c_1, vec3(0.0), vec3(1.0));
     vec3 lo_1 = _S11 * 12.92000007629394531;
@@ -266,6 +266,11 @@ vec3 pbrLinearToSrgb_0(vec3 c_1)
         _S14 = hi_1.z;
     }
     return vec3(_S12, _S13, _S14);
+}
+
+vec3 displayFromLinear_0(vec3 x_1)
+{
+    return linearToSrgb_0(acesFilmic_0(x_1));
 }
 
 struct PbrTexels_0
@@ -367,7 +372,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_1, bool front_0, PbrTexels_0 texels_0)
     vec3 h_3 = normalize(l_0 + view_0);
     float nDotL_1 = clamp(dot(n_2, l_0), 0.0, 1.0);
     vec3 f_0 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_3), 0.0, 1.0));
-    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_0) * diffuseColor_0 / 3.14159274101257324 + f_0 * (pbrDistributionGgx_0(clamp(dot(n_2, h_3), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S18, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_2) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_2), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S18)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
+    vec3 display_0 = displayFromLinear_0((((1.0 - f_0) * diffuseColor_0 / 3.14159274101257324 + f_0 * (pbrDistributionGgx_0(clamp(dot(n_2, h_3), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S18, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_2) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_2), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S18)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w);
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;

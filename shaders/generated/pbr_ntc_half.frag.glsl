@@ -1546,7 +1546,7 @@ int pbrSlotFlags_0(int slot_2)
     return _S109;
 }
 
-vec3 pbrSrgbToLinear_0(vec3 c_1)
+vec3 srgbToLinear_0(vec3 c_1)
 {
     vec3 lo_1 = c_1 / 12.92000007629394531;
     vec3 hi_2 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
@@ -1590,7 +1590,7 @@ vec4 pbrSlotValue_0(int slot_3, vec4 texel_6)
     }
     if((flags_0 & 2) != 0)
     {
-        _S113.xyz = pbrSrgbToLinear_0(_S113.xyz);
+        _S113.xyz = srgbToLinear_0(_S113.xyz);
     }
     return _S113;
 }
@@ -1659,12 +1659,12 @@ vec3 pbrIrradiance_0(vec3 n_2)
     return pbrEnvironmentAt_0(n_2.y, float(h_3 - 1U)) * PbrFrame_0.frameLight_0.w;
 }
 
-vec3 pbrAces_0(vec3 x_5)
+vec3 acesFilmic_0(vec3 x_5)
 {
     return clamp(x_5 * (2.50999999046325684 * x_5 + 0.02999999932944775) / (x_5 * (2.43000006675720215 * x_5 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
 }
 
-vec3 pbrLinearToSrgb_0(vec3 c_2)
+vec3 linearToSrgb_0(vec3 c_2)
 {
     vec3 _S117 = clamp(c_2, vec3(0.0), vec3(1.0));
     vec3 lo_2 = _S117 * 12.92000007629394531;
@@ -1697,6 +1697,11 @@ vec3 pbrLinearToSrgb_0(vec3 c_2)
         _S120 = hi_3.z;
     }
     return vec3(_S118, _S119, _S120);
+}
+
+vec3 displayFromLinear_0(vec3 x_6)
+{
+    return linearToSrgb_0(acesFilmic_0(x_6));
 }
 
 struct PbrTexels_0
@@ -1795,7 +1800,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     vec3 h_4 = normalize(l_2 + view_0);
     float nDotL_1 = clamp(dot(n_4, l_2), 0.0, 1.0);
     vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
-    vec3 display_0 = pbrLinearToSrgb_0(pbrAces_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S124, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S124)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w));
+    vec3 display_0 = displayFromLinear_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S124, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S124)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w);
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;

@@ -20,12 +20,104 @@ layout(std140) uniform block_SLANG_ParameterGroup_PostPass_0
 layout(binding = 1)
 uniform sampler2D postB_0;
 
+vec3 srgbToLinear_0(vec3 c_0)
+{
+    vec3 lo_0 = c_0 / 12.92000007629394531;
+    vec3 hi_0 = pow(max((c_0 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
+    float _S1;
+    if((c_0.x) <= 0.04044999927282333)
+    {
+        _S1 = lo_0.x;
+    }
+    else
+    {
+        _S1 = hi_0.x;
+    }
+    float _S2;
+    if((c_0.y) <= 0.04044999927282333)
+    {
+        _S2 = lo_0.y;
+    }
+    else
+    {
+        _S2 = hi_0.y;
+    }
+    float _S3;
+    if((c_0.z) <= 0.04044999927282333)
+    {
+        _S3 = lo_0.z;
+    }
+    else
+    {
+        _S3 = hi_0.z;
+    }
+    return vec3(_S1, _S2, _S3);
+}
+
+vec3 acesFilmicInverse_0(vec3 y_0)
+{
+    vec3 _S4 = clamp(y_0, vec3(0.0), vec3(1.0));
+    vec3 b_0 = 0.5899999737739563 * _S4 - 0.02999999932944775;
+    vec3 c_1 = 0.14000000059604645 * _S4;
+    return 2.0 * c_1 / (sqrt(b_0 * b_0 - 4.0 * (2.43000006675720215 * _S4 - 2.50999999046325684) * c_1) - b_0);
+}
+
+vec3 linearFromDisplay_0(vec3 d_0)
+{
+    return acesFilmicInverse_0(srgbToLinear_0(clamp(d_0, vec3(0.0), vec3(1.0))));
+}
+
+vec3 acesFilmic_0(vec3 x_0)
+{
+    return clamp(x_0 * (2.50999999046325684 * x_0 + 0.02999999932944775) / (x_0 * (2.43000006675720215 * x_0 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
+}
+
+vec3 linearToSrgb_0(vec3 c_2)
+{
+    vec3 _S5 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 lo_1 = _S5 * 12.92000007629394531;
+    vec3 hi_1 = 1.0549999475479126 * pow(_S5, vec3(0.4166666567325592)) - 0.05499999970197678;
+    float _S6;
+    if((_S5.x) <= 0.00313080009073019)
+    {
+        _S6 = lo_1.x;
+    }
+    else
+    {
+        _S6 = hi_1.x;
+    }
+    float _S7;
+    if((_S5.y) <= 0.00313080009073019)
+    {
+        _S7 = lo_1.y;
+    }
+    else
+    {
+        _S7 = hi_1.y;
+    }
+    float _S8;
+    if((_S5.z) <= 0.00313080009073019)
+    {
+        _S8 = lo_1.z;
+    }
+    else
+    {
+        _S8 = hi_1.z;
+    }
+    return vec3(_S6, _S7, _S8);
+}
+
+vec3 displayFromLinear_0(vec3 x_1)
+{
+    return linearToSrgb_0(acesFilmic_0(x_1));
+}
+
 vec3 heat_0(float t_0)
 {
     const vec3  stops_0[6] = vec3[](vec3(0.0, 0.0, 0.0), vec3(0.0, 0.20000000298023224, 1.0), vec3(0.0, 0.89999997615814209, 0.30000001192092896), vec3(1.0, 0.94999998807907104, 0.0), vec3(1.0, 0.10000000149011612, 0.0), vec3(1.0, 1.0, 1.0));
-    float x_0 = clamp(t_0, 0.0, 1.0) * 5.0;
-    int _S1 = min(int(floor(x_0)), 4);
-    return mix(stops_0[_S1], stops_0[_S1 + 1], vec3(x_0 - float(_S1)));
+    float x_2 = clamp(t_0, 0.0, 1.0) * 5.0;
+    int _S9 = min(int(floor(x_2)), 4);
+    return mix(stops_0[_S9], stops_0[_S9 + 1], vec3(x_2 - float(_S9)));
 }
 
 layout(location = 0)
@@ -33,20 +125,24 @@ out vec4 entryPointParam_fragmentMain_0;
 
 void main()
 {
-    ivec3 _S2 = ivec3(ivec2(gl_FragCoord.xy), 0);
-    vec4 a_0 = (texelFetch((postA_0), ((_S2)).xy, ((_S2)).z));
+    ivec3 _S10 = ivec3(ivec2(gl_FragCoord.xy), 0);
+    vec4 a_0 = (texelFetch((postA_0), ((_S10)).xy, ((_S10)).z));
+    if((PostPass_0.postMode_0.x) == 2)
+    {
+        entryPointParam_fragmentMain_0 = vec4(linearFromDisplay_0(a_0.xyz), PostPass_0.postParams_0.y);
+        return;
+    }
+    if((PostPass_0.postMode_0.y) != 0)
+    {
+        a_0.xyz = displayFromLinear_0(a_0.xyz);
+    }
     if((PostPass_0.postMode_0.x) == 0)
     {
         entryPointParam_fragmentMain_0 = vec4(a_0.xyz, 1.0);
         return;
     }
-    if((PostPass_0.postMode_0.x) == 2)
-    {
-        entryPointParam_fragmentMain_0 = vec4(a_0.xyz, PostPass_0.postParams_0.y);
-        return;
-    }
-    vec3 d_0 = abs(a_0.xyz - (texelFetch((postB_0), ((_S2)).xy, ((_S2)).z)).xyz);
-    entryPointParam_fragmentMain_0 = vec4(heat_0(max(d_0.x, max(d_0.y, d_0.z)) * PostPass_0.postParams_0.x), 1.0);
+    vec3 d_1 = abs(a_0.xyz - (texelFetch((postB_0), ((_S10)).xy, ((_S10)).z)).xyz);
+    entryPointParam_fragmentMain_0 = vec4(heat_0(max(d_1.x, max(d_1.y, d_1.z)) * PostPass_0.postParams_0.x), 1.0);
     return;
 }
 
