@@ -174,6 +174,24 @@ def ctx():
     c.release()
 
 
+@pytest.fixture(scope="session")
+def sphere(tmp_path_factory):
+    """(scene, cache dir, provider): the tiny sphere scene of tests/viewer_scenes.py with its
+    material compressed once (tiny settings) for every ntc-view test that draws it."""
+    from export.gltf import load_scene
+    from viewer.ntc_cache import ensure_ntc
+    from viewer_scenes import tiny_settings, write_sphere_scene
+    folder = tmp_path_factory.mktemp("sphere")
+    scene = load_scene(write_sphere_scene(folder / "scene"), log=None)
+    cache, settings = folder / "cache", tiny_settings()
+
+    def provider(material):
+        return ensure_ntc(scene, material, settings, cache, log=None)
+
+    provider(scene.materials[0])  # compress now, outside any timing
+    return scene, cache, provider
+
+
 def mean_prediction_psnr(source_mips) -> float:
     """Set PSNR at mip 0 of predicting each channel's mean: what a network that learned nothing gets."""
     sq, n = 0.0, 0

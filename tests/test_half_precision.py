@@ -198,23 +198,6 @@ def test_load_mode_refuses_a_set_uploaded_as_halves(ctx, trained):
 # ----------------------------------------------------------------------------------------------
 # ntc-view
 
-@pytest.fixture(scope="module")
-def sphere_scene(tmp_path_factory):
-    """(scene, cache dir, provider): a tiny sphere scene with its material compressed once."""
-    from export.gltf import load_scene
-    from viewer.ntc_cache import ensure_ntc
-    from viewer_scenes import tiny_settings, write_sphere_scene
-    folder = tmp_path_factory.mktemp("half_sphere")
-    scene = load_scene(write_sphere_scene(folder / "scene"), log=None)
-    cache, settings = folder / "cache", tiny_settings()
-
-    def provider(material):
-        return ensure_ntc(scene, material, settings, cache, log=None)
-
-    provider(scene.materials[0])
-    return scene, cache, provider
-
-
 def _sample_frame(ctx, scene, provider, precision, log):
     from viewer.renderer import Renderer
     r = Renderer(ctx, scene, (32, 32), mode="sample", filter_mode="latent", ntc_provider=provider,
@@ -227,12 +210,11 @@ def _sample_frame(ctx, scene, provider, precision, log):
 
 
 @pytest.mark.gl
-def test_viewer_auto_falls_back_to_fp32_when_the_16_bit_program_fails(ctx, sphere_scene,
-                                                                       monkeypatch):
+def test_viewer_auto_falls_back_to_fp32_when_the_16_bit_program_fails(ctx, sphere, monkeypatch):
     """A driver that claims an extension but will not compile the 16-bit program (llvmpipe with
     the claim faked): auto says so in one line and draws the fp32 frame; fp16 is the error."""
     from export.decode import precision as precision_module
-    scene, _, provider = sphere_scene
+    scene, _, provider = sphere
     plain, frame, _ = _sample_frame(ctx, scene, provider, "auto", None)
     assert plain == FP32
     monkeypatch.setattr(precision_module, "half_extension",
@@ -246,11 +228,10 @@ def test_viewer_auto_falls_back_to_fp32_when_the_16_bit_program_fails(ctx, spher
 
 
 @pytest.mark.gl
-def test_cli_precision_fp16_without_the_extension_is_one_line(ctx, sphere_scene, tmp_path,
-                                                             capsys):
+def test_cli_precision_fp16_without_the_extension_is_one_line(ctx, sphere, tmp_path, capsys):
     from viewer import cli
     from viewer_scenes import TINY_CLI
-    scene, cache, _ = sphere_scene
+    scene, cache, _ = sphere
     common = [str(scene.path), "--headless", "--mode", "sample", "--frames", "1", "--size",
               "16x16", "--cache-dir", str(cache), *TINY_CLI]
     if half_extension(ctx) is None:

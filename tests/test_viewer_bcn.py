@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from export.metrics import psnr
-from test_viewer_render import renderer, sphere  # noqa: F401  (the fixture)
-from viewer_scenes import write_quad_scene, write_sphere_scene
+from viewer_scenes import renderer, write_quad_scene, write_sphere_scene
 
 
 def frames(ctx, scene, size=(64, 64), setup=None) -> dict[str, np.ndarray]:

@@ -165,3 +165,21 @@ def tiny_settings():
     from trainer.network import NetworkConfig
     return CompressSettings(train=TrainConfig(steps=TINY_STEPS, progress=False),
                             network=NetworkConfig(hidden=(16,)))
+
+
+# ----------------------------------------------------------------------------------------------
+# drawing them: a renderer on a test context, and a mode's frame
+
+def renderer(ctx, scene, provider=None, size=(64, 64), **kw):
+    """A viewer.renderer.Renderer for tests: no log, timer results read at once."""
+    from viewer.renderer import Renderer
+    return Renderer(ctx, scene, size, ntc_provider=provider, log=None, timer_latency=0, **kw)
+
+
+def frame(r, mode: str, filt: str = "trilinear", frames: int = 2):
+    """The image after `frames` frames of `mode` with sample filter `filt` (uint8 [H, W, 3])."""
+    r.set_mode(mode)
+    r.set_filter(filt)
+    for _ in range(frames):
+        r.render()
+    return r.read()
