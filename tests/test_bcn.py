@@ -15,7 +15,7 @@ from conftest import RICH_SET, write_set
 from export import layout
 from export.bcn import FORMATS, codec, dds, format_for
 from export.bcn.dds import DDSError, DDSTexture, from_bytes, to_bytes
-from test_cli import one_line_error, run
+from cli_run import one_line_error, run
 
 
 def psnr8(a: np.ndarray, b: np.ndarray) -> float:

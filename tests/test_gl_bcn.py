@@ -186,7 +186,7 @@ def test_decode_to_bcn_transcodes_a_set(ctx, trained):
 def test_ntc_decode_dds_on_the_gpu(trained, tmp_path):
     from export import cli
     from export.bcn.dds import from_bytes
-    from test_cli import run
+    from cli_run import run
     path = tmp_path / "set.ntc"
     path.write_bytes(trained.data)
     files = {}

@@ -14,7 +14,7 @@ import pytest
 import trainer.compress as compress_mod
 from export.format import read_ntc
 from gltf_scenes import TEX, SceneBuilder, textured_builder
-from test_cli import one_line_error, run
+from cli_run import one_line_error, run
 from trainer import cli as compress_cli
 from trainer.compress import DEFAULT_BPP, CompressSettings
 from trainer.fit import TrainConfig

@@ -15,7 +15,7 @@ import pytest
 import trainer.compress as compress_mod
 from conftest import base_color, snapshot, write_set
 from gltf_scenes import textured_builder
-from test_cli import FAST, one_line_error, run
+from cli_run import FAST, one_line_error, run
 from test_gltf_compress import tree_snapshot
 from trainer import cli as compress_cli
 

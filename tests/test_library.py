@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_set
-from test_cli import run
+from cli_run import run
 
 TINY = ["--steps", "30", "--cpus", "2", "-q"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import base_color, write_set
 from gltf_scenes import TEX, textured_builder
-from test_cli import run
+from cli_run import run
 from trainer import cli as compress_cli
 from trainer import parallel
 from trainer.compress import CompressSettings, compress
