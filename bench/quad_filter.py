@@ -4,8 +4,8 @@
 
 Both filters give the same values (exact trilinear filtering of the decoded texture); the quad
 filter decodes the union of a 2x2 pixel quad's footprints once, a quarter by each pixel
-(shaders/ntc_sample.slang). What that saves depends on how many texels a pixel covers, so the
-sample-mode harness (export/decode/gl_sample.py) renders a --size² image of the shipped default
+(shaders/ntc_sample.slang, its plan in ntc_quad.slang). What that saves depends on how many
+texels a pixel covers, so the sample-mode harness (export/decode/gl_sample.py) renders a --size² image of the shipped default
 set (assets/WaterBottle_ntc, or --ntc) at zooms from 4 pixels a texel (close-up) to 6 texels a
 pixel (far), the uv grid turned 30° so footprints straddle texels as on real surfaces, and reports
 for each filter: MLP evaluations a pixel (the harness counts them per pixel), rounds a quad (the

@@ -258,6 +258,16 @@ void ntcAroundQuad_0(vec4 v_0, float sx_0, float sy_0, out vec4  at_0[4])
     return;
 }
 
+void ntcAroundQuad_1(vec3 v_1, float sx_1, float sy_1, out vec3  at_1[4])
+{
+    vec3 vy_1 = v_1 + sy_1 * dFdyFine(v_1);
+    at_1[0] = v_1;
+    at_1[1] = v_1 + sx_1 * dFdxFine(v_1);
+    at_1[2] = vy_1;
+    at_1[3] = vy_1 + sx_1 * dFdxFine(vy_1);
+    return;
+}
+
 layout(constant_id = 1)
 const int NTC_LAYERS_0 = 4;
 
@@ -536,16 +546,6 @@ void ntcDecodeWith_0(int mip_1, vec2 uv_4, vec2 peGrid_2, int mip1_0, vec2 uv1_0
 
 layout(constant_id = 12)
 const int NTC_LOD_BLEND_0 = 0;
-
-void ntcAroundQuad_1(vec3 v_1, float sx_1, float sy_1, out vec3  at_1[4])
-{
-    vec3 vy_1 = v_1 + sy_1 * dFdyFine(v_1);
-    at_1[0] = v_1;
-    at_1[1] = v_1 + sx_1 * dFdxFine(v_1);
-    at_1[2] = vy_1;
-    at_1[3] = vy_1 + sx_1 * dFdxFine(vy_1);
-    return;
-}
 
 struct PbrVertexOut_0
 {
