@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from export.pixels import linear_to_srgb, srgb_to_linear
 from viewer_scenes import frame, renderer
 
 
@@ -28,9 +29,9 @@ def single_frames(ctx, scene, provider, filters: list[str]) -> list[np.ndarray]:
 
 
 def linear_from_display(d: np.ndarray) -> np.ndarray:
-    """shaders/display.slang's linearFromDisplay of 8-bit display values, in float64."""
-    c = np.clip(d / 255.0, 0.0, 1.0)
-    y = np.clip(np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4), 0.0, 1.0)
+    """shaders/display.slang's linearFromDisplay of 8-bit display values, in float64: the sRGB
+    curve (export.pixels), then the ACES fit's inverse."""
+    y = srgb_to_linear(np.clip(d / 255.0, 0.0, 1.0))
     a, b, k = 2.43 * y - 2.51, 0.59 * y - 0.03, 0.14 * y
     return 2.0 * k / (np.sqrt(b * b - 4.0 * a * k) - b)
 
@@ -38,7 +39,7 @@ def linear_from_display(d: np.ndarray) -> np.ndarray:
 def display_from_linear(x: np.ndarray) -> np.ndarray:
     """displayFromLinear, as 8-bit display values (unrounded)."""
     y = np.clip(x * (2.51 * x + 0.03) / (x * (2.43 * x + 0.59) + 0.14), 0.0, 1.0)
-    return 255.0 * np.where(y <= 0.0031308, y * 12.92, 1.055 * y ** (1 / 2.4) - 0.055)
+    return 255.0 * linear_to_srgb(y)
 
 
 def light_mean(frames, weights=None) -> np.ndarray:
