@@ -184,7 +184,7 @@ def convergence_run(tset, label: str, cfg: TrainConfig, steps: int, fresh: bool,
            "cpu_s": time.process_time() - c0, "train_s": rep["train_seconds"],
            "psnr_set": rep["psnr_set"], "psnr_set_mip": rep["psnr_set_mip"], "bpp": rep["bpp"],
            "batch": rep["batch"], "threads": rep["threads"], "step": rep["training_step"],
-           "precision": rep["training_precision"]}
+           "precision": rep["training_precision"], "lr_latents": cfg.lr_latents}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(run))
     return run

@@ -63,6 +63,15 @@ def _throughput_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _latent_lr_text(runs: list[dict]) -> str:
+    """The latent learning rate the runs trained with, as the report names it (runs measured
+    before it was recorded say so)."""
+    rates = {r.get("lr_latents") for r in runs}
+    if not rates or None in rates:
+        return "the latent lr of the trainer that made them (not recorded)"
+    return "lr " + " / ".join(f"{x:g}" for x in sorted(rates))
+
+
 def _convergence_lines(runs: list[dict]) -> list[str]:
     old = [r for r in runs if r["trainer"] == "old"]
     new = [r for r in runs if r["trainer"] == "new"]
@@ -74,8 +83,8 @@ def _convergence_lines(runs: list[dict]) -> list[str]:
              "area with a quarter mip-uniform: bench.training.OLD). **new**: ntc-compress's "
              "defaults (fused step, bf16 hidden layers where the CPU multiplies bf16 in hardware, "
              "float32 elsewhere, latents trained through their rounding "
-             "at lr 0.07, frozen at 95 %, texels drawn by their recent loss within each mip: "
-             "trainer/sampling.py).",
+             f"at {_latent_lr_text(new)}, frozen at 95 %, texels drawn by their recent loss "
+             "within each mip: trainer/sampling.py).",
              "",
              "| trainer | steps | set PSNR (dB) | worst mip (dB) | wall s | CPU s | train s |",
              "|---|---|---|---|---|---|---|"]

@@ -28,6 +28,7 @@ def test_every_part_runs_and_the_report_is_written(tmp_path):
     write_training_report(out, tmp_path)
     text = (tmp_path / "training.md").read_text()
     assert "## Step throughput" in text and "## Convergence" in text
+    assert f"at lr {training.NEW.lr_latents:g}, frozen" in text  # recorded with each run
     assert (tmp_path / "training.png").stat().st_size > 0
 
 

@@ -44,7 +44,7 @@ class TrainConfig:
     batch: int | None = option(None, flag="--batch", type=int, check=at_least(64),
                                help=f"texels per step (default {CPU_BATCH} on the CPU, "
                                     f"{CUDA_BATCH} on CUDA)")
-    lr_latents: float = 0.07  # A/B against 0.1 and 0.05 in bench/choices.md
+    lr_latents: float = 0.05  # A/Bs at 6 000 steps and at the default effort in bench/choices.md
     lr_mlp: float = 0.005
     # latents train through their 4-bit rounding (straight-through) from this share of the steps,
     # before it with +-half-step noise (RTXNTC's way; 1.0 = noise until frozen); rounding from the
