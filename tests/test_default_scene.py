@@ -75,9 +75,10 @@ def test_ntc_view_without_arguments_renders_the_default_scene(ctx, tmp_path, cap
 def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
     """The latent filter decodes between texel centres, where the MLP was never trained; it
     blends the positional encoding over the 4 nearest texel centres (test_decoder shows why).
-    Measured on this set (p4@4, latent grid 4.2x coarser than mip 0, 40 000 steps), repeat wrap,
-    lod 0 / 1 / 2: blended 34.3 / 34.1 / 32.6 dB against trilinear filtering of the decoded
-    texture, the raw encoding 32.8 / 32.0 / 30.9 dB. The floor was 33 dB when the set had 10 000
+    Measured on this set (p4@4, latent grid 4.2x coarser than mip 0, 30 000 steps), repeat wrap,
+    lod 0 / 1 / 2: blended 34.9 / 34.4 / 33.6 dB against trilinear filtering of the decoded
+    texture, the raw encoding 33.2 / 32.8 / 31.7 dB (at 40 000 steps: 34.3 / 34.1 / 32.6 and
+    32.8 / 32.0 / 30.9, under a floor of 32 dB). The floor was 33 dB when the set had 10 000
     steps (blended 35.3 / 34.9 / 34.0): the MLP only ever sees texel centres, and the longer it
     trains the tighter it fits them and the further it strays between them. The same 512^2 set
     at 10 000 steps gives 36.1 / 34.5 / 33.2 with today's trainer and 35.4 / 34.7 / 33.2 with the
@@ -111,5 +112,5 @@ def test_latent_filter_stays_close_to_trilinear_on_a_trained_set():
             raw = decode_texels(dec.table, dec.pyramid, dec.weights, dec.biases, m,
                                 wrap_uv(uv, mip_sizes(dec.model.width, dec.model.height, m),
                                         REPEAT))
-            assert blended >= 32.0, (mip, blended)
+            assert blended >= 33.0, (mip, blended)  # measured 33.6 at the worst lod
             assert psnr(raw, reference) < blended - 1.0, (mip, psnr(raw, reference), blended)
