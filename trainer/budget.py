@@ -4,7 +4,7 @@ import math
 
 # --effort: training steps for a set of up to SIZE_REFERENCE texels. A CPU step (the fused step
 # and the texel draw) takes about 5-6 ms on one thread with bf16 in hardware, 8-9 ms in float32 on
-# an AVX2 CPU, so "default" is about 3-4.5 minutes for a 1K 9-channel set on one core
+# an AVX2 CPU, so "default" is about 2.5-4.5 minutes for a 1K 9-channel set on one core
 # (bench/results/training.md, bench/choices.md).
 EFFORTS = {"fast": 8000, "default": 30000, "max": 160000}
 DEFAULT_EFFORT = "default"

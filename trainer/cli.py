@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=effort_help() + f" (default {DEFAULT_EFFORT}: about 3 minutes for a "
                         "1K set with 9 channels on one CPU core with bf16 in hardware, about 4.5 "
                         "in float32, under a minute for fast, about 15 minutes for max; on that "
-                        "set each doubling of the steps gained 1.3-2.2 dB up to 20,000 and "
-                        "0.4-0.7 beyond)")
+                        "set each doubling of the steps gained 1.4-2.2 dB up to 20,000, about 1 "
+                        "to 40,000 and 0.6 beyond)")
     add_options(p, TrainConfig, TRAIN_OPTIONS)
     add_options(p, CompressSettings, ["device", "jobs"])
     add_options(p, NetworkConfig, NETWORK_OPTIONS)
