@@ -163,7 +163,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     """Compress what the cache lacks, then render every row of `rows`; the scene's dict of
     viewer.json. Screenshots go to shots_dir/<name>_<row>.png when shots_dir is given."""
     from export.images import encode_png
-    from viewer.ntc_cache import ensure_ntc
+    from viewer.ntc_cache import ensure_all
     from export.gltf import load_scene
 
     from export.decode.network_block import macs_per_decode
@@ -176,19 +176,19 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
     cache_dir = Path(cache_dir) if cache_dir is not None else CACHE / name
     cache_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. neural sets, compressed now (outside every timing) or found in the cache
-    paths: dict[int, Path | None] = {}
-    materials = []
+    # 1. neural sets, found in the cache or compressed now (outside every timing), the missing
+    # ones --jobs at a time as ntc-view compresses them
+    drawn = [scene.material(i) for i in sorted({p.material for p in scene.primitives}) if i >= 0]
+    drawn = [m for m in drawn if m.slots]
     t_compress = time.perf_counter()
-    for index in sorted({p.material for p in scene.primitives}):
-        mat = scene.material(index)
-        if index < 0 or not mat.slots:
-            continue
-        t0 = time.perf_counter()
-        path = ensure_ntc(scene, mat, settings, cache_dir, log=log)
-        seconds = time.perf_counter() - t0
-        paths[index] = path
-        entry = {"material": mat.name, "index": index, "file": None, "seconds_this_run": seconds}
+    paths: dict[int, Path | None] = ensure_all(scene, settings, cache_dir, log=log,
+                                               materials=drawn) if drawn else {}
+    compress_s = time.perf_counter() - t_compress
+    materials = []
+    for mat in drawn:
+        index = mat.index
+        path = paths[index]
+        entry = {"material": mat.name, "index": index, "file": None}
         if path is not None:
             model = read_ntc(path)
             entry.update(file=str(path), file_bytes=path.stat().st_size,
@@ -201,7 +201,6 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
                 entry.update({k: rep.get(k) for k in ("bpp", "psnr_set", "preset", "steps",
                                                       "seconds", "device", "key")})
         materials.append(entry)
-    compress_s = time.perf_counter() - t_compress
 
     # materials whose sets are identical (same cache key): one file, one upload, one decode
     groups: dict[str, list[str]] = {}

@@ -97,3 +97,27 @@ def test_measure_and_report(ctx, tmp_path):
     # the still view: the displayed mean after N frames of each averaged filter
     assert [n for n, _ in s["still_view"]["auto"]] == list(STILL)
     assert "Still view: PSNR against the reference frame" in md
+
+
+def test_scene_sets_are_compressed_together(tmp_path, monkeypatch):
+    """measure_scene hands every textured material it draws to ntc_cache.ensure_all in one call,
+    so missing sets compress --jobs at a time as ntc-view's do (not one material after another)."""
+    from bench import viewer
+    from viewer import ntc_cache
+
+    class Recorded(Exception):
+        pass
+
+    calls = []
+
+    def record(scene, settings, cache_dir, log=None, materials=None, **kwargs):
+        calls.append(([m.name for m in materials], settings.jobs_here()))
+        raise Recorded
+
+    monkeypatch.setattr(ntc_cache, "ensure_all", record)
+    scene = write_sphere_scene(tmp_path / "scene")
+    settings = viewer.settings_for(steps=30, hidden=[16], progress=False, jobs=2)
+    with pytest.raises(Recorded):
+        viewer.measure_scene(None, "sphere", scene, settings, cache_dir=tmp_path / "cache",
+                             log=None)
+    assert calls == [(["sphere"], 2)]   # the untextured glass quad is not asked for
