@@ -68,8 +68,13 @@ def test_viewer_cache_jobs_write_the_same_files(tmp_path):
     caches = {}
     for jobs in (1, 2):
         scene = load_scene(scene_path, log=None)
-        paths = ensure_all(scene, settings(), tmp_path / f"cache{jobs}", log=None, jobs=jobs)
+        lines = []
+        paths = ensure_all(scene, settings(), tmp_path / f"cache{jobs}", log=lines.append,
+                           jobs=jobs)
         assert paths[0] == paths[2] and paths[0] != paths[1]
+        # Mat Three shares Mat One's images: said so, not announced as a second compression
+        assert "material 'Mat Three': the same textures as 'Mat One', one set for both" in lines
+        assert not any(line.startswith("material 'Mat Three': compressing") for line in lines)
         caches[jobs] = {p.name: p.read_bytes() for p in sorted(paths[0].parent.glob("*.ntc"))}
     assert len(caches[1]) == 2 and caches[1] == caches[2]
 

@@ -178,8 +178,11 @@ def ensure_all(scene: Scene, settings, cache_dir: str | Path | None = None, log=
                 out[m.index] = found
                 continue
             job, tset = found
+            twin = next((other for other, j in todo if j.key == job.key), None)
             todo.append((m, job))
-            if log:
+            if log and twin is not None:   # the compressor trains a key once
+                log(f"material '{m.name}': the same textures as '{twin.name}', one set for both")
+            elif log:
                 w, h = job.size
                 log(f"material '{m.name}': compressing {w}x{h} ({', '.join(job.textures)}) into "
                     f"the cache {job.path.parent}")
