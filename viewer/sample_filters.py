@@ -18,7 +18,7 @@ from shaders.interface import DECODES_PER_PIXEL, FILTERS
 FILTER_NAMES = tuple(FILTERS) + ("auto",)
 FILTER_DECODES = {**DECODES_PER_PIXEL, "auto": 1}
 DEFAULT_FILTER = "auto"
-AUTO_SEED_FRAMES = 6     # auto's latent frame counts as this many stochastic ones in the mean
+AUTO_SEED_FRAMES = 4     # auto's latent frame counts as this many stochastic ones in the mean
 ACCUMULATE_MAX = 256     # frames averaged; beyond, a moving average
 
 
