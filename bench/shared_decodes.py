@@ -17,7 +17,8 @@ pixel), and gives PSNR against exact trilinear filtering of the decoded texture 
   checkerboard   1/2: the latent decode at one diagonal of each quad, the other two pixels the
                  mean of those two (checkerboard rendering)
   pairs          1/2: one latent decode a horizontal pixel pair, at the pair's centre
-  stochastic N   1 a frame (sample_stochastic), the mean of N frames: the default at rest
+  stochastic N   1 a frame (sample_stochastic), the mean of N frames: what the default filter
+                 (auto) averages while the view rests
   quad MIS N     1 a frame, each pixel combining the 4 texels its quad drew that frame (each lane
                  draws as the stochastic filter does) by the balance heuristic of multiple
                  importance sampling: coefficient w_p(T) / sum over the quad of w_q(T) for drawn
