@@ -78,7 +78,6 @@ RESULTS = ROOT / "bench" / "results"
 DEFAULT_SET = ROOT / "assets" / "WaterBottle"
 TEXELS_PER_PIXEL = 2.5  # baseline minification: lod ~ 1.32, trilinear blends mips 1 and 2
 SAMPLE_WARMUP = (16, 16)  # pixels drawn by a sample row's warm-up (compiles the program)
-# MLP evaluations per pixel of each sample-mode filter at a fractional lambda (ntc_sample.slang)
 
 
 def default_model() -> NTCModel:
