@@ -178,8 +178,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size=DEFAULT_SIZE,
 
     # 1. neural sets, found in the cache or compressed now (outside every timing), the missing
     # ones --jobs at a time as ntc-view compresses them
-    drawn = [scene.material(i) for i in sorted({p.material for p in scene.primitives}) if i >= 0]
-    drawn = [m for m in drawn if m.slots]
+    drawn = scene.drawn_materials(textured=True)
     t_compress = time.perf_counter()
     paths: dict[int, Path | None] = ensure_all(scene, settings, cache_dir, log=log,
                                                materials=drawn) if drawn else {}

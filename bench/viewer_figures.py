@@ -20,10 +20,8 @@ def block_format_textures(scene) -> list[dict]:
     from viewer.bcn_images import image_format
     from viewer.frame_stats import mip_chain_texels
     from viewer.material_bindings import COLOUR_SLOTS
-    used = sorted({p.material for p in scene.primitives})
     seen: dict[tuple, dict] = {}
-    for index in used:
-        mat = scene.material(index)
+    for mat in scene.drawn_materials():
         for slot, ts in mat.slots.items():
             key = (ts.image.key, slot in COLOUR_SLOTS, slot == "normal")
             w, h = ts.image.size

@@ -312,3 +312,20 @@ def test_real_scenes_load_and_generated_tangents_match_the_files(path):
         cos = np.sum(g[:, :3] * p.tangents[:, :3], axis=1)
         assert np.median(cos) > 0.999, p.name
         assert np.mean(g[:, 3] == p.tangents[:, 3]) > 0.98, p.name
+
+
+def test_drawn_materials_in_index_order_default_and_untextured_apart(tmp_path):
+    """Scene.drawn_materials: each material a primitive draws once, by index, the glTF default
+    material for primitives without one; textured=True keeps those with a texture (what the
+    viewer compresses), not an unused material."""
+    b = textured_builder()
+    b.material(name="Plain")                 # 1: no texture
+    b.material(name="Unused")                # 2: drawn by nothing
+    prim = b.doc["meshes"][0]["primitives"][0]
+    no_material = {k: v for k, v in prim.items() if k != "material"}
+    b.doc["meshes"][0]["primitives"] = [dict(prim, material=1), no_material, prim,
+                                        dict(prim, material=1)]
+    scene = load_scene(b.write(tmp_path / "s" / "d.gltf"), log=None)
+    assert [(m.index, m.name) for m in scene.drawn_materials()] == [
+        (-1, "default"), (0, "Mat One"), (1, "Plain")]
+    assert [m.name for m in scene.drawn_materials(textured=True)] == ["Mat One"]

@@ -202,15 +202,14 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
     from .material_bindings import TextureFormats
     from .renderer import Renderer
     size = args.size or DEFAULT_HEADLESS
-    used = [scene.material(i) for i in sorted({p.material for p in scene.primitives})]
+    used = scene.drawn_materials()
     ctx = create_context()
     renderer = None
     try:
         resolve(ctx, args.precision)  # an --precision the driver cannot give fails before work
         if args.mode != "reference":  # compress what is missing now, outside setup_ms
-            for material in used:
-                if material.index >= 0 and material.slots:
-                    provider(material)
+            for material in scene.drawn_materials(textured=True):
+                provider(material)
         if args.reference == "bcn" and bcn_images is not None:   # BCn encoding too
             bcn_images.prepare(used)
         # setup: upload (and in load mode decode) everything; finish, since GL runs lazily
@@ -287,9 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             draws, compressing (and caching) the missing ones --jobs at a time."""
             from .ntc_cache import ensure_all
             if material.index not in paths:
-                wanted = {i: scene.material(i) for i in sorted({p.material for p in
-                                                                scene.primitives}) if i >= 0}
-                wanted = {i: m for i, m in wanted.items() if m.slots and i not in paths}
+                wanted = {m.index: m for m in scene.drawn_materials(textured=True)
+                          if m.index not in paths}
                 wanted.setdefault(material.index, material)
                 paths.update(ensure_all(scene, settings, args.cache_dir, log=log,
                                         materials=list(wanted.values())))

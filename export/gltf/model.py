@@ -116,3 +116,9 @@ class Scene:
 
     def material(self, index: int) -> Material:
         return self.materials[index] if index >= 0 else default_material()
+
+    def drawn_materials(self, textured: bool = False) -> list[Material]:
+        """The materials the primitives draw, in index order (the glTF default material for
+        primitives without one); textured: only those with a texture (what has a neural set)."""
+        drawn = [self.material(i) for i in sorted({p.material for p in self.primitives})]
+        return [m for m in drawn if m.slots] if textured else drawn
