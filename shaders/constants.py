@@ -27,12 +27,15 @@ NTC_MAX_OUT_VEC4 = 4
 NTC_MAX_TEXTURES = 16
 NTC_MAX_VEC4 = 64
 NTC_MAX_WEIGHT_VEC4 = 4095
+NTC_PAGE_HEADER = 16
 NTC_PE_OCTAVES = 3
+NTC_POOL_ROW = 64
 NTC_QUAD_MAX_EXTENT = 6
 NTC_REMAP_CONST = 1
 NTC_REMAP_COPY = 2
 NTC_REMAP_NORMAL_Z = 3
 NTC_REMAP_STORED = 0
+NTC_TILE = 32
 NTC_WRAP_CLAMP_TO_EDGE = 33071
 NTC_WRAP_MIRRORED_REPEAT = 33648
 NTC_WRAP_REPEAT = 10497
@@ -66,6 +69,9 @@ BINDINGS = {
     'PostPass': 7,
     'bcnSource': 0,
     'ntcLatents': 0,
+    'ntcPages': 0,
+    'ntcPool': 13,
+    'ntcRequests': 1,
     'pbrBaseColorTexture': 8,
     'pbrEmissiveTexture': 12,
     'pbrEnvironment': 6,
@@ -107,8 +113,9 @@ BLOCKS = {
         ('ntcInfo', 0, 'float32', (4,)),
         ('ntcWeightsHalf', 16, 'uint32', (2048, 4)),
     )),
-    'NtcPass': (16, (
+    'NtcPass': (32, (
         ('ntcPass', 0, 'int32', (4,)),
+        ('ntcOrigin', 16, 'int32', (4,)),
     )),
     'NtcRemap': (768, (
         ('ntcRemapKind', 0, 'int32', (16, 4)),

@@ -50,14 +50,14 @@ def test_window_runs_every_mode_and_quits_cleanly(scene, tmp_path):
     path, cache = scene
     shot = tmp_path / "window.png"
     steps = ["wait", "2", "3", "f", "a", "a", "f", "f", "d", "orbit:40:10", "pan:4:-3",
-             "scroll:2", "d", "o", "1", "b", f"screenshot:{shot}", "b", "2", "l", "quit"]
+             "scroll:2", "d", "o", "4", "1", "b", f"screenshot:{shot}", "b", "2", "l", "quit"]
     proc = run_window([str(path), "--size", "64x64", "--cache-dir", str(cache), *TINY_CLI,
                        "--script", ",".join(steps)])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for line in ("mode: load", "mode: sample", "sample filter: latent", "diff view: on",
+    for line in ("mode: load", "mode: sample", "mode: feedback", "sample filter: latent", "diff view: on",
                  "averaging stochastic frames: off", "averaging stochastic frames: on",
                  "diff view: off", "mode: reference", "reference format: bcn",
-                 "reference format: rgba8", "load format: bcn", "closed after 21 frames"):
+                 "reference format: rgba8", "load format: bcn", "closed after 22 frames"):
         assert line in proc.stderr
     # the BCn reference frame (overlay off) after the drags: still the scene, not an empty window
     from viewer.scene_pass import BACKGROUND

@@ -1,6 +1,7 @@
 """Tiny procedural glTF scenes for the viewer tests (no shared data needed).
 
-`write_sphere_scene(folder)` writes sphere.gltf (buffers as a data: URI) and three 32x32 PNGs:
+`write_sphere_scene(folder)` writes sphere.gltf (buffers as a data: URI) and three 32x32 PNGs
+(or `tex` x `tex`):
 a textured UV sphere (baseColor with a pattern, a bumpy tangent-space normal map, an ORM image
 feeding both metallicRoughness and occlusion, a CLAMP_TO_EDGE / MIRRORED_REPEAT sampler) and a
 small double-sided, alpha-blended, untextured quad in front of it.
@@ -55,10 +56,11 @@ def images(size: int = TEX):
             "sphere_orm.png": to8(orm)}
 
 
-def write_sphere_scene(folder: Path) -> Path:
+def write_sphere_scene(folder: Path, tex: int = TEX) -> Path:
+    """The sphere scene with `tex` x `tex` images."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, img in images().items():
+    for name, img in images(tex).items():
         Image.fromarray(img).save(folder / name)
     pos, nrm, uv, tan, idx = sphere()
     quad_pos = np.array([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]],

@@ -1,6 +1,6 @@
-"""ntc-view: look at a glTF scene with its textures as images, decoded on load or sampled per pixel.
+"""ntc-view: view a glTF scene with images or neural textures (decoded on load, per pixel, in tiles).
 
-    ntc-view [SCENE] [--mode reference|load|sample] [--reference rgba8|bcn] [--load-format ...]
+    ntc-view [SCENE] [--mode reference|load|sample|feedback] [--reference rgba8|bcn] [--load-format ...]
              [--filter auto|latent|stochastic|trilinear|quad] [--precision auto|fp32|fp16]
              [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
@@ -15,9 +15,15 @@ Reference mode shows the scene's images as RGBA8 textures (--reference rgba8, th
 the BCn set an engine ships (--reference bcn: BC7 colour, BC5 normals, BC4 grey; encoded by
 bc7enc on first open, with progress, and cached beside the scene like the neural sets). Load mode
 keeps the decoded set as RGBA8 (--load-format rgba8) or transcodes it on the GPU into the same BCn
-formats (--load-format bcn; the encoder: shaders/bcn_encode.slang).
+formats (--load-format bcn; the encoder: shaders/bcn_encode.slang). Sample mode decodes the set
+where each pixel samples it (--filter). Feedback mode ("inference on feedback") decodes the set in
+32x32-texel tiles into a pool texture, only the tiles the frame's pixels touch, after the frame
+that asked for them (at most one decode a pixel a frame; until a tile arrives its pixels use a
+coarser mip), and filters those texels trilinearly: sample mode's exact trilinear picture, 8-bit
+texels, at about a texture fetch's cost a pixel once the view's tiles are in; --stats gives the
+texels decoded after each frame.
 
-Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 reference / load / sample, B toggles the
+Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 / 4 reference / load / sample / feedback, B toggles the
 reference format RGBA8 / BCn, L the load format, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
 orbits, right or middle drag pans, the wheel zooms; Esc quits. With the stochastic filter the
@@ -69,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="keys: 1/2/3 mode, B reference RGBA8/BCn, L load RGBA8/BCn, F filter, A average "
+        epilog="keys: 1-4 mode, B reference RGBA8/BCn, L load RGBA8/BCn, F filter, A average "
                "stochastic frames, "
                "D diff, O overlay, "
                "Esc quit; mouse: left orbit, "
@@ -78,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scene", nargs="?", help="a .gltf or .glb file (default: the shipped "
                    "WaterBottle, assets/WaterBottle_ntc/)")
     p.add_argument("--mode", choices=MODES, default="reference",
-                   help="material texture source (default %(default)s)")
+                   help="material texture source: reference (the images), load (the neural "
+                        "sets decoded once into textures), sample (decoded per pixel, --filter), "
+                        "feedback (decoded in tiles as the view needs them) (default %(default)s)")
     p.add_argument("--reference", choices=FORMAT_NAMES, default="rgba8",
                    help="reference-mode textures: rgba8, the images as they are, or bcn, the "
                         "BCn set an engine ships (BC7 colour, BC5 normals, BC4 grey; encoded once "
@@ -248,6 +256,8 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
             "renderer": ctx.info.get("GL_RENDERER"),
             "vram_objects": renderer.vram_objects(),
         }
+        if renderer.bindings.tiles is not None:
+            stats["tiles"] = renderer.bindings.tiles.summary()
         if args.compare:
             current = renderer.render_mode_image(args.mode)
             reference = renderer.render_mode_image("reference", TextureFormats())
@@ -299,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             stats = run_headless(scene, args, provider, log, bcn_images)
             gpu, cpu = stats["gpu_ms"], stats["cpu_ms"]
-            what = {"reference": args.reference, "load": args.load_format, "sample": args.filter}
+            what = {"reference": args.reference, "load": args.load_format, "sample": args.filter,
+                    "feedback": "tiles"}
             print(f"{args.mode} ({what[args.mode]}) {stats['size'][0]}x{stats['size'][1]}: "
                   f"GPU {gpu['median']:.2f} ms, CPU {cpu['median']:.2f} ms (median of "
                   f"{args.frames}), VRAM {stats['vram_bytes']['total']:,} bytes"

@@ -5,8 +5,9 @@ The ledger's categories (bytes exact, all mip levels):
 
     textures      reference images (+ the 1x1 white texture bound to empty slots)
     decoded       load-mode textures
-    latents       sample-mode latent texture arrays
-    weights       sample-mode MLP uniform blocks
+    latents       sample-mode latent texture arrays (feedback mode's too)
+    weights       sample-mode MLP uniform blocks (and feedback mode's, which decode its tiles)
+    tiles         feedback mode's tile pool, page tables and request bits
     geometry      vertex and index buffers
     framebuffers  render targets (colour RGBA8 4 B/px, depth D24 counted as 4 B/px: drivers store
                   it in 32 bits)
@@ -22,8 +23,8 @@ import numpy as np
 
 from export.decode.gl_context import RawGL
 
-CATEGORIES = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers", "uniforms",
-              "environment", "overlay")
+CATEGORIES = ("textures", "decoded", "latents", "weights", "tiles", "geometry", "framebuffers",
+              "uniforms", "environment", "overlay")
 GL_TIME_ELAPSED = 0x88BF
 GL_QUERY_RESULT = 0x8866
 GL_GPU_MEM_TOTAL_AVAILABLE_NVX = 0x9048

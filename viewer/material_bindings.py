@@ -4,8 +4,10 @@ reference: the material's images (material_textures.ImageTextures, RGBA8 or BCn:
 format) through its glTF samplers; load: the textures its .ntc decodes to (LoadedSet: RGBA8, or
 transcoded to BCn: the load format), the same samplers, a slot whose texture the set lacks falling
 back to the image in the reference format; sample: the set's latents and network (SampledSet) with the
-sample-mode program, each slot naming the set texture it reads. Materials whose sets are one file
-share one GL copy of it. Slots map to a set's textures through export.gltf.ntc_extension.
+sample-mode program, each slot naming the set texture it reads; feedback: the same slots read from
+the set's decoded tiles (feedback_tiles.FeedbackSet, in the scene's TileCache, made by
+`create_tiles` before the first feedback binding). Materials whose sets are one file share one GL
+copy of it. Slots map to a set's textures through export.gltf.ntc_extension.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from export.gltf.model import GL_REPEAT, SLOTS
 from export.gltf.ntc_extension import material_slot_names, slot_texture_index
 from shaders import constants as C
 
+from .feedback_tiles import FeedbackSet, TileCache, layers_of
 from .frame_stats import VramLedger
 from .material_textures import ImageTextures, LoadedSet, SampledSet, Samplers
 from .programs import Programs
@@ -50,7 +53,7 @@ class Binding:
     textures: list = field(default_factory=list)   # per slot (texture or None, sampler or None)
     flags: list[int] = field(default_factory=lambda: [0] * len(SLOTS))
     slot_tex: list[int] = field(default_factory=lambda: [-1] * len(SLOTS))
-    ntc: SampledSet | None = None
+    ntc: SampledSet | FeedbackSet | None = None
     ntc_wrap: tuple[int, int] = (GL_REPEAT, GL_REPEAT)
     ntc_slot: str | None = None   # the slot whose uv / wrap the whole neural set samples with
 
@@ -81,6 +84,16 @@ class MaterialBindings:
         self._bindings: dict[tuple[str, int, str], Binding] = {}
         self._loaded: dict[tuple[int | Path, str], LoadedSet] = {}
         self._sampled: dict[int | Path, SampledSet] = {}
+        self._feedback: dict[int | Path, FeedbackSet] = {}
+        self.tiles: TileCache | None = None
+
+    def create_tiles(self, size: tuple[int, int], materials) -> TileCache:
+        """The scene's tile cache (once), its pool sized for a view of `size` and the most layers
+        among `materials`' sets."""
+        if self.tiles is None:
+            layers = [layers_of(m) for m in map(self.model, materials) if m is not None]
+            self.tiles = TileCache.for_view(self.ctx, size, max(layers, default=1), self.ledger)
+        return self.tiles
 
     def model(self, index: int):
         """The material's NTCModel, or None when it keeps its images."""
@@ -98,7 +111,7 @@ class MaterialBindings:
     def variant(mode: str, formats: TextureFormats) -> str:
         """What a binding depends on besides the material: the mode and the formats it samples
         (load mode's slots without a set texture fall back to the images)."""
-        if mode == "sample":
+        if mode in ("sample", "feedback"):
             return mode
         if mode == "reference":
             return f"reference/{formats.reference}"
@@ -123,12 +136,26 @@ class MaterialBindings:
                 self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label,
                                                  formats.load)
             b = self._texture_binding(mat, (model, self._loaded[shared]), images)
+        elif mode == "feedback":
+            shared = shared[0]
+            if shared not in self._feedback:
+                if self.tiles is None:
+                    raise RuntimeError("feedback bindings need create_tiles first")
+                fset = FeedbackSet(self.ctx, model, self.ledger, label)
+                try:
+                    self.tiles.add(fset)
+                except BaseException:
+                    fset.release()
+                    raise
+                self._feedback[shared] = fset
+            b = self._set_binding(mat, model, self.programs.feedback, self._feedback[shared])
         else:
             shared = shared[0]
             if shared not in self._sampled:
                 self._sampled[shared] = SampledSet(self.ctx, model, self.programs, self.ledger,
                                                    label)
-            b = self._sample_binding(mat, model, self._sampled[shared])
+            sset = self._sampled[shared]
+            b = self._set_binding(mat, model, sset.program, sset)
         self._bindings[key] = b
         return b
 
@@ -160,8 +187,9 @@ class MaterialBindings:
             b.textures.append((tex, sampler))
         return b
 
-    def _sample_binding(self, mat, model, sset: SampledSet) -> Binding:
-        b = Binding(sset.program, ntc=sset)
+    def _set_binding(self, mat, model, program, nset) -> Binding:
+        """Sample or feedback mode: `program` reads every slot from the set `nset`."""
+        b = Binding(program, ntc=nset)
         names = self.slot_names(mat)
         for s, slot in enumerate(SLOTS):
             if slot not in mat.slots:
@@ -169,7 +197,7 @@ class MaterialBindings:
             i = slot_texture_index(model, mat, slot, names)
             if i < 0:
                 self.log(f"warning: {mat.name}: no texture of its .ntc feeds {slot}; the slot "
-                         f"is left untextured in sample mode")
+                         f"is left untextured in sample and feedback modes")
                 continue
             b.slot_tex[s] = i
             b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if slot in COLOUR_SLOTS else 0)
@@ -186,4 +214,8 @@ class MaterialBindings:
             for s in sets.values():
                 s.release()
             sets.clear()
+        self._feedback.clear()   # the tile cache releases its sets
+        if self.tiles is not None:
+            self.tiles.release()
+            self.tiles = None
         self._bindings.clear()

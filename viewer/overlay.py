@@ -92,15 +92,17 @@ def overlay_lines(r) -> list[str]:
     cpu_text = f"{cpu['median']:.2f} ms" if cpu else "-"
     mean = f" ({r.mean_description()})" if r.accumulating() else ""
     formats = {"reference": r.formats.reference.upper(), "load": r.formats.load.upper(),
-               "sample": f"latents, MLP {r.programs.precision.name}"}
+               "sample": f"latents, MLP {r.programs.precision.name}", "feedback": "tiles"}
     lines = [f"mode {r.mode} ({formats[r.mode]})   sample filter {r.filter}{mean}   {w}x{h}"
              + ("   DIFF vs reference" if r.diff else ""),
              f"GPU {gpu_text}   CPU {cpu_text}",
              f"VRAM {format_bytes(vram['total'])}: textures {format_bytes(by['textures'])}, "
              f"decoded {format_bytes(by['decoded'])}, latents {format_bytes(by['latents'])}, "
-             f"weights {format_bytes(by['weights'])}",
+             f"weights {format_bytes(by['weights'])}, tiles {format_bytes(by['tiles'])}",
              f"  geometry {format_bytes(by['geometry'])}, framebuffers "
              f"{format_bytes(by['framebuffers'])}, other "
              f"{format_bytes(by['uniforms'] + by['environment'] + by['overlay'])}",
              f"driver VRAM in use: {format_bytes(r.driver_vram())}"]
+    if r.mode == "feedback" and r.bindings.tiles is not None:
+        lines.append(r.bindings.tiles.describe())
     return lines + list(r.status_lines)

@@ -1,5 +1,6 @@
 """The viewer's GL programs: PBR with textures (reference and load modes), one sample-mode PBR
-program per neural-set network shape (shared by equal shapes), and the screen passes. Sample mode's
+program per neural-set network shape (shared by equal shapes), feedback mode's PBR program, and
+the screen passes. Sample mode's
 programs run the MLP in the precision resolved for the context (export/decode/precision.py:
 `--precision`, 16-bit floats where the driver has them under auto)."""
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Programs:
         self.text = build_program(ctx, glsl.load_generated("viewer_text.vert.glsl"),
                                   glsl.load_generated("viewer_text.frag.glsl"), "text overlay")
         self._sample: dict[str, object] = {}
+        self._feedback = None
         self._ntc_sources: dict[Precision, str] = {}  # pbr_ntc's generated GLSL, read once each
 
     def sample(self, model) -> tuple[object, Precision]:
@@ -52,7 +54,17 @@ class Programs:
             self._sample[frag] = prog
         return prog
 
+    @property
+    def feedback(self):
+        """The feedback-mode PBR program (one for every set: it runs no MLP), built on first use."""
+        if self._feedback is None:
+            self._feedback = build_program(self.ctx, self.pbr_vert,
+                                           glsl.load_generated("pbr_feedback.frag.glsl"),
+                                           "PBR (feedback mode)")
+        return self._feedback
+
     def release(self) -> None:
-        for p in [self.pbr, self.post, self.text, *self._sample.values()]:
+        extra = [self._feedback] if self._feedback is not None else []
+        for p in [self.pbr, self.post, self.text, *self._sample.values(), *extra]:
             p.release()
         self._sample.clear()

@@ -8,6 +8,9 @@ shaders/pbr*.slang from one of three material texture sources, switchable at run
     load       the .ntc decoded once on load (export/decode/gl_load.py) into textures, sampled alike
     sample     the .ntc decoded per pixel (shaders/pbr_ntc.slang), the filter (sample_filters.py)
                chosen per frame; one program per network shape
+    feedback   the .ntc decoded in tiles, only those the frames' pixels touch, into a pool the
+               shader filters trilinearly (shaders/pbr_feedback.slang, feedback_tiles.py: after
+               each frame the missing tiles are decoded, within a budget of decodes a frame)
 
 Every frame renders the scene into an offscreen RGBA8 + depth target; a screen pass copies it (or
 in the diff view shows |current - reference| as a heat map) into the display target, with the
@@ -47,7 +50,7 @@ from .targets import RenderTarget
 from .scene_pass import ScenePass
 from .uniforms import frame_block, view_key
 
-MODES = ("reference", "load", "sample")
+MODES = ("reference", "load", "sample", "feedback")
 
 DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is full scale
 
@@ -222,6 +225,8 @@ class Renderer:
 
     def ensure_mode(self, mode: str, formats: TextureFormats | None = None) -> None:
         """Create what `mode` needs for every material the scene draws (once)."""
+        if mode == "feedback":
+            self.bindings.create_tiles(self.size, self.used_materials)
         for index in self.used_materials:
             self.bindings.get(mode, index, formats or self.formats)
 
@@ -279,6 +284,8 @@ class Renderer:
                 self.mean.follow((view_key(self._frame_block()), self.mode, self.filter,
                                   self.size))
             self._draw(self.mode, self.targets["scene"], self.formats)
+            if self.mode == "feedback":
+                self.bindings.tiles.update()
             source = "scene"
             if self.accumulating():
                 self._accumulate()

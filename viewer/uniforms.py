@@ -56,7 +56,7 @@ def draw_block(mesh, material, binding) -> bytes:
     b["drawSlotFlags1"][0] = binding.flags[4]
     if binding.ntc is not None:
         m = binding.ntc.tex.model
-        b["drawNtcSet"][:3] = (m.width, m.height, m.mips)
+        b["drawNtcSet"] = (m.width, m.height, m.mips, (m.stored_channels + 3) // 4)
         b["drawNtcWrap"][:2] = binding.ntc_wrap
     return b.tobytes()
 

@@ -26,7 +26,7 @@ from .renderer import MODES, Renderer
 # errors of one mode's resources: reported, and the window stays in the mode it was in
 RECOVERABLE = NTCError
 
-KEY_HELP = ("1/2/3 mode  B/L reference/load RGBA8|BCn  F filter  A average  D diff  O overlay  "
+KEY_HELP = ("1-4 mode  B/L reference/load RGBA8|BCn  F filter  A average  D diff  O overlay  "
             "drag orbit/pan  wheel zoom  Esc quit")
 
 
@@ -48,7 +48,7 @@ class WindowApp:
         try:
             if key == glfw.KEY_ESCAPE:
                 glfw.set_window_should_close(self.window, True)
-            elif key in (glfw.KEY_1, glfw.KEY_2, glfw.KEY_3):
+            elif key in (glfw.KEY_1, glfw.KEY_2, glfw.KEY_3, glfw.KEY_4):
                 mode = MODES[key - glfw.KEY_1]
                 if mode != self.r.mode:
                     self.log(f"mode: {mode}")
@@ -104,7 +104,8 @@ class WindowApp:
     # ---- the test hook
     def step(self, token: str) -> None:
         glfw = self.glfw
-        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "b": glfw.KEY_B, "l": glfw.KEY_L,
+        keys = {"1": glfw.KEY_1, "2": glfw.KEY_2, "3": glfw.KEY_3, "4": glfw.KEY_4,
+                "b": glfw.KEY_B, "l": glfw.KEY_L,
                 "f": glfw.KEY_F, "a": glfw.KEY_A,
                 "d": glfw.KEY_D, "o": glfw.KEY_O, "esc": glfw.KEY_ESCAPE,
                 "quit": glfw.KEY_ESCAPE}

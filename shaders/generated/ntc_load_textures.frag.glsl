@@ -5,12 +5,14 @@ layout(row_major) buffer;
 struct SLANG_ParameterGroup_NtcPass_0
 {
     ivec4 ntcPass_0;
+    ivec4 ntcOrigin_0;
 };
 
 layout(binding = 2)
 layout(std140) uniform block_SLANG_ParameterGroup_NtcPass_0
 {
     ivec4 ntcPass_0;
+    ivec4 ntcOrigin_0;
 }NtcPass_0;
 struct SLANG_ParameterGroup_NtcRemap_0
 {
@@ -429,7 +431,7 @@ void ntcDecode_0(int mip_3, vec2 uv_6, vec2 peGrid_4, out vec4  result_2[4])
 
 void ntcDecodeFragment_0(vec4 fragCoord_0, out vec4  stored_0[4])
 {
-    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(fragCoord_0.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), vec2(0.0), stored_0);
+    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(fragCoord_0.xy) + vec2(NtcPass_0.ntcOrigin_0.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), vec2(0.0), stored_0);
     return;
 }
 

@@ -1,0 +1,233 @@
+"""Feedback mode (inference on feedback): a set's tiles decoded on demand into a pool
+(export/decode/gl_tiles.py), their residency frame by frame (viewer/feedback_tiles.py), and the
+frames the feedback program draws from them (shaders/pbr_feedback.slang).
+
+Checks: the tile layout's entries and rectangles (edge tiles cut); every decoded tile holds exactly
+what the load pass decodes for its texels, rounded to 8 bits; the residency's budget, coarse-first
+order, least-recently-touched eviction and pinned last mips, and the page buffer the shader reads;
+feedback frames against sample mode's exact trilinear frames on a scene with clamp and mirrored-
+repeat wraps; a still view decoding nothing after its first frame; tiles arriving one a frame
+ending in the same frame; the headless CLI's tile figures.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from export.decode.gl_tiles import PAGE_HEADER, TILE, TileLayout
+from export.model import STORED, ChannelInfo, TextureInfo
+from viewer_scenes import TINY_CLI, frame, renderer
+
+
+@pytest.fixture(scope="module")
+def big_sphere(tmp_path_factory):
+    """(scene, cache dir, provider): the sphere scene with 192x192 images (mips 0-2 of its set
+    are several tiles, the rest one each), compressed once with the tiny settings."""
+    from export.gltf import load_scene
+    from viewer.ntc_cache import ensure_ntc
+    from viewer_scenes import tiny_settings, write_sphere_scene
+    folder = tmp_path_factory.mktemp("big_sphere")
+    scene = load_scene(write_sphere_scene(folder / "scene", tex=192), log=None)
+    cache, settings = folder / "cache", tiny_settings()
+
+    def provider(material):
+        return ensure_ntc(scene, material, settings, cache, log=None)
+
+    provider(scene.materials[0])
+    return scene, cache, provider
+
+
+def _textures():
+    ch = [ChannelInfo(STORED, i) for i in range(9)]
+    return [TextureInfo("a", "a.png", "baseColor", "srgb", 8, ch[0:3]),
+            TextureInfo("b", "b.png", "orm", "linear", 8, ch[3:7]),
+            TextureInfo("c", "c.png", "emissive", "linear", 8, ch[7:9])]
+
+
+def _model(w: int, h: int):
+    from test_gl_parity import set_model
+    return set_model(w, h, _textures())
+
+
+def test_tile_layout_entries_and_rectangles():
+    lay = TileLayout(100, 70, 7)
+    assert lay.grids == [(4, 3), (2, 2), (1, 1), (1, 1), (1, 1), (1, 1), (1, 1)]
+    assert lay.count == 21
+    header = lay.header()
+    assert header.shape == (PAGE_HEADER,) and list(header[:7]) == [0, 12, 16, 17, 18, 19, 20]
+    assert lay.rect(3) == (0, 96, 0, 4, 32)      # the last column is cut to the mip's width
+    assert lay.rect(11) == (0, 96, 64, 4, 6)
+    assert lay.rect(13) == (1, 32, 0, 18, 32)    # mip 1 is 50x35
+    assert list(lay.single_tile_entries()) == [16, 17, 18, 19, 20]
+    rng = np.random.default_rng(0)
+    for mip, (w, h) in enumerate(lay.sizes):
+        texels = np.stack([rng.integers(0, w, 200), rng.integers(0, h, 200)], 1)
+        for (x, y), e in zip(texels, lay.entries(mip, texels)):
+            m, x0, y0, tw, th = lay.rect(int(e))
+            assert m == mip and x0 <= x < x0 + tw and y0 <= y < y0 + th
+    with pytest.raises(ValueError):
+        TileLayout(4, 4, PAGE_HEADER + 1)
+
+
+@pytest.mark.gl
+def test_tiles_hold_what_the_load_pass_decodes(ctx):
+    from export.decode.gl_load import decode_mips_gl
+    from export.decode.gl_resources import NTCTextureGL
+    from export.decode.gl_tiles import GLTileDecoder, TilePool
+    model = _model(100, 70)
+    lay = TileLayout(model.width, model.height, model.mips)
+    tex = NTCTextureGL(model, ctx)
+    dec = GLTileDecoder(tex)
+    pool = TilePool(ctx, lay.count, 3)
+    try:
+        slots = np.random.default_rng(1).permutation(pool.slots)[:lay.count]
+        dec.decode(pool, [(*lay.rect(e), int(slots[e])) for e in range(lay.count)])
+        got = pool.read()
+        ref = decode_mips_gl(model, ctx=ctx)
+        for e in range(lay.count):
+            mip, x0, y0, w, h = lay.rect(e)
+            sx, sy = pool.origin(int(slots[e]))
+            tile = np.concatenate([got[j, sy:sy + h, sx:sx + w] for j in range(3)], -1)
+            want = np.round(np.clip(ref[mip][y0:y0 + h, x0:x0 + w], 0, 1) * 255)
+            assert np.array_equal(tile[..., :model.stored_channels], want), f"tile {e}"
+    finally:
+        pool.release()
+        dec.release()
+        tex.release()
+
+
+def _request(fset, entries) -> None:
+    bits = np.zeros(fset.words * 32, np.uint8)
+    bits[np.asarray(entries, np.int64)] = 1
+    fset.requests.write(np.packbits(bits, bitorder="little").tobytes())
+
+
+def _pages(fset) -> np.ndarray:
+    return np.frombuffer(fset.pages.read(), np.int32)
+
+
+@pytest.mark.gl
+def test_residency_budget_order_eviction_and_pages(ctx):
+    from viewer.feedback_tiles import FeedbackSet, TileCache
+    from viewer.frame_stats import VramLedger
+    model = _model(300, 300)                      # 143 tiles, 5 of them one-tile mips
+    ledger = VramLedger()
+    cache = TileCache(ctx, slots=64, layers=3, budget=3 * TILE * TILE, ledger=ledger)
+    fset = FeedbackSet(ctx, model, ledger, "set")
+    try:
+        cache.add(fset)
+        lay = fset.layout
+        pinned = lay.single_tile_entries()
+        assert len(pinned) == 5 and (fset.slot[pinned] >= 0).all()
+        assert (np.delete(fset.slot, pinned) < 0).all()
+        assert ledger.by_category()["tiles"] == cache.pool.nbytes + fset.pages.size \
+            + fset.requests.size
+
+        # coarsest first, within the budget: of mip 0's first tiles and all of mip 2, mip 2 wins
+        mip0 = np.arange(0, 5)
+        mip2 = np.arange(lay.base[2], lay.base[3])
+        _request(fset, np.concatenate([mip0, mip2]))
+        stats = cache.update()
+        assert stats.requested == 14 and stats.decoded == 3 and stats.waiting == 11
+        assert (fset.slot[mip2[:3]] >= 0).all() and (fset.slot[mip0] < 0).all()
+        pages = _pages(fset)
+        assert np.array_equal(pages[:PAGE_HEADER], lay.header())
+        assert np.array_equal(pages[PAGE_HEADER:], fset.slot)
+        assert _pages(fset)[PAGE_HEADER:].max() < cache.pool.slots
+        assert not np.frombuffer(fset.requests.read(), np.uint32).any()   # cleared
+
+        # fill the pool: 59 free slots after the pinned 5; older tiles are evicted in the order
+        # they were last touched, pinned ones never, tiles touched this frame never
+        cache.budget = 64 * TILE * TILE
+        order = [np.arange(10, 40), np.arange(40, 70)]
+        for entries in order:
+            _request(fset, entries)
+            cache.update()
+        resident = set(np.flatnonzero(fset.slot >= 0))
+        assert resident >= set(pinned)
+        assert len(resident) == cache.pool.slots     # full
+        _request(fset, np.concatenate([np.arange(40, 70), np.arange(70, 80)]))
+        stats = cache.update()
+        assert stats.decoded == 10 and stats.evicted == 10
+        assert (fset.slot[np.arange(40, 80)] >= 0).all() and (fset.slot[pinned] >= 0).all()
+        # everything touched this frame (all 40) plus the pinned: nothing left to evict
+        _request(fset, np.arange(10, 80))
+        stats = cache.update()
+        assert stats.waiting > 0 and stats.resident == cache.pool.slots
+        assert (fset.slot[np.arange(40, 80)] >= 0).all()
+        slots = fset.slot[fset.slot >= 0]
+        assert len(np.unique(slots)) == len(slots)   # no slot holds two tiles
+    finally:
+        cache.release()
+
+
+@pytest.mark.gl
+def test_feedback_frames_are_trilinear_frames_and_a_still_view_decodes_once(ctx, big_sphere,
+                                                                             capsys):
+    from export.metrics import psnr
+    scene, _, provider = big_sphere
+    r = renderer(ctx, scene, provider, size=(96, 96))
+    try:
+        trilinear = frame(r, "sample", "trilinear")
+        reference = frame(r, "reference")
+        fed = frame(r, "feedback", frames=3)
+        history = r.bindings.tiles.history
+        assert history[0] > 0 and history[1:] == [0, 0]   # the first frame's tiles, then none
+        assert r.bindings.tiles.stats.waiting == 0
+        value = psnr(fed, trilinear)
+        with capsys.disabled():
+            print(f"\n  96x96 sphere (192x192 set): feedback vs sample trilinear {value:.2f} dB, vs reference "
+                  f"{psnr(fed, reference):.2f} dB; {history[0]} texels decoded for "
+                  f"{96 * 96} pixels")
+        # the same filter on the same texels, rounded to 8 bits in the pool
+        assert value > 40.0
+        diff = np.abs(fed.astype(int) - trilinear.astype(int))
+        assert np.mean(diff <= 1) > 0.97, np.mean(diff <= 1)
+    finally:
+        r.release()
+
+
+@pytest.mark.gl
+def test_tiles_arriving_one_a_frame_end_in_the_same_frame(ctx, big_sphere):
+    scene, _, provider = big_sphere
+    r = renderer(ctx, scene, provider, size=(96, 96))
+    try:
+        full = frame(r, "feedback", frames=3)
+    finally:
+        r.release()
+    r = renderer(ctx, scene, provider, size=(96, 96))
+    try:
+        r.ensure_mode("feedback")
+        r.bindings.tiles.budget = TILE * TILE
+        first = frame(r, "feedback", frames=1)
+        assert first.reshape(-1, 3).std(0).min() > 10     # the fallback mips: a picture
+        needed = r.bindings.tiles.stats.waiting + 1
+        last = frame(r, "feedback", frames=needed + 1)
+        assert r.bindings.tiles.stats.waiting == 0
+        assert np.array_equal(last, full)
+        assert not np.array_equal(first, full)
+    finally:
+        r.release()
+
+
+@pytest.mark.gl
+def test_headless_feedback_stats(ctx, big_sphere, tmp_path, capsys):
+    from viewer import cli
+    scene, cache, _ = big_sphere
+    stats_path = tmp_path / "stats.json"
+    rc = cli.main([str(scene.path), "--headless", "--mode", "feedback", "--frames", "3",
+                   "--size", "96x72", "--cache-dir", str(cache), *TINY_CLI,
+                   "--stats", str(stats_path), "--compare"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "feedback (tiles) 96x72" in out.out
+    stats = json.loads(stats_path.read_text())
+    tiles = stats["tiles"]
+    assert tiles["tile"] == TILE and tiles["waiting"] == 0
+    per_frame = tiles["decoded_texels_per_frame"]
+    assert len(per_frame) == 4 and per_frame[0] > 0 and per_frame[1:] == [0, 0, 0]
+    assert tiles["decoded_texels_total"] > per_frame[0]     # + the pinned last mips
+    assert stats["vram_bytes"]["by_category"]["tiles"] >= tiles["pool_slots"] * TILE * TILE * 4
+    assert stats["psnr_vs_reference"] > 20

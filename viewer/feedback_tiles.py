@@ -1,0 +1,234 @@
+"""Feedback mode's residency: which tiles of which neural sets are in the pool, frame by frame.
+
+Each frame the feedback program (shaders/pbr_feedback.slang) marks in every set's request bits
+the tiles its pixels' footprints touch. After the frame `TileCache.update` reads those bits, keeps
+the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
+ones fall back on them) into free slots, else into the slots least recently touched, up to a
+budget of decodes a frame. A set's one-tile mips are decoded when it is added and never evicted:
+the fallback every pixel can use before its tiles arrive. A view that stays still needs no decode
+once its tiles are in; motion decodes what comes into view.
+
+The pool is shared by the scene's sets (one slot size, the largest set's layer count); it is sized
+when feedback mode is first entered, from the view then (POOL_TEXELS_PER_PIXEL) and never grows:
+a larger window gets more evictions, and where a frame needs more tiles than fit, its pixels keep
+the coarser mips they fell back to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
+from export.decode.gl_tiles import (PAGES_BINDING, REQUESTS_BINDING, TILE, GLTileDecoder,
+                                    TileLayout, TilePool)
+
+from .frame_stats import VramLedger
+
+POOL_TEXELS_PER_PIXEL = 4     # pool size: texels a pixel of the view it is made for
+DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
+PINNED = np.iinfo(np.int64).max
+
+
+def layers_of(model) -> int:
+    """Pool layers a set fills: its stored channels, 4 to a layer."""
+    return (model.stored_channels + 3) // 4
+
+
+class FeedbackSet:
+    """One .ntc in feedback mode: the latents and weights that decode its tiles, the load pass,
+    its remap block, page buffer (header + slot per tile) and request bits."""
+
+    def __init__(self, ctx, model, ledger: VramLedger, label: str):
+        self.ledger = ledger
+        self.model = model
+        self.layout = TileLayout(model.width, model.height, model.mips)
+        self.layers = layers_of(model)
+        self.slot = np.full(self.layout.count, -1, np.int32)
+        self.pool: TilePool | None = None   # set by TileCache.add
+        self.tex = NTCTextureGL(model, ctx)
+        self.decoder = self.remap = self.pages = self.requests = None
+        try:
+            self.decoder = GLTileDecoder(self.tex)
+            self.remap = ctx.buffer(remap_block(model))
+            self.pages = ctx.buffer(reserve=4 * (len(self.layout.header()) + self.layout.count))
+            self.words = -(-self.layout.count // 32)
+            self.requests = ctx.buffer(reserve=4 * self.words)
+            self.requests.clear()
+        except BaseException:
+            self.release()
+            raise
+        self.write_pages()
+        sizes = self.tex.vram_bytes()
+        ledger.add("latents", self.tex, sizes["latents"], f"{label} latents")
+        ledger.add("weights", self.tex.weights, sizes["weights"], f"{label} MLP (fp32)")
+        ledger.add("uniforms", self.remap, self.remap.size, f"{label} remap")
+        ledger.add("tiles", self.pages, self.pages.size + self.requests.size,
+                   f"{label} page table + request bits")
+
+    def write_pages(self) -> None:
+        self.pages.write(np.concatenate([self.layout.header(), self.slot]).astype(np.int32))
+
+    def take_requests(self) -> np.ndarray:
+        """Entries the last frame touched (the bits are cleared for the next)."""
+        bits = np.frombuffer(self.requests.read(), np.uint8)
+        self.requests.clear()
+        return np.flatnonzero(np.unpackbits(bits, bitorder="little")[:self.layout.count])
+
+    def bind(self) -> None:
+        """Everything the feedback program reads of this set, and the pool (once added)."""
+        self.remap.bind_to_uniform_block(REMAP_BINDING)
+        self.pages.bind_to_storage_buffer(PAGES_BINDING)
+        self.requests.bind_to_storage_buffer(REQUESTS_BINDING)
+        self.pool.bind()
+
+    def release(self) -> None:
+        for obj in (self.tex, self.tex.weights, self.remap, self.pages):
+            self.ledger.remove(obj)
+        if self.decoder is not None:
+            self.decoder.release()
+        for obj in (self.remap, self.pages, self.requests):
+            if obj is not None:
+                obj.release()
+        self.tex.release()
+
+
+@dataclass
+class TileStats:
+    """The last update's figures."""
+    frame: int = 0
+    requested: int = 0        # tiles the frame touched
+    decoded: int = 0          # tiles decoded after it
+    decoded_texels: int = 0   # MLP evaluations those took
+    waiting: int = 0          # touched, not resident, left for later frames
+    evicted: int = 0
+    resident: int = 0
+    total_texels: int = 0     # texels decoded since the cache was made
+
+
+class TileCache:
+    """The pool and the residency of every set added. `budget`: texels decoded at most per
+    update (at least one tile's worth)."""
+
+    def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger):
+        self.ctx = ctx
+        self.pool = TilePool(ctx, slots, layers)
+        self.ledger = ledger
+        ledger.add("tiles", self.pool, self.pool.nbytes,
+                   f"tile pool {self.pool.slots} x {TILE}x{TILE} x {layers} RGBA8 layers")
+        self.budget = max(int(budget), TILE * TILE)
+        self.sets: list[FeedbackSet] = []
+        self.owner = np.full((self.pool.slots, 2), -1, np.int64)   # (set, entry) per slot
+        self.touched = np.full(self.pool.slots, -1, np.int64)      # frame, or PINNED
+        self.frame = 0
+        self.stats = TileStats()
+        self.history: list[int] = []   # texels decoded after each frame
+
+    @classmethod
+    def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
+                 decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
+        pixels = size[0] * size[1]
+        slots = -(-POOL_TEXELS_PER_PIXEL * pixels // (TILE * TILE))
+        return cls(ctx, slots, layers, int(decodes_per_pixel * pixels), ledger)
+
+    def add(self, fset: FeedbackSet) -> None:
+        """Take a set: decode its one-tile mips now, pinned."""
+        if fset.layers > self.pool.layers:
+            raise ValueError(f"a set of {fset.layers} layers in a pool of {self.pool.layers}")
+        k = len(self.sets)
+        self.sets.append(fset)
+        fset.pool = self.pool
+        pinned = fset.layout.single_tile_entries()
+        slots = self._free_slots(len(pinned))
+        if len(slots) < len(pinned):
+            raise ValueError("the tile pool has no room for the sets' last mips")
+        self._place(k, pinned, slots, PINNED)
+        fset.write_pages()
+
+    def _free_slots(self, n: int) -> np.ndarray:
+        return np.flatnonzero(self.owner[:, 0] < 0)[:n]
+
+    def _place(self, k: int, entries: np.ndarray, slots: np.ndarray, touched: int) -> None:
+        fset = self.sets[k]
+        for e, s in zip(entries, slots):
+            old_set, old_entry = self.owner[s]
+            if old_set >= 0:
+                self.sets[old_set].slot[old_entry] = -1
+            self.owner[s] = (k, e)
+            self.touched[s] = touched
+            fset.slot[e] = s
+        fset.decoder.decode(self.pool, [(*fset.layout.rect(int(e)), int(s))
+                                        for e, s in zip(entries, slots)])
+        texels = sum(fset.layout.rect(int(e))[3] * fset.layout.rect(int(e))[4] for e in entries)
+        self.stats.decoded_texels += texels
+        self.stats.total_texels += texels
+
+    def update(self) -> TileStats:
+        """After a frame: read what it touched, decode what is missing within the budget."""
+        self.frame += 1
+        self.stats = TileStats(frame=self.frame, total_texels=self.stats.total_texels)
+        # the shader's writes to the request bits reach buffer reads only after a barrier
+        self.ctx.memory_barrier()
+        wanted = []   # (-mip, set, entry): coarsest first
+        for k, fset in enumerate(self.sets):
+            req = fset.take_requests()
+            self.stats.requested += len(req)
+            slots = fset.slot[req]
+            hit = slots >= 0
+            keep = slots[hit]
+            self.touched[keep] = np.where(self.touched[keep] == PINNED, PINNED, self.frame)
+            for e in req[~hit]:
+                wanted.append((-int(fset.layout.mip[e]), k, int(e)))
+        wanted.sort()
+        free = list(np.flatnonzero(self.owner[:, 0] < 0))
+        spare = self.touched < self.frame
+        spare &= self.owner[:, 0] >= 0
+        stale = list(np.flatnonzero(spare)[np.argsort(self.touched[spare], kind="stable")])
+        stale.reverse()   # pop() takes the least recently touched
+        free.reverse()
+        plan: dict[int, list[tuple[int, int]]] = {}
+        texels = 0
+        dirty = set()
+        for _, k, e in wanted:
+            _, _, _, w, h = self.sets[k].layout.rect(e)
+            if texels + w * h > self.budget or not (free or stale):
+                break
+            if free:
+                s = free.pop()
+            else:
+                s = stale.pop()
+                self.stats.evicted += 1
+                dirty.add(int(self.owner[s, 0]))
+            plan.setdefault(k, []).append((e, s))
+            texels += w * h
+            self.stats.decoded += 1
+        for k, items in plan.items():
+            entries = np.array([e for e, _ in items], np.int64)
+            slots = np.array([s for _, s in items], np.int64)
+            self._place(k, entries, slots, self.frame)
+            dirty.add(k)
+        for k in dirty:
+            self.sets[k].write_pages()
+        self.stats.waiting = len(wanted) - self.stats.decoded
+        self.stats.resident = int((self.owner[:, 0] >= 0).sum())
+        self.history.append(self.stats.decoded_texels)
+        return self.stats
+
+    def summary(self) -> dict:
+        """The figures ntc-view --stats writes."""
+        return {"tile": TILE, "pool_slots": self.pool.slots, "resident": self.stats.resident,
+                "waiting": self.stats.waiting, "budget_texels": self.budget,
+                "decoded_texels_per_frame": list(self.history),
+                "decoded_texels_total": self.stats.total_texels}
+
+    def describe(self) -> str:
+        s = self.stats
+        return (f"tiles: {s.resident}/{self.pool.slots} resident, {s.decoded} decoded "
+                f"({s.decoded_texels} texels), {s.waiting} waiting")
+
+    def release(self) -> None:
+        for fset in self.sets:
+            fset.release()
+        self.sets.clear()
+        self.ledger.remove(self.pool)
+        self.pool.release()
