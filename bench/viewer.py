@@ -20,13 +20,15 @@ FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a p
    load), each also with BCn textures (reference_bcn: the images encoded by bc7enc as ntc-view
    --reference bcn; load_bcn: the decoded set transcoded on the GPU, --load-format bcn), sample
    with each filter (trilinear; stochastic as ntc-view shows it, the mean of the row's frames,
-   and as one frame; latent; auto);
+   and as one frame; latent; auto), feedback (tiles decoded as the frames ask for them: the
+   warm-up frame's tiles are decoded after it, so the timed frames show them; `tiles` gives the
+   texels decoded after each frame);
 3. per row: PSNR of the last frame against the (RGBA8) reference row's last frame (same camera, 8-bit RGB,
    whole image), GPU ms (GL timer query) median / p95, CPU ms (the renderer's clock: building and
    submitting the frame), wall ms per frame (ending with ctx.finish()) and this process's CPU time
    per frame (on a software renderer that is the rendering work), VRAM by the renderer's ledger
    categories and total, and the texture memory (ledger categories textures + decoded + latents +
-   weights: whatever holds material texture data in that mode);
+   weights + tiles: whatever holds material texture data in that mode);
 4. per scene: texture VRAM of sample mode / reference mode (the target is <= 1/10) and against the
    same textures in block formats, BC7 for colour / ORM / occlusion / emissive and BC5 for normal
    maps, each with a full mip chain of whole 4x4 blocks per level
@@ -78,7 +80,8 @@ ROWS = (("reference", "reference", "trilinear", True, RGBA8),
         ("sample_stochastic", "sample", "stochastic", True, RGBA8),
         ("sample_stochastic_1", "sample", "stochastic", False, RGBA8),
         ("sample_latent", "sample", "latent", True, RGBA8),
-        ("sample_auto", "sample", "auto", True, RGBA8))
+        ("sample_auto", "sample", "auto", True, RGBA8),
+        ("feedback", "feedback", "trilinear", True, RGBA8))
 DEFAULT_SIZE = (512, 512)
 DEFAULT_FRAMES = 5
 
@@ -146,6 +149,8 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
             "vram_objects": renderer.vram_objects(),
             "object_fraction": object_fraction(image),
         }
+        if renderer.bindings.tiles is not None:   # feedback mode: texels decoded after each frame
+            row["tiles"] = renderer.bindings.tiles.summary()
         row["timer_covers_work"] = bool(gpu and row["wall_ms"]
                                         and gpu["median"] >= 0.5 * row["wall_ms"]["median"])
         return row, image

@@ -7,7 +7,7 @@ import numpy as np
 
 from export.metrics import psnr
 
-TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights")
+TEXTURE_CATEGORIES = ("textures", "decoded", "latents", "weights", "tiles")
 VRAM_TARGET = 0.1          # sample-mode texture memory <= 1/10 of the reference images'
 
 

@@ -29,6 +29,8 @@ def _x(v) -> str:
 
 
 def _label(r: dict) -> str:
+    if r["mode"] == "feedback":
+        return "feedback (tiles)"
     if r["mode"] != "sample":
         return r["name"]
     if r["filter"] == "stochastic":
@@ -64,6 +66,20 @@ def filter_table(s: dict, rows: list[dict], key: str, clock: str) -> list[str]:
     return lines
 
 
+def feedback_lines(rows: list[dict], pixels: int) -> list[str]:
+    """What the feedback row decoded, frame by frame (`pixels`: of a frame)."""
+    fb = next((r for r in rows if r["mode"] == "feedback" and r.get("tiles")), None)
+    if fb is None:
+        return []
+    t = fb["tiles"]
+    per = t["decoded_texels_per_frame"]
+    return ["", f"Feedback mode: {t['decoded_texels_total']:,} texels decoded in all "
+                f"(the sets' one-tile mips when it started, then after each frame: "
+                f"{', '.join(f'{n:,}' for n in per)}), {t['resident']} of {t['pool_slots']} "
+                f"{t['tile']}x{t['tile']} tile slots in use, {t['waiting']} tiles waiting"
+                + f"; {per[0] / pixels:.2f} decodes a pixel after the first frame."]
+
+
 def scene_report(s: dict, out: dict) -> list[str]:
     rows = s["rows"]
     key, clock = clock_of(rows)
@@ -81,7 +97,7 @@ def scene_report(s: dict, out: dict) -> list[str]:
                      f"{', '.join(m['textures'])} | {m.get('preset') or '-'} | "
                      f"{_f(m.get('bpp'))} | {_f(m.get('psnr_set'))} | {m['file_bytes']:,} | "
                      f"{_f(m.get('seconds'), '.0f')} |")
-    cats = ("textures", "decoded", "latents", "weights", "geometry", "framebuffers")
+    cats = ("textures", "decoded", "latents", "weights", "tiles", "geometry", "framebuffers")
     lines += ["", f"Quality and frame time (`x reference`: frame time against the reference "
                   f"row by the {clock}):", "",
               "| row | PSNR vs reference (dB) | on scene pixels (dB) | GPU ms median / p95 | "
@@ -99,6 +115,8 @@ def scene_report(s: dict, out: dict) -> list[str]:
             f"{_f(r['frame_time_vs_reference'].get(key))} | {r['setup_ms']:.0f} | "
             f"{r['first_frame_ms']:.0f} | {100 * r['object_fraction']:.0f} % |")
     lines += filter_table(s, rows, key, clock)
+    size = out["settings"]["size"]
+    lines += feedback_lines(rows, size[0] * size[1])
     lines += still_view_table(s)
     lines += ["", "VRAM by the renderer's ledger (MiB = 2^20 bytes):", "",
               "| row | texture VRAM bytes | x reference | x BC7+BC5 | "

@@ -249,9 +249,20 @@ void ntcRequestTiles_0(NtcSampler_0 s_2, int mip_3, vec2 uv_3)
             }
             e_0 = e_0 + 1;
         }
+        uint word_0 = uint(entry_1[c_1]) >> 5U;
+        uint bit_0 = 1U << (uint(entry_1[c_1]) & 31U);
+        bool _S16;
         if(!seen_0)
         {
-            uint _S16 = atomicOr(ntcRequests_0._data[uint(uint(entry_1[c_1]) >> 5U)], 1U << (uint(entry_1[c_1]) & 31U));
+            _S16 = ((ntcRequests_0._data[uint(word_0)]) & bit_0) == 0U;
+        }
+        else
+        {
+            _S16 = false;
+        }
+        if(_S16)
+        {
+            uint _S17 = atomicOr(ntcRequests_0._data[uint(word_0)], bit_0);
         }
         c_1 = c_1 + 1;
     }
@@ -269,33 +280,33 @@ float ntcFootprintWeight_0(ivec2 d_0, vec2 f_3)
     {
         inside_0 = false;
     }
-    float _S17;
+    float _S18;
     if(inside_0)
     {
         if((d_0.x) != 0)
         {
-            _S17 = f_3.x;
+            _S18 = f_3.x;
         }
         else
         {
-            _S17 = 1.0 - f_3.x;
+            _S18 = 1.0 - f_3.x;
         }
-        float _S18;
+        float _S19;
         if((d_0.y) != 0)
         {
-            _S18 = f_3.y;
+            _S19 = f_3.y;
         }
         else
         {
-            _S18 = 1.0 - f_3.y;
+            _S19 = 1.0 - f_3.y;
         }
-        _S17 = _S17 * _S18;
+        _S18 = _S18 * _S19;
     }
     else
     {
-        _S17 = 0.0;
+        _S18 = 0.0;
     }
-    return _S17;
+    return _S18;
 }
 
 bool ntcPoolBilinear_0(NtcSampler_0 s_3, int mip_4, vec2 uv_4, int layers_0, out vec4  result_0[4])
@@ -346,7 +357,7 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_3, int mip_4, vec2 uv_4, int layers_0, out
         {
             break;
         }
-        float _S19 = ntcFootprintWeight_0(ivec2(c_2 & 1, c_2 >> 1), f_4);
+        float _S20 = ntcFootprintWeight_0(ivec2(c_2 & 1, c_2 >> 1), f_4);
         j_0 = 0;
         for(;;)
         {
@@ -359,8 +370,8 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_3, int mip_4, vec2 uv_4, int layers_0, out
             }
             if(j_0 < layers_0)
             {
-                ivec4 _S20 = ivec4(at_0[c_2], j_0, 0);
-                result_0[j_0] = result_0[j_0] + _S19 * (texelFetch((ntcPool_0), ((_S20)).xyz, ((_S20)).w));
+                ivec4 _S21 = ivec4(at_0[c_2], j_0, 0);
+                result_0[j_0] = result_0[j_0] + _S20 * (texelFetch((ntcPool_0), ((_S21)).xyz, ((_S21)).w));
             }
             j_0 = j_0 + 1;
         }
@@ -374,14 +385,14 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
     float lambda_0 = ntcLod_0(s_4, dUVdx_1, dUVdy_1);
     int mip0_0 = int(floor(lambda_0));
     float t_1 = lambda_0 - float(mip0_0);
-    int _S21;
+    int _S22;
     if(t_1 > 0.0)
     {
-        _S21 = 2;
+        _S22 = 2;
     }
     else
     {
-        _S21 = 1;
+        _S22 = 1;
     }
     int j_1 = 0;
     for(;;)
@@ -399,26 +410,26 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
     int l_0 = 0;
     for(;;)
     {
-        if(l_0 < _S21)
+        if(l_0 < _S22)
         {
         }
         else
         {
             break;
         }
-        int _S22 = mip0_0 + l_0;
-        ntcRequestTiles_0(s_4, _S22, uv_5);
-        float _S23;
+        int _S23 = mip0_0 + l_0;
+        ntcRequestTiles_0(s_4, _S23, uv_5);
+        float _S24;
         if(l_0 == 0)
         {
-            _S23 = 1.0 - t_1;
+            _S24 = 1.0 - t_1;
         }
         else
         {
-            _S23 = t_1;
+            _S24 = t_1;
         }
         vec4  level_0[4];
-        int m_0 = _S22;
+        int m_0 = _S23;
         for(;;)
         {
             if(m_0 < (s_4.mips_0))
@@ -428,8 +439,8 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
             {
                 break;
             }
-            bool _S24 = ntcPoolBilinear_0(s_4, m_0, uv_5, layers_1, level_0);
-            if(_S24)
+            bool _S25 = ntcPoolBilinear_0(s_4, m_0, uv_5, layers_1, level_0);
+            if(_S25)
             {
                 break;
             }
@@ -445,7 +456,7 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
             {
                 break;
             }
-            result_1[j_1] = result_1[j_1] + _S23 * level_0[j_1];
+            result_1[j_1] = result_1[j_1] + _S24 * level_0[j_1];
             j_1 = j_1 + 1;
         }
         l_0 = l_0 + 1;
@@ -510,69 +521,69 @@ vec4 pbrFeedbackSlot_0(int slot_2, vec4  stored_1[4])
     {
         tex_1 = PbrDraw_0.drawSlotTex1_0[slot_2 - 4];
     }
-    vec4 _S25;
+    vec4 _S26;
     if(tex_1 >= 0)
     {
-        _S25 = ntcRemap_0(tex_1, stored_1);
+        _S26 = ntcRemap_0(tex_1, stored_1);
     }
     else
     {
-        _S25 = vec4(1.0);
+        _S26 = vec4(1.0);
     }
-    return _S25;
+    return _S26;
 }
 
 int pbrSlotFlags_0(int slot_3)
 {
-    int _S26;
+    int _S27;
     if(slot_3 < 4)
     {
-        _S26 = PbrDraw_0.drawSlotFlags0_0[slot_3];
+        _S27 = PbrDraw_0.drawSlotFlags0_0[slot_3];
     }
     else
     {
-        _S26 = PbrDraw_0.drawSlotFlags1_0[slot_3 - 4];
+        _S27 = PbrDraw_0.drawSlotFlags1_0[slot_3 - 4];
     }
-    return _S26;
+    return _S27;
 }
 
 vec3 srgbToLinear_0(vec3 c_4)
 {
     vec3 lo_0 = c_4 / 12.92000007629394531;
     vec3 hi_0 = pow(max((c_4 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
-    float _S27;
+    float _S28;
     if((c_4.x) <= 0.04044999927282333)
     {
-        _S27 = lo_0.x;
+        _S28 = lo_0.x;
     }
     else
     {
-        _S27 = hi_0.x;
-    }
-    float _S28;
-    if((c_4.y) <= 0.04044999927282333)
-    {
-        _S28 = lo_0.y;
-    }
-    else
-    {
-        _S28 = hi_0.y;
+        _S28 = hi_0.x;
     }
     float _S29;
-    if((c_4.z) <= 0.04044999927282333)
+    if((c_4.y) <= 0.04044999927282333)
     {
-        _S29 = lo_0.z;
+        _S29 = lo_0.y;
     }
     else
     {
-        _S29 = hi_0.z;
+        _S29 = hi_0.y;
     }
-    return vec3(_S27, _S28, _S29);
+    float _S30;
+    if((c_4.z) <= 0.04044999927282333)
+    {
+        _S30 = lo_0.z;
+    }
+    else
+    {
+        _S30 = hi_0.z;
+    }
+    return vec3(_S28, _S29, _S30);
 }
 
 vec4 pbrSlotValue_0(int slot_4, vec4 texel_4)
 {
-    vec4 _S30 = texel_4;
+    vec4 _S31 = texel_4;
     int flags_0 = pbrSlotFlags_0(slot_4);
     if((flags_0 & 1) == 0)
     {
@@ -580,9 +591,9 @@ vec4 pbrSlotValue_0(int slot_4, vec4 texel_4)
     }
     if((flags_0 & 2) != 0)
     {
-        _S30.xyz = srgbToLinear_0(_S30.xyz);
+        _S31.xyz = srgbToLinear_0(_S31.xyz);
     }
-    return _S30;
+    return _S31;
 }
 
 vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
@@ -600,18 +611,18 @@ float pbrDistributionGgx_0(float nDotH_0, float alpha_0)
 float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
-    float _S31 = 1.0 - a2_1;
-    float s_5 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S31 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S31 + a2_1);
-    float _S32;
+    float _S32 = 1.0 - a2_1;
+    float s_5 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S32 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S32 + a2_1);
+    float _S33;
     if(s_5 > 0.0)
     {
-        _S32 = 0.5 / s_5;
+        _S33 = 0.5 / s_5;
     }
     else
     {
-        _S32 = 0.0;
+        _S33 = 0.0;
     }
-    return _S32;
+    return _S33;
 }
 
 vec3 pbrEnvironmentAt_0(float y_1, float row_0)
@@ -635,8 +646,8 @@ vec3 pbrPrefiltered_0(vec3 r_0, float perceptualRoughness_0)
 vec3 pbrEnvBrdf_0(vec3 f0_1, float perceptualRoughness_1, float nDotV_1)
 {
     vec4 r_1 = perceptualRoughness_1 * vec4(-1.0, -0.02749999985098839, -0.57200002670288086, 0.02199999988079071) + vec4(1.0, 0.04250000044703484, 1.03999996185302734, -0.03999999910593033);
-    float _S33 = r_1.x;
-    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S33 * _S33, (exp2((-9.27999973297119141 * nDotV_1)))) * _S33 + r_1.y) + r_1.zw;
+    float _S34 = r_1.x;
+    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S34 * _S34, (exp2((-9.27999973297119141 * nDotV_1)))) * _S34 + r_1.y) + r_1.zw;
     return f0_1 * ab_0.x + ab_0.y;
 }
 
@@ -656,37 +667,37 @@ vec3 acesFilmic_0(vec3 x_1)
 
 vec3 linearToSrgb_0(vec3 c_5)
 {
-    vec3 _S34 = clamp(c_5, vec3(0.0), vec3(1.0));
-    vec3 lo_1 = _S34 * 12.92000007629394531;
-    vec3 hi_1 = 1.0549999475479126 * pow(_S34, vec3(0.4166666567325592)) - 0.05499999970197678;
-    float _S35;
-    if((_S34.x) <= 0.00313080009073019)
-    {
-        _S35 = lo_1.x;
-    }
-    else
-    {
-        _S35 = hi_1.x;
-    }
+    vec3 _S35 = clamp(c_5, vec3(0.0), vec3(1.0));
+    vec3 lo_1 = _S35 * 12.92000007629394531;
+    vec3 hi_1 = 1.0549999475479126 * pow(_S35, vec3(0.4166666567325592)) - 0.05499999970197678;
     float _S36;
-    if((_S34.y) <= 0.00313080009073019)
+    if((_S35.x) <= 0.00313080009073019)
     {
-        _S36 = lo_1.y;
+        _S36 = lo_1.x;
     }
     else
     {
-        _S36 = hi_1.y;
+        _S36 = hi_1.x;
     }
     float _S37;
-    if((_S34.z) <= 0.00313080009073019)
+    if((_S35.y) <= 0.00313080009073019)
     {
-        _S37 = lo_1.z;
+        _S37 = lo_1.y;
     }
     else
     {
-        _S37 = hi_1.z;
+        _S37 = hi_1.y;
     }
-    return vec3(_S35, _S36, _S37);
+    float _S38;
+    if((_S35.z) <= 0.00313080009073019)
+    {
+        _S38 = lo_1.z;
+    }
+    else
+    {
+        _S38 = hi_1.z;
+    }
+    return vec3(_S36, _S37, _S38);
 }
 
 vec3 displayFromLinear_0(vec3 x_2)
@@ -707,16 +718,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_2.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
-    bool _S38;
+    bool _S39;
     if(alphaMode_0 == 1)
     {
-        _S38 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
+        _S39 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
     }
     else
     {
-        _S38 = false;
+        _S39 = false;
     }
-    if(_S38)
+    if(_S39)
     {
         discard;
     }
@@ -731,22 +742,22 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     {
         handedness_0 = 1.0;
     }
-    int _S39 = pbrSlotFlags_0(1);
-    if((_S39 & 1) != 0)
+    int _S40 = pbrSlotFlags_0(1);
+    if((_S40 & 1) != 0)
     {
-        _S38 = (dot(t_2, t_2)) > 9.999999960041972e-13;
+        _S39 = (dot(t_2, t_2)) > 9.999999960041972e-13;
     }
     else
     {
-        _S38 = false;
+        _S39 = false;
     }
     vec3 n_4;
-    if(_S38)
+    if(_S39)
     {
         vec3 t_3 = normalize(t_2 - n_3 * dot(n_3, t_2));
         vec3 b_0 = cross(n_3, t_3) * handedness_0;
         vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        if((_S39 & 4) != 0)
+        if((_S40 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
@@ -767,13 +778,13 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     }
     if(!front_0)
     {
-        _S38 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
+        _S39 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
     }
     else
     {
-        _S38 = false;
+        _S39 = false;
     }
-    if(_S38)
+    if(_S39)
     {
         n_4 = - n_4;
     }
@@ -781,16 +792,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     float metallic_0 = clamp(PbrDraw_0.drawParams_0.x * mr_0.z, 0.0, 1.0);
     float perceptual_0 = clamp(PbrDraw_0.drawParams_0.y * mr_0.y, 0.02999999932944775, 1.0);
     float alpha_2 = perceptual_0 * perceptual_0;
-    vec3 _S40 = baseColor_1.xyz;
-    vec3 f0_2 = mix(vec3(0.03999999910593033), _S40, vec3(metallic_0));
-    vec3 diffuseColor_0 = _S40 * (1.0 - metallic_0);
+    vec3 _S41 = baseColor_1.xyz;
+    vec3 f0_2 = mix(vec3(0.03999999910593033), _S41, vec3(metallic_0));
+    vec3 diffuseColor_0 = _S41 * (1.0 - metallic_0);
     vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_2.worldPos_0);
-    float _S41 = max(dot(n_4, view_0), 0.00009999999747379);
+    float _S42 = max(dot(n_4, view_0), 0.00009999999747379);
     vec3 l_1 = PbrFrame_0.frameLightDir_0.xyz;
     vec3 h_3 = normalize(l_1 + view_0);
     float nDotL_1 = clamp(dot(n_4, l_1), 0.0, 1.0);
     vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_3), 0.0, 1.0));
-    vec3 display_0 = displayFromLinear_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_3), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S41, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S41)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w);
+    vec3 display_0 = displayFromLinear_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_3), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S42, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S42)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w);
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;
@@ -825,8 +836,8 @@ in vec4 v_colour_0;
 
 void main()
 {
-    PbrVertexOut_0 _S42 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_6 = pbrSlotUv_0(5, _S42);
+    PbrVertexOut_0 _S43 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec2 uv_6 = pbrSlotUv_0(5, _S43);
     vec2 gx_0 = dFdx(uv_6);
     vec2 gy_0 = dFdy(uv_6);
     NtcSampler_0 s_6;
@@ -843,9 +854,9 @@ void main()
     t_4.metallicRoughness_0 = pbrFeedbackSlot_0(2, stored_2);
     t_4.occlusion_0 = pbrFeedbackSlot_0(3, stored_2);
     t_4.emissive_0 = pbrFeedbackSlot_0(4, stored_2);
-    PbrVertexOut_0 _S43 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S44 = pbrShade_0(_S43, gl_FrontFacing, t_4);
-    entryPointParam_fragmentMain_0 = _S44;
+    PbrVertexOut_0 _S44 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec4 _S45 = pbrShade_0(_S44, gl_FrontFacing, t_4);
+    entryPointParam_fragmentMain_0 = _S45;
     return;
 }
 
