@@ -2,8 +2,9 @@
 (export/decode/gl_tiles.py), their residency frame by frame (viewer/feedback_tiles.py), and the
 frames the feedback program draws from them (shaders/pbr_feedback.slang).
 
-Checks: the tile layout's entries and rectangles (edge tiles cut); every decoded tile holds exactly
-what the load pass decodes for its texels, rounded to 8 bits; the residency's budget, coarse-first
+Checks: the tile layout's entries and rectangles (edge tiles cut); every decoded tile and its
+one-texel border (wrapped or clamped) hold exactly what the load pass decodes for those texels,
+rounded to 8 bits; the residency's budget, coarse-first
 order, least-recently-touched eviction and pinned last mips, and the page buffer the shader reads;
 feedback frames against sample mode's exact trilinear frames on a scene with clamp and mirrored-
 repeat wraps; a still view decoding nothing after its first frame; tiles arriving one a frame
@@ -72,10 +73,11 @@ def test_tile_layout_entries_and_rectangles():
 
 
 @pytest.mark.gl
-def test_tiles_hold_what_the_load_pass_decodes(ctx):
+@pytest.mark.parametrize("repeat", [(True, False), (False, True)])
+def test_tiles_hold_what_the_load_pass_decodes(ctx, repeat):
     from export.decode.gl_load import decode_mips_gl
     from export.decode.gl_resources import NTCTextureGL
-    from export.decode.gl_tiles import GLTileDecoder, TilePool
+    from export.decode.gl_tiles import SLOT, GLTileDecoder, TilePool
     model = _model(100, 70)
     lay = TileLayout(model.width, model.height, model.mips)
     tex = NTCTextureGL(model, ctx)
@@ -83,15 +85,22 @@ def test_tiles_hold_what_the_load_pass_decodes(ctx):
     pool = TilePool(ctx, lay.count, 3)
     try:
         slots = np.random.default_rng(1).permutation(pool.slots)[:lay.count]
-        dec.decode(pool, [(*lay.rect(e), int(slots[e])) for e in range(lay.count)])
+        dec.decode(pool, [(*lay.rect(e), int(slots[e])) for e in range(lay.count)], repeat)
         got = pool.read()
         ref = decode_mips_gl(model, ctx=ctx)
         for e in range(lay.count):
             mip, x0, y0, w, h = lay.rect(e)
+            mw, mh = lay.sizes[mip]
             sx, sy = pool.origin(int(slots[e]))
-            tile = np.concatenate([got[j, sy:sy + h, sx:sx + w] for j in range(3)], -1)
-            want = np.round(np.clip(ref[mip][y0:y0 + h, x0:x0 + w], 0, 1) * 255)
-            assert np.array_equal(tile[..., :model.stored_channels], want), f"tile {e}"
+            assert sx % SLOT == 0 and sy % SLOT == 0
+            # the tile and its one-texel border: neighbours wrapped or clamped per axis
+            xs = np.arange(x0 - 1, x0 + w + 1)
+            ys = np.arange(y0 - 1, y0 + h + 1)
+            xs = xs % mw if repeat[0] else np.clip(xs, 0, mw - 1)
+            ys = ys % mh if repeat[1] else np.clip(ys, 0, mh - 1)
+            slot = np.concatenate([got[j, sy:sy + h + 2, sx:sx + w + 2] for j in range(3)], -1)
+            want = np.round(np.clip(ref[mip][np.ix_(ys, xs)], 0, 1) * 255)
+            assert np.array_equal(slot[..., :model.stored_channels], want), f"tile {e}"
     finally:
         pool.release()
         dec.release()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
-from export.decode.gl_tiles import (PAGES_BINDING, REQUESTS_BINDING, TILE, GLTileDecoder,
+from export.decode.gl_tiles import (PAGES_BINDING, REQUESTS_BINDING, SLOT, TILE, GLTileDecoder,
                                     TileLayout, TilePool)
 
 from .frame_stats import VramLedger
@@ -39,9 +39,11 @@ class FeedbackSet:
     """One .ntc in feedback mode: the latents and weights that decode its tiles, the load pass,
     its remap block, page buffer (header + slot per tile) and request bits."""
 
-    def __init__(self, ctx, model, ledger: VramLedger, label: str):
+    def __init__(self, ctx, model, ledger: VramLedger, label: str,
+                 repeat: tuple[bool, bool] = (True, True)):
         self.ledger = ledger
         self.model = model
+        self.repeat = repeat   # per axis: tile borders wrapped (repeat) or clamped
         self.layout = TileLayout(model.width, model.height, model.mips)
         self.layers = layers_of(model)
         self.slot = np.full(self.layout.count, -1, np.int32)
@@ -115,7 +117,7 @@ class TileCache:
         self.pool = TilePool(ctx, slots, layers)
         self.ledger = ledger
         ledger.add("tiles", self.pool, self.pool.nbytes,
-                   f"tile pool {self.pool.slots} x {TILE}x{TILE} x {layers} RGBA8 layers")
+                   f"tile pool {self.pool.slots} x {SLOT}x{SLOT} x {layers} RGBA8 layers")
         self.budget = max(int(budget), TILE * TILE)
         self.sets: list[FeedbackSet] = []
         self.owner = np.full((self.pool.slots, 2), -1, np.int64)   # (set, entry) per slot
@@ -128,7 +130,7 @@ class TileCache:
     def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
                  decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
         pixels = size[0] * size[1]
-        slots = -(-POOL_TEXELS_PER_PIXEL * pixels // (TILE * TILE))
+        slots = -(-POOL_TEXELS_PER_PIXEL * pixels // (TILE * TILE))   # tile texels, not borders
         return cls(ctx, slots, layers, int(decodes_per_pixel * pixels), ledger)
 
     def add(self, fset: FeedbackSet) -> None:
@@ -158,7 +160,7 @@ class TileCache:
             self.touched[s] = touched
             fset.slot[e] = s
         fset.decoder.decode(self.pool, [(*fset.layout.rect(int(e)), int(s))
-                                        for e, s in zip(entries, slots)])
+                                        for e, s in zip(entries, slots)], fset.repeat)
         texels = sum(fset.layout.rect(int(e))[3] * fset.layout.rect(int(e))[4] for e in entries)
         self.stats.decoded_texels += texels
         self.stats.total_texels += texels

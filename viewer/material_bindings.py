@@ -137,11 +137,13 @@ class MaterialBindings:
                                                  formats.load)
             b = self._texture_binding(mat, (model, self._loaded[shared]), images)
         elif mode == "feedback":
-            shared = shared[0]
+            # a set's tile borders follow its wrap: one copy per repeat / clamp combination
+            repeat = tuple(w == GL_REPEAT for w in self._set_wrap(mat)[1])
+            shared = (shared[0], repeat)
             if shared not in self._feedback:
                 if self.tiles is None:
                     raise RuntimeError("feedback bindings need create_tiles first")
-                fset = FeedbackSet(self.ctx, model, self.ledger, label)
+                fset = FeedbackSet(self.ctx, model, self.ledger, label, repeat)
                 try:
                     self.tiles.add(fset)
                 except BaseException:
@@ -201,13 +203,20 @@ class MaterialBindings:
                 continue
             b.slot_tex[s] = i
             b.flags[s] = FLAG_TEXTURED | (FLAG_SRGB if slot in COLOUR_SLOTS else 0)
-        b.ntc_slot = "baseColor" if "baseColor" in mat.slots else next(
-            (s for s in SLOTS if s in mat.slots), None)
-        if b.ntc_slot is not None:
-            smp = mat.slots[b.ntc_slot].sampler
-            b.ntc_wrap = (getattr(smp, "wrap_s", GL_REPEAT) or GL_REPEAT,
-                          getattr(smp, "wrap_t", GL_REPEAT) or GL_REPEAT)
+        b.ntc_slot, b.ntc_wrap = self._set_wrap(mat)
         return b
+
+    @staticmethod
+    def _set_wrap(mat) -> tuple[str | None, tuple[int, int]]:
+        """The slot whose uv and wrap the whole set samples with (the base colour's, else the
+        first textured slot's), and that wrap (glTF values, per axis)."""
+        slot = "baseColor" if "baseColor" in mat.slots else next(
+            (s for s in SLOTS if s in mat.slots), None)
+        if slot is None:
+            return None, (GL_REPEAT, GL_REPEAT)
+        smp = mat.slots[slot].sampler
+        return slot, (getattr(smp, "wrap_s", GL_REPEAT) or GL_REPEAT,
+                      getattr(smp, "wrap_t", GL_REPEAT) or GL_REPEAT)
 
     def release(self) -> None:
         for sets in (self._loaded, self._sampled):

@@ -4,9 +4,11 @@ by the load pass into slots of a pool texture, which shaders/ntc_feedback.slang 
     TileLayout(w, h, mips)        the tiles of every mip as entries (mip by mip, row-major), the
                                   page buffer's header, each entry's texel rectangle
     TilePool(ctx, slots, layers)  the RGBA8 texture array the tiles are decoded into (layer j:
-                                  stored channels 4j..4j+3), slot k at NTC_POOL_ROW slots a row
+                                  stored channels 4j..4j+3), NTC_POOL_ROW slots a row, each
+                                  NTC_SLOT texels a side: the tile and a one-texel border
     GLTileDecoder(tex)            the load pass of one NTCTextureGL (stored channels), one draw a
-                                  tile into its slot: each texel what load mode decodes for it
+                                  tile into its slot: each texel what load mode decodes for it,
+                                  the border's wrapped (repeat) or clamped to the mip
 
 Which tiles are resident, and when they are decoded or evicted, is the caller's (viewer/
 feedback_tiles.py).
@@ -27,6 +29,7 @@ from .gl_resources import PASS_BINDING
 from shaders.interface import new_block
 
 TILE = C.NTC_TILE
+SLOT = C.NTC_SLOT
 POOL_ROW = C.NTC_POOL_ROW
 PAGE_HEADER = C.NTC_PAGE_HEADER
 POOL_UNIT = C.BINDINGS["ntcPool"]
@@ -84,7 +87,7 @@ class TilePool:
         rows = -(-max(1, slots) // POOL_ROW)
         self.slots = rows * POOL_ROW
         self.layers = layers
-        self.size = (POOL_ROW * TILE, rows * TILE)
+        self.size = (POOL_ROW * SLOT, rows * SLOT)
         limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 16384))
         if self.size[1] > limit:
             raise NTCGLError(f"a pool of {self.slots} tiles needs a {self.size[0]}x{self.size[1]} "
@@ -93,7 +96,8 @@ class TilePool:
         self._gl = RawGL()
         self.fbo = 0
         self.texture = ctx.texture_array((*self.size, layers), 4, dtype="f1")
-        self.texture.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)   # bilinear in a slot
+        self.texture.repeat_x = self.texture.repeat_y = False
         self.nbytes = self.size[0] * self.size[1] * layers * 4
         try:
             self._framebuffer()
@@ -126,8 +130,8 @@ class TilePool:
         self._gl.glDrawBuffers(layers, bufs)
 
     def origin(self, slot: int) -> tuple[int, int]:
-        """The first texel of slot `slot` in the pool."""
-        return (slot % POOL_ROW) * TILE, (slot // POOL_ROW) * TILE
+        """The first texel of slot `slot` in the pool (its border's corner)."""
+        return (slot % POOL_ROW) * SLOT, (slot // POOL_ROW) * SLOT
 
     def read(self) -> np.ndarray:
         """The pool as uint8 [layers, height, width, 4] (tests)."""
@@ -150,8 +154,9 @@ class TilePool:
 class GLTileDecoder(GLLoadDecoder):
     """The load pass of one set, decoding tiles into pool slots."""
 
-    def decode(self, pool: TilePool, tiles) -> None:
-        """Decode `tiles`, each (mip, x0, y0, width, height, slot), into `pool`."""
+    def decode(self, pool: TilePool, tiles, repeat: tuple[bool, bool] = (False, False)) -> None:
+        """Decode `tiles`, each (mip, x0, y0, width, height, slot), into `pool` with their
+        borders: per axis wrapped around the mip where `repeat` says so, else clamped to it."""
         if self.targets > pool.layers:
             raise ValueError(f"the set has {self.targets} layers, the pool {pool.layers}")
         gl, model = self.tex._gl, self.tex.model
@@ -165,11 +170,11 @@ class GLTileDecoder(GLLoadDecoder):
                 self.tex.bind()
                 for mip, x0, y0, w, h, slot in tiles:
                     sx, sy = pool.origin(slot)
-                    gl.glViewport(sx, sy, TILE, TILE)
-                    gl.glScissor(sx, sy, w, h)
+                    gl.glViewport(sx, sy, SLOT, SLOT)
+                    gl.glScissor(sx, sy, w + 2, h + 2)
                     mw, mh = layout.mip_size(model.width, model.height, mip)
                     block["ntcPass"] = (mip, mw, mh, 0)
-                    block["ntcOrigin"] = (x0 - sx, y0 - sy, 0, 0)
+                    block["ntcOrigin"] = (x0 - 1 - sx, y0 - 1 - sy, int(repeat[0]), int(repeat[1]))
                     self.pass_ubo.write(block.tobytes())
                     self.triangle.render()
             finally:

@@ -394,18 +394,61 @@ void ntcDecodeWith_0(int mip_1, vec2 uv_4, vec2 peGrid_2, int mip1_0, vec2 uv1_0
 layout(constant_id = 12)
 const int NTC_LOD_BLEND_0 = 0;
 
-void ntcDecodeBlend_0(int mip_2, vec2 uv_5, vec2 peGrid_3, int mip1_1, vec2 uv1_1, vec2 peGrid1_1, float blend_1, out vec4  result_1[4])
+int ntcFloorDiv_0(int i_2, int n_0)
 {
-    float _S30;
-    if(NTC_LOD_BLEND_0 != 0)
+    int _S30;
+    if(i_2 >= 0)
     {
-        _S30 = blend_1;
+        int _S31 = i_2 / n_0;
+        _S30 = _S31;
     }
     else
     {
-        _S30 = 0.0;
+        int _S32 = (- i_2 - 1) / n_0;
+        _S30 = - _S32 - 1;
     }
-    ntcDecodeWith_0(mip_2, uv_5, peGrid_3, mip1_1, uv1_1, peGrid1_1, _S30, result_1);
+    return _S30;
+}
+
+int ntcWrapIndex_0(int i_3, int n_1, int mode_0)
+{
+    if(mode_0 == 33071)
+    {
+        return clamp(i_3, 0, n_1 - 1);
+    }
+    if(mode_0 == 33648)
+    {
+        int _S33 = 2 * n_1;
+        int _S34 = ntcFloorDiv_0(i_3, _S33);
+        int a_0 = i_3 - _S33 * _S34 - n_1;
+        int _S35 = n_1 - 1;
+        int _S36;
+        if(a_0 >= 0)
+        {
+            _S36 = a_0;
+        }
+        else
+        {
+            _S36 = -1 - a_0;
+        }
+        return _S35 - _S36;
+    }
+    int _S37 = ntcFloorDiv_0(i_3, n_1);
+    return i_3 - n_1 * _S37;
+}
+
+void ntcDecodeBlend_0(int mip_2, vec2 uv_5, vec2 peGrid_3, int mip1_1, vec2 uv1_1, vec2 peGrid1_1, float blend_1, out vec4  result_1[4])
+{
+    float _S38;
+    if(NTC_LOD_BLEND_0 != 0)
+    {
+        _S38 = blend_1;
+    }
+    else
+    {
+        _S38 = 0.0;
+    }
+    ntcDecodeWith_0(mip_2, uv_5, peGrid_3, mip1_1, uv1_1, peGrid1_1, _S38, result_1);
     return;
 }
 
@@ -417,7 +460,34 @@ void ntcDecode_0(int mip_3, vec2 uv_6, vec2 peGrid_4, out vec4  result_2[4])
 
 void ntcDecodeFragment_0(vec4 fragCoord_0, out vec4  stored_0[4])
 {
-    ntcDecode_0(NtcPass_0.ntcPass_0.x, (floor(fragCoord_0.xy) + vec2(NtcPass_0.ntcOrigin_0.xy) + 0.5) / vec2(NtcPass_0.ntcPass_0.yz), vec2(0.0), stored_0);
+    ivec2 size_2 = NtcPass_0.ntcPass_0.yz;
+    ivec2 texel_0 = ivec2(floor(fragCoord_0.xy)) + NtcPass_0.ntcOrigin_0.xy;
+    int a_1 = 0;
+    for(;;)
+    {
+        if(a_1 < 2)
+        {
+        }
+        else
+        {
+            break;
+        }
+        int _S39 = texel_0[a_1];
+        int _S40 = a_1;
+        int _S41;
+        if((NtcPass_0.ntcOrigin_0[2 + a_1]) != 0)
+        {
+            _S41 = 10497;
+        }
+        else
+        {
+            _S41 = 33071;
+        }
+        int _S42 = ntcWrapIndex_0(_S39, size_2[_S40], _S41);
+        texel_0[a_1] = _S42;
+        a_1 = a_1 + 1;
+    }
+    ntcDecode_0(NtcPass_0.ntcPass_0.x, (vec2(texel_0) + 0.5) / vec2(size_2), vec2(0.0), stored_0);
     return;
 }
 
@@ -450,11 +520,11 @@ void main()
     t_4.c1_0 = stored_1[1];
     t_4.c2_0 = stored_1[2];
     t_4.c3_0 = stored_1[3];
-    LoadTargets_0 _S31 = t_4;
+    LoadTargets_0 _S43 = t_4;
     entryPointParam_fragmentMain_c0_0 = t_4.c0_0;
-    entryPointParam_fragmentMain_c1_0 = _S31.c1_0;
-    entryPointParam_fragmentMain_c2_0 = _S31.c2_0;
-    entryPointParam_fragmentMain_c3_0 = _S31.c3_0;
+    entryPointParam_fragmentMain_c1_0 = _S43.c1_0;
+    entryPointParam_fragmentMain_c2_0 = _S43.c2_0;
+    entryPointParam_fragmentMain_c3_0 = _S43.c3_0;
     return;
 }
 

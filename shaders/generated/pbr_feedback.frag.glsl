@@ -129,15 +129,6 @@ ivec2 ntcMipSize_0(ivec2 size_1, int mip_0)
     return max(ivec2((size_1.x) >> mip_0, (size_1.y) >> mip_0), ivec2(1));
 }
 
-void ntcFootprint_0(vec2 uv_1, ivec2 size_2, out ivec2 first_0, out vec2 f_0)
-{
-    vec2 p_1 = uv_1 * vec2(size_2) - 0.5;
-    vec2 p0_0 = floor(p_1);
-    first_0 = ivec2(p0_0);
-    f_0 = p_1 - p0_0;
-    return;
-}
-
 int ntcFloorDiv_0(int i_0, int n_0)
 {
     int _S4;
@@ -181,135 +172,85 @@ int ntcWrapIndex_0(int i_1, int n_1, int mode_0)
     return i_1 - n_1 * _S11;
 }
 
-int ntcTileEntry_0(int mip_1, ivec2 t_0, ivec2 size_3)
+void ntcSlotFootprint_0(NtcSampler_0 s_1, int mip_1, vec2 uv_1, out int entry_0, out vec2 local_0)
 {
-    return ntcPages_0._data[uint(mip_1)] + t_0.y / 32 * ((size_3.x + 32 - 1) / 32) + t_0.x / 32;
-}
-
-void ntcFeedbackFootprint_0(NtcSampler_0 s_1, int mip_2, vec2 uv_2, out ivec2  texel_0[4], out int  entry_0[4], out vec2 f_1)
-{
-    ivec2 size_4 = ntcMipSize_0(s_1.size_0, mip_2);
-    ivec2 first_1;
-    ntcFootprint_0(uv_2, size_4, first_1, f_1);
-    int c_0 = 0;
+    ivec2 size_2 = ntcMipSize_0(s_1.size_0, mip_1);
+    ivec2 tile_0;
+    int a_1 = 0;
     for(;;)
     {
-        if(c_0 < 4)
+        if(a_1 < 2)
         {
         }
         else
         {
             break;
         }
-        int _S12 = c_0 >> 1;
-        int _S13 = ntcWrapIndex_0(first_1.x + (c_0 & 1), size_4.x, s_1.wrap_0.x);
-        int _S14 = ntcWrapIndex_0(first_1.y + _S12, size_4.y, s_1.wrap_0.y);
-        ivec2 _S15 = ivec2(_S13, _S14);
-        texel_0[c_0] = _S15;
-        entry_0[c_0] = ntcTileEntry_0(mip_2, _S15, size_4);
-        c_0 = c_0 + 1;
+        int _S12 = a_1;
+        int _S13 = a_1;
+        float u_0;
+        if((s_1.wrap_0[a_1]) == 33648)
+        {
+            float t_0 = uv_1[_S12] - 2.0 * floor(uv_1[_S12] * 0.5);
+            if(t_0 > 1.0)
+            {
+                u_0 = 2.0 - t_0;
+            }
+            else
+            {
+                u_0 = t_0;
+            }
+        }
+        else
+        {
+            u_0 = uv_1[_S12];
+        }
+        int _S14 = a_1;
+        float _S15 = float(size_2[a_1]);
+        float p_1 = u_0 * _S15 - 0.5;
+        float p_2;
+        if((s_1.wrap_0[_S13]) != 10497)
+        {
+            p_2 = clamp(p_1, -0.5, _S15 - 0.5);
+        }
+        else
+        {
+            p_2 = p_1;
+        }
+        float first_0 = floor(p_2);
+        int i_2 = int(first_0);
+        int i_3;
+        if((s_1.wrap_0[_S13]) == 10497)
+        {
+            int _S16 = ntcWrapIndex_0(i_2, size_2[_S14], 10497);
+            i_3 = _S16;
+        }
+        else
+        {
+            i_3 = i_2;
+        }
+        int _S17 = max(i_3, 0) / 32;
+        tile_0[a_1] = _S17;
+        local_0[a_1] = float(i_3 - _S17 * 32 + 1) + (p_2 - first_0) + 0.5;
+        a_1 = a_1 + 1;
+    }
+    entry_0 = ntcPages_0._data[uint(mip_1)] + tile_0.y * ((size_2.x + 32 - 1) / 32) + tile_0.x;
+    return;
+}
+
+void ntcRequestTile_0(int entry_1)
+{
+    uint _S18 = uint(entry_1);
+    uint word_0 = _S18 >> 5U;
+    uint bit_0 = 1U << (_S18 & 31U);
+    if(((ntcRequests_0._data[uint(word_0)]) & bit_0) == 0U)
+    {
+        uint _S19 = atomicOr(ntcRequests_0._data[uint(word_0)], bit_0);
     }
     return;
 }
 
-void ntcRequestTiles_0(NtcSampler_0 s_2, int mip_3, vec2 uv_3)
-{
-    ivec2  texel_1[4];
-    int  entry_1[4];
-    vec2 f_2;
-    ntcFeedbackFootprint_0(s_2, mip_3, uv_3, texel_1, entry_1, f_2);
-    int c_1 = 0;
-    for(;;)
-    {
-        if(c_1 < 4)
-        {
-        }
-        else
-        {
-            break;
-        }
-        bool seen_0 = false;
-        int e_0 = 0;
-        for(;;)
-        {
-            if(e_0 < c_1)
-            {
-            }
-            else
-            {
-                break;
-            }
-            if(seen_0)
-            {
-                seen_0 = true;
-            }
-            else
-            {
-                seen_0 = (entry_1[e_0]) == (entry_1[c_1]);
-            }
-            e_0 = e_0 + 1;
-        }
-        uint word_0 = uint(entry_1[c_1]) >> 5U;
-        uint bit_0 = 1U << (uint(entry_1[c_1]) & 31U);
-        bool _S16;
-        if(!seen_0)
-        {
-            _S16 = ((ntcRequests_0._data[uint(word_0)]) & bit_0) == 0U;
-        }
-        else
-        {
-            _S16 = false;
-        }
-        if(_S16)
-        {
-            uint _S17 = atomicOr(ntcRequests_0._data[uint(word_0)], bit_0);
-        }
-        c_1 = c_1 + 1;
-    }
-    return;
-}
-
-float ntcFootprintWeight_0(ivec2 d_0, vec2 f_3)
-{
-    bool inside_0;
-    if((all(bvec2((greaterThanEqual(d_0,ivec2(0)))))))
-    {
-        inside_0 = (all(bvec2((lessThanEqual(d_0,ivec2(1))))));
-    }
-    else
-    {
-        inside_0 = false;
-    }
-    float _S18;
-    if(inside_0)
-    {
-        if((d_0.x) != 0)
-        {
-            _S18 = f_3.x;
-        }
-        else
-        {
-            _S18 = 1.0 - f_3.x;
-        }
-        float _S19;
-        if((d_0.y) != 0)
-        {
-            _S19 = f_3.y;
-        }
-        else
-        {
-            _S19 = 1.0 - f_3.y;
-        }
-        _S18 = _S18 * _S19;
-    }
-    else
-    {
-        _S18 = 0.0;
-    }
-    return _S18;
-}
-
-bool ntcPoolBilinear_0(NtcSampler_0 s_3, int mip_4, vec2 uv_4, int layers_0, out vec4  result_0[4])
+bool ntcPoolBilinear_0(NtcSampler_0 s_2, int mip_2, vec2 uv_2, int layers_0, out vec4  result_0[4])
 {
     int j_0 = 0;
     for(;;)
@@ -324,75 +265,51 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_3, int mip_4, vec2 uv_4, int layers_0, out
         result_0[j_0] = vec4(0.0);
         j_0 = j_0 + 1;
     }
-    ivec2  texel_2[4];
-    int  entry_2[4];
-    vec2 f_4;
-    ntcFeedbackFootprint_0(s_3, mip_4, uv_4, texel_2, entry_2, f_4);
-    ivec2  at_0[4];
-    int c_2 = 0;
-    for(;;)
+    int entry_2;
+    vec2 local_1;
+    ntcSlotFootprint_0(s_2, mip_2, uv_2, entry_2, local_1);
+    int slot_1 = ntcPages_0._data[uint(16 + entry_2)];
+    if(slot_1 < 0)
     {
-        if(c_2 < 4)
-        {
-        }
-        else
-        {
-            break;
-        }
-        int slot_1 = ntcPages_0._data[uint(16 + entry_2[c_2])];
-        if(slot_1 < 0)
-        {
-            return false;
-        }
-        at_0[c_2] = ivec2(slot_1 % 64, slot_1 / 64) * 32 + texel_2[c_2] % 32;
-        c_2 = c_2 + 1;
+        return false;
     }
-    c_2 = 0;
+    float w_0;
+    float h_0;
+    float count_0;
+    ((w_0) = textureSize((ntcPool_0), 0).x), ((h_0) = textureSize((ntcPool_0), 0).y), ((count_0) = textureSize((ntcPool_0), 0).z);
+    vec2 _S20 = vec2(float(slot_1 % 64), float(slot_1 / 64)) * 34.0 + local_1;
+    j_0 = 0;
     for(;;)
     {
-        if(c_2 < 4)
+        if(j_0 < 4)
         {
         }
         else
         {
             break;
         }
-        float _S20 = ntcFootprintWeight_0(ivec2(c_2 & 1, c_2 >> 1), f_4);
-        j_0 = 0;
-        for(;;)
+        if(j_0 < layers_0)
         {
-            if(j_0 < 4)
-            {
-            }
-            else
-            {
-                break;
-            }
-            if(j_0 < layers_0)
-            {
-                ivec4 _S21 = ivec4(at_0[c_2], j_0, 0);
-                result_0[j_0] = result_0[j_0] + _S20 * (texelFetch((ntcPool_0), ((_S21)).xyz, ((_S21)).w));
-            }
-            j_0 = j_0 + 1;
+            result_0[j_0] = (textureLod((ntcPool_0), (vec3(_S20 / vec2(w_0, h_0), float(j_0))), (0.0)));
         }
-        c_2 = c_2 + 1;
+        j_0 = j_0 + 1;
     }
     return true;
 }
 
-void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1, int layers_1, out vec4  result_1[4])
+void ntcFeedbackSample_0(NtcSampler_0 s_3, vec2 uv_3, vec2 dUVdx_1, vec2 dUVdy_1, int layers_1, out vec4  result_1[4])
 {
-    float lambda_0 = ntcLod_0(s_4, dUVdx_1, dUVdy_1);
+    float lambda_0 = ntcLod_0(s_3, dUVdx_1, dUVdy_1);
     int mip0_0 = int(floor(lambda_0));
     float t_1 = lambda_0 - float(mip0_0);
-    int _S22;
+    int _S21;
     if(t_1 > 0.0)
     {
-        _S22 = 2;
+        _S21 = 2;
     }
     else
     {
-        _S22 = 1;
+        _S21 = 1;
     }
     int j_1 = 0;
     for(;;)
@@ -410,37 +327,40 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
     int l_0 = 0;
     for(;;)
     {
-        if(l_0 < _S22)
+        if(l_0 < _S21)
         {
         }
         else
         {
             break;
         }
-        int _S23 = mip0_0 + l_0;
-        ntcRequestTiles_0(s_4, _S23, uv_5);
-        float _S24;
+        int _S22 = mip0_0 + l_0;
+        int entry_3;
+        vec2 local_2;
+        ntcSlotFootprint_0(s_3, _S22, uv_3, entry_3, local_2);
+        ntcRequestTile_0(entry_3);
+        float _S23;
         if(l_0 == 0)
         {
-            _S24 = 1.0 - t_1;
+            _S23 = 1.0 - t_1;
         }
         else
         {
-            _S24 = t_1;
+            _S23 = t_1;
         }
         vec4  level_0[4];
-        int m_0 = _S23;
+        int m_0 = _S22;
         for(;;)
         {
-            if(m_0 < (s_4.mips_0))
+            if(m_0 < (s_3.mips_0))
             {
             }
             else
             {
                 break;
             }
-            bool _S25 = ntcPoolBilinear_0(s_4, m_0, uv_5, layers_1, level_0);
-            if(_S25)
+            bool _S24 = ntcPoolBilinear_0(s_3, m_0, uv_3, layers_1, level_0);
+            if(_S24)
             {
                 break;
             }
@@ -456,7 +376,7 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
             {
                 break;
             }
-            result_1[j_1] = result_1[j_1] + _S24 * level_0[j_1];
+            result_1[j_1] = result_1[j_1] + _S23 * level_0[j_1];
             j_1 = j_1 + 1;
         }
         l_0 = l_0 + 1;
@@ -466,21 +386,21 @@ void ntcFeedbackSample_0(NtcSampler_0 s_4, vec2 uv_5, vec2 dUVdx_1, vec2 dUVdy_1
 
 vec4 ntcRemap_0(int tex_0, vec4  stored_0[4])
 {
-    vec4 texel_3 = vec4(0.0);
-    int c_3 = 0;
+    vec4 texel_0 = vec4(0.0);
+    int c_0 = 0;
     for(;;)
     {
-        if(c_3 < 4)
+        if(c_0 < 4)
         {
         }
         else
         {
             break;
         }
-        int kind_0 = NtcRemap_0.ntcRemapKind_0[tex_0][c_3];
-        int index_0 = NtcRemap_0.ntcRemapIndex_0[tex_0][c_3];
+        int kind_0 = NtcRemap_0.ntcRemapKind_0[tex_0][c_0];
+        int index_0 = NtcRemap_0.ntcRemapIndex_0[tex_0][c_0];
         float v_1;
-        if((NtcRemap_0.ntcRemapKind_0[tex_0][c_3]) == 0)
+        if((NtcRemap_0.ntcRemapKind_0[tex_0][c_0]) == 0)
         {
             v_1 = clamp(stored_0[index_0 >> 2][index_0 & 3], 0.0, 1.0);
         }
@@ -488,26 +408,26 @@ vec4 ntcRemap_0(int tex_0, vec4  stored_0[4])
         {
             if(kind_0 == 1)
             {
-                v_1 = NtcRemap_0.ntcRemapValue_0[tex_0][c_3];
+                v_1 = NtcRemap_0.ntcRemapValue_0[tex_0][c_0];
             }
             else
             {
                 if(kind_0 == 2)
                 {
-                    v_1 = texel_3[index_0];
+                    v_1 = texel_0[index_0];
                 }
                 else
                 {
-                    float x_0 = texel_3.x * 2.0 - 1.0;
-                    float y_0 = texel_3.y * 2.0 - 1.0;
+                    float x_0 = texel_0.x * 2.0 - 1.0;
+                    float y_0 = texel_0.y * 2.0 - 1.0;
                     v_1 = sqrt(max(0.0, 1.0 - x_0 * x_0 - y_0 * y_0)) * 0.5 + 0.5;
                 }
             }
         }
-        texel_3[c_3] = v_1;
-        c_3 = c_3 + 1;
+        texel_0[c_0] = v_1;
+        c_0 = c_0 + 1;
     }
-    return texel_3;
+    return texel_0;
 }
 
 vec4 pbrFeedbackSlot_0(int slot_2, vec4  stored_1[4])
@@ -521,69 +441,69 @@ vec4 pbrFeedbackSlot_0(int slot_2, vec4  stored_1[4])
     {
         tex_1 = PbrDraw_0.drawSlotTex1_0[slot_2 - 4];
     }
-    vec4 _S26;
+    vec4 _S25;
     if(tex_1 >= 0)
     {
-        _S26 = ntcRemap_0(tex_1, stored_1);
+        _S25 = ntcRemap_0(tex_1, stored_1);
     }
     else
     {
-        _S26 = vec4(1.0);
+        _S25 = vec4(1.0);
     }
-    return _S26;
+    return _S25;
 }
 
 int pbrSlotFlags_0(int slot_3)
 {
-    int _S27;
+    int _S26;
     if(slot_3 < 4)
     {
-        _S27 = PbrDraw_0.drawSlotFlags0_0[slot_3];
+        _S26 = PbrDraw_0.drawSlotFlags0_0[slot_3];
     }
     else
     {
-        _S27 = PbrDraw_0.drawSlotFlags1_0[slot_3 - 4];
+        _S26 = PbrDraw_0.drawSlotFlags1_0[slot_3 - 4];
     }
-    return _S27;
+    return _S26;
 }
 
-vec3 srgbToLinear_0(vec3 c_4)
+vec3 srgbToLinear_0(vec3 c_1)
 {
-    vec3 lo_0 = c_4 / 12.92000007629394531;
-    vec3 hi_0 = pow(max((c_4 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
-    float _S28;
-    if((c_4.x) <= 0.04044999927282333)
+    vec3 lo_0 = c_1 / 12.92000007629394531;
+    vec3 hi_0 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
+    float _S27;
+    if((c_1.x) <= 0.04044999927282333)
     {
-        _S28 = lo_0.x;
+        _S27 = lo_0.x;
     }
     else
     {
-        _S28 = hi_0.x;
+        _S27 = hi_0.x;
+    }
+    float _S28;
+    if((c_1.y) <= 0.04044999927282333)
+    {
+        _S28 = lo_0.y;
+    }
+    else
+    {
+        _S28 = hi_0.y;
     }
     float _S29;
-    if((c_4.y) <= 0.04044999927282333)
+    if((c_1.z) <= 0.04044999927282333)
     {
-        _S29 = lo_0.y;
+        _S29 = lo_0.z;
     }
     else
     {
-        _S29 = hi_0.y;
+        _S29 = hi_0.z;
     }
-    float _S30;
-    if((c_4.z) <= 0.04044999927282333)
-    {
-        _S30 = lo_0.z;
-    }
-    else
-    {
-        _S30 = hi_0.z;
-    }
-    return vec3(_S28, _S29, _S30);
+    return vec3(_S27, _S28, _S29);
 }
 
-vec4 pbrSlotValue_0(int slot_4, vec4 texel_4)
+vec4 pbrSlotValue_0(int slot_4, vec4 texel_1)
 {
-    vec4 _S31 = texel_4;
+    vec4 _S30 = texel_1;
     int flags_0 = pbrSlotFlags_0(slot_4);
     if((flags_0 & 1) == 0)
     {
@@ -591,9 +511,9 @@ vec4 pbrSlotValue_0(int slot_4, vec4 texel_4)
     }
     if((flags_0 & 2) != 0)
     {
-        _S31.xyz = srgbToLinear_0(_S31.xyz);
+        _S30.xyz = srgbToLinear_0(_S30.xyz);
     }
-    return _S31;
+    return _S30;
 }
 
 vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
@@ -604,60 +524,60 @@ vec3 pbrFresnelSchlick_0(vec3 f0_0, float vDotH_0)
 float pbrDistributionGgx_0(float nDotH_0, float alpha_0)
 {
     float a2_0 = alpha_0 * alpha_0;
-    float d_1 = nDotH_0 * nDotH_0 * (a2_0 - 1.0) + 1.0;
-    return a2_0 / (3.14159274101257324 * d_1 * d_1);
+    float d_0 = nDotH_0 * nDotH_0 * (a2_0 - 1.0) + 1.0;
+    return a2_0 / (3.14159274101257324 * d_0 * d_0);
 }
 
 float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
-    float _S32 = 1.0 - a2_1;
-    float s_5 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S32 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S32 + a2_1);
-    float _S33;
-    if(s_5 > 0.0)
+    float _S31 = 1.0 - a2_1;
+    float s_4 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S31 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S31 + a2_1);
+    float _S32;
+    if(s_4 > 0.0)
     {
-        _S33 = 0.5 / s_5;
+        _S32 = 0.5 / s_4;
     }
     else
     {
-        _S33 = 0.0;
+        _S32 = 0.0;
     }
-    return _S33;
+    return _S32;
 }
 
 vec3 pbrEnvironmentAt_0(float y_1, float row_0)
 {
-    uint w_0;
-    uint h_0;
+    uint w_1;
+    uint h_1;
     uint levels_0;
-    ((w_0) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_0) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_0) = textureQueryLevels((pbrEnvironment_0)));
-    return (textureLod((pbrEnvironment_0), (vec2(((clamp(y_1, -1.0, 1.0) * 0.5 + 0.5) * float(w_0 - 1U) + 0.5) / float(w_0), (row_0 + 0.5) / float(h_0))), (0.0))).xyz;
+    ((w_1) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_1) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_0) = textureQueryLevels((pbrEnvironment_0)));
+    return (textureLod((pbrEnvironment_0), (vec2(((clamp(y_1, -1.0, 1.0) * 0.5 + 0.5) * float(w_1 - 1U) + 0.5) / float(w_1), (row_0 + 0.5) / float(h_1))), (0.0))).xyz;
 }
 
 vec3 pbrPrefiltered_0(vec3 r_0, float perceptualRoughness_0)
 {
-    uint w_1;
-    uint h_1;
+    uint w_2;
+    uint h_2;
     uint levels_1;
-    ((w_1) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_1) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_1) = textureQueryLevels((pbrEnvironment_0)));
-    return pbrEnvironmentAt_0(r_0.y, perceptualRoughness_0 * float(h_1 - 2U)) * PbrFrame_0.frameLight_0.w;
+    ((w_2) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_2) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_1) = textureQueryLevels((pbrEnvironment_0)));
+    return pbrEnvironmentAt_0(r_0.y, perceptualRoughness_0 * float(h_2 - 2U)) * PbrFrame_0.frameLight_0.w;
 }
 
 vec3 pbrEnvBrdf_0(vec3 f0_1, float perceptualRoughness_1, float nDotV_1)
 {
     vec4 r_1 = perceptualRoughness_1 * vec4(-1.0, -0.02749999985098839, -0.57200002670288086, 0.02199999988079071) + vec4(1.0, 0.04250000044703484, 1.03999996185302734, -0.03999999910593033);
-    float _S34 = r_1.x;
-    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S34 * _S34, (exp2((-9.27999973297119141 * nDotV_1)))) * _S34 + r_1.y) + r_1.zw;
+    float _S33 = r_1.x;
+    vec2 ab_0 = vec2(-1.03999996185302734, 1.03999996185302734) * (min(_S33 * _S33, (exp2((-9.27999973297119141 * nDotV_1)))) * _S33 + r_1.y) + r_1.zw;
     return f0_1 * ab_0.x + ab_0.y;
 }
 
 vec3 pbrIrradiance_0(vec3 n_2)
 {
-    uint w_2;
-    uint h_2;
+    uint w_3;
+    uint h_3;
     uint levels_2;
-    ((w_2) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_2) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_2) = textureQueryLevels((pbrEnvironment_0)));
-    return pbrEnvironmentAt_0(n_2.y, float(h_2 - 1U)) * PbrFrame_0.frameLight_0.w;
+    ((w_3) = textureSize((pbrEnvironment_0), int((0U))).x), ((h_3) = textureSize((pbrEnvironment_0), int((0U))).y), ((levels_2) = textureQueryLevels((pbrEnvironment_0)));
+    return pbrEnvironmentAt_0(n_2.y, float(h_3 - 1U)) * PbrFrame_0.frameLight_0.w;
 }
 
 vec3 acesFilmic_0(vec3 x_1)
@@ -665,39 +585,39 @@ vec3 acesFilmic_0(vec3 x_1)
     return clamp(x_1 * (2.50999999046325684 * x_1 + 0.02999999932944775) / (x_1 * (2.43000006675720215 * x_1 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
 }
 
-vec3 linearToSrgb_0(vec3 c_5)
+vec3 linearToSrgb_0(vec3 c_2)
 {
-    vec3 _S35 = clamp(c_5, vec3(0.0), vec3(1.0));
-    vec3 lo_1 = _S35 * 12.92000007629394531;
-    vec3 hi_1 = 1.0549999475479126 * pow(_S35, vec3(0.4166666567325592)) - 0.05499999970197678;
-    float _S36;
-    if((_S35.x) <= 0.00313080009073019)
+    vec3 _S34 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 lo_1 = _S34 * 12.92000007629394531;
+    vec3 hi_1 = 1.0549999475479126 * pow(_S34, vec3(0.4166666567325592)) - 0.05499999970197678;
+    float _S35;
+    if((_S34.x) <= 0.00313080009073019)
     {
-        _S36 = lo_1.x;
+        _S35 = lo_1.x;
     }
     else
     {
-        _S36 = hi_1.x;
+        _S35 = hi_1.x;
+    }
+    float _S36;
+    if((_S34.y) <= 0.00313080009073019)
+    {
+        _S36 = lo_1.y;
+    }
+    else
+    {
+        _S36 = hi_1.y;
     }
     float _S37;
-    if((_S35.y) <= 0.00313080009073019)
+    if((_S34.z) <= 0.00313080009073019)
     {
-        _S37 = lo_1.y;
+        _S37 = lo_1.z;
     }
     else
     {
-        _S37 = hi_1.y;
+        _S37 = hi_1.z;
     }
-    float _S38;
-    if((_S35.z) <= 0.00313080009073019)
-    {
-        _S38 = lo_1.z;
-    }
-    else
-    {
-        _S38 = hi_1.z;
-    }
-    return vec3(_S36, _S37, _S38);
+    return vec3(_S35, _S36, _S37);
 }
 
 vec3 displayFromLinear_0(vec3 x_2)
@@ -718,16 +638,16 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_2.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
-    bool _S39;
+    bool _S38;
     if(alphaMode_0 == 1)
     {
-        _S39 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
+        _S38 = (baseColor_1.w) < (PbrDraw_0.drawAlpha_0.y);
     }
     else
     {
-        _S39 = false;
+        _S38 = false;
     }
-    if(_S39)
+    if(_S38)
     {
         discard;
     }
@@ -742,22 +662,22 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     {
         handedness_0 = 1.0;
     }
-    int _S40 = pbrSlotFlags_0(1);
-    if((_S40 & 1) != 0)
+    int _S39 = pbrSlotFlags_0(1);
+    if((_S39 & 1) != 0)
     {
-        _S39 = (dot(t_2, t_2)) > 9.999999960041972e-13;
+        _S38 = (dot(t_2, t_2)) > 9.999999960041972e-13;
     }
     else
     {
-        _S39 = false;
+        _S38 = false;
     }
     vec3 n_4;
-    if(_S39)
+    if(_S38)
     {
         vec3 t_3 = normalize(t_2 - n_3 * dot(n_3, t_2));
         vec3 b_0 = cross(n_3, t_3) * handedness_0;
         vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
-        if((_S40 & 4) != 0)
+        if((_S39 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
@@ -778,30 +698,33 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     }
     if(!front_0)
     {
-        _S39 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
+        _S38 = (PbrDraw_0.drawAlpha_0.z) > 0.5;
     }
     else
     {
-        _S39 = false;
+        _S38 = false;
     }
-    if(_S39)
+    if(_S38)
     {
         n_4 = - n_4;
+    }
+    else
+    {
     }
     vec4 mr_0 = pbrSlotValue_0(2, texels_0.metallicRoughness_0);
     float metallic_0 = clamp(PbrDraw_0.drawParams_0.x * mr_0.z, 0.0, 1.0);
     float perceptual_0 = clamp(PbrDraw_0.drawParams_0.y * mr_0.y, 0.02999999932944775, 1.0);
     float alpha_2 = perceptual_0 * perceptual_0;
-    vec3 _S41 = baseColor_1.xyz;
-    vec3 f0_2 = mix(vec3(0.03999999910593033), _S41, vec3(metallic_0));
-    vec3 diffuseColor_0 = _S41 * (1.0 - metallic_0);
+    vec3 _S40 = baseColor_1.xyz;
+    vec3 f0_2 = mix(vec3(0.03999999910593033), _S40, vec3(metallic_0));
+    vec3 diffuseColor_0 = _S40 * (1.0 - metallic_0);
     vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_2.worldPos_0);
-    float _S42 = max(dot(n_4, view_0), 0.00009999999747379);
+    float _S41 = max(dot(n_4, view_0), 0.00009999999747379);
     vec3 l_1 = PbrFrame_0.frameLightDir_0.xyz;
-    vec3 h_3 = normalize(l_1 + view_0);
+    vec3 h_4 = normalize(l_1 + view_0);
     float nDotL_1 = clamp(dot(n_4, l_1), 0.0, 1.0);
-    vec3 f_5 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_3), 0.0, 1.0));
-    vec3 display_0 = displayFromLinear_0((((1.0 - f_5) * diffuseColor_0 / 3.14159274101257324 + f_5 * (pbrDistributionGgx_0(clamp(dot(n_4, h_3), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S42, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S42)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w);
+    vec3 f_0 = pbrFresnelSchlick_0(f0_2, clamp(dot(view_0, h_4), 0.0, 1.0));
+    vec3 display_0 = displayFromLinear_0((((1.0 - f_0) * diffuseColor_0 / 3.14159274101257324 + f_0 * (pbrDistributionGgx_0(clamp(dot(n_4, h_4), 0.0, 1.0), alpha_2) * pbrVisibilitySmithGgx_0(nDotL_1, _S41, alpha_2))) * PbrFrame_0.frameLight_0.xyz * nDotL_1 + (pbrIrradiance_0(n_4) * diffuseColor_0 + pbrPrefiltered_0(reflect(- view_0, n_4), perceptual_0) * pbrEnvBrdf_0(f0_2, perceptual_0, _S41)) * (1.0 + PbrDraw_0.drawParams_0.w * (pbrSlotValue_0(3, texels_0.occlusion_0).x - 1.0)) + PbrDraw_0.drawEmissive_0.xyz * pbrSlotValue_0(4, texels_0.emissive_0).xyz) * PbrFrame_0.frameCamera_0.w);
     if(alphaMode_0 == 2)
     {
         handedness_0 = baseColor_1.w;
@@ -836,27 +759,27 @@ in vec4 v_colour_0;
 
 void main()
 {
-    PbrVertexOut_0 _S43 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_6 = pbrSlotUv_0(5, _S43);
-    vec2 gx_0 = dFdx(uv_6);
-    vec2 gy_0 = dFdy(uv_6);
-    NtcSampler_0 s_6;
-    s_6.size_0 = PbrDraw_0.drawNtcSet_0.xy;
-    s_6.mips_0 = PbrDraw_0.drawNtcSet_0.z;
-    s_6.filter_0 = 0;
-    s_6.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
-    s_6.frame_0 = 0U;
+    PbrVertexOut_0 _S42 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec2 uv_4 = pbrSlotUv_0(5, _S42);
+    vec2 gx_0 = dFdx(uv_4);
+    vec2 gy_0 = dFdy(uv_4);
+    NtcSampler_0 s_5;
+    s_5.size_0 = PbrDraw_0.drawNtcSet_0.xy;
+    s_5.mips_0 = PbrDraw_0.drawNtcSet_0.z;
+    s_5.filter_0 = 0;
+    s_5.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
+    s_5.frame_0 = 0U;
     vec4  stored_2[4];
-    ntcFeedbackSample_0(s_6, uv_6, gx_0, gy_0, PbrDraw_0.drawNtcSet_0.w, stored_2);
+    ntcFeedbackSample_0(s_5, uv_4, gx_0, gy_0, PbrDraw_0.drawNtcSet_0.w, stored_2);
     PbrTexels_0 t_4;
     t_4.baseColor_0 = pbrFeedbackSlot_0(0, stored_2);
     t_4.normal_1 = pbrFeedbackSlot_0(1, stored_2);
     t_4.metallicRoughness_0 = pbrFeedbackSlot_0(2, stored_2);
     t_4.occlusion_0 = pbrFeedbackSlot_0(3, stored_2);
     t_4.emissive_0 = pbrFeedbackSlot_0(4, stored_2);
-    PbrVertexOut_0 _S44 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S45 = pbrShade_0(_S44, gl_FrontFacing, t_4);
-    entryPointParam_fragmentMain_0 = _S45;
+    PbrVertexOut_0 _S43 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
+    vec4 _S44 = pbrShade_0(_S43, gl_FrontFacing, t_4);
+    entryPointParam_fragmentMain_0 = _S44;
     return;
 }
 
