@@ -17,9 +17,9 @@ on one context, one frame a view:
     auto       sample mode's default: in motion every frame is a new view, so the latent filter's
                frame (one decode a pixel every frame); PSNR likewise
 
-then at the last view, still: feedback after its tiles are in (no decodes), sample mode's
-trilinear frame (8 exact decodes a pixel: the picture feedback mode filters the same way from
-8-bit texels), and frame times (this process's CPU time per frame: on llvmpipe the rendering work;
+sample mode's trilinear frame (8 exact decodes a pixel: the picture feedback mode filters the same
+way from 8-bit texels) at every --trilinear-every-th view and the last; then at the last view,
+still: feedback after its tiles are in (no decodes), against that trilinear frame, and frame times (this process's CPU time per frame: on llvmpipe the rendering work;
 feedback's includes its tile decodes). Decodes are counted in texels (one MLP evaluation each);
 auto's are one per pixel of the frame.
 
@@ -44,6 +44,7 @@ PATH_FRAMES = 24
 YAW_STEP = 3.0      # degrees a frame
 ZOOM_STEP = 0.25    # wheel steps closer a frame (OrbitCamera.zoom: 0.9 ** steps the distance)
 STILL_TIMED = 3     # timed frames at the last view, once its tiles are in
+TRILINEAR_EVERY = 8  # sample mode's trilinear frame at every 8th view of the path (and the last)
 
 
 def _camera_path(r, yaw: float, zoom: float):
@@ -80,7 +81,8 @@ def _pass(ctx, scene, provider, size, mode: str, filt: str, views, yaw: float, z
 
 
 def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: float,
-                  zoom: float, cache_dir, log=log_stderr) -> dict:
+                  zoom: float, cache_dir, log=log_stderr,
+                  trilinear_every: int = TRILINEAR_EVERY) -> dict:
     from export.gltf import load_scene
     from viewer.ntc_cache import ensure_all
     log = log or (lambda *a: None)
@@ -156,18 +158,26 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
         fb_image = img
     finally:
         r.release()
-    trilinear = {}
-    _pass(ctx, scene, provider, size, "sample", "trilinear", [last], yaw, zoom,
-          lambda k, r, img, ms: trilinear.update(psnr=psnr(img, refs[last]), cpu_ms=ms,
-                                                 vs_feedback=psnr(img, fb_image)))
-    still["sample_trilinear"] = trilinear
+    # sample mode's trilinear frame (8 exact decodes a pixel) at every `trilinear_every`-th view
+    # of the path and at the last: what feedback's and auto's frames fall short of in motion
+    log(f"{name}: sample trilinear at some views")
+    tri_views = sorted({k for k in views[1:] if k % trilinear_every == 0} | {last})
+    tri = {}
+    _pass(ctx, scene, provider, size, "sample", "trilinear", tri_views, yaw, zoom,
+          lambda k, r, img, ms: tri.update({k: (psnr(img, refs[k]), ms, img)}))
+    still["sample_trilinear"] = {"psnr": tri[last][0], "cpu_ms": tri[last][1],
+                                 "vs_feedback": psnr(tri[last][2], fb_image)}
+    fb_at = {f["view"]: f["psnr"] for f in fb}
+    auto_at = {a["view"]: a["psnr"] for a in auto}
+    against = [{"view": k, "trilinear": tri[k][0], "feedback": fb_at[k] - tri[k][0],
+                "auto": auto_at[k] - tri[k][0]} for k in tri_views]
     still["reference_cpu_ms"] = float(np.median(ref_ms))
 
     motion = fb
     return {
         "name": name, "path": str(scene_path), "pixels": pixels,
         "cold_start": cold, "feedback": fb, "auto": auto, "still": still,
-        "feedback_vram": fb_vram,
+        "feedback_vram": fb_vram, "against_trilinear": against,
         "motion": {
             "frames": len(motion),
             "feedback_psnr_mean": float(np.mean([f["psnr"] for f in motion])),
@@ -223,6 +233,17 @@ def report(out: dict) -> str:
         lines.append(f"| {s['name']} | {f['psnr']:.2f} | {t['psnr']:.2f} | {t['vs_feedback']:.2f} "
                      f"| {f['cpu_ms']:.0f} / {t['cpu_ms']:.0f} / {st['reference_cpu_ms']:.0f} "
                      f"| {f['frames_to_settle']} | {tiles:.2f} |")
+    lines += ["", "In motion against sample mode's trilinear frame of the same view (8 exact decodes "
+              "a pixel; dB, feedback and auto minus trilinear, at the views listed):", "",
+              "| scene | views | trilinear PSNR (dB) | feedback - trilinear | auto - trilinear |",
+              "|---|---|---|---|---|"]
+    for s in out["scenes"]:
+        a = s["against_trilinear"]
+
+        def column(key: str, fmt: str) -> str:
+            return " / ".join(format(x[key], fmt) for x in a)
+        lines.append(f"| {s['name']} | {column('view', 'd')} | {column('trilinear', '.2f')} | "
+                     f"{column('feedback', '+.2f')} | {column('auto', '+.2f')} |")
     for s in out["scenes"]:
         lines += ["", f"{s['name']}, frame by frame: view, texels decoded after it, tiles "
                   "waiting, PSNR feedback / auto (dB)", "",
@@ -254,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="degrees around the scene a frame (default %(default)s)")
     p.add_argument("--zoom", type=float, default=ZOOM_STEP,
                    help="wheel steps closer a frame (default %(default)s)")
+    p.add_argument("--trilinear-every", type=int, default=TRILINEAR_EVERY,
+                   help="sample mode's trilinear frame at every N-th view of the path and at the "
+                        "last (default %(default)s; about 10 s a frame on llvmpipe)")
     p.add_argument("--cache-dir", type=Path, default=CACHE,
                    help="compressed materials, one folder per scene (default bench.viewer's)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for feedback.md / .json")
@@ -266,6 +290,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.path_frames < 1:
         p.error("--path-frames: at least 1")
+    if a.trilinear_every < 1:
+        p.error("--trilinear-every: at least 1")
     for name, path in a.scenes:
         if not Path(path).is_file():
             p.error(f"scene {name}: {path} does not exist")
@@ -283,13 +309,15 @@ def main(argv=None) -> int:
         return 1
     out = {"device": ctx.info.get("GL_RENDERER"),
            "settings": {"size": list(a.size), "path_frames": a.path_frames, "yaw": a.yaw,
+                        "trilinear_every": a.trilinear_every,
                         "zoom": a.zoom, "sets": f"bench.viewer's ({settings.train.effort} "
                                                 f"effort, --bpp {settings.effective_bpp})"},
            "scenes": []}
     try:
         for name, path in a.scenes:
             out["scenes"].append(measure_scene(ctx, name, path, settings, a.size, a.path_frames,
-                                               a.yaw, a.zoom, a.cache_dir / name))
+                                               a.yaw, a.zoom, a.cache_dir / name,
+                                               trilinear_every=a.trilinear_every))
     except NTCError as e:
         print(f"bench.feedback: error: {one_line(e)}", file=sys.stderr)
         return 1

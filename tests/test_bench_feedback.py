@@ -17,7 +17,7 @@ def test_measure_scene_and_report(ctx, tmp_path):
     scene = write_sphere_scene(tmp_path / "scene", tex=192)
     settings = viewer.settings_for(steps=30, hidden=[16], progress=False)
     s = feedback.measure_scene(ctx, "sphere", scene, settings, (48, 48), 2, 20.0, 1.0,
-                               tmp_path / "cache", log=None)
+                               tmp_path / "cache", log=None, trilinear_every=1)
     cold = s["cold_start"]
     assert cold["texels"] > 0 and cold["frames"] >= 2 and cold["per_frame"][-1] == 0
     assert [f["view"] for f in s["feedback"]] == [1, 2]
@@ -29,11 +29,14 @@ def test_measure_scene_and_report(ctx, tmp_path):
     st = s["still"]
     assert st["feedback"]["psnr"] > 10 and st["sample_trilinear"]["vs_feedback"] > 35
     assert s["feedback_vram"]["by_category"]["tiles"] > 0
+    assert [x["view"] for x in s["against_trilinear"]] == [1, 2]
+    for x in s["against_trilinear"]:
+        assert x["trilinear"] > 10 and math.isfinite(x["feedback"]) and math.isfinite(x["auto"])
     out = {"device": ctx.info.get("GL_RENDERER"),
            "settings": {"size": [48, 48], "path_frames": 2, "yaw": 20.0, "zoom": 1.0,
                         "sets": "test"}, "scenes": [s]}
     md = feedback.report(out)
-    assert "| sphere |" in md and "Cold start" in md
+    assert "| sphere |" in md and "Cold start" in md and "| sphere | 1 / 2 |" in md
     json.dumps(out)
 
 
