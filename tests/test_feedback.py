@@ -240,3 +240,29 @@ def test_headless_feedback_stats(ctx, big_sphere, tmp_path, capsys):
     assert tiles["decoded_texels_total"] > per_frame[0]     # + the pinned last mips
     assert stats["vram_bytes"]["by_category"]["tiles"] >= tiles["pool_slots"] * TILE * TILE * 4
     assert stats["psnr_vs_reference"] > 20
+
+
+@pytest.mark.gl
+def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
+    from export.decode.gl_context import NTCGLError
+    from export.decode.gl_tiles import POOL_ROW
+    from viewer.feedback_tiles import POOL_TEXELS_PER_PIXEL, FeedbackSet, TileCache
+    from viewer.frame_stats import VramLedger
+    ledger = VramLedger()
+    cache = TileCache.for_view(ctx, (64, 32), 3, ledger, pinned=100)
+    try:
+        need = POOL_TEXELS_PER_PIXEL * 64 * 32 // (TILE * TILE) + 100
+        assert need <= cache.pool.slots < need + POOL_ROW
+        assert cache.budget == 64 * 32    # one decode a pixel of the view
+    finally:
+        cache.release()
+    cache = TileCache(ctx, slots=1, layers=3, budget=1, ledger=ledger)   # one row: 64 slots
+    fset = FeedbackSet(ctx, _model(300, 300), ledger, "set")            # 5 one-tile mips
+    try:
+        for _ in range(cache.pool.slots // 5):
+            cache.add(fset)
+        with pytest.raises(NTCGLError, match="no room for the last mips"):
+            cache.add(fset)
+    finally:
+        cache.sets[:] = [fset]
+        cache.release()

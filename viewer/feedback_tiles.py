@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from export.decode.gl_context import NTCGLError
 from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
 from export.decode.gl_tiles import (PAGES_BINDING, REQUESTS_BINDING, SLOT, TILE, GLTileDecoder,
                                     TileLayout, TilePool)
@@ -128,22 +129,27 @@ class TileCache:
 
     @classmethod
     def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
-                 decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
+                 pinned: int = 0, decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
+        """A cache for a view of `size` (w, h) and sets of at most `layers` layers whose one-tile
+        mips take `pinned` slots in all."""
         pixels = size[0] * size[1]
         slots = -(-POOL_TEXELS_PER_PIXEL * pixels // (TILE * TILE))   # tile texels, not borders
-        return cls(ctx, slots, layers, int(decodes_per_pixel * pixels), ledger)
+        return cls(ctx, slots + pinned, layers, int(decodes_per_pixel * pixels), ledger)
 
     def add(self, fset: FeedbackSet) -> None:
-        """Take a set: decode its one-tile mips now, pinned."""
+        """Take a set: decode its one-tile mips now, pinned (NTCGLError, and the set not taken,
+        when the pool has no room for them)."""
         if fset.layers > self.pool.layers:
             raise ValueError(f"a set of {fset.layers} layers in a pool of {self.pool.layers}")
-        k = len(self.sets)
-        self.sets.append(fset)
-        fset.pool = self.pool
         pinned = fset.layout.single_tile_entries()
         slots = self._free_slots(len(pinned))
         if len(slots) < len(pinned):
-            raise ValueError("the tile pool has no room for the sets' last mips")
+            raise NTCGLError(f"feedback mode's tile pool ({self.pool.slots} tiles, as large as "
+                             f"the driver's textures allow) has no room for the last mips of "
+                             f"{len(self.sets) + 1} texture sets")
+        k = len(self.sets)
+        self.sets.append(fset)
+        fset.pool = self.pool
         self._place(k, pinned, slots, PINNED)
         fset.write_pages()
 

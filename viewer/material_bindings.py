@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from export.decode.gl_tiles import TileLayout
 from export.format import read_ntc
 from export.gltf.model import GL_REPEAT, SLOTS
 from export.gltf.ntc_extension import material_slot_names, slot_texture_index
@@ -91,8 +92,12 @@ class MaterialBindings:
         """The scene's tile cache (once), its pool sized for a view of `size` and the most layers
         among `materials`' sets."""
         if self.tiles is None:
-            layers = [layers_of(m) for m in map(self.model, materials) if m is not None]
-            self.tiles = TileCache.for_view(self.ctx, size, max(layers, default=1), self.ledger)
+            models = [m for m in map(self.model, materials) if m is not None]
+            pinned = sum(len(TileLayout(m.width, m.height, m.mips).single_tile_entries())
+                         for m in models)
+            self.tiles = TileCache.for_view(self.ctx, size,
+                                            max((layers_of(m) for m in models), default=1),
+                                            self.ledger, pinned)
         return self.tiles
 
     def model(self, index: int):

@@ -77,21 +77,19 @@ class TileLayout:
 
 
 class TilePool:
-    """`slots` tile slots (rounded up to whole rows) of `layers` RGBA8 layers, and the raw GL
-    framebuffer that renders into them (every layer attached)."""
+    """`slots` tile slots (rounded up to whole rows, at most as many rows as the driver's largest
+    texture holds) of `layers` RGBA8 layers, and the raw GL framebuffer that renders into them
+    (every layer attached)."""
 
     def __init__(self, ctx, slots: int, layers: int):
         import moderngl
         if not 1 <= layers <= C.NTC_MAX_OUT_VEC4:
             raise ValueError(f"{layers} layers: 1..{C.NTC_MAX_OUT_VEC4}")
-        rows = -(-max(1, slots) // POOL_ROW)
+        limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 16384))
+        rows = min(-(-max(1, slots) // POOL_ROW), limit // SLOT)
         self.slots = rows * POOL_ROW
         self.layers = layers
         self.size = (POOL_ROW * SLOT, rows * SLOT)
-        limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 16384))
-        if self.size[1] > limit:
-            raise NTCGLError(f"a pool of {self.slots} tiles needs a {self.size[0]}x{self.size[1]} "
-                             f"texture, the driver allows {limit}")
         self.ctx = ctx
         self._gl = RawGL()
         self.fbo = 0
