@@ -49,7 +49,7 @@ test: setup
 run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/ntc-view; else \
 		echo "no display: rendering the default scene headless into $(RUN_OUT)/"; mkdir -p $(RUN_OUT); \
-		for m in reference load sample; do \
+		for m in reference load sample feedback; do \
 			$(BIN)/ntc-view --headless --mode $$m --compare --overlay --frames 3 --size 640x480 \
 				--stats $(RUN_OUT)/$$m.json --screenshot $(RUN_OUT)/$$m.png || exit 1; \
 		done; fi

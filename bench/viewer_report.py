@@ -42,8 +42,9 @@ def _label(r: dict) -> str:
     return f"sample ({r['filter']})"
 
 
-def filter_table(s: dict, rows: list[dict], key: str, clock: str) -> list[str]:
-    """Sample mode per filter: decodes and multiply-adds a pixel, quality, frame time."""
+def filter_table(s: dict, rows: list[dict], key: str, clock: str, pixels: int) -> list[str]:
+    """Sample mode per filter, then feedback mode: decodes and multiply-adds a pixel (feedback's
+    measured over the row's timed frames, and once settled), quality, frame time."""
     macs = [m["macs_per_decode"] for m in s["materials"] if m.get("macs_per_decode")]
     sample = [r for r in rows if r["mode"] == "sample"]
     tri = next((r for r in sample if r["filter"] == "trilinear"), None)
@@ -61,6 +62,17 @@ def filter_table(s: dict, rows: list[dict], key: str, clock: str) -> list[str]:
         d = None if tri is None or r["psnr_vs_reference"] is None else \
             r["psnr_vs_reference"] - tri["psnr_vs_reference"]
         lines.append(f"| {_label(r)} | {n} | {n * max(macs):,} | "
+                     f"{_f(r['psnr_vs_reference'])} | {_f(d, '+.2f')} | "
+                     f"{_f(r['frame_time_vs_reference'].get(key))} |")
+    for r in rows:
+        if r["mode"] != "feedback" or not r.get("tiles"):
+            continue
+        timed = r["tiles"]["decoded_texels_per_frame"][1:]   # [0]: after the warm-up frame
+        n, last = sum(timed) / len(timed) / pixels, timed[-1] / pixels
+        d = None if tri is None or r["psnr_vs_reference"] is None else \
+            r["psnr_vs_reference"] - tri["psnr_vs_reference"]
+        lines.append(f"| feedback (tiles; mean of the timed frames, last) | {n:.3f}, {last:.3f} | "
+                     f"{n * max(macs):,.0f}, {last * max(macs):,.0f} | "
                      f"{_f(r['psnr_vs_reference'])} | {_f(d, '+.2f')} | "
                      f"{_f(r['frame_time_vs_reference'].get(key))} |")
     return lines
@@ -114,8 +126,8 @@ def scene_report(s: dict, out: dict) -> list[str]:
             f"{_f(w and w['median'], '.1f')} | {_f(p and p['median'], '.1f')} | "
             f"{_f(r['frame_time_vs_reference'].get(key))} | {r['setup_ms']:.0f} | "
             f"{r['first_frame_ms']:.0f} | {100 * r['object_fraction']:.0f} % |")
-    lines += filter_table(s, rows, key, clock)
     size = out["settings"]["size"]
+    lines += filter_table(s, rows, key, clock, size[0] * size[1])
     lines += feedback_lines(rows, size[0] * size[1])
     lines += still_view_table(s)
     lines += ["", "VRAM by the renderer's ledger (MiB = 2^20 bytes):", "",
