@@ -35,11 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.output import check_out_folder, write_results
-from bench.viewer import CACHE, RESULTS, SCENES, log_stderr, scene_list, settings_for
-from export.arguments import image_size
+from bench.viewer import (CACHE, RESULTS, add_scene_arguments, check_scenes, log_stderr,
+                          settings_for)
 from export.metrics import psnr
 
-DEFAULT_SIZE = (512, 512)
 PATH_FRAMES = 24
 YAW_STEP = 3.0      # degrees a frame
 ZOOM_STEP = 0.25    # wheel steps closer a frame (OrbitCamera.zoom: 0.9 ** steps the distance)
@@ -256,19 +255,10 @@ def report(out: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from trainer.fit import TrainConfig
-    from export.options import add_options
-    from viewer.cli import add_compress_options
     p = argparse.ArgumentParser(prog="python -m bench.feedback",
                                 description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenes", type=scene_list, default=list(SCENES.items()),
-                   help=f"comma-separated: {', '.join(SCENES)} or .gltf/.glb paths "
-                        f"(default all)")
-    add_compress_options(p)
-    add_options(p, TrainConfig, ["threads"])
-    p.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="WxH",
-                   help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
+    add_scene_arguments(p)
     p.add_argument("--path-frames", type=int, default=PATH_FRAMES,
                    help="frames the camera moves (default %(default)s)")
     p.add_argument("--yaw", type=float, default=YAW_STEP,
@@ -292,9 +282,7 @@ def main(argv=None) -> int:
         p.error("--path-frames: at least 1")
     if a.trilinear_every < 1:
         p.error("--trilinear-every: at least 1")
-    for name, path in a.scenes:
-        if not Path(path).is_file():
-            p.error(f"scene {name}: {path} does not exist")
+    check_scenes(p, a.scenes)
     check_out_folder(p, a.out)
     from export.decode.gl_context import create_context
     from export.errors import NTCError, one_line

@@ -309,10 +309,9 @@ def scene_list(text: str) -> list[tuple[str, Path]]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.viewer",
-                                description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_scene_arguments(p: argparse.ArgumentParser) -> None:
+    """--scenes, the compression flags ntc-view takes (so the same flags find the same cached
+    sets), --threads and --size: what the benches that draw the shared scenes have in common."""
     p.add_argument("--scenes", type=scene_list, default=list(SCENES.items()),
                    help=f"comma-separated: {', '.join(SCENES)} or .gltf/.glb paths "
                         f"(default all)")
@@ -322,6 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, TrainConfig, ["threads"])
     p.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="WxH",
                    help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
+
+
+def check_scenes(p: argparse.ArgumentParser, scenes) -> None:
+    """A usage error for a scene file that does not exist."""
+    for name, path in scenes:
+        if not Path(path).is_file():
+            p.error(f"scene {name}: {path} does not exist")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.viewer",
+                                description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scene_arguments(p)
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
                    help="timed frames per row after one warm-up frame (default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=CACHE,
@@ -338,9 +351,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.frames < 1:
         p.error("--frames: at least 1")
-    for name, path in a.scenes:
-        if not Path(path).is_file():
-            p.error(f"scene {name}: {path} does not exist")
+    check_scenes(p, a.scenes)
 
     from export.decode.gl_context import create_context
     from export.errors import NTCError, one_line
