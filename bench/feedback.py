@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.clocks import cpu_is_work
 from bench.output import check_out_folder, write_results
 from bench.viewer import (CACHE, RESULTS, add_scene_arguments, check_scenes, log_stderr,
                           settings_for)
@@ -54,6 +55,16 @@ def _camera_path(r, yaw: float, zoom: float):
         r.camera.yaw, r.camera.pitch, r.camera.distance = start
         r.camera.turn(yaw * k, 0.0, zoom * k)
     return place
+
+
+def _gpu_ms(r) -> float | None:
+    """The GL timer's figure for `r`'s last frame (timer_latency 0: read at once)."""
+    return r.timer.gpu_ms[-1] if r.timer.gpu_ms else None
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
 
 def _pass(ctx, scene, provider, size, mode: str, filt: str, views, yaw: float, zoom: float,
@@ -97,16 +108,17 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     last = frames
     refs: list[np.ndarray] = []
     ref_ms: list[float] = []
+    ref_gpu: list[float | None] = []
     log(f"{name}: reference along the path ({len(views)} views)")
     _pass(ctx, scene, provider, size, "reference", "trilinear", views, yaw, zoom,
-          lambda k, r, img, ms: (refs.append(img), ref_ms.append(ms)))
+          lambda k, r, img, ms: (refs.append(img), ref_ms.append(ms), ref_gpu.append(_gpu_ms(r))))
 
     fb = []
     log(f"{name}: feedback along the path")
 
     def feedback_frame(k, r, img, ms):
         t = r.bindings.tiles.stats
-        fb.append({"view": k, "psnr": psnr(img, refs[k]), "cpu_ms": ms,
+        fb.append({"view": k, "psnr": psnr(img, refs[k]), "cpu_ms": ms, "gpu_ms": _gpu_ms(r),
                    "decoded_texels": t.decoded_texels, "waiting": t.waiting,
                    "resident": t.resident})
     cold = {}
@@ -130,7 +142,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     auto = []
     _pass(ctx, scene, provider, size, "sample", "auto", views, yaw, zoom,
           lambda k, r, img, ms: auto.append({"view": k, "psnr": psnr(img, refs[k]),
-                                             "cpu_ms": ms}))
+                                             "cpu_ms": ms, "gpu_ms": _gpu_ms(r)}))
 
     # still at the last view: feedback until nothing waits, timed; trilinear once
     log(f"{name}: still at the last view")
@@ -146,13 +158,15 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
             arrival.append(r.bindings.tiles.stats.decoded_texels)
             if r.bindings.tiles.stats.waiting == 0 and arrival[-1] == 0:
                 break
-        timed = []
+        timed, timed_gpu = [], []
         for _ in range(STILL_TIMED):
             c0 = time.process_time()
             r.render()
             img = r.read()
             timed.append((time.process_time() - c0) * 1e3)
+            timed_gpu.append(_gpu_ms(r))
         still["feedback"] = {"psnr": psnr(img, refs[last]), "cpu_ms": float(np.median(timed)),
+                             "gpu_ms": _median(timed_gpu),
                              "frames_to_settle": len(arrival), "texels": int(sum(arrival))}
         fb_image = img
     finally:
@@ -163,14 +177,16 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     tri_views = sorted({k for k in views[1:] if k % trilinear_every == 0} | {last})
     tri = {}
     _pass(ctx, scene, provider, size, "sample", "trilinear", tri_views, yaw, zoom,
-          lambda k, r, img, ms: tri.update({k: (psnr(img, refs[k]), ms, img)}))
+          lambda k, r, img, ms: tri.update({k: (psnr(img, refs[k]), ms, img, _gpu_ms(r))}))
     still["sample_trilinear"] = {"psnr": tri[last][0], "cpu_ms": tri[last][1],
+                                 "gpu_ms": tri[last][3],
                                  "vs_feedback": psnr(tri[last][2], fb_image)}
     fb_at = {f["view"]: f["psnr"] for f in fb}
     auto_at = {a["view"]: a["psnr"] for a in auto}
     against = [{"view": k, "trilinear": tri[k][0], "feedback": fb_at[k] - tri[k][0],
                 "auto": auto_at[k] - tri[k][0]} for k in tri_views]
     still["reference_cpu_ms"] = float(np.median(ref_ms))
+    still["reference_gpu_ms"] = _median(ref_gpu)
 
     motion = fb
     return {
@@ -188,8 +204,15 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
             "feedback_cpu_ms_median": float(np.median([f["cpu_ms"] for f in motion])),
             "auto_cpu_ms_median": float(np.median([a["cpu_ms"] for a in auto[1:]])),
             "reference_cpu_ms_median": float(np.median(ref_ms)),
+            "feedback_gpu_ms_median": _median(f["gpu_ms"] for f in motion),
+            "auto_gpu_ms_median": _median(a["gpu_ms"] for a in auto[1:]),
+            "reference_gpu_ms_median": _median(ref_gpu),
         },
     }
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def report(out: dict) -> str:
@@ -220,6 +243,16 @@ def report(out: dict) -> str:
                      f"| {m['waiting_max']} | {m['feedback_psnr_mean']:.2f} / "
                      f"{m['auto_psnr_mean']:.2f} | {m['feedback_cpu_ms_median']:.0f} / "
                      f"{m['auto_cpu_ms_median']:.0f} / {m['reference_cpu_ms_median']:.0f} |")
+    if not cpu_is_work(out["device"] or ""):
+        lines += ["", "GL timer, ms a frame (median): in motion feedback / auto / reference; "
+                  "still feedback / trilinear / reference:", ""]
+        for s in out["scenes"]:
+            m, st = s["motion"], s["still"]
+            lines.append(f"- {s['name']}: {_ms(m['feedback_gpu_ms_median'])} / "
+                         f"{_ms(m['auto_gpu_ms_median'])} / {_ms(m['reference_gpu_ms_median'])}; "
+                         f"{_ms(st['feedback'].get('gpu_ms'))} / "
+                         f"{_ms(st['sample_trilinear'].get('gpu_ms'))} / "
+                         f"{_ms(st.get('reference_gpu_ms'))}")
     lines += ["", "At the last view, still (feedback once its tiles are in; sample mode's "
               "trilinear filter decodes 8 texels a pixel every frame):", "",
               "| scene | feedback PSNR (dB) | sample trilinear PSNR (dB) | feedback vs trilinear "
@@ -298,8 +331,9 @@ def main(argv=None) -> int:
     out = {"device": ctx.info.get("GL_RENDERER"),
            "settings": {"size": list(a.size), "path_frames": a.path_frames, "yaw": a.yaw,
                         "trilinear_every": a.trilinear_every,
-                        "zoom": a.zoom, "sets": f"bench.viewer's ({settings.train.effort} "
-                                                f"effort, --bpp {settings.effective_bpp})"},
+                        "zoom": a.zoom,
+                        "sets": f"the scene's own, else bench.viewer's cache "
+                                f"({settings.train.effort} effort, --bpp {settings.effective_bpp})"},
            "scenes": []}
     try:
         for name, path in a.scenes:

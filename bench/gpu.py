@@ -1,6 +1,6 @@
 """Every figure that needs a GPU, in one call: one markdown report.
 
-    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,training,transcode,quad]
+    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,feedback,training,transcode,quad]
                         [--budget SECONDS] [--quick]
 
 Parts (each timed and reported even when it fails or has nothing to run on):
@@ -11,6 +11,8 @@ Parts (each timed and reported even when it fails or has nothing to run on):
             16-bit floats where the driver reports an extension for them (--precision fp16)
   viewer    bench.viewer on the shipped default scene (assets/WaterBottle_ntc: its .ntc ships, so
             nothing trains) at 1920x1080: frame time and VRAM of every mode and filter
+  feedback  bench.feedback on the same scene at 1920x1080: feedback mode along a moving camera
+            (decodes a frame, PSNR against trilinear, GL timer ms) beside sample mode's auto
   quad      bench.quad_filter on the EGL context: the quad filter's decodes and rounds a quad against
             per-pixel trilinear by zoom, frame times on the GPU (1024x1024 harness images)
   transcode bench.transcode on the EGL context: the GPU BCn encoder against bc7enc on the shipped
@@ -47,7 +49,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "gpu"
 SCENE = ROOT / "assets" / "WaterBottle_ntc" / "PF_WaterBottle_MR.gltf"
 TEXTURE_SET = ROOT / "assets" / "WaterBottle"
 # in the order they run: what the issues ask for first, the extras last (see --budget)
-PARTS = ("env", "tests", "decode", "viewer", "training", "transcode", "quad")
+PARTS = ("env", "tests", "decode", "viewer", "feedback", "training", "transcode", "quad")
 MIN_PART_SECONDS = 30   # a part is not started with less of the budget left
 NTC_FILE = ROOT / "assets" / "WaterBottle_ntc" / "M_WaterBottle_MR.ntc"
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast")
@@ -122,6 +124,16 @@ def part_viewer(work: Path, quick: bool, budget: Budget) -> dict:
               "--frames", "3" if quick else "20", "--cache-dir", str(work / "cache"),
               "--out", str(work / "viewer"), "--no-progress"], budget.timeout(900))
     r["report"] = work / "viewer" / "viewer.md"
+    return r
+
+
+def part_feedback(work: Path, quick: bool, budget: Budget) -> dict:
+    size = "320x240" if quick else "1920x1080"
+    r = _run([sys.executable, "-m", "bench.feedback", "--scenes", str(SCENE), "--size", size,
+              "--path-frames", "4" if quick else "24", "--trilinear-every", "4",
+              "--cache-dir", str(work / "cache"), "--out", str(work / "feedback"),
+              "--no-progress"], budget.timeout(600))
+    r["report"] = work / "feedback" / "feedback.md"
     return r
 
 
@@ -255,6 +267,7 @@ def main(argv=None) -> int:
                     r = {"env": part_env, "tests": lambda: part_tests(a.quick, budget),
                          "decode": lambda: part_decode(work, a.quick, budget),
                          "viewer": lambda: part_viewer(work, a.quick, budget),
+                         "feedback": lambda: part_feedback(work, a.quick, budget),
                          "quad": lambda: part_quad(work, a.quick, budget),
                          "transcode": lambda: part_transcode(work, a.quick, budget),
                          "training": lambda: part_training(a.quick, budget)}[name]()

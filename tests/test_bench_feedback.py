@@ -37,6 +37,9 @@ def test_measure_scene_and_report(ctx, tmp_path):
                         "sets": "test"}, "scenes": [s]}
     md = feedback.report(out)
     assert "| sphere |" in md and "Cold start" in md and "| sphere | 1 / 2 |" in md
+    assert "GL timer" not in md                  # llvmpipe: the timer misses the work
+    out["device"] = "a hardware renderer"
+    assert "GL timer, ms a frame" in feedback.report(out)
     json.dumps(out)
 
 
