@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .material_bindings import FORMAT_NAMES
     from .renderer import MODES
     from .sample_filters import DEFAULT_FILTER, FILTER_NAMES
+    from export.decode.gl_tiles import POOL_FORMATS
+    from .feedback_tiles import POOL_FORMAT
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -108,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "bytes; needs GL_EXT_shader_explicit_arithmetic_types_float16, "
                         "GL_AMD_gpu_shader_half_float or GL_NV_gpu_shader5); auto takes fp16 where "
                         "the driver reports one of those (default %(default)s)")
+    p.add_argument("--tile-format", choices=tuple(POOL_FORMATS), default=POOL_FORMAT,
+                   help="feedback mode's pool of decoded tiles: bc7 (a byte a texel, encoded on "
+                        "the GPU as tiles arrive) or rgba8 (the decoded 8-bit values exactly, "
+                        "four bytes a texel) (default %(default)s)")
     add_compress_options(p)
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse scene images wider or taller than N texels, checked from their "
@@ -226,7 +232,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
                             ntc_provider=provider, overlay=args.overlay, timer_latency=0,
                             accumulate=not args.no_accumulate, log=log,
                             formats=TextureFormats.from_args(args), bcn_images=bcn_images,
-                            precision=args.precision)
+                            precision=args.precision, tile_format=args.tile_format)
         if args.orbit:
             renderer.camera.turn(*args.orbit)
         if args.diff:

@@ -21,12 +21,13 @@ import numpy as np
 
 from export.decode.gl_context import NTCGLError
 from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
-from export.decode.gl_tiles import (PAGES_BINDING, REQUESTS_BINDING, SLOT, TILE, GLTileDecoder,
-                                    TileLayout, TilePool)
+from export.decode.gl_tiles import (PAGES_BINDING, POOL_FORMATS, REQUESTS_BINDING, TILE,
+                                    GLTileDecoder, TileLayout, TilePool)
 
 from .frame_stats import VramLedger
 
-POOL_TEXELS_PER_PIXEL = 4     # pool size: texels a pixel of the view it is made for
+POOL_TEXELS_PER_PIXEL = 4     # pool size: tile texels a pixel of the view it is made for
+POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
 PINNED = np.iinfo(np.int64).max
 
@@ -102,7 +103,7 @@ class TileStats:
     frame: int = 0
     requested: int = 0        # tiles the frame touched
     decoded: int = 0          # tiles decoded after it
-    decoded_texels: int = 0   # MLP evaluations those took
+    decoded_texels: int = 0   # MLP evaluations those took (whole slots, borders included)
     waiting: int = 0          # touched, not resident, left for later frames
     evicted: int = 0
     resident: int = 0
@@ -110,16 +111,19 @@ class TileStats:
 
 
 class TileCache:
-    """The pool and the residency of every set added. `budget`: texels decoded at most per
-    update (at least one tile's worth)."""
+    """The pool (format `fmt`) and the residency of every set added. `budget`: MLP evaluations
+    at most per update (at least one tile's: a slot's texels, border included)."""
 
-    def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger):
+    def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger,
+                 fmt: str = POOL_FORMAT):
         self.ctx = ctx
-        self.pool = TilePool(ctx, slots, layers)
+        self.pool = TilePool(ctx, slots, layers, fmt)
         self.ledger = ledger
+        side = self.pool.slot
         ledger.add("tiles", self.pool, self.pool.nbytes,
-                   f"tile pool {self.pool.slots} x {SLOT}x{SLOT} x {layers} RGBA8 layers")
-        self.budget = max(int(budget), TILE * TILE)
+                   f"tile pool {self.pool.slots} x {side}x{side} x {layers} {fmt} layers")
+        self.tile_decodes = side * side   # every texel of a slot is decoded
+        self.budget = max(int(budget), self.tile_decodes)
         self.sets: list[FeedbackSet] = []
         self.owner = np.full((self.pool.slots, 2), -1, np.int64)   # (set, entry) per slot
         self.touched = np.full(self.pool.slots, -1, np.int64)      # frame, or PINNED
@@ -129,12 +133,15 @@ class TileCache:
 
     @classmethod
     def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
-                 pinned: int = 0, decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
+                 pinned: int = 0, fmt: str = POOL_FORMAT,
+                 decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
         """A cache for a view of `size` (w, h) and sets of at most `layers` layers whose one-tile
         mips take `pinned` slots in all."""
+        if fmt not in POOL_FORMATS:
+            raise ValueError(f"tile format '{fmt}': expected {', '.join(POOL_FORMATS)}")
         pixels = size[0] * size[1]
         slots = -(-POOL_TEXELS_PER_PIXEL * pixels // (TILE * TILE))   # tile texels, not borders
-        return cls(ctx, slots + pinned, layers, int(decodes_per_pixel * pixels), ledger)
+        return cls(ctx, slots + pinned, layers, int(decodes_per_pixel * pixels), ledger, fmt)
 
     def add(self, fset: FeedbackSet) -> None:
         """Take a set: decode its one-tile mips now, pinned (NTCGLError, and the set not taken,
@@ -165,9 +172,9 @@ class TileCache:
             self.owner[s] = (k, e)
             self.touched[s] = touched
             fset.slot[e] = s
-        fset.decoder.decode(self.pool, [(*fset.layout.rect(int(e)), int(s))
-                                        for e, s in zip(entries, slots)], fset.repeat)
-        texels = sum(fset.layout.rect(int(e))[3] * fset.layout.rect(int(e))[4] for e in entries)
+        self.pool.fill(fset.decoder, [(*fset.layout.rect(int(e)), int(s))
+                                      for e, s in zip(entries, slots)], fset.repeat)
+        texels = len(entries) * self.tile_decodes
         self.stats.decoded_texels += texels
         self.stats.total_texels += texels
 
@@ -198,8 +205,7 @@ class TileCache:
         texels = 0
         dirty = set()
         for _, k, e in wanted:
-            _, _, _, w, h = self.sets[k].layout.rect(e)
-            if texels + w * h > self.budget or not (free or stale):
+            if texels + self.tile_decodes > self.budget or not (free or stale):
                 break
             if free:
                 s = free.pop()
@@ -208,7 +214,7 @@ class TileCache:
                 self.stats.evicted += 1
                 dirty.add(int(self.owner[s, 0]))
             plan.setdefault(k, []).append((e, s))
-            texels += w * h
+            texels += self.tile_decodes
             self.stats.decoded += 1
         for k, items in plan.items():
             entries = np.array([e for e, _ in items], np.int64)
@@ -224,7 +230,8 @@ class TileCache:
 
     def summary(self) -> dict:
         """The figures ntc-view --stats writes."""
-        return {"tile": TILE, "pool_slots": self.pool.slots, "resident": self.stats.resident,
+        return {"tile": TILE, "slot": self.pool.slot, "format": self.pool.format,
+                "pool_slots": self.pool.slots, "resident": self.stats.resident,
                 "waiting": self.stats.waiting, "budget_texels": self.budget,
                 "decoded_texels_per_frame": list(self.history),
                 "decoded_texels_total": self.stats.total_texels}

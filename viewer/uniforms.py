@@ -58,6 +58,9 @@ def draw_block(mesh, material, binding) -> bytes:
         m = binding.ntc.tex.model
         b["drawNtcSet"] = (m.width, m.height, m.mips, (m.stored_channels + 3) // 4)
         b["drawNtcWrap"][:2] = binding.ntc_wrap
+        pool = getattr(binding.ntc, "pool", None)   # feedback mode: the slots' geometry
+        if pool is not None:
+            b["drawNtcWrap"][2:] = (pool.slot, pool.border)
     return b.tobytes()
 
 

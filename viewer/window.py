@@ -181,7 +181,7 @@ def run_window(scene, args, provider, size: tuple[int, int], log, bcn_images=Non
                             ntc_provider=provider, overlay=True, timer_latency=2,
                             accumulate=not args.no_accumulate, log=log,
                             formats=TextureFormats.from_args(args), bcn_images=bcn_images,
-                            precision=args.precision)
+                            precision=args.precision, tile_format=args.tile_format)
         renderer.status_lines = [KEY_HELP]
         if args.orbit:
             renderer.camera.turn(*args.orbit)

@@ -144,6 +144,11 @@ class RawGL:
         "glFramebufferTextureLayer": (None, [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
                                              ctypes.c_int, ctypes.c_int]),
         "glScissor": (None, [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]),
+        # feedback mode's BC7 pool: encoded blocks moved into a slot on the GPU
+        "glCopyImageSubData": (None, [ctypes.c_uint, ctypes.c_uint, ctypes.c_int, ctypes.c_int,
+                                      ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+                                      ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                      ctypes.c_int, ctypes.c_int, ctypes.c_int]),
         "glDrawBuffers": (None, [ctypes.c_int, ctypes.POINTER(ctypes.c_uint)]),
         "glCheckFramebufferStatus": (ctypes.c_uint, [ctypes.c_uint]),
         "glViewport": (None, [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]),

@@ -3,9 +3,13 @@ by the load pass into slots of a pool texture, which shaders/ntc_feedback.slang 
 
     TileLayout(w, h, mips)        the tiles of every mip as entries (mip by mip, row-major), the
                                   page buffer's header, each entry's texel rectangle
-    TilePool(ctx, slots, layers)  the RGBA8 texture array the tiles are decoded into (layer j:
-                                  stored channels 4j..4j+3), NTC_POOL_ROW slots a row, each
-                                  NTC_SLOT texels a side: the tile and a one-texel border
+    TilePool(ctx, slots, layers, fmt)
+                                  the texture array the tiles end up in (layer j: stored
+                                  channels 4j..4j+3), NTC_POOL_ROW slots a row, each the tile and
+                                  a border: BC7 (two texels of border, whole blocks; decoded into
+                                  RGBA8 staging a batch at a time, encoded on the GPU, the blocks
+                                  copied into their slots) or RGBA8 (exact 8-bit texels, one texel
+                                  of border, decoded in place)
     GLTileDecoder(tex)            the load pass of one NTCTextureGL (stored channels), one draw a
                                   tile into its slot: each texel what load mode decodes for it,
                                   the border's wrapped (repeat) or clamped to the mip
@@ -22,14 +26,21 @@ import numpy as np
 from export import layout
 from shaders import constants as C
 
-from .gl_context import (GL_COLOR_ATTACHMENT0, GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE,
-                         GL_SCISSOR_TEST, NTCGLError, RawGL, exact_writes)
+from export.bcn.formats import FORMATS
+
+from .gl_context import (GL_ACTIVE_TEXTURE, GL_CLAMP_TO_EDGE, GL_COLOR_ATTACHMENT0,
+                         GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE, GL_LINEAR,
+                         GL_TEXTURE0, GL_TEXTURE_2D, GL_TEXTURE_2D_ARRAY,
+                         GL_TEXTURE_BINDING_2D_ARRAY, GL_TEXTURE_MAG_FILTER,
+                         GL_TEXTURE_MIN_FILTER, GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T, NTCGLError,
+                         RawGL, exact_writes)
 from .gl_load import GLLoadDecoder
 from .gl_resources import PASS_BINDING
 from shaders.interface import new_block
 
 TILE = C.NTC_TILE
-SLOT = C.NTC_SLOT
+POOL_FORMATS = {"bc7": 2, "rgba8": 1}   # pool format: texels of border around a tile
+STAGE_SLOTS = 32                        # a BC7 pool's tiles decoded (then encoded) at once
 POOL_ROW = C.NTC_POOL_ROW
 PAGE_HEADER = C.NTC_PAGE_HEADER
 POOL_UNIT = C.BINDINGS["ntcPool"]
@@ -76,34 +87,11 @@ class TileLayout:
                         np.int64)
 
 
-class TilePool:
-    """`slots` tile slots (rounded up to whole rows, at most as many rows as the driver's largest
-    texture holds) of `layers` RGBA8 layers, and the raw GL framebuffer that renders into them
-    (every layer attached)."""
+class _LayerTarget:
+    """RGBA8 layers (of a texture array, or 2D textures) and the raw GL framebuffer that renders
+    into them, slots of `slot` texels `row` to a row: what GLTileDecoder.decode draws into."""
 
-    def __init__(self, ctx, slots: int, layers: int):
-        import moderngl
-        if not 1 <= layers <= C.NTC_MAX_OUT_VEC4:
-            raise ValueError(f"{layers} layers: 1..{C.NTC_MAX_OUT_VEC4}")
-        limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 16384))
-        rows = min(-(-max(1, slots) // POOL_ROW), limit // SLOT)
-        self.slots = rows * POOL_ROW
-        self.layers = layers
-        self.size = (POOL_ROW * SLOT, rows * SLOT)
-        self.ctx = ctx
-        self._gl = RawGL()
-        self.fbo = 0
-        self.texture = ctx.texture_array((*self.size, layers), 4, dtype="f1")
-        self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)   # bilinear in a slot
-        self.texture.repeat_x = self.texture.repeat_y = False
-        self.nbytes = self.size[0] * self.size[1] * layers * 4
-        try:
-            self._framebuffer()
-        except BaseException:
-            self.release()
-            raise
-
-    def _framebuffer(self) -> None:
+    def _framebuffer(self, attach) -> None:
         gl = self._gl
         name = ctypes.c_uint(0)
         gl.glGenFramebuffers(1, ctypes.byref(name))
@@ -112,12 +100,11 @@ class TilePool:
         gl.glBindFramebuffer(GL_FRAMEBUFFER, self.fbo)
         try:
             for j in range(self.layers):
-                gl.glFramebufferTextureLayer(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + j,
-                                             self.texture.glo, 0, j)
+                attach(j)
             self.draw_buffers(self.layers)
             status = gl.glCheckFramebufferStatus(GL_FRAMEBUFFER)
             if status != GL_FRAMEBUFFER_COMPLETE:
-                raise NTCGLError(f"the driver cannot render into an RGBA8 texture array "
+                raise NTCGLError(f"the driver cannot render into RGBA8 tile layers "
                                  f"(framebuffer status 0x{status:04X})")
         finally:
             home.use()
@@ -128,56 +115,210 @@ class TilePool:
         self._gl.glDrawBuffers(layers, bufs)
 
     def origin(self, slot: int) -> tuple[int, int]:
-        """The first texel of slot `slot` in the pool (its border's corner)."""
-        return (slot % POOL_ROW) * SLOT, (slot // POOL_ROW) * SLOT
+        """The first texel of slot `slot` (its border's corner)."""
+        return (slot % self.row) * self.slot, (slot // self.row) * self.slot
 
-    def read(self) -> np.ndarray:
-        """The pool as uint8 [layers, height, width, 4] (tests)."""
-        data = np.frombuffer(self.texture.read(), np.uint8)
-        return data.reshape(self.layers, self.size[1], self.size[0], 4)
-
-    def bind(self) -> None:
-        self.texture.use(POOL_UNIT)
-
-    def release(self) -> None:
+    def _release_fbo(self) -> None:
         if self.fbo:
             name = ctypes.c_uint(self.fbo)
             self._gl.glDeleteFramebuffers(1, ctypes.byref(name))
             self.fbo = 0
-        if self.texture is not None:
+
+
+class TilePool(_LayerTarget):
+    """`slots` tile slots (rounded up to whole rows, at most as many rows as the driver's largest
+    texture holds) of `layers` layers in format `fmt`: "bc7" (one byte a texel; tiles decoded a
+    batch at a time into RGBA8 staging, encoded on the GPU by shaders/bcn_encode.slang and moved
+    into their slots, two texels of border so slots are whole blocks) or "rgba8" (four bytes a
+    texel, exactly the decoded 8-bit values, decoded straight into the pool, one texel of border).
+    """
+
+    def __init__(self, ctx, slots: int, layers: int, fmt: str = "rgba8"):
+        import moderngl
+        if not 1 <= layers <= C.NTC_MAX_OUT_VEC4:
+            raise ValueError(f"{layers} layers: 1..{C.NTC_MAX_OUT_VEC4}")
+        if fmt not in POOL_FORMATS:
+            raise ValueError(f"pool format '{fmt}': expected {', '.join(POOL_FORMATS)}")
+        self.format = fmt
+        self.border = POOL_FORMATS[fmt]
+        self.slot = TILE + 2 * self.border
+        self.row = POOL_ROW
+        limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 16384))
+        rows = min(-(-max(1, slots) // POOL_ROW), limit // self.slot)
+        self.slots = rows * POOL_ROW
+        self.layers = layers
+        self.size = (POOL_ROW * self.slot, rows * self.slot)
+        self.ctx = ctx
+        self._gl = RawGL()
+        self.fbo = 0
+        self.texture = None
+        self.stage = self.encoder = None
+        texels = self.size[0] * self.size[1] * layers
+        try:
+            if fmt == "rgba8":
+                self.texture = ctx.texture_array((*self.size, layers), 4, dtype="f1")
+                self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)   # bilinear in a slot
+                self.texture.repeat_x = self.texture.repeat_y = False
+                self.nbytes = texels * 4
+                self._framebuffer(lambda j: self._gl.glFramebufferTextureLayer(
+                    GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + j, self.texture.glo, 0, j))
+            else:
+                from .gl_transcode import GLBCnEncoder
+                self.texture = _bc7_array(self._gl, self.size, layers)
+                self.nbytes = texels
+                self.stage = TileStage(ctx, layers, self.slot)
+                self.encoder = GLBCnEncoder(ctx)
+        except BaseException:
+            self.release()
+            raise
+
+    def fill(self, decoder: "GLTileDecoder", tiles, repeat: tuple[bool, bool]) -> None:
+        """Decode `tiles`, each (mip, x0, y0, width, height, slot), into their slots."""
+        if self.format == "rgba8":
+            decoder.decode(self, tiles, repeat)
+            return
+        gl, blocks = self._gl, self.slot // 4
+        for first in range(0, len(tiles), self.stage.slots):
+            batch = tiles[first:first + self.stage.slots]
+            decoder.decode(self.stage, [(*tile[:5], i) for i, tile in enumerate(batch)], repeat)
+            for j in range(self.layers):
+                encoded = self.encoder.encode(self.stage.textures[j], 0, "bc7", alpha=True)
+                try:
+                    for i, tile in enumerate(batch):
+                        x, y = self.origin(tile[5])
+                        gl.glCopyImageSubData(encoded.glo, GL_TEXTURE_2D, 0, i * blocks, 0, 0,
+                                              self.texture, GL_TEXTURE_2D_ARRAY, 0, x, y, j,
+                                              blocks, blocks, 1)
+                finally:
+                    encoded.release()
+        err = self.ctx.error
+        if err != "GL_NO_ERROR":
+            raise NTCGLError(f"moving BC7 tiles into the pool failed: {err}")
+
+    def read(self) -> np.ndarray:
+        """An RGBA8 pool as uint8 [layers, height, width, 4] (tests)."""
+        if self.format != "rgba8":
+            raise ValueError("read() reads an RGBA8 pool; read_blocks() a BC7 one")
+        data = np.frombuffer(self.texture.read(), np.uint8)
+        return data.reshape(self.layers, self.size[1], self.size[0], 4)
+
+    def read_blocks(self) -> bytes:
+        """A BC7 pool's blocks, layer after layer, rows of blocks bottom to top (tests)."""
+        gl = self._gl
+        prev = gl.get_int(GL_TEXTURE_BINDING_2D_ARRAY)
+        buf = ctypes.create_string_buffer(self.nbytes)
+        gl.glBindTexture(GL_TEXTURE_2D_ARRAY, self.texture)
+        try:
+            gl.glGetCompressedTexImage(GL_TEXTURE_2D_ARRAY, 0, buf)
+        finally:
+            gl.glBindTexture(GL_TEXTURE_2D_ARRAY, prev)
+        return buf.raw
+
+    def bind(self) -> None:
+        if self.format == "rgba8":
+            self.texture.use(POOL_UNIT)
+            return
+        gl = self._gl
+        gl.glActiveTexture(GL_TEXTURE0 + POOL_UNIT)
+        gl.glBindTexture(GL_TEXTURE_2D_ARRAY, self.texture)
+
+    def release(self) -> None:
+        self._release_fbo()
+        for obj in (self.stage, self.encoder):
+            if obj is not None:
+                obj.release()
+        self.stage = self.encoder = None
+        if self.texture is None:
+            return
+        if self.format == "rgba8":
             self.texture.release()
-            self.texture = None
+        else:
+            name = ctypes.c_uint(self.texture)
+            self._gl.glDeleteTextures(1, ctypes.byref(name))
+        self.texture = None
+
+
+def _bc7_array(gl: RawGL, size: tuple[int, int], layers: int) -> int:
+    """A BC7 (BPTC UNORM) texture array, one level, GL_LINEAR, clamped: its GL name."""
+    name = ctypes.c_uint(0)
+    gl.glGenTextures(1, ctypes.byref(name))
+    prev_unit = gl.get_int(GL_ACTIVE_TEXTURE)
+    gl.glActiveTexture(GL_TEXTURE0 + POOL_UNIT)
+    prev = gl.get_int(GL_TEXTURE_BINDING_2D_ARRAY)
+    gl.glBindTexture(GL_TEXTURE_2D_ARRAY, name.value)
+    try:
+        gl.glGetError()
+        gl.glTexStorage3D(GL_TEXTURE_2D_ARRAY, 1, FORMATS["bc7"].gl_unorm, size[0], size[1],
+                          layers)
+        gl.check(f"a {size[0]}x{size[1]}x{layers} BC7 texture array")
+        for pname, value in ((GL_TEXTURE_MIN_FILTER, GL_LINEAR), (GL_TEXTURE_MAG_FILTER, GL_LINEAR),
+                             (GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE),
+                             (GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE)):
+            gl.glTexParameteri(GL_TEXTURE_2D_ARRAY, pname, value)
+    except BaseException:
+        gl.glDeleteTextures(1, ctypes.byref(name))
+        raise
+    finally:
+        gl.glBindTexture(GL_TEXTURE_2D_ARRAY, prev)
+        gl.glActiveTexture(prev_unit)
+    return name.value
+
+
+class TileStage(_LayerTarget):
+    """A BC7 pool's staging: one row of STAGE_SLOTS slots as `layers` RGBA8 2D textures (the
+    encoder reads 2D textures), decoded into, then encoded."""
+    slots = STAGE_SLOTS
+
+    def __init__(self, ctx, layers: int, slot: int):
+        self.ctx, self._gl, self.layers, self.slot, self.row = ctx, RawGL(), layers, slot, \
+            STAGE_SLOTS
+        self.fbo = 0
+        self.textures = [ctx.texture((STAGE_SLOTS * slot, slot), 4, dtype="f1")
+                         for _ in range(layers)]
+        try:
+            self._framebuffer(lambda j: self._gl.glFramebufferTexture(
+                GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + j, self.textures[j].glo, 0))
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        self._release_fbo()
+        for tex in self.textures:
+            tex.release()
+        self.textures = []
 
 
 class GLTileDecoder(GLLoadDecoder):
     """The load pass of one set, decoding tiles into pool slots."""
 
-    def decode(self, pool: TilePool, tiles, repeat: tuple[bool, bool] = (False, False)) -> None:
-        """Decode `tiles`, each (mip, x0, y0, width, height, slot), into `pool` with their
-        borders: per axis wrapped around the mip where `repeat` says so, else clamped to it."""
-        if self.targets > pool.layers:
-            raise ValueError(f"the set has {self.targets} layers, the pool {pool.layers}")
+    def decode(self, target, tiles, repeat: tuple[bool, bool] = (False, False)) -> None:
+        """Decode `tiles`, each (mip, x0, y0, width, height, slot), into the slots of `target`
+        (an RGBA8 TilePool or a TileStage), every texel of each slot: the tile, its border and
+        beyond (an edge tile's slot runs past the mip), per axis wrapped around the mip where
+        `repeat` says so, else clamped to it."""
+        if self.targets > target.layers:
+            raise ValueError(f"the set has {self.targets} layers, the target {target.layers}")
         gl, model = self.tex._gl, self.tex.model
         block = new_block("NtcPass")
+        border, side = (target.slot - TILE) // 2, target.slot
         with exact_writes(gl):
-            gl.glBindFramebuffer(GL_FRAMEBUFFER, pool.fbo)
-            pool.draw_buffers(self.targets)
-            gl.glEnable(GL_SCISSOR_TEST)
+            gl.glBindFramebuffer(GL_FRAMEBUFFER, target.fbo)
+            target.draw_buffers(self.targets)
             try:
                 self.pass_ubo.bind_to_uniform_block(PASS_BINDING)
                 self.tex.bind()
-                for mip, x0, y0, w, h, slot in tiles:
-                    sx, sy = pool.origin(slot)
-                    gl.glViewport(sx, sy, SLOT, SLOT)
-                    gl.glScissor(sx, sy, w + 2, h + 2)
+                for mip, x0, y0, _, _, slot in tiles:
+                    sx, sy = target.origin(slot)
+                    gl.glViewport(sx, sy, side, side)
                     mw, mh = layout.mip_size(model.width, model.height, mip)
                     block["ntcPass"] = (mip, mw, mh, 0)
-                    block["ntcOrigin"] = (x0 - 1 - sx, y0 - 1 - sy, int(repeat[0]), int(repeat[1]))
+                    block["ntcOrigin"] = (x0 - border - sx, y0 - border - sy, int(repeat[0]),
+                                          int(repeat[1]))
                     self.pass_ubo.write(block.tobytes())
                     self.triangle.render()
             finally:
-                gl.glDisable(GL_SCISSOR_TEST)
-                pool.draw_buffers(pool.layers)
+                target.draw_buffers(target.layers)
                 self._home.use()
         err = self.tex.ctx.error
         if err != "GL_NO_ERROR":

@@ -172,7 +172,14 @@ int ntcWrapIndex_0(int i_1, int n_1, int mode_0)
     return i_1 - n_1 * _S11;
 }
 
-void ntcSlotFootprint_0(NtcSampler_0 s_1, int mip_1, vec2 uv_1, out int entry_0, out vec2 local_0)
+struct NtcPoolLayout_0
+{
+    int layers_0;
+    int slot_1;
+    int border_0;
+};
+
+void ntcSlotFootprint_0(NtcSampler_0 s_1, NtcPoolLayout_0 pool_0, int mip_1, vec2 uv_1, out int entry_0, out vec2 local_0)
 {
     ivec2 size_2 = ntcMipSize_0(s_1.size_0, mip_1);
     ivec2 tile_0;
@@ -231,7 +238,7 @@ void ntcSlotFootprint_0(NtcSampler_0 s_1, int mip_1, vec2 uv_1, out int entry_0,
         }
         int _S17 = max(i_3, 0) / 32;
         tile_0[a_1] = _S17;
-        local_0[a_1] = float(i_3 - _S17 * 32 + 1) + (p_2 - first_0) + 0.5;
+        local_0[a_1] = float(i_3 - _S17 * 32 + pool_0.border_0) + (p_2 - first_0) + 0.5;
         a_1 = a_1 + 1;
     }
     entry_0 = ntcPages_0._data[uint(mip_1)] + tile_0.y * ((size_2.x + 32 - 1) / 32) + tile_0.x;
@@ -250,7 +257,7 @@ void ntcRequestTile_0(int entry_1)
     return;
 }
 
-bool ntcPoolBilinear_0(NtcSampler_0 s_2, int mip_2, vec2 uv_2, int layers_0, out vec4  result_0[4])
+bool ntcPoolBilinear_0(NtcSampler_0 s_2, NtcPoolLayout_0 pool_1, int mip_2, vec2 uv_2, out vec4  result_0[4])
 {
     int j_0 = 0;
     for(;;)
@@ -267,9 +274,9 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, int mip_2, vec2 uv_2, int layers_0, out
     }
     int entry_2;
     vec2 local_1;
-    ntcSlotFootprint_0(s_2, mip_2, uv_2, entry_2, local_1);
-    int slot_1 = ntcPages_0._data[uint(16 + entry_2)];
-    if(slot_1 < 0)
+    ntcSlotFootprint_0(s_2, pool_1, mip_2, uv_2, entry_2, local_1);
+    int slot_2 = ntcPages_0._data[uint(16 + entry_2)];
+    if(slot_2 < 0)
     {
         return false;
     }
@@ -277,7 +284,7 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, int mip_2, vec2 uv_2, int layers_0, out
     float h_0;
     float count_0;
     ((w_0) = textureSize((ntcPool_0), 0).x), ((h_0) = textureSize((ntcPool_0), 0).y), ((count_0) = textureSize((ntcPool_0), 0).z);
-    vec2 _S20 = vec2(float(slot_1 % 64), float(slot_1 / 64)) * 34.0 + local_1;
+    vec2 _S20 = vec2(float(slot_2 % 64), float(slot_2 / 64)) * float(pool_1.slot_1) + local_1;
     j_0 = 0;
     for(;;)
     {
@@ -288,7 +295,7 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, int mip_2, vec2 uv_2, int layers_0, out
         {
             break;
         }
-        if(j_0 < layers_0)
+        if(j_0 < (pool_1.layers_0))
         {
             result_0[j_0] = (textureLod((ntcPool_0), (vec3(_S20 / vec2(w_0, h_0), float(j_0))), (0.0)));
         }
@@ -297,7 +304,7 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, int mip_2, vec2 uv_2, int layers_0, out
     return true;
 }
 
-void ntcFeedbackSample_0(NtcSampler_0 s_3, vec2 uv_3, vec2 dUVdx_1, vec2 dUVdy_1, int layers_1, out vec4  result_1[4])
+void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_3, vec2 dUVdx_1, vec2 dUVdy_1, out vec4  result_1[4])
 {
     float lambda_0 = ntcLod_0(s_3, dUVdx_1, dUVdy_1);
     int mip0_0 = int(floor(lambda_0));
@@ -337,7 +344,7 @@ void ntcFeedbackSample_0(NtcSampler_0 s_3, vec2 uv_3, vec2 dUVdx_1, vec2 dUVdy_1
         int _S22 = mip0_0 + l_0;
         int entry_3;
         vec2 local_2;
-        ntcSlotFootprint_0(s_3, _S22, uv_3, entry_3, local_2);
+        ntcSlotFootprint_0(s_3, pool_2, _S22, uv_3, entry_3, local_2);
         ntcRequestTile_0(entry_3);
         float _S23;
         if(l_0 == 0)
@@ -359,7 +366,7 @@ void ntcFeedbackSample_0(NtcSampler_0 s_3, vec2 uv_3, vec2 dUVdx_1, vec2 dUVdy_1
             {
                 break;
             }
-            bool _S24 = ntcPoolBilinear_0(s_3, m_0, uv_3, layers_1, level_0);
+            bool _S24 = ntcPoolBilinear_0(s_3, pool_2, m_0, uv_3, level_0);
             if(_S24)
             {
                 break;
@@ -430,16 +437,16 @@ vec4 ntcRemap_0(int tex_0, vec4  stored_0[4])
     return texel_0;
 }
 
-vec4 pbrFeedbackSlot_0(int slot_2, vec4  stored_1[4])
+vec4 pbrFeedbackSlot_0(int slot_3, vec4  stored_1[4])
 {
     int tex_1;
-    if(slot_2 < 4)
+    if(slot_3 < 4)
     {
-        tex_1 = PbrDraw_0.drawSlotTex0_0[slot_2];
+        tex_1 = PbrDraw_0.drawSlotTex0_0[slot_3];
     }
     else
     {
-        tex_1 = PbrDraw_0.drawSlotTex1_0[slot_2 - 4];
+        tex_1 = PbrDraw_0.drawSlotTex1_0[slot_3 - 4];
     }
     vec4 _S25;
     if(tex_1 >= 0)
@@ -453,16 +460,16 @@ vec4 pbrFeedbackSlot_0(int slot_2, vec4  stored_1[4])
     return _S25;
 }
 
-int pbrSlotFlags_0(int slot_3)
+int pbrSlotFlags_0(int slot_4)
 {
     int _S26;
-    if(slot_3 < 4)
+    if(slot_4 < 4)
     {
-        _S26 = PbrDraw_0.drawSlotFlags0_0[slot_3];
+        _S26 = PbrDraw_0.drawSlotFlags0_0[slot_4];
     }
     else
     {
-        _S26 = PbrDraw_0.drawSlotFlags1_0[slot_3 - 4];
+        _S26 = PbrDraw_0.drawSlotFlags1_0[slot_4 - 4];
     }
     return _S26;
 }
@@ -501,10 +508,10 @@ vec3 srgbToLinear_0(vec3 c_1)
     return vec3(_S27, _S28, _S29);
 }
 
-vec4 pbrSlotValue_0(int slot_4, vec4 texel_1)
+vec4 pbrSlotValue_0(int slot_5, vec4 texel_1)
 {
     vec4 _S30 = texel_1;
-    int flags_0 = pbrSlotFlags_0(slot_4);
+    int flags_0 = pbrSlotFlags_0(slot_5);
     if((flags_0 & 1) == 0)
     {
         return vec4(1.0);
@@ -769,8 +776,12 @@ void main()
     s_5.filter_0 = 0;
     s_5.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
     s_5.frame_0 = 0U;
+    NtcPoolLayout_0 pool_3;
+    pool_3.layers_0 = PbrDraw_0.drawNtcSet_0.w;
+    pool_3.slot_1 = PbrDraw_0.drawNtcWrap_0.z;
+    pool_3.border_0 = PbrDraw_0.drawNtcWrap_0.w;
     vec4  stored_2[4];
-    ntcFeedbackSample_0(s_5, uv_4, gx_0, gy_0, PbrDraw_0.drawNtcSet_0.w, stored_2);
+    ntcFeedbackSample_0(s_5, pool_3, uv_4, gx_0, gy_0, stored_2);
     PbrTexels_0 t_4;
     t_4.baseColor_0 = pbrFeedbackSlot_0(0, stored_2);
     t_4.normal_1 = pbrFeedbackSlot_0(1, stored_2);
