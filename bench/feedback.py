@@ -38,7 +38,9 @@ from bench.clocks import cpu_is_work
 from bench.output import check_out_folder, write_results
 from bench.viewer import (CACHE, RESULTS, add_scene_arguments, check_scenes, log_stderr,
                           settings_for)
+from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr
+from viewer.feedback_tiles import POOL_FORMAT
 
 PATH_FRAMES = 24
 YAW_STEP = 3.0      # degrees a frame
@@ -68,12 +70,12 @@ def _median(values) -> float | None:
 
 
 def _pass(ctx, scene, provider, size, mode: str, filt: str, views, yaw: float, zoom: float,
-          per_frame, before=None) -> dict:
+          per_frame, before=None, tile_format: str = POOL_FORMAT) -> dict:
     """One renderer drawing one frame at each view of `views` in turn; per_frame(k, renderer,
     image, cpu_ms) after each; before(renderer, image of view 0 after one frame), when given, first."""
     from viewer.renderer import Renderer
     r = Renderer(ctx, scene, size, mode=mode, filter_mode=filt, ntc_provider=provider,
-                 overlay=False, timer_latency=0, log=None)
+                 overlay=False, timer_latency=0, log=None, tile_format=tile_format)
     try:
         place = _camera_path(r, yaw, zoom)
         if before is not None:
@@ -92,7 +94,7 @@ def _pass(ctx, scene, provider, size, mode: str, filt: str, views, yaw: float, z
 
 def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: float,
                   zoom: float, cache_dir, log=log_stderr,
-                  trilinear_every: int = TRILINEAR_EVERY) -> dict:
+                  trilinear_every: int = TRILINEAR_EVERY, tile_format: str = POOL_FORMAT) -> dict:
     from export.gltf import load_scene
     from viewer.ntc_cache import ensure_all
     log = log or (lambda *a: None)
@@ -136,7 +138,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
         cold.update(frames=len(texels), texels=int(sum(texels)), per_frame=texels,
                     settled_psnr=psnr(r.read(), refs[0]))
     fb_vram = _pass(ctx, scene, provider, size, "feedback", "trilinear", views[1:], yaw, zoom,
-                    feedback_frame, before=settle)["vram"]
+                    feedback_frame, before=settle, tile_format=tile_format)["vram"]
 
     log(f"{name}: auto along the path")
     auto = []
@@ -149,7 +151,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     from viewer.renderer import Renderer
     still = {}
     r = Renderer(ctx, scene, size, mode="feedback", ntc_provider=provider, overlay=False,
-                 timer_latency=0, log=None)
+                 timer_latency=0, log=None, tile_format=tile_format)
     try:
         _camera_path(r, yaw, zoom)(last)
         arrival = []
@@ -220,9 +222,11 @@ def report(out: dict) -> str:
     lines = ["# Feedback mode in motion and at rest (bench.feedback)", "",
              f"`python -m bench.feedback`: {out['device']}, {s0['size'][0]}x{s0['size'][1]}, "
              f"camera path of {s0['path_frames']} frames turning {s0['yaw']} deg and zooming "
-             f"{s0['zoom']} wheel steps a frame, then still; sets: {s0['sets']}. Frame times: this "
-             "process's CPU time a frame (llvmpipe renders on the CPU; feedback's includes its "
-             "tile decodes). Decodes a pixel: MLP evaluations a frame / pixels of the frame.", ""]
+             f"{s0['zoom']} wheel steps a frame, then still; sets: {s0['sets']}; tile pool "
+             f"{s0.get('tile_format', 'rgba8')}. Frame times: this process's CPU time a frame "
+             "(llvmpipe renders on the CPU; feedback's includes its tile decodes). Decodes a "
+             "pixel: MLP evaluations a frame (a tile's whole slot, border included) / pixels of "
+             "the frame.", ""]
     lines += ["Cold start at the first view (a new renderer: only the sets' one-tile mips in the "
               "pool; one decode a pixel a frame at most):", "",
               "| scene | first frame PSNR (dB) | frames until no tile waits | texels decoded (a "
@@ -301,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trilinear-every", type=int, default=TRILINEAR_EVERY,
                    help="sample mode's trilinear frame at every N-th view of the path and at the "
                         "last (default %(default)s; about 10 s a frame on llvmpipe)")
+    p.add_argument("--tile-format", choices=tuple(POOL_FORMATS), default=POOL_FORMAT,
+                   help="feedback mode's pool, as ntc-view --tile-format (default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=CACHE,
                    help="compressed materials, one folder per scene (default bench.viewer's)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for feedback.md / .json")
@@ -330,7 +336,7 @@ def main(argv=None) -> int:
         return 1
     out = {"device": ctx.info.get("GL_RENDERER"),
            "settings": {"size": list(a.size), "path_frames": a.path_frames, "yaw": a.yaw,
-                        "trilinear_every": a.trilinear_every,
+                        "trilinear_every": a.trilinear_every, "tile_format": a.tile_format,
                         "zoom": a.zoom,
                         "sets": f"the scene's own, else bench.viewer's cache "
                                 f"({settings.train.effort} effort, --bpp {settings.effective_bpp})"},
@@ -339,7 +345,8 @@ def main(argv=None) -> int:
         for name, path in a.scenes:
             out["scenes"].append(measure_scene(ctx, name, path, settings, a.size, a.path_frames,
                                                a.yaw, a.zoom, a.cache_dir / name,
-                                               trilinear_every=a.trilinear_every))
+                                               trilinear_every=a.trilinear_every,
+                                               tile_format=a.tile_format))
     except NTCError as e:
         print(f"bench.feedback: error: {one_line(e)}", file=sys.stderr)
         return 1
