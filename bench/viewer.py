@@ -20,9 +20,9 @@ FlightHelmet_512/FlightHelmet.gltf, six materials, five distinct 512^2 sets; a p
    load), each also with BCn textures (reference_bcn: the images encoded by bc7enc as ntc-view
    --reference bcn; load_bcn: the decoded set transcoded on the GPU, --load-format bcn), sample
    with each filter (trilinear; stochastic as ntc-view shows it, the mean of the row's frames,
-   and as one frame; latent; auto), feedback (tiles decoded as the frames ask for them: the
-   warm-up frame's tiles are decoded after it, so the timed frames show them; `tiles` gives the
-   texels decoded after each frame);
+   and as one frame; latent; auto), feedback (tiles decoded as the frames ask for them: after
+   the warm-up frame it draws until no tile waits, untimed, as load mode decodes before it is
+   timed; `tiles` gives the texels decoded after each frame and those settling frames);
 3. per row: PSNR of the last frame against the (RGBA8) reference row's last frame (same camera, 8-bit RGB,
    whole image), GPU ms (GL timer query) median / p95, CPU ms (the renderer's clock: building and
    submitting the frame), wall ms per frame (ending with ctx.finish()) and this process's CPU time
@@ -103,6 +103,24 @@ def settings_for(progress: bool = True, **flags):
 # ----------------------------------------------------------------------------------------------
 # one row
 
+SETTLE_MAX = 64
+
+
+def settle_tiles(renderer) -> int | None:
+    """Feedback mode: frames drawn after the warm-up until no tile waits and none was decoded
+    (at most SETTLE_MAX), so the timed frames are the view's steady state, as load mode's are
+    after its decode; then the frame timer restarts. None for the other modes."""
+    tiles = renderer.bindings.tiles
+    if renderer.mode != "feedback" or tiles is None:
+        return None
+    n = 0
+    while n < SETTLE_MAX and (tiles.stats.waiting or tiles.stats.decoded):
+        renderer.render()
+        n += 1
+    renderer.ctx.finish()
+    renderer.timer.reset()
+    return n
+
 def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
                accumulate: bool = True, log=log_stderr, formats=RGBA8,
                bcn_images=None) -> tuple[dict, np.ndarray]:
@@ -122,6 +140,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
         first_ms = renderer.warm_up()
+        settle = settle_tiles(renderer)
         wall, proc = [], []
         for _ in range(frames):
             c0, t0 = time.process_time(), time.perf_counter()
@@ -151,6 +170,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         }
         if renderer.bindings.tiles is not None:   # feedback mode: texels decoded after each frame
             row["tiles"] = renderer.bindings.tiles.summary()
+            row["tiles"]["settle_frames"] = settle
         row["timer_covers_work"] = bool(gpu and row["wall_ms"]
                                         and gpu["median"] >= 0.5 * row["wall_ms"]["median"])
         return row, image

@@ -67,7 +67,8 @@ def filter_table(s: dict, rows: list[dict], key: str, clock: str, pixels: int) -
     for r in rows:
         if r["mode"] != "feedback" or not r.get("tiles"):
             continue
-        timed = r["tiles"]["decoded_texels_per_frame"][1:]   # [0]: after the warm-up frame
+        per = r["tiles"]["decoded_texels_per_frame"]
+        timed = per[len(per) - r["frames"]:]   # before them: the warm-up and settling frames
         n, last = sum(timed) / len(timed) / pixels, timed[-1] / pixels
         d = None if tri is None or r["psnr_vs_reference"] is None else \
             r["psnr_vs_reference"] - tri["psnr_vs_reference"]
@@ -85,11 +86,14 @@ def feedback_lines(rows: list[dict], pixels: int) -> list[str]:
         return []
     t = fb["tiles"]
     per = t["decoded_texels_per_frame"]
+    settle = t.get("settle_frames")
     return ["", f"Feedback mode: {t['decoded_texels_total']:,} texels decoded in all "
                 f"(the sets' one-tile mips when it started, then after each frame: "
                 f"{', '.join(f'{n:,}' for n in per)}), {t['resident']} of {t['pool_slots']} "
                 f"{t['tile']}x{t['tile']} tile slots in use, {t['waiting']} tiles waiting"
-                + f"; {per[0] / pixels:.2f} decodes a pixel after the first frame."]
+                f"; {per[0] / pixels:.2f} decodes a pixel after the first frame"
+                + (f"; {settle} untimed frames after the warm-up until no tile waited, then the "
+                   f"timed ones" if settle is not None else "") + "."]
 
 
 def scene_report(s: dict, out: dict) -> list[str]:

@@ -59,6 +59,11 @@ def test_measure_and_report(ctx, tmp_path):
     assert by["reference"]["vram_bytes"]["by_category"]["latents"] == 0
     assert by["load"]["vram_bytes"]["by_category"]["decoded"] > 0
     assert by["sample_latent"]["vram_bytes"]["by_category"]["latents"] > 0
+    # feedback: drawn until no tile waits before it is timed, so the timed frame decodes nothing
+    tiles = by["feedback"]["tiles"]
+    assert isinstance(tiles["settle_frames"], int) and tiles["waiting"] == 0
+    assert tiles["decoded_texels_per_frame"][-1] == 0
+    assert by["feedback"]["vram_bytes"]["by_category"]["tiles"] > 0
     # frames=1: the stochastic row is the mean of the warm-up and the timed frame, as ntc-view
     # shows it; the _1 row one frame
     assert by["sample_stochastic"]["accumulated_frames"] == 2
