@@ -325,3 +325,31 @@ def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
     finally:
         cache.sets[:] = [fset]
         cache.release()
+
+
+@pytest.mark.gl
+def test_a_larger_view_grows_the_pool_and_draws_what_a_fresh_one_draws(ctx, big_sphere):
+    scene, _, provider = big_sphere
+    r = renderer(ctx, scene, provider, size=(160, 160))
+    try:
+        fresh = frame(r, "feedback", frames=6)
+        assert r.bindings.tiles.stats.waiting == 0
+    finally:
+        r.release()
+    r = renderer(ctx, scene, provider, size=(48, 48))
+    try:
+        frame(r, "feedback", frames=3)
+        tiles = r.bindings.tiles
+        small, budget = tiles.pool.slots, tiles.budget
+        pool_bytes = r.vram()["by_category"]["tiles"]
+        r.resize((160, 160))
+        r.camera.frame(scene.bounds_min, scene.bounds_max, 1.0)
+        assert tiles.pool.slots > small and tiles.budget > budget
+        assert r.vram()["by_category"]["tiles"] > pool_bytes     # the ledger follows
+        grown = frame(r, "feedback", frames=6)
+        assert tiles.stats.waiting == 0
+        assert np.array_equal(grown, fresh)
+        r.resize((48, 48))                                        # never shrinks
+        assert tiles.pool.slots > small
+    finally:
+        r.release()

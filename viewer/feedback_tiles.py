@@ -9,9 +9,9 @@ the fallback every pixel can use before its tiles arrive. A view that stays stil
 once its tiles are in; motion decodes what comes into view.
 
 The pool is shared by the scene's sets (one slot size, the largest set's layer count); it is sized
-when feedback mode is first entered, from the view then (POOL_TEXELS_PER_PIXEL) and never grows:
-a larger window gets more evictions, and where a frame needs more tiles than fit, its pixels keep
-the coarser mips they fell back to.
+from the view (POOL_TEXELS_PER_PIXEL) when feedback mode is first entered and made anew, larger,
+when the window grows past it (never smaller); where a frame needs more tiles than fit (or than
+the driver's largest texture holds), its pixels keep the coarser mips they fell back to.
 """
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ POOL_TEXELS_PER_PIXEL = 4     # pool size: tile texels a pixel of the view it is
 POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
 PINNED = np.iinfo(np.int64).max
+
+
+def view_slots(size: tuple[int, int]) -> int:
+    """Pool slots for a view of `size` (w, h): POOL_TEXELS_PER_PIXEL tile texels a pixel."""
+    return -(-POOL_TEXELS_PER_PIXEL * size[0] * size[1] // (TILE * TILE))
 
 
 def layers_of(model) -> int:
@@ -117,19 +122,25 @@ class TileCache:
     def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger,
                  fmt: str = POOL_FORMAT):
         self.ctx = ctx
-        self.pool = TilePool(ctx, slots, layers, fmt)
         self.ledger = ledger
-        side = self.pool.slot
-        ledger.add("tiles", self.pool, self.pool.nbytes,
-                   f"tile pool {self.pool.slots} x {side}x{side} x {layers} {fmt} layers")
-        self.tile_decodes = side * side   # every texel of a slot is decoded
+        self._track(TilePool(ctx, slots, layers, fmt))
+        self.tile_decodes = self.pool.slot ** 2   # every texel of a slot is decoded
         self.budget = max(int(budget), self.tile_decodes)
         self.sets: list[FeedbackSet] = []
-        self.owner = np.full((self.pool.slots, 2), -1, np.int64)   # (set, entry) per slot
-        self.touched = np.full(self.pool.slots, -1, np.int64)      # frame, or PINNED
         self.frame = 0
         self.stats = TileStats()
         self.history: list[int] = []   # texels decoded after each frame
+        self.decodes_per_pixel = DECODES_PER_PIXEL   # the budget's rate, as fit_view keeps it
+
+    def _track(self, pool: TilePool) -> None:
+        """Take `pool` as the pool: in the ledger, every slot empty."""
+        self.pool = pool
+        side = pool.slot
+        self.ledger.add("tiles", pool, pool.nbytes,
+                        f"tile pool {pool.slots} x {side}x{side} x {pool.layers} {pool.format} "
+                        f"layers")
+        self.owner = np.full((pool.slots, 2), -1, np.int64)   # (set, entry) per slot
+        self.touched = np.full(pool.slots, -1, np.int64)      # frame, or PINNED
 
     @classmethod
     def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
@@ -140,8 +151,30 @@ class TileCache:
         if fmt not in POOL_FORMATS:
             raise ValueError(f"tile format '{fmt}': expected {', '.join(POOL_FORMATS)}")
         pixels = size[0] * size[1]
-        slots = -(-POOL_TEXELS_PER_PIXEL * pixels // (TILE * TILE))   # tile texels, not borders
-        return cls(ctx, slots + pinned, layers, int(decodes_per_pixel * pixels), ledger, fmt)
+        cache = cls(ctx, view_slots(size) + pinned, layers, int(decodes_per_pixel * pixels),
+                    ledger, fmt)
+        cache.decodes_per_pixel = decodes_per_pixel
+        return cache
+
+    def fit_view(self, size: tuple[int, int]) -> None:
+        """Follow the view to a new size: the decode budget always; the pool grows when the
+        view needs more slots than it has (a new pool: the sets' one-tile mips decoded again at
+        once, the rest as frames ask for them), never shrinks."""
+        self.budget = max(int(self.decodes_per_pixel * size[0] * size[1]), self.tile_decodes)
+        pinned = sum(len(s.layout.single_tile_entries()) for s in self.sets)
+        if view_slots(size) + pinned <= self.pool.slots:
+            return
+        pool = TilePool(self.ctx, view_slots(size) + pinned, self.pool.layers, self.pool.format)
+        if pool.slots <= self.pool.slots:   # already as large as the driver allows
+            pool.release()
+            return
+        self.ledger.remove(self.pool)
+        self.pool.release()
+        self._track(pool)
+        sets, self.sets = self.sets, []
+        for fset in sets:
+            fset.slot[:] = -1
+            self.add(fset)
 
     def add(self, fset: FeedbackSet) -> None:
         """Take a set: decode its one-tile mips now, pinned (NTCGLError, and the set not taken,

@@ -148,6 +148,8 @@ class MaterialBindings:
             if shared not in self._feedback:
                 if self.tiles is None:
                     raise RuntimeError("feedback bindings need create_tiles first")
+                if self.home is not None:   # its decode pass rebinds this one after each use
+                    self.home.use()
                 fset = FeedbackSet(self.ctx, model, self.ledger, label, repeat)
                 try:
                     self.tiles.add(fset)

@@ -178,6 +178,7 @@ class Renderer:
         size = (max(1, int(size[0])), max(1, int(size[1])))
         if self.targets and self.targets["display"].size == size:
             return
+        self._home.use()   # not a target about to be released: moderngl rebinds the current one
         for t in self.targets.values():
             t.release()
         self.mean.restart()
@@ -187,6 +188,8 @@ class Renderer:
         if self.diff:
             self.targets["reference"] = RenderTarget(self.ctx, size, self.ledger, "reference")
         self.size = size
+        if self.bindings.tiles is not None:   # feedback mode's pool and budget follow the view
+            self.bindings.tiles.fit_view(size)
 
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
@@ -227,7 +230,8 @@ class Renderer:
 
     def ensure_mode(self, mode: str, formats: TextureFormats | None = None) -> None:
         """Create what `mode` needs for every material the scene draws (once)."""
-        if mode == "feedback":
+        if mode == "feedback" and self.bindings.tiles is None:
+            self._home.use()   # the pool's passes rebind the framebuffer current now: this one
             self.bindings.create_tiles(self.size, self.used_materials, self.tile_format)
         for index in self.used_materials:
             self.bindings.get(mode, index, formats or self.formats)

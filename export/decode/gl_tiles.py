@@ -300,6 +300,7 @@ class GLTileDecoder(GLLoadDecoder):
         if self.targets > target.layers:
             raise ValueError(f"the set has {self.targets} layers, the target {target.layers}")
         gl, model = self.tex._gl, self.tex.model
+        gl.glGetError()   # the check below is about this pass only
         block = new_block("NtcPass")
         border, side = (target.slot - TILE) // 2, target.slot
         with exact_writes(gl):
