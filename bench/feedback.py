@@ -36,7 +36,7 @@ import numpy as np
 
 from bench.clocks import cpu_is_work
 from bench.output import check_out_folder, write_results
-from bench.viewer import (CACHE, RESULTS, add_scene_arguments, check_scenes, log_stderr,
+from bench.scenes import (CACHE, RESULTS, add_scene_arguments, check_scenes, log_stderr,
                           settings_for)
 from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr

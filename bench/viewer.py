@@ -53,22 +53,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.output import write_results
+from bench.scenes import (CACHE, DEFAULT_SIZE, RESULTS, add_scene_arguments, check_scenes,
+                          log_stderr, settings_for)
 from bench.still_view import STILL_FRAMES, still_view
 from bench.viewer_figures import (TEXTURE_CATEGORIES, VRAM_TARGET, block_format_textures,
                                   compare_rows, object_fraction)
 from bench.viewer_report import report
-from export.arguments import image_size
-from export.options import add_options
 from trainer.budget import budget_text
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "bench" / "results"
-CACHE = RESULTS / "cache" / "viewer"
-SCENES = {
-    "WaterBottle": DATA / "scenes" / "WaterBottle" / "PF_WaterBottle_MR.gltf",
-    "FlightHelmet": DATA / "scenes" / "FlightHelmet_512" / "FlightHelmet.gltf",
-}
 # (row name, renderer mode, sample filter, average stochastic frames as ntc-view shows them,
 #  (reference format, load format): ntc-view's --reference and --load-format)
 RGBA8, BCN = ("rgba8", "rgba8"), ("bcn", "bcn")
@@ -82,22 +74,7 @@ ROWS = (("reference", "reference", "trilinear", True, RGBA8),
         ("sample_latent", "sample", "latent", True, RGBA8),
         ("sample_auto", "sample", "auto", True, RGBA8),
         ("feedback", "feedback", "trilinear", True, RGBA8))
-DEFAULT_SIZE = (512, 512)
 DEFAULT_FRAMES = 5
-
-
-def log_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def settings_for(progress: bool = True, **flags):
-    """CompressSettings as ntc-view builds them from its compression flags (trainer.compress
-    .settings_from_args), given by their argparse names: main passes every flag it parsed, so
-    none is dropped; an absent or None flag keeps ntc-compress's default."""
-    from trainer.compress import settings_from_args
-    if flags.get("hidden"):
-        flags["hidden"] = tuple(flags["hidden"])
-    return settings_from_args(argparse.Namespace(**flags, quiet=not progress))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,40 +292,6 @@ def measure(ctx, scenes, settings, size=DEFAULT_SIZE, frames: int = DEFAULT_FRAM
 
 
 # ----------------------------------------------------------------------------------------------
-
-def scene_list(text: str) -> list[tuple[str, Path]]:
-    out = []
-    for item in filter(None, (v.strip() for v in text.split(","))):
-        if item in SCENES:
-            out.append((item, SCENES[item]))
-        elif Path(item).suffix.lower() in (".gltf", ".glb"):
-            out.append((Path(item).stem, Path(item)))
-        else:
-            raise argparse.ArgumentTypeError(
-                f"scene '{item}': expected one of {', '.join(SCENES)} or a .gltf/.glb path")
-    return out
-
-
-def add_scene_arguments(p: argparse.ArgumentParser) -> None:
-    """--scenes, the compression flags ntc-view takes (so the same flags find the same cached
-    sets), --threads and --size: what the benches that draw the shared scenes have in common."""
-    p.add_argument("--scenes", type=scene_list, default=list(SCENES.items()),
-                   help=f"comma-separated: {', '.join(SCENES)} or .gltf/.glb paths "
-                        f"(default all)")
-    from trainer.fit import TrainConfig
-    from viewer.cli import add_compress_options
-    add_compress_options(p)
-    add_options(p, TrainConfig, ["threads"])
-    p.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="WxH",
-                   help=f"render size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
-
-
-def check_scenes(p: argparse.ArgumentParser, scenes) -> None:
-    """A usage error for a scene file that does not exist."""
-    for name, path in scenes:
-        if not Path(path).is_file():
-            p.error(f"scene {name}: {path} does not exist")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.viewer",
