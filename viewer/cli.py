@@ -1,6 +1,7 @@
 """ntc-view: view a glTF scene with images or neural textures (decoded on load, per pixel, in tiles).
 
     ntc-view [SCENE] [--mode reference|load|sample|feedback] [--reference rgba8|bcn] [--load-format ...]
+             [--tile-format rgba8|bc7]
              [--filter auto|latent|stochastic|trilinear|quad] [--precision auto|fp32|fp16]
              [--bpp B] [--effort fast|default|max] [--steps N] [--cache-dir DIR]
              [--headless --frames N --size WxH --stats STATS.json --screenshot OUT.png]
@@ -19,12 +20,12 @@ formats (--load-format bcn; the encoder: shaders/bcn_encode.slang). Sample mode 
 where each pixel samples it (--filter). Feedback mode ("inference on feedback") decodes the set in
 32x32-texel tiles into a pool texture, only the tiles the frame's pixels touch, after the frame
 that asked for them (at most one decode a pixel a frame; until a tile arrives its pixels use a
-coarser mip), and filters those texels trilinearly: sample mode's exact trilinear picture, 8-bit
-texels, at about a texture fetch's cost a pixel once the view's tiles are in; --stats gives the
-texels decoded after each frame.
+coarser mip), and filters those texels trilinearly: sample mode's exact trilinear picture from
+8-bit texels (--tile-format rgba8) or BC7 ones (bc7: a quarter of the pool), for no decode once the
+view's tiles are in; --stats gives the texels decoded after each frame.
 
-Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 / 4 reference / load / sample / feedback, B toggles the
-reference format RGBA8 / BCn, L the load format, F cycles the
+Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 / 4 reference / load / sample / feedback,
+B toggles the reference format RGBA8 / BCn, L the load format, F cycles the
 sample filter, D toggles the diff view (|current - reference| heat map), O the overlay; left drag
 orbits, right or middle drag pans, the wheel zooms; Esc quits. With the stochastic filter the
 picture is the mean (in linear light) of the frames drawn since the view last changed (A, or

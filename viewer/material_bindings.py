@@ -85,7 +85,7 @@ class MaterialBindings:
         self._bindings: dict[tuple[str, int, str], Binding] = {}
         self._loaded: dict[tuple[int | Path, str], LoadedSet] = {}
         self._sampled: dict[int | Path, SampledSet] = {}
-        self._feedback: dict[int | Path, FeedbackSet] = {}
+        self._feedback: dict[tuple[int | Path, tuple[bool, bool]], FeedbackSet] = {}
         self.tiles: TileCache | None = None
 
     def create_tiles(self, size: tuple[int, int], materials, fmt: str = POOL_FORMAT) -> TileCache:

@@ -1,5 +1,5 @@
 """ntc-view's renderer: a glTF scene (export/gltf/) drawn with the PBR shaders of
-shaders/pbr*.slang from one of three material texture sources, switchable at run time:
+shaders/pbr*.slang from one of four material texture sources, switchable at run time:
 
     reference  the scene's images with full mip chains (built on the CPU exactly as the trainer
                builds its targets: colour averaged in linear light, normals renormalised) as
