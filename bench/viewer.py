@@ -80,24 +80,6 @@ DEFAULT_FRAMES = 5
 # ----------------------------------------------------------------------------------------------
 # one row
 
-SETTLE_MAX = 64
-
-
-def settle_tiles(renderer) -> int | None:
-    """Feedback mode: frames drawn after the warm-up until no tile waits and none was decoded
-    (at most SETTLE_MAX), so the timed frames are the view's steady state, as load mode's are
-    after its decode; then the frame timer restarts. None for the other modes."""
-    tiles = renderer.bindings.tiles
-    if renderer.mode != "feedback" or tiles is None:
-        return None
-    n = 0
-    while n < SETTLE_MAX and (tiles.stats.waiting or tiles.stats.decoded):
-        renderer.render()
-        n += 1
-    renderer.ctx.finish()
-    renderer.timer.reset()
-    return n
-
 def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
                accumulate: bool = True, log=log_stderr, formats=RGBA8,
                bcn_images=None) -> tuple[dict, np.ndarray]:
@@ -117,7 +99,7 @@ def render_row(ctx, scene, provider, mode: str, filt: str, size, frames: int,
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
         first_ms = renderer.warm_up()
-        settle = settle_tiles(renderer)
+        settle = renderer.settle_tiles()
         wall, proc = [], []
         for _ in range(frames):
             c0, t0 = time.process_time(), time.perf_counter()

@@ -33,9 +33,11 @@ picture is the mean (in linear light) of the frames drawn since the view last ch
 
 Headless (EGL, no display needed): renders --frames timed frames after one warm-up frame (which
 compiles the shaders; its wall time is reported as first_frame_ms, the GPU upload before it, with
-load mode's decode, as setup_ms; compressing a material is not counted), then writes --stats
+load mode's decode, as setup_ms; compressing a material is not counted; feedback mode then draws
+untimed frames until its tiles are in, tiles.settle_frames), then writes --stats
 (JSON: mode, filter, reference_format, load_format, frames, size, gpu_ms / cpu_ms median and p95, vram_bytes total and by
-category, driver_vram_bytes or null, ...) and --screenshot (PNG of the last frame), both atomically.
+category, driver_vram_bytes or null, feedback's tiles, ...) and --screenshot (PNG of the last
+frame), both atomically.
 --compare adds psnr_vs_reference (the last frame against a reference-mode render of the same view
 with RGBA8 textures, the original images; the diff view compares with the same).
 
@@ -241,6 +243,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
         ctx.finish()
         setup_ms = (time.perf_counter() - t0) * 1e3
         first_ms = renderer.warm_up()
+        settle = renderer.settle_tiles()   # feedback: its tiles in before the timed frames
         for _ in range(args.frames):
             renderer.render()
         renderer.timer.flush()
@@ -265,6 +268,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
         }
         if renderer.bindings.tiles is not None:
             stats["tiles"] = renderer.bindings.tiles.summary()
+            stats["tiles"]["settle_frames"] = settle
         if args.compare:
             current = renderer.render_mode_image(args.mode)
             reference = renderer.render_mode_image("reference", TextureFormats())

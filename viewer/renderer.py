@@ -54,6 +54,7 @@ from .uniforms import frame_block, view_key
 MODES = ("reference", "load", "sample", "feedback")
 
 DIFF_GAIN = 4.0                   # heat map: a difference of 1/DIFF_GAIN is full scale
+SETTLE_MAX = 64                   # feedback mode: frames settle_tiles draws at most
 
 
 def check_formats(formats: TextureFormats) -> None:
@@ -314,6 +315,21 @@ class Renderer:
         ms = (time.perf_counter() - t0) * 1e3
         self.timer.reset()
         return ms
+
+    def settle_tiles(self) -> int | None:
+        """Feedback mode: draw frames (untimed) until no tile waits and none was decoded, at most
+        SETTLE_MAX, so frames timed after are the view's steady state, as load mode's come after
+        its decode; then restart the frame timer. The frames drawn, or None in other modes."""
+        tiles = self.bindings.tiles
+        if self.mode != "feedback" or tiles is None:
+            return None
+        n = 0
+        while n < SETTLE_MAX and (tiles.stats.waiting or tiles.stats.decoded):
+            self.render()
+            n += 1
+        self.ctx.finish()
+        self.timer.reset()
+        return n
 
     def read(self) -> np.ndarray:
         """The display target as uint8 [h, w, 3], top row first."""
