@@ -37,7 +37,7 @@ import numpy as np
 from bench.clocks import cpu_is_work
 from bench.output import check_out_folder, write_results
 from bench.scenes import (CACHE, RESULTS, add_scene_arguments, check_scenes, log_stderr,
-                          settings_for)
+                          settings_and_context)
 from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr
 from viewer.feedback_tiles import POOL_FORMAT
@@ -323,16 +323,9 @@ def main(argv=None) -> int:
         p.error("--trilinear-every: at least 1")
     check_scenes(p, a.scenes)
     check_out_folder(p, a.out)
-    from export.decode.gl_context import create_context
     from export.errors import NTCError, one_line
-    try:
-        settings = settings_for(progress=not a.no_progress, **vars(a))
-    except NTCError as e:
-        p.error(one_line(e))
-    try:
-        ctx = create_context()
-    except NTCError as e:
-        print(f"bench.feedback: error: {one_line(e)}", file=sys.stderr)
+    settings, ctx = settings_and_context(p, a, "bench.feedback")
+    if ctx is None:
         return 1
     out = {"device": ctx.info.get("GL_RENDERER"),
            "settings": {"size": list(a.size), "path_frames": a.path_frames, "yaw": a.yaw,

@@ -67,3 +67,20 @@ def check_scenes(p: argparse.ArgumentParser, scenes) -> None:
     for name, path in scenes:
         if not Path(path).is_file():
             p.error(f"scene {name}: {path} does not exist")
+
+
+def settings_and_context(p: argparse.ArgumentParser, args, prog: str):
+    """The compression settings of the parsed flags (a usage error when they do not go together)
+    and a headless GL context: (settings, ctx), or (settings, None) after a one-line error on
+    stderr when no context can be made."""
+    from export.decode.gl_context import create_context
+    from export.errors import NTCError, one_line
+    try:
+        settings = settings_for(progress=not args.no_progress, **vars(args))
+    except NTCError as e:
+        p.error(one_line(e))
+    try:
+        return settings, create_context()
+    except NTCError as e:
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        return settings, None

@@ -54,7 +54,7 @@ import numpy as np
 
 from bench.output import write_results
 from bench.scenes import (CACHE, DEFAULT_SIZE, RESULTS, add_scene_arguments, check_scenes,
-                          log_stderr, settings_for)
+                          log_stderr, settings_and_context)
 from bench.still_view import STILL_FRAMES, still_view
 from bench.viewer_figures import (TEXTURE_CATEGORIES, VRAM_TARGET, block_format_textures,
                                   compare_rows, object_fraction)
@@ -297,17 +297,9 @@ def main(argv=None) -> int:
     if a.frames < 1:
         p.error("--frames: at least 1")
     check_scenes(p, a.scenes)
-
-    from export.decode.gl_context import create_context
     from export.errors import NTCError, one_line
-    try:
-        settings = settings_for(progress=not a.no_progress, **vars(a))
-    except NTCError as e:
-        p.error(one_line(e))
-    try:
-        ctx = create_context()
-    except NTCError as e:
-        print(f"bench.viewer: error: {one_line(e)}", file=sys.stderr)
+    settings, ctx = settings_and_context(p, a, "bench.viewer")
+    if ctx is None:
         return 1
     print(f"device: {ctx.info.get('GL_RENDERER')}; scenes {', '.join(n for n, _ in a.scenes)}; "
           f"{budget_text(settings.train.steps, settings.train.effort)} --bpp {settings.effective_bpp} "

@@ -13,9 +13,9 @@ from viewer_scenes import write_sphere_scene
 
 @pytest.mark.gl
 def test_measure_scene_and_report(ctx, tmp_path):
-    from bench import feedback, viewer
+    from bench import feedback, scenes
     scene = write_sphere_scene(tmp_path / "scene", tex=192)
-    settings = viewer.settings_for(steps=30, hidden=[16], progress=False)
+    settings = scenes.settings_for(steps=30, hidden=[16], progress=False)
     s = feedback.measure_scene(ctx, "sphere", scene, settings, (48, 48), 2, 20.0, 1.0,
                                tmp_path / "cache", log=None, trilinear_every=1)
     cold = s["cold_start"]

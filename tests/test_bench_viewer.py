@@ -24,11 +24,11 @@ ROW_KEYS = {"name", "mode", "filter", "frames", "gpu_ms", "cpu_ms", "wall_ms", "
 
 
 def test_measure_and_report(ctx, tmp_path):
-    from bench import viewer
+    from bench import scenes, viewer
     from viewer.frame_stats import CATEGORIES
     scene = write_sphere_scene(tmp_path / "scene")
     before = sorted(p.name for p in scene.parent.iterdir())
-    settings = viewer.settings_for(steps=30, hidden=[16], progress=False)
+    settings = scenes.settings_for(steps=30, hidden=[16], progress=False)
     out = viewer.measure(ctx, [("sphere", scene)], settings, size=SIZE, frames=1,
                          cache_dir=tmp_path / "cache", shots_dir=tmp_path / "shots", log=None,
                          still_frames=STILL)
@@ -107,7 +107,7 @@ def test_measure_and_report(ctx, tmp_path):
 def test_scene_sets_are_compressed_together(tmp_path, monkeypatch):
     """measure_scene hands every textured material it draws to ntc_cache.ensure_all in one call,
     so missing sets compress --jobs at a time as ntc-view's do (not one material after another)."""
-    from bench import viewer
+    from bench import scenes, viewer
     from viewer import ntc_cache
 
     class Recorded(Exception):
@@ -121,7 +121,7 @@ def test_scene_sets_are_compressed_together(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ntc_cache, "ensure_all", record)
     scene = write_sphere_scene(tmp_path / "scene")
-    settings = viewer.settings_for(steps=30, hidden=[16], progress=False, jobs=2)
+    settings = scenes.settings_for(steps=30, hidden=[16], progress=False, jobs=2)
     with pytest.raises(Recorded):
         viewer.measure_scene(None, "sphere", scene, settings, cache_dir=tmp_path / "cache",
                              log=None)

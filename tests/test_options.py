@@ -73,7 +73,7 @@ def test_settings_from_flags_and_the_cache_key():
 def test_every_tool_that_compresses_passes_the_sample_mode_shares_on(field):
     """--between-share and --lod-blend-share change the file: ntc-compress, ntc-view (first-open
     compression) and bench.viewer all hand them to the trainer and they enter the cache key."""
-    from bench import viewer as bench_viewer
+    from bench import scenes as bench_scenes, viewer as bench_viewer
     from trainer import cli as compress_cli
     from viewer import cli as view_cli
     flag = "--" + field.replace("_", "-")
@@ -82,9 +82,9 @@ def test_every_tool_that_compresses_passes_the_sample_mode_shares_on(field):
     args = view_cli.build_parser().parse_args([flag, "0.25"])
     assert getattr(settings_from_args(args).train, field) == 0.25
     args = bench_viewer.build_parser().parse_args([flag, "0.25", "--hidden", "16"])
-    settings = bench_viewer.settings_for(progress=False, **vars(args))  # as its main builds them
+    settings = bench_scenes.settings_for(progress=False, **vars(args))  # as its main builds them
     assert getattr(settings.train, field) == 0.25 and settings.network.hidden == (16,)
-    assert getattr(bench_viewer.settings_for(steps=30).train, field) == \
+    assert getattr(bench_scenes.settings_for(steps=30).train, field) == \
         getattr(TrainConfig(), field)
     assert (CompressSettings(train=TrainConfig(**{field: 0.25})).cache_fields()
             != CompressSettings().cache_fields())
