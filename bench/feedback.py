@@ -40,7 +40,7 @@ from bench.scenes import (CACHE, RESULTS, add_scene_arguments, check_scenes, log
                           settings_and_context)
 from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr
-from viewer.feedback_tiles import POOL_FORMAT
+from viewer.feedback_tiles import POOL_FORMAT, FeedbackConfig
 
 PATH_FRAMES = 24
 YAW_STEP = 3.0      # degrees a frame
@@ -70,12 +70,12 @@ def _median(values) -> float | None:
 
 
 def _pass(ctx, scene, provider, size, mode: str, filt: str, views, yaw: float, zoom: float,
-          per_frame, before=None, tile_format: str = POOL_FORMAT) -> dict:
+          per_frame, before=None, feedback: FeedbackConfig = FeedbackConfig()) -> dict:
     """One renderer drawing one frame at each view of `views` in turn; per_frame(k, renderer,
     image, cpu_ms) after each; before(renderer, image of view 0 after one frame), when given, first."""
     from viewer.renderer import Renderer
     r = Renderer(ctx, scene, size, mode=mode, filter_mode=filt, ntc_provider=provider,
-                 overlay=False, timer_latency=0, log=None, tile_format=tile_format)
+                 overlay=False, timer_latency=0, log=None, feedback=feedback)
     try:
         place = _camera_path(r, yaw, zoom)
         if before is not None:
@@ -94,7 +94,8 @@ def _pass(ctx, scene, provider, size, mode: str, filt: str, views, yaw: float, z
 
 def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: float,
                   zoom: float, cache_dir, log=log_stderr,
-                  trilinear_every: int = TRILINEAR_EVERY, tile_format: str = POOL_FORMAT) -> dict:
+                  trilinear_every: int = TRILINEAR_EVERY,
+                  feedback: FeedbackConfig = FeedbackConfig()) -> dict:
     from export.gltf import load_scene
     from viewer.ntc_cache import ensure_all
     log = log or (lambda *a: None)
@@ -138,7 +139,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
         cold.update(frames=len(texels), texels=int(sum(texels)), per_frame=texels,
                     settled_psnr=psnr(r.read(), refs[0]))
     fb_vram = _pass(ctx, scene, provider, size, "feedback", "trilinear", views[1:], yaw, zoom,
-                    feedback_frame, before=settle, tile_format=tile_format)["vram"]
+                    feedback_frame, before=settle, feedback=feedback)["vram"]
 
     log(f"{name}: auto along the path")
     auto = []
@@ -151,7 +152,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     from viewer.renderer import Renderer
     still = {}
     r = Renderer(ctx, scene, size, mode="feedback", ntc_provider=provider, overlay=False,
-                 timer_latency=0, log=None, tile_format=tile_format)
+                 timer_latency=0, log=None, feedback=feedback)
     try:
         _camera_path(r, yaw, zoom)(last)
         arrival = []
@@ -227,7 +228,7 @@ def report(out: dict) -> str:
              "(llvmpipe renders on the CPU; feedback's includes its tile decodes). Decodes a "
              "pixel: MLP evaluations a frame (a tile's whole slot, border included) / pixels of "
              "the frame.", ""]
-    lines += ["Cold start at the first view (a new renderer: only the sets' one-tile mips in the "
+    lines += ["Cold start at the first view (a new renderer: only the sets' small pinned mips in the "
               "pool; one decode a pixel a frame at most):", "",
               "| scene | first frame PSNR (dB) | frames until no tile waits | texels decoded (a "
               "pixel) | PSNR then (dB) |", "|---|---:|---:|---:|---:|"]
@@ -339,7 +340,7 @@ def main(argv=None) -> int:
             out["scenes"].append(measure_scene(ctx, name, path, settings, a.size, a.path_frames,
                                                a.yaw, a.zoom, a.cache_dir / name,
                                                trilinear_every=a.trilinear_every,
-                                               tile_format=a.tile_format))
+                                               feedback=FeedbackConfig(tile_format=a.tile_format)))
     except NTCError as e:
         print(f"bench.feedback: error: {one_line(e)}", file=sys.stderr)
         return 1

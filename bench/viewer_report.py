@@ -88,7 +88,7 @@ def feedback_lines(rows: list[dict], pixels: int) -> list[str]:
     per = t["decoded_texels_per_frame"]
     settle = t.get("settle_frames")
     return ["", f"Feedback mode: {t['decoded_texels_total']:,} texels decoded in all "
-                f"(the sets' one-tile mips when it started, then after each frame: "
+                f"(the sets' pinned small mips when it started, then after each frame: "
                 f"{', '.join(f'{n:,}' for n in per)}), {t['resident']} of {t['pool_slots']} "
                 f"{t['tile']}x{t['tile']} tile slots in use, {t['waiting']} tiles waiting"
                 f"; {per[0] / pixels:.2f} decodes a pixel after the first frame"

@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from viewer.feedback_tiles import FeedbackConfig
 from viewer_scenes import write_sphere_scene
 
 
@@ -17,7 +18,8 @@ def test_measure_scene_and_report(ctx, tmp_path):
     scene = write_sphere_scene(tmp_path / "scene", tex=192)
     settings = scenes.settings_for(steps=30, hidden=[16], progress=False)
     s = feedback.measure_scene(ctx, "sphere", scene, settings, (48, 48), 2, 20.0, 1.0,
-                               tmp_path / "cache", log=None, trilinear_every=1)
+                               tmp_path / "cache", log=None, trilinear_every=1,
+                               feedback=FeedbackConfig(pin_mip_tiles=1))
     cold = s["cold_start"]
     assert cold["texels"] > 0 and cold["frames"] >= 2 and cold["per_frame"][-1] == 0
     assert [f["view"] for f in s["feedback"]] == [1, 2]

@@ -19,13 +19,17 @@ import pytest
 
 from export.decode.gl_tiles import PAGE_HEADER, TILE, TileLayout
 from export.model import STORED, ChannelInfo, TextureInfo
+from viewer.feedback_tiles import FeedbackConfig
 from viewer_scenes import TINY_CLI, frame, renderer
+
+PIN_ONE = FeedbackConfig(pin_mip_tiles=1)   # only the one-tile mips resident from the start
 
 
 @pytest.fixture(scope="module")
 def big_sphere(tmp_path_factory):
     """(scene, cache dir, provider): the sphere scene with 192x192 images (mips 0-2 of its set
-    are several tiles, the rest one each), compressed once with the tiny settings."""
+    are several tiles), compressed once with the tiny settings. Tests of residency pin only the
+    one-tile mips (PIN_ONE), so the view's tiles are decoded as frames ask."""
     from export.gltf import load_scene
     from viewer.ntc_cache import ensure_ntc
     from viewer_scenes import tiny_settings, write_sphere_scene
@@ -61,7 +65,9 @@ def test_tile_layout_entries_and_rectangles():
     assert lay.rect(3) == (0, 96, 0, 4, 32)      # the last column is cut to the mip's width
     assert lay.rect(11) == (0, 96, 64, 4, 6)
     assert lay.rect(13) == (1, 32, 0, 18, 32)    # mip 1 is 50x35
-    assert list(lay.single_tile_entries()) == [16, 17, 18, 19, 20]
+    assert list(lay.small_mip_entries(1)) == [16, 17, 18, 19, 20]
+    assert list(lay.small_mip_entries(4)) == list(range(12, 21))     # + mip 1's 2x2 tiles
+    assert list(lay.small_mip_entries(0)) == [16, 17, 18, 19, 20]
     rng = np.random.default_rng(0)
     for mip, (w, h) in enumerate(lay.sizes):
         texels = np.stack([rng.integers(0, w, 200), rng.integers(0, h, 200)], 1)
@@ -164,12 +170,13 @@ def test_residency_budget_order_eviction_and_pages(ctx):
     from viewer.frame_stats import VramLedger
     model = _model(300, 300)                      # 143 tiles, 5 of them one-tile mips
     ledger = VramLedger()
-    cache = TileCache(ctx, slots=64, layers=3, budget=3 * (TILE + 2) ** 2, ledger=ledger)
+    cache = TileCache(ctx, slots=64, layers=3, budget=3 * (TILE + 2) ** 2, ledger=ledger,
+                      pin_tiles=1)
     fset = FeedbackSet(ctx, model, ledger, "set")
     try:
         cache.add(fset)
         lay = fset.layout
-        pinned = lay.single_tile_entries()
+        pinned = lay.small_mip_entries(1)
         assert len(pinned) == 5 and (fset.slot[pinned] >= 0).all()
         assert (np.delete(fset.slot, pinned) < 0).all()
         assert ledger.by_category()["tiles"] == cache.pool.nbytes + fset.pages.size \
@@ -218,7 +225,7 @@ def test_feedback_frames_are_trilinear_frames_and_a_still_view_decodes_once(ctx,
                                                                              capsys):
     from export.metrics import psnr
     scene, _, provider = big_sphere
-    r = renderer(ctx, scene, provider, size=(96, 96))
+    r = renderer(ctx, scene, provider, size=(96, 96), feedback=PIN_ONE)
     try:
         trilinear = frame(r, "sample", "trilinear")
         reference = frame(r, "reference")
@@ -245,7 +252,8 @@ def test_bc7_tiles_draw_the_frame_rgba8_tiles_draw(ctx, big_sphere):
     scene, _, provider = big_sphere
     frames = {}
     for fmt in ("rgba8", "bc7"):
-        r = renderer(ctx, scene, provider, size=(96, 96), tile_format=fmt)
+        r = renderer(ctx, scene, provider, size=(96, 96),
+                     feedback=FeedbackConfig(tile_format=fmt, pin_mip_tiles=1))
         try:
             frames[fmt] = frame(r, "feedback", frames=3)
             assert r.bindings.tiles.pool.format == fmt
@@ -258,12 +266,12 @@ def test_bc7_tiles_draw_the_frame_rgba8_tiles_draw(ctx, big_sphere):
 @pytest.mark.gl
 def test_tiles_arriving_one_a_frame_end_in_the_same_frame(ctx, big_sphere):
     scene, _, provider = big_sphere
-    r = renderer(ctx, scene, provider, size=(96, 96))
+    r = renderer(ctx, scene, provider, size=(96, 96), feedback=PIN_ONE)
     try:
         full = frame(r, "feedback", frames=3)
     finally:
         r.release()
-    r = renderer(ctx, scene, provider, size=(96, 96))
+    r = renderer(ctx, scene, provider, size=(96, 96), feedback=PIN_ONE)
     try:
         r.ensure_mode("feedback")
         r.bindings.tiles.budget = r.bindings.tiles.tile_decodes
@@ -284,6 +292,7 @@ def test_headless_feedback_stats(ctx, big_sphere, tmp_path, capsys):
     scene, cache, _ = big_sphere
     stats_path = tmp_path / "stats.json"
     rc = cli.main([str(scene.path), "--headless", "--mode", "feedback", "--frames", "3",
+                   "--orbit=0,0,8",   # close: mip 0, more tiles than the default pins
                    "--size", "96x72", "--cache-dir", str(cache), *TINY_CLI,
                    "--stats", str(stats_path), "--compare"])
     out = capsys.readouterr()
@@ -316,14 +325,17 @@ def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
         need = POOL_TEXELS_PER_PIXEL * 64 * 32 // (TILE * TILE) + 100
         assert need <= cache.pool.slots < need + POOL_ROW
         assert cache.budget == 64 * 32    # one decode a pixel of the view
+        # by default a set's mips of at most 16 tiles stay resident: 300x300 has 3x3, 2x2, 1x1s
+        assert len(cache.pinned_entries(TileLayout(300, 300, 9))) == 9 + 4 + 5
     finally:
         cache.release()
-    cache = TileCache(ctx, slots=1, layers=3, budget=1, ledger=ledger)   # one row: 64 slots
+    cache = TileCache(ctx, slots=1, layers=3, budget=1, ledger=ledger,   # one row: 64 slots
+                      pin_tiles=1)
     fset = FeedbackSet(ctx, _model(300, 300), ledger, "set")            # 5 one-tile mips
     try:
         for _ in range(cache.pool.slots // 5):
             cache.add(fset)
-        with pytest.raises(NTCGLError, match="no room for the last mips"):
+        with pytest.raises(NTCGLError, match="no room for the small mips"):
             cache.add(fset)
     finally:
         cache.sets[:] = [fset]
@@ -333,13 +345,13 @@ def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
 @pytest.mark.gl
 def test_a_larger_view_grows_the_pool_and_draws_what_a_fresh_one_draws(ctx, big_sphere):
     scene, _, provider = big_sphere
-    r = renderer(ctx, scene, provider, size=(160, 160))
+    r = renderer(ctx, scene, provider, size=(160, 160), feedback=PIN_ONE)
     try:
         fresh = frame(r, "feedback", frames=6)
         assert r.bindings.tiles.stats.waiting == 0
     finally:
         r.release()
-    r = renderer(ctx, scene, provider, size=(48, 48))
+    r = renderer(ctx, scene, provider, size=(48, 48), feedback=PIN_ONE)
     try:
         frame(r, "feedback", frames=3)
         tiles = r.bindings.tiles

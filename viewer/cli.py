@@ -217,6 +217,7 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
 
     from .frame_stats import FrameTimer
     from .material_bindings import TextureFormats
+    from .feedback_tiles import FeedbackConfig
     from .renderer import Renderer
     size = args.size or DEFAULT_HEADLESS
     used = scene.drawn_materials()
@@ -235,7 +236,8 @@ def run_headless(scene, args, provider, log, bcn_images=None) -> dict:
                             ntc_provider=provider, overlay=args.overlay, timer_latency=0,
                             accumulate=not args.no_accumulate, log=log,
                             formats=TextureFormats.from_args(args), bcn_images=bcn_images,
-                            precision=args.precision, tile_format=args.tile_format)
+                            precision=args.precision,
+                            feedback=FeedbackConfig(tile_format=args.tile_format))
         if args.orbit:
             renderer.camera.turn(*args.orbit)
         if args.diff:

@@ -4,8 +4,9 @@ Each frame the feedback program (shaders/pbr_feedback.slang) marks in every set'
 the tiles its pixels' footprints touch. After the frame `TileCache.update` reads those bits, keeps
 the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
 ones fall back on them) into free slots, else into the slots least recently touched, up to a
-budget of decodes a frame. A set's one-tile mips are decoded when it is added and never evicted:
-the fallback every pixel can use before its tiles arrive. A view that stays still needs no decode
+budget of decodes a frame. A set's small mips (PIN_MIP_TILES tiles or fewer: 128x128 texels and
+below) are decoded when it is added and never evicted: the fallback every pixel can use before its
+tiles arrive. A view that stays still needs no decode
 once its tiles are in; motion decodes what comes into view.
 
 The pool is shared by the scene's sets (one slot size, the largest set's layer count); it is sized
@@ -29,7 +30,21 @@ from .frame_stats import VramLedger
 POOL_TEXELS_PER_PIXEL = 4     # pool size: tile texels a pixel of the view it is made for
 POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
+PIN_MIP_TILES = 16            # a set's mips of at most this many tiles stay resident
 PINNED = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """Feedback mode's settings (ntc-view --tile-format; the rest for benches and tests)."""
+    tile_format: str = POOL_FORMAT             # the pool's texels: gl_tiles.POOL_FORMATS
+    pin_mip_tiles: int = PIN_MIP_TILES         # mips of at most this many tiles stay resident
+    decodes_per_pixel: float = DECODES_PER_PIXEL   # the budget: decodes a frame, a pixel
+
+    def __post_init__(self):
+        if self.tile_format not in POOL_FORMATS:
+            raise ValueError(f"tile format '{self.tile_format}': expected "
+                             f"{', '.join(POOL_FORMATS)}")
 
 
 def view_slots(size: tuple[int, int]) -> int:
@@ -120,8 +135,9 @@ class TileCache:
     at most per update (at least one tile's: a slot's texels, border included)."""
 
     def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger,
-                 fmt: str = POOL_FORMAT):
+                 fmt: str = POOL_FORMAT, pin_tiles: int = PIN_MIP_TILES):
         self.ctx = ctx
+        self.pin_tiles = pin_tiles   # mips of at most this many tiles are pinned
         self.ledger = ledger
         self._track(TilePool(ctx, slots, layers, fmt))
         self.tile_decodes = self.pool.slot ** 2   # every texel of a slot is decoded
@@ -144,24 +160,22 @@ class TileCache:
 
     @classmethod
     def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
-                 pinned: int = 0, fmt: str = POOL_FORMAT,
-                 decodes_per_pixel: float = DECODES_PER_PIXEL) -> "TileCache":
-        """A cache for a view of `size` (w, h) and sets of at most `layers` layers whose one-tile
-        mips take `pinned` slots in all."""
-        if fmt not in POOL_FORMATS:
-            raise ValueError(f"tile format '{fmt}': expected {', '.join(POOL_FORMATS)}")
+                 pinned: int = 0, config: FeedbackConfig = FeedbackConfig()) -> "TileCache":
+        """A cache for a view of `size` (w, h) and sets of at most `layers` layers whose pinned
+        small mips take `pinned` slots in all."""
         pixels = size[0] * size[1]
-        cache = cls(ctx, view_slots(size) + pinned, layers, int(decodes_per_pixel * pixels),
-                    ledger, fmt)
-        cache.decodes_per_pixel = decodes_per_pixel
+        cache = cls(ctx, view_slots(size) + pinned, layers,
+                    int(config.decodes_per_pixel * pixels), ledger, config.tile_format,
+                    config.pin_mip_tiles)
+        cache.decodes_per_pixel = config.decodes_per_pixel
         return cache
 
     def fit_view(self, size: tuple[int, int]) -> None:
         """Follow the view to a new size: the decode budget always; the pool grows when the
-        view needs more slots than it has (a new pool: the sets' one-tile mips decoded again at
+        view needs more slots than it has (a new pool: the sets' small mips decoded again at
         once, the rest as frames ask for them), never shrinks."""
         self.budget = max(int(self.decodes_per_pixel * size[0] * size[1]), self.tile_decodes)
-        pinned = sum(len(s.layout.single_tile_entries()) for s in self.sets)
+        pinned = sum(len(self.pinned_entries(s.layout)) for s in self.sets)
         if view_slots(size) + pinned <= self.pool.slots:
             return
         pool = TilePool(self.ctx, view_slots(size) + pinned, self.pool.layers, self.pool.format)
@@ -177,21 +191,25 @@ class TileCache:
             self.add(fset)
 
     def add(self, fset: FeedbackSet) -> None:
-        """Take a set: decode its one-tile mips now, pinned (NTCGLError, and the set not taken,
+        """Take a set: decode its small mips now, pinned (NTCGLError, and the set not taken,
         when the pool has no room for them)."""
         if fset.layers > self.pool.layers:
             raise ValueError(f"a set of {fset.layers} layers in a pool of {self.pool.layers}")
-        pinned = fset.layout.single_tile_entries()
+        pinned = self.pinned_entries(fset.layout)
         slots = self._free_slots(len(pinned))
         if len(slots) < len(pinned):
             raise NTCGLError(f"feedback mode's tile pool ({self.pool.slots} tiles, as large as "
-                             f"the driver's textures allow) has no room for the last mips of "
+                             f"the driver's textures allow) has no room for the small mips of "
                              f"{len(self.sets) + 1} texture sets")
         k = len(self.sets)
         self.sets.append(fset)
         fset.pool = self.pool
         self._place(k, pinned, slots, PINNED)
         fset.write_pages()
+
+    def pinned_entries(self, layout: TileLayout) -> np.ndarray:
+        """The tiles of a set that stay resident: its mips of at most pin_tiles tiles."""
+        return layout.small_mip_entries(self.pin_tiles)
 
     def _free_slots(self, n: int) -> np.ndarray:
         return np.flatnonzero(self.owner[:, 0] < 0)[:n]

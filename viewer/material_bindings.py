@@ -21,7 +21,7 @@ from export.gltf.model import GL_REPEAT, SLOTS
 from export.gltf.ntc_extension import material_slot_names, slot_texture_index
 from shaders import constants as C
 
-from .feedback_tiles import POOL_FORMAT, FeedbackSet, TileCache, layers_of
+from .feedback_tiles import FeedbackConfig, FeedbackSet, TileCache, layers_of
 from .frame_stats import VramLedger
 from .material_textures import ImageTextures, LoadedSet, SampledSet, Samplers
 from .programs import Programs
@@ -88,16 +88,17 @@ class MaterialBindings:
         self._feedback: dict[tuple[int | Path, tuple[bool, bool]], FeedbackSet] = {}
         self.tiles: TileCache | None = None
 
-    def create_tiles(self, size: tuple[int, int], materials, fmt: str = POOL_FORMAT) -> TileCache:
-        """The scene's tile cache (once), its pool of format `fmt` sized for a view of `size` and
-        the most layers among `materials`' sets."""
+    def create_tiles(self, size: tuple[int, int], materials,
+                     config: FeedbackConfig = FeedbackConfig()) -> TileCache:
+        """The scene's tile cache (once), its pool sized for a view of `size` and the most layers
+        among `materials`' sets."""
         if self.tiles is None:
             models = [m for m in map(self.model, materials) if m is not None]
-            pinned = sum(len(TileLayout(m.width, m.height, m.mips).single_tile_entries())
-                         for m in models)
+            pinned = sum(len(TileLayout(m.width, m.height, m.mips).small_mip_entries(
+                config.pin_mip_tiles)) for m in models)
             self.tiles = TileCache.for_view(self.ctx, size,
                                             max((layers_of(m) for m in models), default=1),
-                                            self.ledger, pinned, fmt)
+                                            self.ledger, pinned, config)
         return self.tiles
 
     def model(self, index: int):

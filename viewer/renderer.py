@@ -37,7 +37,7 @@ from export.decode.gl_context import RawGL, check_context
 
 from .camera import OrbitCamera
 from .environment import table as environment_table
-from .feedback_tiles import POOL_FORMAT
+from .feedback_tiles import FeedbackConfig
 from .frame_stats import FrameTimer, VramLedger, driver_vram_bytes
 from .material_bindings import FORMAT_NAMES, MaterialBindings, TextureFormats
 from .bcn_images import BCnImages
@@ -82,7 +82,7 @@ class Renderer:
                  filter_mode: str = DEFAULT_FILTER, ntc_provider=None, slot_names=None,
                  overlay: bool = False, timer_latency: int = 2, accumulate: bool = True,
                  log=log_stderr, formats: TextureFormats = TextureFormats(), bcn_images=None,
-                 precision: str = "auto", tile_format: str = POOL_FORMAT):
+                 precision: str = "auto", feedback: FeedbackConfig = FeedbackConfig()):
         import moderngl
         self.mgl = moderngl
         check_context(ctx)
@@ -98,7 +98,7 @@ class Renderer:
         self.ledger = VramLedger()
         self.mode = mode
         self.formats = formats
-        self.tile_format = tile_format   # feedback mode's pool (feedback_tiles.POOL_FORMAT)
+        self.feedback = feedback   # feedback mode's settings (feedback_tiles.FeedbackConfig)
         self.bcn_images = bcn_images or BCnImages(None, self.log)
         self.filter = filter_mode
         self.diff = False
@@ -233,7 +233,7 @@ class Renderer:
         """Create what `mode` needs for every material the scene draws (once)."""
         if mode == "feedback" and self.bindings.tiles is None:
             self._home.use()   # the pool's passes rebind the framebuffer current now: this one
-            self.bindings.create_tiles(self.size, self.used_materials, self.tile_format)
+            self.bindings.create_tiles(self.size, self.used_materials, self.feedback)
         for index in self.used_materials:
             self.bindings.get(mode, index, formats or self.formats)
 

@@ -21,6 +21,7 @@ from export.errors import NTCError, one_line
 
 from export.decode.gl_context import GL_VERSION_REQUIRED, NTCGLError
 from .material_bindings import FORMAT_NAMES, TextureFormats
+from .feedback_tiles import FeedbackConfig
 from .renderer import MODES, Renderer
 
 # errors of one mode's resources: reported, and the window stays in the mode it was in
@@ -181,7 +182,8 @@ def run_window(scene, args, provider, size: tuple[int, int], log, bcn_images=Non
                             ntc_provider=provider, overlay=True, timer_latency=2,
                             accumulate=not args.no_accumulate, log=log,
                             formats=TextureFormats.from_args(args), bcn_images=bcn_images,
-                            precision=args.precision, tile_format=args.tile_format)
+                            precision=args.precision,
+                            feedback=FeedbackConfig(tile_format=args.tile_format))
         renderer.status_lines = [KEY_HELP]
         if args.orbit:
             renderer.camera.turn(*args.orbit)

@@ -81,10 +81,12 @@ class TileLayout:
         t = np.asarray(texels, np.int64) // TILE
         return self.base[mip] + t[:, 1] * self.grids[mip][0] + t[:, 0]
 
-    def single_tile_entries(self) -> np.ndarray:
-        """The entries of the mips that are one tile (the fallback that is always resident)."""
-        return np.array([int(self.base[m]) for m, g in enumerate(self.grids) if g == (1, 1)],
-                        np.int64)
+    def small_mip_entries(self, max_tiles: int) -> np.ndarray:
+        """The entries of every mip of at most `max_tiles` tiles (the last mips, one tile each,
+        whatever `max_tiles` >= 1)."""
+        mips = [m for m, (gx, gy) in enumerate(self.grids) if gx * gy <= max(1, max_tiles)]
+        return np.concatenate([np.arange(self.base[m], self.base[m + 1]) for m in mips]
+                              ).astype(np.int64)
 
 
 class _LayerTarget:
