@@ -38,6 +38,7 @@ TARGETS: list[tuple[str, str, str, str]] = [
     ("ntc_load.slang", "vertexMain", "vertex", "ntc_load.vert.glsl"),
     ("ntc_load.slang", "fragmentMain", "fragment", "ntc_load.frag.glsl"),
     ("ntc_load.slang", "textureMain", "fragment", "ntc_load_textures.frag.glsl"),
+    ("ntc_load.slang", "tripleMain", "fragment", "ntc_load_triples.frag.glsl"),
     ("ntc_sample_harness.slang", "vertexMain", "vertex", "ntc_sample_harness.vert.glsl"),
     ("ntc_sample_harness.slang", "fragmentMain", "fragment", "ntc_sample_harness.frag.glsl"),
     ("pbr.slang", "vertexMain", "vertex", "pbr.vert.glsl"),

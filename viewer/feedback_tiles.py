@@ -23,7 +23,7 @@ import numpy as np
 from export.decode.gl_context import NTCGLError
 from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
 from export.decode.gl_tiles import (PAGES_BINDING, POOL_FORMATS, REQUESTS_BINDING, TILE,
-                                    GLTileDecoder, TileLayout, TilePool)
+                                    GLTileDecoder, TileLayout, TilePool, pool_layers)
 
 from .frame_stats import VramLedger
 
@@ -52,9 +52,9 @@ def view_slots(size: tuple[int, int]) -> int:
     return -(-POOL_TEXELS_PER_PIXEL * size[0] * size[1] // (TILE * TILE))
 
 
-def layers_of(model) -> int:
-    """Pool layers a set fills: its stored channels, 4 to a layer."""
-    return (model.stored_channels + 3) // 4
+def layers_of(model, fmt: str = POOL_FORMAT) -> int:
+    """Pool layers a set fills in a pool of format `fmt`."""
+    return pool_layers(model.stored_channels, fmt)
 
 
 class FeedbackSet:
@@ -62,18 +62,19 @@ class FeedbackSet:
     its remap block, page buffer (header + slot per tile) and request bits."""
 
     def __init__(self, ctx, model, ledger: VramLedger, label: str,
-                 repeat: tuple[bool, bool] = (True, True)):
+                 repeat: tuple[bool, bool] = (True, True), fmt: str = POOL_FORMAT):
         self.ledger = ledger
         self.model = model
         self.repeat = repeat   # per axis: tile borders wrapped (repeat) or clamped
+        self.format = fmt      # the pool's, which sets how many stored channels a layer holds
         self.layout = TileLayout(model.width, model.height, model.mips)
-        self.layers = layers_of(model)
+        self.layers = layers_of(model, fmt)
         self.slot = np.full(self.layout.count, -1, np.int32)
         self.pool: TilePool | None = None   # set by TileCache.add
         self.tex = NTCTextureGL(model, ctx)
         self.decoder = self.remap = self.pages = self.requests = None
         try:
-            self.decoder = GLTileDecoder(self.tex)
+            self.decoder = GLTileDecoder(self.tex, POOL_FORMATS[fmt][1])
             self.remap = ctx.buffer(remap_block(model))
             self.pages = ctx.buffer(reserve=4 * (len(self.layout.header()) + self.layout.count))
             self.words = -(-self.layout.count // 32)
@@ -193,8 +194,9 @@ class TileCache:
     def add(self, fset: FeedbackSet) -> None:
         """Take a set: decode its small mips now, pinned (NTCGLError, and the set not taken,
         when the pool has no room for them)."""
-        if fset.layers > self.pool.layers:
-            raise ValueError(f"a set of {fset.layers} layers in a pool of {self.pool.layers}")
+        if fset.layers > self.pool.layers or fset.format != self.pool.format:
+            raise ValueError(f"a {fset.format} set of {fset.layers} layers in a {self.pool.format} "
+                             f"pool of {self.pool.layers}")
         pinned = self.pinned_entries(fset.layout)
         slots = self._free_slots(len(pinned))
         if len(slots) < len(pinned):

@@ -97,7 +97,8 @@ class MaterialBindings:
             pinned = sum(len(TileLayout(m.width, m.height, m.mips).small_mip_entries(
                 config.pin_mip_tiles)) for m in models)
             self.tiles = TileCache.for_view(self.ctx, size,
-                                            max((layers_of(m) for m in models), default=1),
+                                            max((layers_of(m, config.tile_format)
+                                                 for m in models), default=1),
                                             self.ledger, pinned, config)
         return self.tiles
 
@@ -151,7 +152,8 @@ class MaterialBindings:
                     raise RuntimeError("feedback bindings need create_tiles first")
                 if self.home is not None:   # its decode pass rebinds this one after each use
                     self.home.use()
-                fset = FeedbackSet(self.ctx, model, self.ledger, label, repeat)
+                fset = FeedbackSet(self.ctx, model, self.ledger, label, repeat,
+                                   self.tiles.pool.format)
                 try:
                     self.tiles.add(fset)
                 except BaseException:

@@ -56,10 +56,12 @@ def draw_block(mesh, material, binding) -> bytes:
     b["drawSlotFlags1"][0] = binding.flags[4]
     if binding.ntc is not None:
         m = binding.ntc.tex.model
-        b["drawNtcSet"] = (m.width, m.height, m.mips, (m.stored_channels + 3) // 4)
+        b["drawNtcSet"][:3] = (m.width, m.height, m.mips)
         b["drawNtcWrap"][:2] = binding.ntc_wrap
-        pool = getattr(binding.ntc, "pool", None)   # feedback mode: the slots' geometry
+        pool = getattr(binding.ntc, "pool", None)   # feedback mode: the set's layers, the slots
         if pool is not None:
+            b["drawNtcSet"][3] = binding.ntc.layers
+            b["drawSlotTex1"][1] = pool.channels
             b["drawNtcWrap"][2:] = (pool.slot, pool.border)
     return b.tobytes()
 

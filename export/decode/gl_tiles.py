@@ -35,11 +35,15 @@ from .gl_context import (GL_ACTIVE_TEXTURE, GL_CLAMP_TO_EDGE, GL_COLOR_ATTACHMEN
                          GL_TEXTURE_MIN_FILTER, GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T, NTCGLError,
                          RawGL, exact_writes)
 from .gl_load import GLLoadDecoder
+
+TRIPLE_FRAGMENT = "ntc_load_triples.frag.glsl"
 from .gl_resources import PASS_BINDING
 from shaders.interface import new_block
 
 TILE = C.NTC_TILE
-POOL_FORMATS = {"bc7": 2, "rgba8": 1}   # pool format: texels of border around a tile
+# pool format: (texels of border around a tile, stored channels a layer); BC7 layers hold three
+# in rgb (its opaque modes code them better than four: bench/choices.md)
+POOL_FORMATS = {"bc7": (2, 3), "rgba8": (1, 4)}
 STAGE_SLOTS = 32                        # a BC7 pool's tiles decoded (then encoded) at once
 POOL_ROW = C.NTC_POOL_ROW
 PAGE_HEADER = C.NTC_PAGE_HEADER
@@ -89,6 +93,11 @@ class TileLayout:
                               ).astype(np.int64)
 
 
+def pool_layers(stored_channels: int, fmt: str) -> int:
+    """Layers a set of `stored_channels` fills in a pool of format `fmt`."""
+    return -(-stored_channels // POOL_FORMATS[fmt][1])
+
+
 class _LayerTarget:
     """RGBA8 layers (of a texture array, or 2D textures) and the raw GL framebuffer that renders
     into them, slots of `slot` texels `row` to a row: what GLTileDecoder.decode draws into."""
@@ -133,16 +142,17 @@ class TilePool(_LayerTarget):
     batch at a time into RGBA8 staging, encoded on the GPU by shaders/bcn_encode.slang and moved
     into their slots, two texels of border so slots are whole blocks) or "rgba8" (four bytes a
     texel, exactly the decoded 8-bit values, decoded straight into the pool, one texel of border).
+    A BC7 layer holds three stored channels (in rgb), an RGBA8 one four.
     """
 
     def __init__(self, ctx, slots: int, layers: int, fmt: str = "rgba8"):
         import moderngl
-        if not 1 <= layers <= C.NTC_MAX_OUT_VEC4:
-            raise ValueError(f"{layers} layers: 1..{C.NTC_MAX_OUT_VEC4}")
         if fmt not in POOL_FORMATS:
             raise ValueError(f"pool format '{fmt}': expected {', '.join(POOL_FORMATS)}")
         self.format = fmt
-        self.border = POOL_FORMATS[fmt]
+        self.border, self.channels = POOL_FORMATS[fmt]
+        if not 1 <= layers <= pool_layers(4 * C.NTC_MAX_OUT_VEC4, fmt):
+            raise ValueError(f"{layers} layers: 1..{pool_layers(4 * C.NTC_MAX_OUT_VEC4, fmt)}")
         self.slot = TILE + 2 * self.border
         self.row = POOL_ROW
         limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 16384))
@@ -184,7 +194,8 @@ class TilePool(_LayerTarget):
             batch = tiles[first:first + self.stage.slots]
             decoder.decode(self.stage, [(*tile[:5], i) for i, tile in enumerate(batch)], repeat)
             for j in range(self.layers):
-                encoded = self.encoder.encode(self.stage.textures[j], 0, "bc7", alpha=True)
+                encoded = self.encoder.encode(self.stage.textures[j], 0, "bc7",
+                                              alpha=self.channels == 4)
                 try:
                     for i, tile in enumerate(batch):
                         x, y = self.origin(tile[5])
@@ -292,7 +303,14 @@ class TileStage(_LayerTarget):
 
 
 class GLTileDecoder(GLLoadDecoder):
-    """The load pass of one set, decoding tiles into pool slots."""
+    """The load pass of one set, decoding tiles into pool slots: four stored channels to a
+    layer, or three with `channels` 3 (ntc_load.slang's tripleMain, a BC7 pool's)."""
+
+    def __init__(self, tex, channels: int = 4):
+        if channels == 3:
+            self.fragment = TRIPLE_FRAGMENT
+        super().__init__(tex)
+        self.targets = -(-tex.model.stored_channels // channels)
 
     def decode(self, target, tiles, repeat: tuple[bool, bool] = (False, False)) -> None:
         """Decode `tiles`, each (mip, x0, y0, width, height, slot), into the slots of `target`

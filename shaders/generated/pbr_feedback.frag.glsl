@@ -175,6 +175,7 @@ int ntcWrapIndex_0(int i_1, int n_1, int mode_0)
 struct NtcPoolLayout_0
 {
     int layers_0;
+    int channels_0;
     int slot_1;
     int border_0;
 };
@@ -288,16 +289,40 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, NtcPoolLayout_0 pool_1, int mip_2, vec2
     j_0 = 0;
     for(;;)
     {
-        if(j_0 < 4)
+        if(j_0 < 8)
         {
         }
         else
         {
             break;
         }
-        if(j_0 < (pool_1.layers_0))
+        if(j_0 >= (pool_1.layers_0))
         {
-            result_0[j_0] = (textureLod((ntcPool_0), (vec3(_S20 / vec2(w_0, h_0), float(j_0))), (0.0)));
+            break;
+        }
+        vec4 v_1 = (textureLod((ntcPool_0), (vec3(_S20 / vec2(w_0, h_0), float(j_0))), (0.0)));
+        if((pool_1.channels_0) == 4)
+        {
+            result_0[j_0] = v_1;
+            j_0 = j_0 + 1;
+            continue;
+        }
+        int k_0 = 0;
+        for(;;)
+        {
+            if(k_0 < 3)
+            {
+            }
+            else
+            {
+                break;
+            }
+            int c_0 = 3 * j_0 + k_0;
+            if(c_0 < 16)
+            {
+                result_0[c_0 / 4][c_0 % 4] = v_1[k_0];
+            }
+            k_0 = k_0 + 1;
         }
         j_0 = j_0 + 1;
     }
@@ -394,45 +419,45 @@ void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_3, ve
 vec4 ntcRemap_0(int tex_0, vec4  stored_0[4])
 {
     vec4 texel_0 = vec4(0.0);
-    int c_0 = 0;
+    int c_1 = 0;
     for(;;)
     {
-        if(c_0 < 4)
+        if(c_1 < 4)
         {
         }
         else
         {
             break;
         }
-        int kind_0 = NtcRemap_0.ntcRemapKind_0[tex_0][c_0];
-        int index_0 = NtcRemap_0.ntcRemapIndex_0[tex_0][c_0];
-        float v_1;
-        if((NtcRemap_0.ntcRemapKind_0[tex_0][c_0]) == 0)
+        int kind_0 = NtcRemap_0.ntcRemapKind_0[tex_0][c_1];
+        int index_0 = NtcRemap_0.ntcRemapIndex_0[tex_0][c_1];
+        float v_2;
+        if((NtcRemap_0.ntcRemapKind_0[tex_0][c_1]) == 0)
         {
-            v_1 = clamp(stored_0[index_0 >> 2][index_0 & 3], 0.0, 1.0);
+            v_2 = clamp(stored_0[index_0 >> 2][index_0 & 3], 0.0, 1.0);
         }
         else
         {
             if(kind_0 == 1)
             {
-                v_1 = NtcRemap_0.ntcRemapValue_0[tex_0][c_0];
+                v_2 = NtcRemap_0.ntcRemapValue_0[tex_0][c_1];
             }
             else
             {
                 if(kind_0 == 2)
                 {
-                    v_1 = texel_0[index_0];
+                    v_2 = texel_0[index_0];
                 }
                 else
                 {
                     float x_0 = texel_0.x * 2.0 - 1.0;
                     float y_0 = texel_0.y * 2.0 - 1.0;
-                    v_1 = sqrt(max(0.0, 1.0 - x_0 * x_0 - y_0 * y_0)) * 0.5 + 0.5;
+                    v_2 = sqrt(max(0.0, 1.0 - x_0 * x_0 - y_0 * y_0)) * 0.5 + 0.5;
                 }
             }
         }
-        texel_0[c_0] = v_1;
-        c_0 = c_0 + 1;
+        texel_0[c_1] = v_2;
+        c_1 = c_1 + 1;
     }
     return texel_0;
 }
@@ -474,12 +499,12 @@ int pbrSlotFlags_0(int slot_4)
     return _S26;
 }
 
-vec3 srgbToLinear_0(vec3 c_1)
+vec3 srgbToLinear_0(vec3 c_2)
 {
-    vec3 lo_0 = c_1 / 12.92000007629394531;
-    vec3 hi_0 = pow(max((c_1 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
+    vec3 lo_0 = c_2 / 12.92000007629394531;
+    vec3 hi_0 = pow(max((c_2 + 0.05499999970197678) / 1.0549999475479126, vec3(0.0)), vec3(2.40000009536743164));
     float _S27;
-    if((c_1.x) <= 0.04044999927282333)
+    if((c_2.x) <= 0.04044999927282333)
     {
         _S27 = lo_0.x;
     }
@@ -488,7 +513,7 @@ vec3 srgbToLinear_0(vec3 c_1)
         _S27 = hi_0.x;
     }
     float _S28;
-    if((c_1.y) <= 0.04044999927282333)
+    if((c_2.y) <= 0.04044999927282333)
     {
         _S28 = lo_0.y;
     }
@@ -497,7 +522,7 @@ vec3 srgbToLinear_0(vec3 c_1)
         _S28 = hi_0.y;
     }
     float _S29;
-    if((c_1.z) <= 0.04044999927282333)
+    if((c_2.z) <= 0.04044999927282333)
     {
         _S29 = lo_0.z;
     }
@@ -592,9 +617,9 @@ vec3 acesFilmic_0(vec3 x_1)
     return clamp(x_1 * (2.50999999046325684 * x_1 + 0.02999999932944775) / (x_1 * (2.43000006675720215 * x_1 + 0.5899999737739563) + 0.14000000059604645), vec3(0.0), vec3(1.0));
 }
 
-vec3 linearToSrgb_0(vec3 c_2)
+vec3 linearToSrgb_0(vec3 c_3)
 {
-    vec3 _S34 = clamp(c_2, vec3(0.0), vec3(1.0));
+    vec3 _S34 = clamp(c_3, vec3(0.0), vec3(1.0));
     vec3 lo_1 = _S34 * 12.92000007629394531;
     vec3 hi_1 = 1.0549999475479126 * pow(_S34, vec3(0.4166666567325592)) - 0.05499999970197678;
     float _S35;
@@ -641,9 +666,9 @@ struct PbrTexels_0
     vec4 emissive_0;
 };
 
-vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
+vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
 {
-    vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_2.colour_0;
+    vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_3.colour_0;
     int alphaMode_0 = int(PbrDraw_0.drawAlpha_0.x);
     bool _S38;
     if(alphaMode_0 == 1)
@@ -658,10 +683,10 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     {
         discard;
     }
-    vec3 n_3 = normalize(v_2.normal_0);
-    vec3 t_2 = v_2.tangent_0.xyz;
+    vec3 n_3 = normalize(v_3.normal_0);
+    vec3 t_2 = v_3.tangent_0.xyz;
     float handedness_0;
-    if((v_2.tangent_0.w) < 0.0)
+    if((v_3.tangent_0.w) < 0.0)
     {
         handedness_0 = -1.0;
     }
@@ -725,7 +750,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_2, bool front_0, PbrTexels_0 texels_0)
     vec3 _S40 = baseColor_1.xyz;
     vec3 f0_2 = mix(vec3(0.03999999910593033), _S40, vec3(metallic_0));
     vec3 diffuseColor_0 = _S40 * (1.0 - metallic_0);
-    vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_2.worldPos_0);
+    vec3 view_0 = normalize(PbrFrame_0.frameCamera_0.xyz - v_3.worldPos_0);
     float _S41 = max(dot(n_4, view_0), 0.00009999999747379);
     vec3 l_1 = PbrFrame_0.frameLightDir_0.xyz;
     vec3 h_4 = normalize(l_1 + view_0);
@@ -778,6 +803,7 @@ void main()
     s_5.frame_0 = 0U;
     NtcPoolLayout_0 pool_3;
     pool_3.layers_0 = PbrDraw_0.drawNtcSet_0.w;
+    pool_3.channels_0 = PbrDraw_0.drawSlotTex1_0.y;
     pool_3.slot_1 = PbrDraw_0.drawNtcWrap_0.z;
     pool_3.border_0 = PbrDraw_0.drawNtcWrap_0.w;
     vec4  stored_2[4];
