@@ -21,7 +21,7 @@ where each pixel samples it (--filter). Feedback mode ("inference on feedback") 
 32x32-texel tiles into a pool texture, only the tiles the frame's pixels touch, after the frame
 that asked for them (at most one decode a pixel a frame; until a tile arrives its pixels use a
 coarser mip), and filters those texels trilinearly: sample mode's exact trilinear picture from
-8-bit texels (--tile-format rgba8) or BC7 ones (bc7: a quarter of the pool), for no decode once the
+8-bit texels (--tile-format rgba8) or BC7 ones (bc7: about 3/8 of the pool), for no decode once the
 view's tiles are in; --stats gives the texels decoded after each frame.
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 / 4 reference / load / sample / feedback,
@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "GL_AMD_gpu_shader_half_float or GL_NV_gpu_shader5); auto takes fp16 where "
                         "the driver reports one of those (default %(default)s)")
     p.add_argument("--tile-format", choices=tuple(POOL_FORMATS), default=POOL_FORMAT,
-                   help="feedback mode's pool of decoded tiles: bc7 (a byte a texel, encoded on "
-                        "the GPU as tiles arrive) or rgba8 (the decoded 8-bit values exactly, "
-                        "four bytes a texel) (default %(default)s)")
+                   help="feedback mode's pool of decoded tiles: rgba8 (the decoded 8-bit values "
+                        "exactly, four stored channels a layer) or bc7 (three a layer, encoded on "
+                        "the GPU as tiles arrive: about 3/8 of the bytes) (default %(default)s)")
     add_compress_options(p)
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIDE, metavar="N",
                    help="refuse scene images wider or taller than N texels, checked from their "
