@@ -4,13 +4,14 @@ by the load pass into slots of a pool texture, which shaders/ntc_feedback.slang 
     TileLayout(w, h, mips)        the tiles of every mip as entries (mip by mip, row-major), the
                                   page buffer's header, each entry's texel rectangle
     TilePool(ctx, slots, layers, fmt)
-                                  the texture array the tiles end up in (layer j: stored
-                                  channels 4j..4j+3), NTC_POOL_ROW slots a row, each the tile and
-                                  a border: BC7 (two texels of border, whole blocks; decoded into
-                                  RGBA8 staging a batch at a time, encoded on the GPU, the blocks
-                                  copied into their slots) or RGBA8 (exact 8-bit texels, one texel
-                                  of border, decoded in place)
-    GLTileDecoder(tex)            the load pass of one NTCTextureGL (stored channels), one draw a
+                                  the texture array the tiles end up in, NTC_POOL_ROW slots a
+                                  row, each the tile and a border: RGBA8 (layer j: stored
+                                  channels 4j..4j+3, exact 8-bit texels, one texel of border,
+                                  decoded in place) or BC7 (layer j: channels 3j..3j+2 in rgb,
+                                  two texels of border, whole blocks; decoded into RGBA8 staging
+                                  a batch at a time, encoded on the GPU, the blocks copied into
+                                  their slots)
+    GLTileDecoder(tex, channels)  the load pass of one NTCTextureGL (stored channels), one draw a
                                   tile into its slot: each texel what load mode decodes for it,
                                   the border's wrapped (repeat) or clamped to the mip
 
@@ -24,9 +25,9 @@ import ctypes
 import numpy as np
 
 from export import layout
-from shaders import constants as C
-
 from export.bcn.formats import FORMATS
+from shaders import constants as C
+from shaders.interface import new_block
 
 from .gl_context import (GL_ACTIVE_TEXTURE, GL_CLAMP_TO_EDGE, GL_COLOR_ATTACHMENT0,
                          GL_FRAMEBUFFER, GL_FRAMEBUFFER_COMPLETE, GL_LINEAR,
@@ -35,11 +36,9 @@ from .gl_context import (GL_ACTIVE_TEXTURE, GL_CLAMP_TO_EDGE, GL_COLOR_ATTACHMEN
                          GL_TEXTURE_MIN_FILTER, GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T, NTCGLError,
                          RawGL, exact_writes)
 from .gl_load import GLLoadDecoder
-
-TRIPLE_FRAGMENT = "ntc_load_triples.frag.glsl"
 from .gl_resources import PASS_BINDING
-from shaders.interface import new_block
 
+TRIPLE_FRAGMENT = "ntc_load_triples.frag.glsl"   # the load pass, three stored channels a target
 TILE = C.NTC_TILE
 # pool format: (texels of border around a tile, stored channels a layer); BC7 layers hold three
 # in rgb (its opaque modes code them better than four: bench/choices.md)
