@@ -118,10 +118,21 @@ struct NtcSampler_0
     uint frame_0;
 };
 
-float ntcLod_0(NtcSampler_0 s_0, vec2 dUVdx_0, vec2 dUVdy_0)
+NtcSampler_0 pbrSetSampler_0(int filter_1, uint frame_1)
 {
-    vec2 _S3 = vec2(s_0.size_0);
-    return clamp(log2(max(max(length(dUVdx_0 * _S3), length(dUVdy_0 * _S3)), 9.99999968265522539e-21)), 0.0, float(s_0.mips_0 - 1));
+    NtcSampler_0 s_0;
+    s_0.size_0 = PbrDraw_0.drawNtcSet_0.xy;
+    s_0.mips_0 = PbrDraw_0.drawNtcSet_0.z;
+    s_0.filter_0 = filter_1;
+    s_0.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
+    s_0.frame_0 = frame_1;
+    return s_0;
+}
+
+float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
+{
+    vec2 _S3 = vec2(s_1.size_0);
+    return clamp(log2(max(max(length(dUVdx_0 * _S3), length(dUVdy_0 * _S3)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
 }
 
 ivec2 ntcMipSize_0(ivec2 size_1, int mip_0)
@@ -180,9 +191,9 @@ struct NtcPoolLayout_0
     int border_0;
 };
 
-void ntcSlotFootprint_0(NtcSampler_0 s_1, NtcPoolLayout_0 pool_0, int mip_1, vec2 uv_1, out int entry_0, out vec2 local_0)
+void ntcSlotFootprint_0(NtcSampler_0 s_2, NtcPoolLayout_0 pool_0, int mip_1, vec2 uv_1, out int entry_0, out vec2 local_0)
 {
-    ivec2 size_2 = ntcMipSize_0(s_1.size_0, mip_1);
+    ivec2 size_2 = ntcMipSize_0(s_2.size_0, mip_1);
     ivec2 tile_0;
     int a_1 = 0;
     for(;;)
@@ -197,7 +208,7 @@ void ntcSlotFootprint_0(NtcSampler_0 s_1, NtcPoolLayout_0 pool_0, int mip_1, vec
         int _S12 = a_1;
         int _S13 = a_1;
         float u_0;
-        if((s_1.wrap_0[a_1]) == 33648)
+        if((s_2.wrap_0[a_1]) == 33648)
         {
             float t_0 = uv_1[_S12] - 2.0 * floor(uv_1[_S12] * 0.5);
             if(t_0 > 1.0)
@@ -217,7 +228,7 @@ void ntcSlotFootprint_0(NtcSampler_0 s_1, NtcPoolLayout_0 pool_0, int mip_1, vec
         float _S15 = float(size_2[a_1]);
         float p_1 = u_0 * _S15 - 0.5;
         float p_2;
-        if((s_1.wrap_0[_S13]) != 10497)
+        if((s_2.wrap_0[_S13]) != 10497)
         {
             p_2 = clamp(p_1, -0.5, _S15 - 0.5);
         }
@@ -228,7 +239,7 @@ void ntcSlotFootprint_0(NtcSampler_0 s_1, NtcPoolLayout_0 pool_0, int mip_1, vec
         float first_0 = floor(p_2);
         int i_2 = int(first_0);
         int i_3;
-        if((s_1.wrap_0[_S13]) == 10497)
+        if((s_2.wrap_0[_S13]) == 10497)
         {
             int _S16 = ntcWrapIndex_0(i_2, size_2[_S14], 10497);
             i_3 = _S16;
@@ -258,7 +269,7 @@ void ntcRequestTile_0(int entry_1)
     return;
 }
 
-bool ntcPoolBilinear_0(NtcSampler_0 s_2, NtcPoolLayout_0 pool_1, int mip_2, vec2 uv_2, out vec4  result_0[4])
+bool ntcPoolBilinear_0(NtcPoolLayout_0 pool_1, int entry_2, vec2 local_1, out vec4  result_0[4])
 {
     int j_0 = 0;
     for(;;)
@@ -273,9 +284,6 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, NtcPoolLayout_0 pool_1, int mip_2, vec2
         result_0[j_0] = vec4(0.0);
         j_0 = j_0 + 1;
     }
-    int entry_2;
-    vec2 local_1;
-    ntcSlotFootprint_0(s_2, pool_1, mip_2, uv_2, entry_2, local_1);
     int slot_2 = ntcPages_0._data[uint(16 + entry_2)];
     if(slot_2 < 0)
     {
@@ -329,7 +337,7 @@ bool ntcPoolBilinear_0(NtcSampler_0 s_2, NtcPoolLayout_0 pool_1, int mip_2, vec2
     return true;
 }
 
-void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_3, vec2 dUVdx_1, vec2 dUVdy_1, out vec4  result_1[4])
+void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_2, vec2 dUVdx_1, vec2 dUVdy_1, out vec4  result_1[4])
 {
     float lambda_0 = ntcLod_0(s_3, dUVdx_1, dUVdy_1);
     int mip0_0 = int(floor(lambda_0));
@@ -366,22 +374,18 @@ void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_3, ve
         {
             break;
         }
-        int _S22 = mip0_0 + l_0;
-        int entry_3;
-        vec2 local_2;
-        ntcSlotFootprint_0(s_3, pool_2, _S22, uv_3, entry_3, local_2);
-        ntcRequestTile_0(entry_3);
-        float _S23;
+        float _S22;
         if(l_0 == 0)
         {
-            _S23 = 1.0 - t_1;
+            _S22 = 1.0 - t_1;
         }
         else
         {
-            _S23 = t_1;
+            _S22 = t_1;
         }
         vec4  level_0[4];
-        int m_0 = _S22;
+        int _S23 = mip0_0 + l_0;
+        int m_0 = _S23;
         for(;;)
         {
             if(m_0 < (s_3.mips_0))
@@ -391,7 +395,14 @@ void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_3, ve
             {
                 break;
             }
-            bool _S24 = ntcPoolBilinear_0(s_3, pool_2, m_0, uv_3, level_0);
+            int entry_3;
+            vec2 local_2;
+            ntcSlotFootprint_0(s_3, pool_2, m_0, uv_2, entry_3, local_2);
+            if(m_0 == _S23)
+            {
+                ntcRequestTile_0(entry_3);
+            }
+            bool _S24 = ntcPoolBilinear_0(pool_2, entry_3, local_2, level_0);
             if(_S24)
             {
                 break;
@@ -408,7 +419,7 @@ void ntcFeedbackSample_0(NtcSampler_0 s_3, NtcPoolLayout_0 pool_2, vec2 uv_3, ve
             {
                 break;
             }
-            result_1[j_1] = result_1[j_1] + _S23 * level_0[j_1];
+            result_1[j_1] = result_1[j_1] + _S22 * level_0[j_1];
             j_1 = j_1 + 1;
         }
         l_0 = l_0 + 1;
@@ -462,7 +473,7 @@ vec4 ntcRemap_0(int tex_0, vec4  stored_0[4])
     return texel_0;
 }
 
-vec4 pbrFeedbackSlot_0(int slot_3, vec4  stored_1[4])
+vec4 pbrSetSlot_0(int slot_3, vec4  stored_1[4])
 {
     int tex_1;
     if(slot_3 < 4)
@@ -483,6 +494,26 @@ vec4 pbrFeedbackSlot_0(int slot_3, vec4  stored_1[4])
         _S25 = vec4(1.0);
     }
     return _S25;
+}
+
+struct PbrTexels_0
+{
+    vec4 baseColor_0;
+    vec4 normal_1;
+    vec4 metallicRoughness_0;
+    vec4 occlusion_0;
+    vec4 emissive_0;
+};
+
+PbrTexels_0 pbrSetTexels_0(vec4  stored_2[4])
+{
+    PbrTexels_0 t_2;
+    t_2.baseColor_0 = pbrSetSlot_0(0, stored_2);
+    t_2.normal_1 = pbrSetSlot_0(1, stored_2);
+    t_2.metallicRoughness_0 = pbrSetSlot_0(2, stored_2);
+    t_2.occlusion_0 = pbrSetSlot_0(3, stored_2);
+    t_2.emissive_0 = pbrSetSlot_0(4, stored_2);
+    return t_2;
 }
 
 int pbrSlotFlags_0(int slot_4)
@@ -657,15 +688,6 @@ vec3 displayFromLinear_0(vec3 x_2)
     return linearToSrgb_0(acesFilmic_0(x_2));
 }
 
-struct PbrTexels_0
-{
-    vec4 baseColor_0;
-    vec4 normal_1;
-    vec4 metallicRoughness_0;
-    vec4 occlusion_0;
-    vec4 emissive_0;
-};
-
 vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_3.colour_0;
@@ -684,7 +706,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
         discard;
     }
     vec3 n_3 = normalize(v_3.normal_0);
-    vec3 t_2 = v_3.tangent_0.xyz;
+    vec3 t_3 = v_3.tangent_0.xyz;
     float handedness_0;
     if((v_3.tangent_0.w) < 0.0)
     {
@@ -697,7 +719,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     int _S39 = pbrSlotFlags_0(1);
     if((_S39 & 1) != 0)
     {
-        _S38 = (dot(t_2, t_2)) > 9.999999960041972e-13;
+        _S38 = (dot(t_3, t_3)) > 9.999999960041972e-13;
     }
     else
     {
@@ -706,15 +728,15 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     vec3 n_4;
     if(_S38)
     {
-        vec3 t_3 = normalize(t_2 - n_3 * dot(n_3, t_2));
-        vec3 b_0 = cross(n_3, t_3) * handedness_0;
+        vec3 t_4 = normalize(t_3 - n_3 * dot(n_3, t_3));
+        vec3 b_0 = cross(n_3, t_4) * handedness_0;
         vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
         if((_S39 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
         tn_0.xy = tn_0.xy * PbrDraw_0.drawParams_0.z;
-        vec3 mapped_0 = t_3 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
+        vec3 mapped_0 = t_4 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
         if((dot(mapped_0, mapped_0)) > 9.999999960041972e-13)
         {
             n_4 = normalize(mapped_0);
@@ -792,30 +814,19 @@ in vec4 v_colour_0;
 void main()
 {
     PbrVertexOut_0 _S42 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_4 = pbrSlotUv_0(5, _S42);
-    vec2 gx_0 = dFdx(uv_4);
-    vec2 gy_0 = dFdy(uv_4);
-    NtcSampler_0 s_5;
-    s_5.size_0 = PbrDraw_0.drawNtcSet_0.xy;
-    s_5.mips_0 = PbrDraw_0.drawNtcSet_0.z;
-    s_5.filter_0 = 0;
-    s_5.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
-    s_5.frame_0 = 0U;
+    vec2 uv_3 = pbrSlotUv_0(5, _S42);
+    vec2 gx_0 = dFdx(uv_3);
+    vec2 gy_0 = dFdy(uv_3);
+    NtcSampler_0 s_5 = pbrSetSampler_0(0, 0U);
     NtcPoolLayout_0 pool_3;
     pool_3.layers_0 = PbrDraw_0.drawNtcSet_0.w;
     pool_3.channels_0 = PbrDraw_0.drawSlotTex1_0.y;
     pool_3.slot_1 = PbrDraw_0.drawNtcWrap_0.z;
     pool_3.border_0 = PbrDraw_0.drawNtcWrap_0.w;
-    vec4  stored_2[4];
-    ntcFeedbackSample_0(s_5, pool_3, uv_4, gx_0, gy_0, stored_2);
-    PbrTexels_0 t_4;
-    t_4.baseColor_0 = pbrFeedbackSlot_0(0, stored_2);
-    t_4.normal_1 = pbrFeedbackSlot_0(1, stored_2);
-    t_4.metallicRoughness_0 = pbrFeedbackSlot_0(2, stored_2);
-    t_4.occlusion_0 = pbrFeedbackSlot_0(3, stored_2);
-    t_4.emissive_0 = pbrFeedbackSlot_0(4, stored_2);
+    vec4  stored_3[4];
+    ntcFeedbackSample_0(s_5, pool_3, uv_3, gx_0, gy_0, stored_3);
     PbrVertexOut_0 _S43 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S44 = pbrShade_0(_S43, gl_FrontFacing, t_4);
+    vec4 _S44 = pbrShade_0(_S43, gl_FrontFacing, pbrSetTexels_0(stored_3));
     entryPointParam_fragmentMain_0 = _S44;
     return;
 }

@@ -510,10 +510,21 @@ struct NtcSampler_0
     uint frame_0;
 };
 
-float ntcLod_0(NtcSampler_0 s_1, vec2 dUVdx_0, vec2 dUVdy_0)
+NtcSampler_0 pbrSetSampler_0(int filter_1, uint frame_1)
 {
-    vec2 _S32 = vec2(s_1.size_2);
-    return clamp(log2(max(max(length(dUVdx_0 * _S32), length(dUVdy_0 * _S32)), 9.99999968265522539e-21)), 0.0, float(s_1.mips_0 - 1));
+    NtcSampler_0 s_1;
+    s_1.size_2 = PbrDraw_0.drawNtcSet_0.xy;
+    s_1.mips_0 = PbrDraw_0.drawNtcSet_0.z;
+    s_1.filter_0 = filter_1;
+    s_1.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
+    s_1.frame_0 = frame_1;
+    return s_1;
+}
+
+float ntcLod_0(NtcSampler_0 s_2, vec2 dUVdx_0, vec2 dUVdy_0)
+{
+    vec2 _S32 = vec2(s_2.size_2);
+    return clamp(log2(max(max(length(dUVdx_0 * _S32), length(dUVdy_0 * _S32)), 9.99999968265522539e-21)), 0.0, float(s_2.mips_0 - 1));
 }
 
 ivec2 ntcMipSize_0(ivec2 size_3, int mip_2)
@@ -995,7 +1006,7 @@ void ntcDecodeBlend_0(int mip_3, vec2 uv_8, vec2 peGrid_3, int mip1_1, vec2 uv1_
     return;
 }
 
-void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
+void ntcSample_0(NtcSampler_0 s_3, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 pixel_0, out vec4  result_2[4])
 {
     int  tapMip_0[8];
     vec2  tapUv_0[8];
@@ -1035,7 +1046,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     int lane_1 = int(_S65) + 2 * int(_S66);
     NtcQuadPlan_0 plan_0;
     plan_0.shared_0 = false;
-    float lambda_0 = ntcLod_0(s_2, dUVdx_1, dUVdy_1);
+    float lambda_0 = ntcLod_0(s_3, dUVdx_1, dUVdy_1);
     float blend_2;
     float a_2;
     int taps_0;
@@ -1044,7 +1055,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     vec2 peGrid_4;
     vec2 blendUv_0;
     vec2 blendGrid_0;
-    if((s_2.filter_0) == 0)
+    if((s_3.filter_0) == 0)
     {
         if(NTC_LOD_BLEND_0 != 0)
         {
@@ -1055,15 +1066,15 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             taps_0 = int(floor(lambda_0 + 0.5));
         }
         tapMip_0[0] = taps_0;
-        ivec2 size_7 = ntcMipSize_0(s_2.size_2, taps_0);
-        tapUv_0[0] = ntcWrapUv_0(uv_9, size_7, s_2.wrap_0);
+        ivec2 size_7 = ntcMipSize_0(s_3.size_2, taps_0);
+        tapUv_0[0] = ntcWrapUv_0(uv_9, size_7, s_3.wrap_0);
         vec2 _S67 = vec2(size_7);
         if(NTC_LOD_BLEND_0 != 0)
         {
             float _S68 = lambda_0 - float(tapMip_0[0]);
-            int _S69 = min(tapMip_0[0] + 1, s_2.mips_0 - 1);
-            ivec2 size1_0 = ntcMipSize_0(s_2.size_2, _S69);
-            vec2 _S70 = ntcWrapUv_0(uv_9, size1_0, s_2.wrap_0);
+            int _S69 = min(tapMip_0[0] + 1, s_3.mips_0 - 1);
+            ivec2 size1_0 = ntcMipSize_0(s_3.size_2, _S69);
+            vec2 _S70 = ntcWrapUv_0(uv_9, size1_0, s_3.wrap_0);
             vec2 _S71 = vec2(size1_0);
             taps_0 = _S69;
             peGrid_4 = _S70;
@@ -1091,9 +1102,9 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
     {
         int mip0_2 = int(floor(lambda_0));
         float t_6 = lambda_0 - float(mip0_2);
-        if((s_2.filter_0) == 1)
+        if((s_3.filter_0) == 1)
         {
-            float r_0 = float((ntcPcg3d_0(uvec3(pixel_0, 0U)).x + s_2.frame_0 * 2654435769U) >> 8U) * 5.9604644775390625e-08;
+            float r_0 = float((ntcPcg3d_0(uvec3(pixel_0, 0U)).x + s_3.frame_0 * 2654435769U) >> 8U) * 5.9604644775390625e-08;
             bool upper_0 = r_0 < t_6;
             if(upper_0)
             {
@@ -1119,7 +1130,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             {
                 a_2 = 1.0 - t_6;
             }
-            ivec2 size_8 = ntcMipSize_0(s_2.size_2, taps_0);
+            ivec2 size_8 = ntcMipSize_0(s_3.size_2, taps_0);
             ivec2 firstTexel_0;
             vec2 f_4;
             ntcFootprint_0(uv_9, size_8, firstTexel_0, f_4);
@@ -1168,7 +1179,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             }
             ivec2 texel_3 = firstTexel_0 + step_0;
             tapMip_0[0] = taps_0;
-            vec2 _S77 = ntcTexelUv_0(texel_3, size_8, s_2.wrap_0);
+            vec2 _S77 = ntcTexelUv_0(texel_3, size_8, s_3.wrap_0);
             tapUv_0[0] = _S77;
             taps_0 = 1;
         }
@@ -1192,7 +1203,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 {
                     break;
                 }
-                ntcFootprint_0(uv_9, ntcMipSize_0(s_2.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
+                ntcFootprint_0(uv_9, ntcMipSize_0(s_3.size_2, mip0_2 + mip0_1), first_3[mip0_1], frac_0[mip0_1]);
                 if(mip0_1 == 0)
                 {
                     blend_2 = 1.0 - t_6;
@@ -1204,7 +1215,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                 levelWeight_0[mip0_1] = blend_2;
                 mip0_1 = mip0_1 + 1;
             }
-            if((s_2.filter_0) == 3)
+            if((s_3.filter_0) == 3)
             {
                 plan_0 = ntcPlanQuad_0(mip0_2, taps_0, first_3, lane_1, sx_3, sy_3);
             }
@@ -1219,7 +1230,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     break;
                 }
                 int mip_4 = mip0_2 + mip0_1;
-                ivec2 _S78 = ntcMipSize_0(s_2.size_2, mip_4);
+                ivec2 _S78 = ntcMipSize_0(s_3.size_2, mip_4);
                 vec2 _S79 = frac_0[mip0_1];
                 blendMip_0 = 0;
                 for(;;)
@@ -1234,7 +1245,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
                     ivec2 d_2 = ivec2(blendMip_0 & 1, blendMip_0 >> 1);
                     int k_1 = 4 * mip0_1 + blendMip_0;
                     tapMip_0[k_1] = mip_4;
-                    vec2 _S80 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S78, s_2.wrap_0);
+                    vec2 _S80 = ntcTexelUv_0(first_3[mip0_1] + d_2, _S78, s_3.wrap_0);
                     tapUv_0[k_1] = _S80;
                     tapWeight_0[k_1] = levelWeight_0[mip0_1] * ntcFootprintWeight_0(d_2, _S79);
                     blendMip_0 = blendMip_0 + 1;
@@ -1294,7 +1305,7 @@ void ntcSample_0(NtcSampler_0 s_2, vec2 uv_9, vec2 dUVdx_1, vec2 dUVdy_1, uvec2 
             ntcPlanTexel_0(plan_0, 4 * k_2 + lane_1, level_5, texel_4);
             bool _S84 = level_5 >= 0;
             int mip_6 = mip0_1 + max(level_5, 0);
-            vec2 _S85 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_2.size_2, mip_6), s_2.wrap_0);
+            vec2 _S85 = ntcTexelUv_0(texel_4, ntcMipSize_0(s_3.size_2, mip_6), s_3.wrap_0);
             decode_0 = _S84;
             mip_5 = mip_6;
             tuv_0 = _S85;
@@ -1434,7 +1445,7 @@ vec4 ntcRemap_0(int tex_0, vec4  stored_1[4])
     return texel_5;
 }
 
-vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
+vec4 pbrSetSlot_0(int slot_1, vec4  stored_2[4])
 {
     int tex_1;
     if(slot_1 < 4)
@@ -1455,6 +1466,26 @@ vec4 pbrNtcSlot_0(int slot_1, vec4  stored_2[4])
         _S87 = vec4(1.0);
     }
     return _S87;
+}
+
+struct PbrTexels_0
+{
+    vec4 baseColor_0;
+    vec4 normal_1;
+    vec4 metallicRoughness_0;
+    vec4 occlusion_0;
+    vec4 emissive_0;
+};
+
+PbrTexels_0 pbrSetTexels_0(vec4  stored_3[4])
+{
+    PbrTexels_0 t_7;
+    t_7.baseColor_0 = pbrSetSlot_0(0, stored_3);
+    t_7.normal_1 = pbrSetSlot_0(1, stored_3);
+    t_7.metallicRoughness_0 = pbrSetSlot_0(2, stored_3);
+    t_7.occlusion_0 = pbrSetSlot_0(3, stored_3);
+    t_7.emissive_0 = pbrSetSlot_0(4, stored_3);
+    return t_7;
 }
 
 int pbrSlotFlags_0(int slot_2)
@@ -1536,11 +1567,11 @@ float pbrVisibilitySmithGgx_0(float nDotL_0, float nDotV_0, float alpha_1)
 {
     float a2_1 = alpha_1 * alpha_1;
     float _S93 = 1.0 - a2_1;
-    float s_3 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S93 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S93 + a2_1);
+    float s_4 = nDotL_0 * sqrt(nDotV_0 * nDotV_0 * _S93 + a2_1) + nDotV_0 * sqrt(nDotL_0 * nDotL_0 * _S93 + a2_1);
     float _S94;
-    if(s_3 > 0.0)
+    if(s_4 > 0.0)
     {
-        _S94 = 0.5 / s_3;
+        _S94 = 0.5 / s_4;
     }
     else
     {
@@ -1629,15 +1660,6 @@ vec3 displayFromLinear_0(vec3 x_6)
     return linearToSrgb_0(acesFilmic_0(x_6));
 }
 
-struct PbrTexels_0
-{
-    vec4 baseColor_0;
-    vec4 normal_1;
-    vec4 metallicRoughness_0;
-    vec4 occlusion_0;
-    vec4 emissive_0;
-};
-
 vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
 {
     vec4 baseColor_1 = PbrDraw_0.drawBaseColor_0 * pbrSlotValue_0(0, texels_0.baseColor_0) * v_5.colour_0;
@@ -1656,7 +1678,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
         discard;
     }
     vec3 n_3 = normalize(v_5.normal_0);
-    vec3 t_7 = v_5.tangent_0.xyz;
+    vec3 t_8 = v_5.tangent_0.xyz;
     float handedness_0;
     if((v_5.tangent_0.w) < 0.0)
     {
@@ -1669,7 +1691,7 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     int _S101 = pbrSlotFlags_0(1);
     if((_S101 & 1) != 0)
     {
-        _S100 = (dot(t_7, t_7)) > 9.999999960041972e-13;
+        _S100 = (dot(t_8, t_8)) > 9.999999960041972e-13;
     }
     else
     {
@@ -1678,15 +1700,15 @@ vec4 pbrShade_0(PbrVertexOut_0 v_5, bool front_0, PbrTexels_0 texels_0)
     vec3 n_4;
     if(_S100)
     {
-        vec3 t_8 = normalize(t_7 - n_3 * dot(n_3, t_7));
-        vec3 b_0 = cross(n_3, t_8) * handedness_0;
+        vec3 t_9 = normalize(t_8 - n_3 * dot(n_3, t_8));
+        vec3 b_0 = cross(n_3, t_9) * handedness_0;
         vec3 tn_0 = texels_0.normal_1.xyz * 2.0 - 1.0;
         if((_S101 & 4) != 0)
         {
             tn_0[2] = sqrt(max(1.0 - dot(tn_0.xy, tn_0.xy), 0.0));
         }
         tn_0.xy = tn_0.xy * PbrDraw_0.drawParams_0.z;
-        vec3 mapped_0 = t_8 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
+        vec3 mapped_0 = t_9 * tn_0.x + b_0 * tn_0.y + n_3 * tn_0.z;
         if((dot(mapped_0, mapped_0)) > 9.999999960041972e-13)
         {
             n_4 = normalize(mapped_0);
@@ -1763,24 +1785,10 @@ void main()
     ntcDecodes_0 = 0;
     PbrVertexOut_0 _S104 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
     vec2 uv_10 = pbrSlotUv_0(5, _S104);
-    vec2 gx_0 = dFdx(uv_10);
-    vec2 gy_0 = dFdy(uv_10);
-    NtcSampler_0 s_4;
-    s_4.size_2 = PbrDraw_0.drawNtcSet_0.xy;
-    s_4.mips_0 = PbrDraw_0.drawNtcSet_0.z;
-    s_4.filter_0 = PbrFrame_0.frameNtc_0.x;
-    s_4.wrap_0 = PbrDraw_0.drawNtcWrap_0.xy;
-    s_4.frame_0 = uint(PbrFrame_0.frameNtc_0.y);
-    vec4  stored_3[4];
-    ntcSample_0(s_4, uv_10, gx_0, gy_0, uvec2(gl_FragCoord.xy), stored_3);
-    PbrTexels_0 t_9;
-    t_9.baseColor_0 = pbrNtcSlot_0(0, stored_3);
-    t_9.normal_1 = pbrNtcSlot_0(1, stored_3);
-    t_9.metallicRoughness_0 = pbrNtcSlot_0(2, stored_3);
-    t_9.occlusion_0 = pbrNtcSlot_0(3, stored_3);
-    t_9.emissive_0 = pbrNtcSlot_0(4, stored_3);
+    vec4  stored_4[4];
+    ntcSample_0(pbrSetSampler_0(PbrFrame_0.frameNtc_0.x, uint(PbrFrame_0.frameNtc_0.y)), uv_10, dFdx(uv_10), dFdy(uv_10), uvec2(gl_FragCoord.xy), stored_4);
     PbrVertexOut_0 _S105 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S106 = pbrShade_0(_S105, gl_FrontFacing, t_9);
+    vec4 _S106 = pbrShade_0(_S105, gl_FrontFacing, pbrSetTexels_0(stored_4));
     entryPointParam_fragmentMain_0 = _S106;
     return;
 }
