@@ -127,16 +127,12 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     cold = {}
 
     def settle(r):
-        """A cold start at view 0: frames until its tiles are in."""
-        texels = []
-        for n in range(1, 65):
-            r.render()
-            if n == 1:
-                cold["first_psnr"] = psnr(r.read(), refs[0])
-            texels.append(r.bindings.tiles.stats.decoded_texels)
-            if r.bindings.tiles.stats.waiting == 0 and texels[-1] == 0:
-                break
-        cold.update(frames=len(texels), texels=int(sum(texels)), per_frame=texels,
+        """A cold start at view 0: its first frame, then frames until its tiles are in."""
+        r.render()
+        cold["first_psnr"] = psnr(r.read(), refs[0])
+        frames = 1 + r.settle_tiles()
+        texels = list(r.bindings.tiles.history)
+        cold.update(frames=frames, texels=int(sum(texels)), per_frame=texels,
                     settled_psnr=psnr(r.read(), refs[0]))
     fb_vram = _pass(ctx, scene, provider, size, "feedback", "trilinear", views[1:], yaw, zoom,
                     feedback_frame, before=settle, feedback=feedback)["vram"]
@@ -155,12 +151,9 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
                  timer_latency=0, log=None, feedback=feedback)
     try:
         _camera_path(r, yaw, zoom)(last)
-        arrival = []
-        for _ in range(64):
-            r.render()
-            arrival.append(r.bindings.tiles.stats.decoded_texels)
-            if r.bindings.tiles.stats.waiting == 0 and arrival[-1] == 0:
-                break
+        r.render()
+        settled = 1 + r.settle_tiles()
+        arrival = list(r.bindings.tiles.history)
         timed, timed_gpu = [], []
         for _ in range(STILL_TIMED):
             c0 = time.process_time()
@@ -170,7 +163,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
             timed_gpu.append(_gpu_ms(r))
         still["feedback"] = {"psnr": psnr(img, refs[last]), "cpu_ms": float(np.median(timed)),
                              "gpu_ms": _median(timed_gpu),
-                             "frames_to_settle": len(arrival), "texels": int(sum(arrival))}
+                             "frames_to_settle": settled, "texels": int(sum(arrival))}
         fb_image = img
     finally:
         r.release()

@@ -171,6 +171,17 @@ class TileCache:
         cache.decodes_per_pixel = config.decodes_per_pixel
         return cache
 
+    @classmethod
+    def for_sets(cls, ctx, size: tuple[int, int], models, ledger: VramLedger,
+                 config: FeedbackConfig = FeedbackConfig()) -> "TileCache":
+        """A cache for a view of `size` and the sets of `models` (NTCModels): as many layers as
+        the largest fills, room for every set's pinned small mips."""
+        models = list(models)
+        pinned = sum(len(TileLayout(m.width, m.height, m.mips).small_mip_entries(
+            config.pin_mip_tiles)) for m in models)
+        layers = max((layers_of(m, config.tile_format) for m in models), default=1)
+        return cls.for_view(ctx, size, layers, ledger, pinned, config)
+
     def fit_view(self, size: tuple[int, int]) -> None:
         """Follow the view to a new size: the decode budget always; the pool grows when the
         view needs more slots than it has (a new pool: the sets' small mips decoded again at

@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.decode.gl_tiles import TileLayout
 from export.format import read_ntc
 from export.gltf.model import GL_REPEAT, SLOTS
 from export.gltf.ntc_extension import material_slot_names, slot_texture_index
 from shaders import constants as C
 
-from .feedback_tiles import FeedbackConfig, FeedbackSet, TileCache, layers_of
+from .feedback_tiles import FeedbackConfig, FeedbackSet, TileCache
 from .frame_stats import VramLedger
 from .material_textures import ImageTextures, LoadedSet, SampledSet, Samplers
 from .programs import Programs
@@ -94,12 +93,7 @@ class MaterialBindings:
         among `materials`' sets."""
         if self.tiles is None:
             models = [m for m in map(self.model, materials) if m is not None]
-            pinned = sum(len(TileLayout(m.width, m.height, m.mips).small_mip_entries(
-                config.pin_mip_tiles)) for m in models)
-            self.tiles = TileCache.for_view(self.ctx, size,
-                                            max((layers_of(m, config.tile_format)
-                                                 for m in models), default=1),
-                                            self.ledger, pinned, config)
+            self.tiles = TileCache.for_sets(self.ctx, size, models, self.ledger, config)
         return self.tiles
 
     def model(self, index: int):
