@@ -40,7 +40,7 @@ from bench.scenes import (CACHE, RESULTS, add_scene_arguments, check_scenes, log
                           settings_and_context)
 from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr
-from viewer.feedback_tiles import POOL_FORMAT, FeedbackConfig
+from viewer.feedback_tiles import POOL_FORMAT, READBACK_LAG, FeedbackConfig
 
 PATH_FRAMES = 24
 YAW_STEP = 3.0      # degrees a frame
@@ -122,8 +122,8 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
     def feedback_frame(k, r, img, ms):
         t = r.bindings.tiles.stats
         fb.append({"view": k, "psnr": psnr(img, refs[k]), "cpu_ms": ms, "gpu_ms": _gpu_ms(r),
-                   "decoded_texels": t.decoded_texels, "waiting": t.waiting,
-                   "resident": t.resident})
+                   "read_ms": t.read_ms, "decoded_texels": t.decoded_texels,
+                   "waiting": t.waiting, "resident": t.resident})
     cold = {}
 
     def settle(r):
@@ -198,6 +198,7 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
             "decodes_per_pixel_max": float(max(f["decoded_texels"] for f in motion) / pixels),
             "waiting_max": int(max(f["waiting"] for f in motion)),
             "feedback_cpu_ms_median": float(np.median([f["cpu_ms"] for f in motion])),
+            "request_read_ms_median": float(np.median([f["read_ms"] for f in motion])),
             "auto_cpu_ms_median": float(np.median([a["cpu_ms"] for a in auto[1:]])),
             "reference_cpu_ms_median": float(np.median(ref_ms)),
             "feedback_gpu_ms_median": _median(f["gpu_ms"] for f in motion),
@@ -217,10 +218,12 @@ def report(out: dict) -> str:
              f"`python -m bench.feedback`: {out['device']}, {s0['size'][0]}x{s0['size'][1]}, "
              f"camera path of {s0['path_frames']} frames turning {s0['yaw']} deg and zooming "
              f"{s0['zoom']} wheel steps a frame, then still; sets: {s0['sets']}; tile pool "
-             f"{s0.get('tile_format', 'rgba8')}. Frame times: this process's CPU time a frame "
-             "(llvmpipe renders on the CPU; feedback's includes its tile decodes). Decodes a "
+             f"{s0.get('tile_format', 'rgba8')}, request bits read "
+             f"{s0.get('readback_lag', 0)} frame(s) late. Frame times: this process's CPU time a "
+             "frame (llvmpipe renders on the CPU; feedback's includes its tile decodes). Decodes a "
              "pixel: MLP evaluations a frame (a tile's whole slot, border included) / pixels of "
-             "the frame.", ""]
+             "the frame. Reading the request bits: wall ms after each frame (the CPU waiting for "
+             "the GPU to finish what it reads shows here).", ""]
     lines += ["Cold start at the first view (a new renderer: only the sets' small pinned mips in the "
               "pool; one decode a pixel a frame at most):", "",
               "| scene | first frame PSNR (dB) | frames until no tile waits | texels decoded (a "
@@ -232,15 +235,17 @@ def report(out: dict) -> str:
     lines += ["", "Then along the path (each frame a new view; auto's frames are therefore "
               "latent-filter frames):", "",
               "| scene | decodes a pixel a frame, mean / max | tiles waiting, max | PSNR: feedback "
-              "/ auto (dB) | CPU ms a frame: feedback / auto / reference |",
-              "|---|---:|---:|---:|---:|"]
+              "/ auto (dB) | CPU ms a frame: feedback / auto / reference | reading the request "
+              "bits, ms (median) |",
+              "|---|---:|---:|---:|---:|---:|"]
     for s in out["scenes"]:
         m = s["motion"]
         lines.append(f"| {s['name']} "
                      f"| {m['decodes_per_pixel_mean']:.3f} / {m['decodes_per_pixel_max']:.3f} "
                      f"| {m['waiting_max']} | {m['feedback_psnr_mean']:.2f} / "
                      f"{m['auto_psnr_mean']:.2f} | {m['feedback_cpu_ms_median']:.0f} / "
-                     f"{m['auto_cpu_ms_median']:.0f} / {m['reference_cpu_ms_median']:.0f} |")
+                     f"{m['auto_cpu_ms_median']:.0f} / {m['reference_cpu_ms_median']:.0f} "
+                     f"| {m['request_read_ms_median']:.2f} |")
     if not cpu_is_work(out["device"] or ""):
         lines += ["", "GL timer, ms a frame (median): in motion feedback / auto / reference; "
                   "still feedback / trilinear / reference:", ""]
@@ -301,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "last (default %(default)s; about 10 s a frame on llvmpipe)")
     p.add_argument("--tile-format", choices=tuple(POOL_FORMATS), default=POOL_FORMAT,
                    help="feedback mode's pool, as ntc-view --tile-format (default %(default)s)")
+    p.add_argument("--readback-lag", type=int, choices=(0, 1, 2), default=READBACK_LAG,
+                   help="frames between a frame writing its request bits and their reading "
+                        "(feedback_tiles.READBACK_LAG; default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=CACHE,
                    help="compressed materials, one folder per scene (default bench.viewer's)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for feedback.md / .json")
@@ -324,6 +332,7 @@ def main(argv=None) -> int:
     out = {"device": ctx.info.get("GL_RENDERER"),
            "settings": {"size": list(a.size), "path_frames": a.path_frames, "yaw": a.yaw,
                         "trilinear_every": a.trilinear_every, "tile_format": a.tile_format,
+                        "readback_lag": a.readback_lag,
                         "zoom": a.zoom,
                         "sets": f"the scene's own, else bench.viewer's cache "
                                 f"({settings.train.effort} effort, --bpp {settings.effective_bpp})"},
@@ -333,7 +342,9 @@ def main(argv=None) -> int:
             out["scenes"].append(measure_scene(ctx, name, path, settings, a.size, a.path_frames,
                                                a.yaw, a.zoom, a.cache_dir / name,
                                                trilinear_every=a.trilinear_every,
-                                               feedback=FeedbackConfig(tile_format=a.tile_format)))
+                                               feedback=FeedbackConfig(
+                                                   tile_format=a.tile_format,
+                                                   readback_lag=a.readback_lag)))
     except NTCError as e:
         print(f"bench.feedback: error: {one_line(e)}", file=sys.stderr)
         return 1

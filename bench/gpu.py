@@ -1,6 +1,7 @@
 """Every figure that needs a GPU, in one call: one markdown report.
 
-    python -m bench.gpu [--out DIR] [--parts env,tests,decode,viewer,feedback,training,transcode,quad]
+    python -m bench.gpu [--out DIR]
+                        [--parts env,tests,decode,viewer,feedback,training,transcode,quad,lag0]
                         [--budget SECONDS] [--quick]
 
 Parts (each timed and reported even when it fails or has nothing to run on):
@@ -19,6 +20,9 @@ Parts (each timed and reported even when it fails or has nothing to run on):
             assets/WaterBottle textures, and decode + transcode of the shipped .ntc on load
   training  CUDA training of the shipped assets/WaterBottle set: ms a step of the reference step at
             the CUDA batch, and PSNR of the written file against seconds for a few step counts
+  lag0      bench.feedback again with the request bits read right after the frame that wrote them
+            (--readback-lag 0) instead of a frame late: the CPU's wait for the GPU, against the
+            feedback part's
 
 --budget SECONDS bounds the whole run (a lent GPU machine gives a command minutes, not hours): a
 part starts only while enough of it is left, its commands get what is left as their timeout, and
@@ -49,7 +53,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "gpu"
 SCENE = ROOT / "assets" / "WaterBottle_ntc" / "PF_WaterBottle_MR.gltf"
 TEXTURE_SET = ROOT / "assets" / "WaterBottle"
 # in the order they run: what the issues ask for first, the extras last (see --budget)
-PARTS = ("env", "tests", "decode", "viewer", "feedback", "training", "transcode", "quad")
+PARTS = ("env", "tests", "decode", "viewer", "feedback", "training", "transcode", "quad", "lag0")
 MIN_PART_SECONDS = 30   # a part is not started with less of the budget left
 NTC_FILE = ROOT / "assets" / "WaterBottle_ntc" / "M_WaterBottle_MR.ntc"
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast")
@@ -127,13 +131,18 @@ def part_viewer(work: Path, quick: bool, budget: Budget) -> dict:
     return r
 
 
-def part_feedback(work: Path, quick: bool, budget: Budget) -> dict:
+def part_feedback(work: Path, quick: bool, budget: Budget, lag: int | None = None) -> dict:
+    """bench.feedback at 1080p; `lag`: its --readback-lag (None: the default), in a folder of
+    its own."""
     size = "320x240" if quick else "1920x1080"
+    folder = work / ("feedback" if lag is None else f"feedback-lag{lag}")
+    lag_args = [] if lag is None else ["--readback-lag", str(lag)]
     r = _run([sys.executable, "-m", "bench.feedback", "--scenes", str(SCENE), "--size", size,
-              "--path-frames", "4" if quick else "24", "--trilinear-every", "4",
-              "--cache-dir", str(work / "cache"), "--out", str(work / "feedback"),
+              "--path-frames", "4" if quick else "24",
+              "--trilinear-every", "4" if lag is None else "100", *lag_args,
+              "--cache-dir", str(work / "cache"), "--out", str(folder),
               "--no-progress"], budget.timeout(600))
-    r["report"] = work / "feedback" / "feedback.md"
+    r["report"] = folder / "feedback.md"
     return r
 
 
@@ -269,6 +278,7 @@ def main(argv=None) -> int:
                          "viewer": lambda: part_viewer(work, a.quick, budget),
                          "feedback": lambda: part_feedback(work, a.quick, budget),
                          "quad": lambda: part_quad(work, a.quick, budget),
+                         "lag0": lambda: part_feedback(work, a.quick, budget, lag=0),
                          "transcode": lambda: part_transcode(work, a.quick, budget),
                          "training": lambda: part_training(a.quick, budget)}[name]()
             except Exception as e:  # noqa: BLE001 - a part that breaks is reported, not fatal
@@ -278,7 +288,9 @@ def main(argv=None) -> int:
             if rep is not None and Path(rep).is_file():
                 r["report_text"] = Path(rep).read_text()
                 a.out.mkdir(parents=True, exist_ok=True)
-                shutil.copy(rep, a.out / Path(rep).name)
+                # the benches' own reports beside gpu.md (lag0's is bench.feedback's again)
+                copy_name = "feedback-lag0.md" if name == "lag0" else Path(rep).name
+                shutil.copy(rep, a.out / copy_name)
             out[name] = r
             print(f"   {name}: {r.get('rc', r.get('skipped', 'done'))} "
                   f"({r['seconds']:.0f} s)", flush=True)

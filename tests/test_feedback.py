@@ -7,7 +7,8 @@ one-texel border (wrapped or clamped) hold exactly what the load pass decodes fo
 rounded to 8 bits; the residency's budget, coarse-first
 order, least-recently-touched eviction and pinned last mips, and the page buffer the shader reads;
 feedback frames against sample mode's exact trilinear frames on a scene with clamp and mirrored-
-repeat wraps; a still view decoding nothing after its first frame; tiles arriving one a frame
+repeat wraps; request bits read the configured number of frames late; a still view decoding
+once (its first frame's tiles, read a frame late) and nothing after; tiles arriving one a frame
 ending in the same frame; the headless CLI's tile figures.
 """
 from __future__ import annotations
@@ -155,10 +156,30 @@ def test_bc7_pool_holds_the_tiles_encoded(ctx):
         tex.release()
 
 
-def _request(fset, entries) -> None:
-    bits = np.zeros(fset.words * 32, np.uint8)
+def _request(requests, entries) -> None:
+    """As if a frame had touched `entries`: their bits in the buffer of RequestBits `requests`
+    the next frame writes (what the next take reads when they are read 0 frames late)."""
+    bits = np.zeros(requests.words * 32, np.uint8)
     bits[np.asarray(entries, np.int64)] = 1
-    fset.requests.write(np.packbits(bits, bitorder="little").tobytes())
+    requests.writing.write(np.packbits(bits, bitorder="little").tobytes())
+
+
+@pytest.mark.gl
+def test_request_bits_are_read_lag_frames_after_the_frame_that_wrote_them(ctx):
+    from viewer.feedback_tiles import RequestBits
+    for lag in (0, 1, 2):
+        bits = RequestBits(ctx, 100, lag)
+        try:
+            taken = []
+            for k in range(6):       # frame k touches tile k (and tile 99, every frame)
+                _request(bits, [k, 99])
+                taken.append(bits.take())
+            assert taken[:lag] == [None] * lag
+            for k in range(lag, 6):   # after frame k: frame k - lag's tiles, alone
+                assert list(taken[k]) == [k - lag, 99], (lag, k, taken[k])
+            assert bits.nbytes == (lag + 1) * 4 * 4
+        finally:
+            bits.release()
 
 
 def _pages(fset) -> np.ndarray:
@@ -172,21 +193,23 @@ def test_residency_budget_order_eviction_and_pages(ctx):
     model = _model(300, 300)                      # 143 tiles, 5 of them one-tile mips
     ledger = VramLedger()
     cache = TileCache(ctx, slots=64, layers=3, budget=3 * (TILE + 2) ** 2, ledger=ledger,
-                      pin_tiles=1)
-    fset = FeedbackSet(ctx, model, ledger, "set")
+                      pin_tiles=1, readback_lag=0)   # each update reads what _request wrote
+    fset = FeedbackSet(ctx, model, ledger, "set", lag=0)
     try:
+        with pytest.raises(ValueError, match="1 frames late in a cache reading 0"):
+            cache.add(FeedbackSet(ctx, model, VramLedger(), "late", lag=1))
         cache.add(fset)
         lay = fset.layout
         pinned = lay.small_mip_entries(1)
         assert len(pinned) == 5 and (fset.slot[pinned] >= 0).all()
         assert (np.delete(fset.slot, pinned) < 0).all()
         assert ledger.by_category()["tiles"] == cache.pool.nbytes + fset.pages.size \
-            + fset.requests.size
+            + fset.requests.nbytes
 
         # coarsest first, within the budget: of mip 0's first tiles and all of mip 2, mip 2 wins
         mip0 = np.arange(0, 5)
         mip2 = np.arange(lay.base[2], lay.base[3])
-        _request(fset, np.concatenate([mip0, mip2]))
+        _request(fset.requests, np.concatenate([mip0, mip2]))
         stats = cache.update()
         assert stats.requested == 14 and stats.decoded == 3 and stats.waiting == 11
         assert (fset.slot[mip2[:3]] >= 0).all() and (fset.slot[mip0] < 0).all()
@@ -194,24 +217,24 @@ def test_residency_budget_order_eviction_and_pages(ctx):
         assert np.array_equal(pages[:PAGE_HEADER], lay.header())
         assert np.array_equal(pages[PAGE_HEADER:], fset.slot)
         assert _pages(fset)[PAGE_HEADER:].max() < cache.pool.slots
-        assert not np.frombuffer(fset.requests.read(), np.uint32).any()   # cleared
+        assert not np.frombuffer(fset.requests.writing.read(), np.uint32).any()   # cleared
 
         # fill the pool: 59 free slots after the pinned 5; older tiles are evicted in the order
         # they were last touched, pinned ones never, tiles touched this frame never
         cache.budget = 64 * cache.tile_decodes
         order = [np.arange(10, 40), np.arange(40, 70)]
         for entries in order:
-            _request(fset, entries)
+            _request(fset.requests, entries)
             cache.update()
         resident = set(np.flatnonzero(fset.slot >= 0))
         assert resident >= set(pinned)
         assert len(resident) == cache.pool.slots     # full
-        _request(fset, np.concatenate([np.arange(40, 70), np.arange(70, 80)]))
+        _request(fset.requests, np.concatenate([np.arange(40, 70), np.arange(70, 80)]))
         stats = cache.update()
         assert stats.decoded == 10 and stats.evicted == 10
         assert (fset.slot[np.arange(40, 80)] >= 0).all() and (fset.slot[pinned] >= 0).all()
         # everything touched this frame (all 40) plus the pinned: nothing left to evict
-        _request(fset, np.arange(10, 80))
+        _request(fset.requests, np.arange(10, 80))
         stats = cache.update()
         assert stats.waiting > 0 and stats.resident == cache.pool.slots
         assert (fset.slot[np.arange(40, 80)] >= 0).all()
@@ -232,12 +255,14 @@ def test_feedback_frames_are_trilinear_frames_and_a_still_view_decodes_once(ctx,
         reference = frame(r, "reference")
         fed = frame(r, "feedback", frames=3)
         history = r.bindings.tiles.history
-        assert history[0] > 0 and history[1:] == [0, 0]   # the first frame's tiles, then none
-        assert r.bindings.tiles.stats.waiting == 0
+        lag = r.bindings.tiles.readback_lag
+        assert lag == 1   # the default: the first frame's bits read after the second
+        assert history == [0, history[1], 0] and history[1] > 0   # its tiles, then none
+        assert r.bindings.tiles.settled()
         value = psnr(fed, trilinear)
         with capsys.disabled():
             print(f"\n  96x96 sphere (192x192 set): feedback vs sample trilinear {value:.2f} dB, vs reference "
-                  f"{psnr(fed, reference):.2f} dB; {history[0]} texels decoded for "
+                  f"{psnr(fed, reference):.2f} dB; {history[1]} texels decoded for "
                   f"{96 * 96} pixels")
         # the same filter on the same texels, rounded to 8 bits in the pool
         assert value > 40.0
@@ -276,7 +301,8 @@ def test_tiles_arriving_one_a_frame_end_in_the_same_frame(ctx, big_sphere):
     try:
         r.ensure_mode("feedback")
         r.bindings.tiles.budget = r.bindings.tiles.tile_decodes
-        first = frame(r, "feedback", frames=1)
+        lag = r.bindings.tiles.readback_lag
+        first = frame(r, "feedback", frames=1 + lag)      # the first frame's bits read: 1 decode
         assert first.reshape(-1, 3).std(0).min() > 10     # the fallback mips: a picture
         needed = r.bindings.tiles.stats.waiting + 1
         last = frame(r, "feedback", frames=needed + 1)
@@ -306,7 +332,8 @@ def test_headless_feedback_stats(ctx, big_sphere, tmp_path, capsys):
     # at most one decode a pixel a frame (96x72), every slot texel counted; the warm-up frame,
     # the untimed ones until no tile waits, then the 3 timed ones, which decode nothing
     settle = tiles["settle_frames"]
-    assert settle >= 1 and len(per_frame) == 1 + settle + 3 and per_frame[0] > 0
+    assert tiles["readback_lag"] == 1 and per_frame[0] == 0   # the warm-up's bits read after it
+    assert settle >= 2 and len(per_frame) == 1 + settle + 3 and per_frame[1] > 0
     assert per_frame[-3:] == [0, 0, 0]
     assert all(n <= 96 * 72 and n % (TILE + 2) ** 2 == 0 for n in per_frame)
     assert tiles["decoded_texels_total"] > per_frame[0]     # + the pinned last mips

@@ -1,7 +1,9 @@
 """Feedback mode's residency: which tiles of which neural sets are in the pool, frame by frame.
 
 Each frame the feedback program (shaders/pbr_feedback.slang) marks in every set's request bits
-the tiles its pixels' footprints touch. After the frame `TileCache.update` reads those bits, keeps
+the tiles its pixels' footprints touch. The bits are read READBACK_LAG frames late (RequestBits:
+a buffer a frame in turn), so that the CPU reads bits the GPU finished with a frame ago instead
+of waiting for the frame it has just been given. After each frame `TileCache.update` reads them, keeps
 the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
 ones fall back on them) into free slots, else into the slots least recently touched, up to a
 budget of decodes a frame. A set's small mips (PIN_MIP_TILES tiles or fewer: 128x128 texels and
@@ -16,6 +18,7 @@ the driver's largest texture holds), its pixels keep the coarser mips they fell 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +34,7 @@ POOL_TEXELS_PER_PIXEL = 4     # pool size: tile texels a pixel of the view it is
 POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
 PIN_MIP_TILES = 16            # a set's mips of at most this many tiles stay resident
+READBACK_LAG = 1              # request bits read this many frames after the frame wrote them
 PINNED = np.iinfo(np.int64).max
 
 
@@ -40,11 +44,63 @@ class FeedbackConfig:
     tile_format: str = POOL_FORMAT             # the pool's texels: gl_tiles.POOL_FORMATS
     pin_mip_tiles: int = PIN_MIP_TILES         # mips of at most this many tiles stay resident
     decodes_per_pixel: float = DECODES_PER_PIXEL   # the budget: decodes a frame, a pixel
+    readback_lag: int = READBACK_LAG           # frames between writing request bits and reading
 
     def __post_init__(self):
         if self.tile_format not in POOL_FORMATS:
             raise ValueError(f"tile format '{self.tile_format}': expected "
                              f"{', '.join(POOL_FORMATS)}")
+        if self.readback_lag not in (0, 1, 2):
+            raise ValueError(f"readback lag {self.readback_lag}: expected 0, 1 or 2 frames")
+
+
+class RequestBits:
+    """A set's request bits (a bit a tile) in `lag` + 1 buffers taken in turn: frame k writes
+    buffer k mod (lag + 1), and after it `take` reads (and clears) frame k - lag's, the one
+    frame k + 1 writes next. With lag 0 that read waits for the frame just drawn; with lag 1 it
+    reads a frame the GPU finished while the CPU was giving it the next."""
+
+    def __init__(self, ctx, tiles: int, lag: int):
+        self.tiles = tiles
+        self.lag = lag
+        self.words = -(-tiles // 32)
+        self.frames = 0      # frames taken (drawn and followed by take)
+        self.buffers = []
+        try:
+            for _ in range(lag + 1):
+                self.buffers.append(ctx.buffer(reserve=4 * self.words))
+                self.buffers[-1].clear()
+        except BaseException:
+            self.release()
+            raise
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.size for b in self.buffers)
+
+    @property
+    def writing(self):
+        """The buffer the next frame writes (and, with lag 0, the next take reads)."""
+        return self.buffers[self.frames % len(self.buffers)]
+
+    def bind(self) -> None:
+        self.writing.bind_to_storage_buffer(REQUESTS_BINDING)
+
+    def take(self) -> np.ndarray | None:
+        """After a frame: the tiles frame k - lag touched, or None while no frame that old
+        exists (its buffer cleared for the next frame to write)."""
+        self.frames += 1
+        if self.frames <= self.lag:
+            return None
+        buf = self.writing
+        bits = np.frombuffer(buf.read(), np.uint8)
+        buf.clear()
+        return np.flatnonzero(np.unpackbits(bits, bitorder="little")[:self.tiles])
+
+    def release(self) -> None:
+        for b in self.buffers:
+            b.release()
+        self.buffers.clear()
 
 
 def view_slots(size: tuple[int, int]) -> int:
@@ -62,7 +118,8 @@ class FeedbackSet:
     its remap block, page buffer (header + slot per tile) and request bits."""
 
     def __init__(self, ctx, model, ledger: VramLedger, label: str,
-                 repeat: tuple[bool, bool] = (True, True), fmt: str = POOL_FORMAT):
+                 repeat: tuple[bool, bool] = (True, True), fmt: str = POOL_FORMAT,
+                 lag: int = READBACK_LAG):
         self.ledger = ledger
         self.model = model
         self.repeat = repeat   # per axis: tile borders wrapped (repeat) or clamped
@@ -77,9 +134,7 @@ class FeedbackSet:
             self.decoder = GLTileDecoder(self.tex, POOL_FORMATS[fmt][1])
             self.remap = ctx.buffer(remap_block(model))
             self.pages = ctx.buffer(reserve=4 * (len(self.layout.header()) + self.layout.count))
-            self.words = -(-self.layout.count // 32)
-            self.requests = ctx.buffer(reserve=4 * self.words)
-            self.requests.clear()
+            self.requests = RequestBits(ctx, self.layout.count, lag)
         except BaseException:
             self.release()
             raise
@@ -88,23 +143,17 @@ class FeedbackSet:
         ledger.add("latents", self.tex, sizes["latents"], f"{label} latents")
         ledger.add("weights", self.tex.weights, sizes["weights"], f"{label} MLP (fp32)")
         ledger.add("uniforms", self.remap, self.remap.size, f"{label} remap")
-        ledger.add("tiles", self.pages, self.pages.size + self.requests.size,
-                   f"{label} page table + request bits")
+        ledger.add("tiles", self.pages, self.pages.size + self.requests.nbytes,
+                   f"{label} page table + request bits ({len(self.requests.buffers)} frames)")
 
     def write_pages(self) -> None:
         self.pages.write(np.concatenate([self.layout.header(), self.slot]).astype(np.int32))
-
-    def take_requests(self) -> np.ndarray:
-        """Entries the last frame touched (the bits are cleared for the next)."""
-        bits = np.frombuffer(self.requests.read(), np.uint8)
-        self.requests.clear()
-        return np.flatnonzero(np.unpackbits(bits, bitorder="little")[:self.layout.count])
 
     def bind(self) -> None:
         """Everything the feedback program reads of this set, and the pool (once added)."""
         self.remap.bind_to_uniform_block(REMAP_BINDING)
         self.pages.bind_to_storage_buffer(PAGES_BINDING)
-        self.requests.bind_to_storage_buffer(REQUESTS_BINDING)
+        self.requests.bind()
         self.pool.bind()
 
     def release(self) -> None:
@@ -122,6 +171,8 @@ class FeedbackSet:
 class TileStats:
     """The last update's figures."""
     frame: int = 0
+    read: int = 0             # the frame whose request bits it read (0: none yet, lag frames)
+    read_ms: float = 0.0      # wall ms of the barrier and the reads: where the CPU waits on the GPU
     requested: int = 0        # tiles the frame touched
     decoded: int = 0          # tiles decoded after it
     decoded_texels: int = 0   # MLP evaluations those took (whole slots, borders included)
@@ -136,9 +187,11 @@ class TileCache:
     at most per update (at least one tile's: a slot's texels, border included)."""
 
     def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger,
-                 fmt: str = POOL_FORMAT, pin_tiles: int = PIN_MIP_TILES):
+                 fmt: str = POOL_FORMAT, pin_tiles: int = PIN_MIP_TILES,
+                 readback_lag: int = READBACK_LAG):
         self.ctx = ctx
         self.pin_tiles = pin_tiles   # mips of at most this many tiles are pinned
+        self.readback_lag = readback_lag   # the sets' RequestBits lag (FeedbackSet's lag)
         self.ledger = ledger
         self._track(TilePool(ctx, slots, layers, fmt))
         self.tile_decodes = self.pool.slot ** 2   # every texel of a slot is decoded
@@ -167,7 +220,7 @@ class TileCache:
         pixels = size[0] * size[1]
         cache = cls(ctx, view_slots(size) + pinned, layers,
                     int(config.decodes_per_pixel * pixels), ledger, config.tile_format,
-                    config.pin_mip_tiles)
+                    config.pin_mip_tiles, config.readback_lag)
         cache.decodes_per_pixel = config.decodes_per_pixel
         return cache
 
@@ -208,6 +261,9 @@ class TileCache:
         if fset.layers > self.pool.layers or fset.format != self.pool.format:
             raise ValueError(f"a {fset.format} set of {fset.layers} layers in a {self.pool.format} "
                              f"pool of {self.pool.layers}")
+        if fset.requests.lag != self.readback_lag:
+            raise ValueError(f"a set read {fset.requests.lag} frames late in a cache reading "
+                             f"{self.readback_lag} frames late")
         pinned = self.pinned_entries(fset.layout)
         slots = self._free_slots(len(pinned))
         if len(slots) < len(pinned):
@@ -243,14 +299,22 @@ class TileCache:
         self.stats.total_texels += texels
 
     def update(self) -> TileStats:
-        """After a frame: read what it touched, decode what is missing within the budget."""
+        """After a frame: read what frame - readback_lag touched, decode what is missing within
+        the budget (the frames after it draw with those tiles)."""
         self.frame += 1
         self.stats = TileStats(frame=self.frame, total_texels=self.stats.total_texels)
-        # the shader's writes to the request bits reach buffer reads only after a barrier
-        self.ctx.memory_barrier()
         wanted = []   # (-mip, set, entry): coarsest first
-        for k, fset in enumerate(self.sets):
-            req = fset.take_requests()
+        t0 = time.perf_counter()
+        # the shader's writes to the request bits reach buffer reads only after a barrier (on a
+        # GPU a command like any other; llvmpipe finishes the frame there)
+        self.ctx.memory_barrier()
+        taken = [fset.requests.take() for fset in self.sets]
+        self.stats.read_ms = (time.perf_counter() - t0) * 1e3
+        if any(req is not None for req in taken):
+            self.stats.read = self.frame - self.readback_lag
+        for k, (fset, req) in enumerate(zip(self.sets, taken)):
+            if req is None:
+                continue
             self.stats.requested += len(req)
             slots = fset.slot[req]
             hit = slots >= 0
@@ -292,10 +356,16 @@ class TileCache:
         self.history.append(self.stats.decoded_texels)
         return self.stats
 
+    def settled(self) -> bool:
+        """Whether the last update read a frame that needed no tile it did not have: with the
+        view still, the frames from now on draw with every tile they ask for."""
+        return self.stats.read > 0 and not self.stats.decoded and not self.stats.waiting
+
     def summary(self) -> dict:
         """The figures ntc-view --stats writes."""
         return {"tile": TILE, "slot": self.pool.slot, "format": self.pool.format,
-                "pool_slots": self.pool.slots, "resident": self.stats.resident,
+                "pool_slots": self.pool.slots, "readback_lag": self.readback_lag,
+                "resident": self.stats.resident,
                 "waiting": self.stats.waiting, "budget_texels": self.budget,
                 "decoded_texels_per_frame": list(self.history),
                 "decoded_texels_total": self.stats.total_texels}

@@ -147,7 +147,7 @@ class MaterialBindings:
                 if self.home is not None:   # its decode pass rebinds this one after each use
                     self.home.use()
                 fset = FeedbackSet(self.ctx, model, self.ledger, label, repeat,
-                                   self.tiles.pool.format)
+                                   self.tiles.pool.format, self.tiles.readback_lag)
                 try:
                     self.tiles.add(fset)
                 except BaseException:

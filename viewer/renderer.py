@@ -317,14 +317,15 @@ class Renderer:
         return ms
 
     def settle_tiles(self) -> int | None:
-        """Feedback mode: draw frames (untimed) until no tile waits and none was decoded, at most
-        SETTLE_MAX, so frames timed after are the view's steady state, as load mode's come after
-        its decode; then restart the frame timer. The frames drawn, or None in other modes."""
+        """Feedback mode: draw frames (untimed) until one whose request bits were read asked for
+        no tile the pool lacked (TileCache.settled), at most SETTLE_MAX, so frames timed after
+        are the view's steady state, as load mode's come after its decode; then restart the
+        frame timer. The frames drawn, or None in other modes."""
         tiles = self.bindings.tiles
         if self.mode != "feedback" or tiles is None:
             return None
         n = 0
-        while n < SETTLE_MAX and (tiles.stats.waiting or tiles.stats.decoded):
+        while n < SETTLE_MAX and not tiles.settled():
             self.render()
             n += 1
         self.ctx.finish()
