@@ -2,7 +2,8 @@
 mode's one-decode default (auto) along the same camera path.
 
     python -m bench.feedback [--scenes WaterBottle,FlightHelmet] [--size WxH] [--path-frames N]
-                             [--yaw DEG] [--zoom STEPS] [--cache-dir DIR] [compression flags]
+                             [--yaw DEG] [--zoom STEPS] [--tile-format rgba8|bc7]
+                             [--readback-lag 0|1|2] [--cache-dir DIR] [compression flags]
 
 For each scene (bench.viewer's, its sets from bench.viewer's cache: the same flags give the same
 files, compressed now where missing) the camera starts at ntc-view's initial view and moves
@@ -11,9 +12,10 @@ frames, then stays still. Three passes over that path, each a fresh renderer (vi
 on one context, one frame a view:
 
     reference  the images (RGBA8): the frame every other one is compared with
-    feedback   the tiles each frame touched decoded after it (at most one decode a pixel a frame,
-               feedback_tiles.DECODES_PER_PIXEL), the next frame drawing with them: per frame the
-               texels decoded, tiles still waiting, PSNR against the reference frame of that view
+    feedback   the tiles each frame touched decoded --readback-lag frames after it (at most one
+               decode a pixel a frame, feedback_tiles.DECODES_PER_PIXEL), the next frame drawing
+               with them: per frame the texels decoded, tiles asked for and still waiting, the
+               wall ms of reading the request bits, PSNR against the reference frame of that view
     auto       sample mode's default: in motion every frame is a new view, so the latent filter's
                frame (one decode a pixel every frame); PSNR likewise
 
@@ -123,7 +125,8 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
         t = r.bindings.tiles.stats
         fb.append({"view": k, "psnr": psnr(img, refs[k]), "cpu_ms": ms, "gpu_ms": _gpu_ms(r),
                    "read_ms": t.read_ms, "decoded_texels": t.decoded_texels,
-                   "waiting": t.waiting, "resident": t.resident})
+                   "requested": t.requested, "waiting": t.waiting, "resident": t.resident,
+                   "pool_slots": r.bindings.tiles.pool.slots})
     cold = {}
 
     def settle(r):
@@ -197,6 +200,8 @@ def measure_scene(ctx, name: str, scene_path, settings, size, frames: int, yaw: 
                                             / pixels),
             "decodes_per_pixel_max": float(max(f["decoded_texels"] for f in motion) / pixels),
             "waiting_max": int(max(f["waiting"] for f in motion)),
+            "requested_max": int(max(f["requested"] for f in motion)),
+            "pool_slots": int(motion[-1]["pool_slots"]),
             "feedback_cpu_ms_median": float(np.median([f["cpu_ms"] for f in motion])),
             "request_read_ms_median": float(np.median([f["read_ms"] for f in motion])),
             "auto_cpu_ms_median": float(np.median([a["cpu_ms"] for a in auto[1:]])),
@@ -222,8 +227,9 @@ def report(out: dict) -> str:
              f"{s0.get('readback_lag', 0)} frame(s) late. Frame times: this process's CPU time a "
              "frame (llvmpipe renders on the CPU; feedback's includes its tile decodes). Decodes a "
              "pixel: MLP evaluations a frame (a tile's whole slot, border included) / pixels of "
-             "the frame. Reading the request bits: wall ms after each frame (the CPU waiting for "
-             "the GPU to finish what it reads shows here).", ""]
+             "the frame. Reading the request bits: wall ms after each frame of the memory barrier "
+             "and the read, where the CPU waits for the GPU to finish what it reads (llvmpipe "
+             "finishes the whole frame at the barrier, so there it is the frame's rendering).", ""]
     lines += ["Cold start at the first view (a new renderer: only the sets' small pinned mips in the "
               "pool; one decode a pixel a frame at most):", "",
               "| scene | first frame PSNR (dB) | frames until no tile waits | texels decoded (a "
@@ -234,14 +240,16 @@ def report(out: dict) -> str:
                      f"({c['texels'] / s['pixels']:.2f}) | {c['settled_psnr']:.2f} |")
     lines += ["", "Then along the path (each frame a new view; auto's frames are therefore "
               "latent-filter frames):", "",
-              "| scene | decodes a pixel a frame, mean / max | tiles waiting, max | PSNR: feedback "
+              "| scene | decodes a pixel a frame, mean / max | tiles a frame asks for, max / pool "
+              "slots | tiles waiting, max | PSNR: feedback "
               "/ auto (dB) | CPU ms a frame: feedback / auto / reference | reading the request "
               "bits, ms (median) |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for s in out["scenes"]:
         m = s["motion"]
         lines.append(f"| {s['name']} "
                      f"| {m['decodes_per_pixel_mean']:.3f} / {m['decodes_per_pixel_max']:.3f} "
+                     f"| {m['requested_max']} / {m['pool_slots']} "
                      f"| {m['waiting_max']} | {m['feedback_psnr_mean']:.2f} / "
                      f"{m['auto_psnr_mean']:.2f} | {m['feedback_cpu_ms_median']:.0f} / "
                      f"{m['auto_cpu_ms_median']:.0f} / {m['reference_cpu_ms_median']:.0f} "
