@@ -3,8 +3,8 @@
 Each frame the feedback program (shaders/pbr_feedback.slang) marks in every set's request bits
 the tiles its pixels' footprints touch. The bits are read READBACK_LAG frames late (RequestBits:
 a buffer a frame in turn), so that the CPU reads bits the GPU finished with a frame ago instead
-of waiting for the frame it has just been given. After each frame `TileCache.update` reads them, keeps
-the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
+of waiting for the frame it has just been given. After each frame `TileCache.update` reads them,
+keeps the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
 ones fall back on them) into free slots, else into the slots least recently touched, up to a
 budget of decodes a frame. A set's small mips (PIN_MIP_TILES tiles or fewer: 128x128 texels and
 below) are decoded when it is added and never evicted: the fallback every pixel can use before its
@@ -173,8 +173,8 @@ class TileStats:
     frame: int = 0
     read: int = 0             # the frame whose request bits it read (0: none yet, lag frames)
     read_ms: float = 0.0      # wall ms of the barrier and the reads: where the CPU waits on the GPU
-    requested: int = 0        # tiles the frame touched
-    decoded: int = 0          # tiles decoded after it
+    requested: int = 0        # tiles that frame touched
+    decoded: int = 0          # tiles decoded for it
     decoded_texels: int = 0   # MLP evaluations those took (whole slots, borders included)
     waiting: int = 0          # touched, not resident, left for later frames
     evicted: int = 0
