@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.decode.gl_context import NTCGLError
+from export.decode.gl_context import GL_BUFFER_UPDATE_BARRIER_BIT, NTCGLError
 from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
 from export.decode.gl_tiles import (PAGES_BINDING, POOL_FORMATS, REQUESTS_BINDING, TILE,
                                     GLTileDecoder, TileLayout, TilePool, pool_layers)
@@ -306,8 +306,8 @@ class TileCache:
         wanted = []   # (-mip, set, entry): coarsest first
         t0 = time.perf_counter()
         # the shader's writes to the request bits reach buffer reads only after a barrier (on a
-        # GPU a command like any other; llvmpipe finishes the frame there)
-        self.ctx.memory_barrier()
+        # GPU a command like any other; llvmpipe finishes the frame there); that kind alone
+        self.ctx.memory_barrier(GL_BUFFER_UPDATE_BARRIER_BIT)
         taken = [fset.requests.take() for fset in self.sets]
         self.stats.read_ms = (time.perf_counter() - t0) * 1e3
         if any(req is not None for req in taken):

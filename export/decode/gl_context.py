@@ -52,6 +52,7 @@ GL_COLOR_ATTACHMENT0 = 0x8CE0
 GL_BLEND = 0x0BE2
 GL_SCISSOR_TEST = 0x0C11
 GL_FRAMEBUFFER_SRGB = 0x8DB9
+GL_BUFFER_UPDATE_BARRIER_BIT = 0x200   # glMemoryBarrier: buffer reads see shader writes
 
 
 class NTCGLError(NTCError):
