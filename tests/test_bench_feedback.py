@@ -28,6 +28,9 @@ def test_measure_scene_and_report(ctx, tmp_path):
         assert math.isfinite(f["psnr"]) and f["psnr"] > 10 and f["cpu_ms"] >= 0
     m = s["motion"]
     assert m["frames"] == 2 and 0 <= m["decodes_per_pixel_mean"] <= m["decodes_per_pixel_max"]
+    # the working set: tiles the frames read asked for, the pinned ones among them, in the pool
+    assert 0 < m["requested_max"] <= m["pool_slots"]
+    assert all(f["read_ms"] >= 0 for f in s["feedback"])
     st = s["still"]
     assert st["feedback"]["psnr"] > 10 and st["sample_trilinear"]["vs_feedback"] > 35
     assert s["feedback_vram"]["by_category"]["tiles"] > 0
@@ -53,3 +56,6 @@ def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as e:
         feedback.main(["--scenes", "nowhere.txt"])
     assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        feedback.main(["--readback-lag", "3"])
+    assert e.value.code == 2 and "--readback-lag" in capsys.readouterr().err
