@@ -347,6 +347,19 @@ def test_headless_feedback_stats(ctx, big_sphere, tmp_path, capsys):
 
 
 @pytest.mark.gl
+def test_a_cache_without_sets_is_settled_at_once(ctx):
+    from viewer.feedback_tiles import TileCache
+    from viewer.frame_stats import VramLedger
+    for lag in (0, 1):   # no bits to wait for: Renderer.settle_tiles draws no frame for nothing
+        cache = TileCache(ctx, slots=1, layers=1, budget=1, ledger=VramLedger(), readback_lag=lag)
+        try:
+            cache.update()
+            assert cache.settled()
+        finally:
+            cache.release()
+
+
+@pytest.mark.gl
 def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
     from export.decode.gl_context import NTCGLError
     from export.decode.gl_tiles import POOL_ROW

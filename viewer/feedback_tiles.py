@@ -357,9 +357,11 @@ class TileCache:
         return self.stats
 
     def settled(self) -> bool:
-        """Whether the last update read a frame that needed no tile it did not have: with the
-        view still, the frames from now on draw with every tile they ask for."""
-        return self.stats.read > 0 and not self.stats.decoded and not self.stats.waiting
+        """Whether the last update read a frame that needed no tile it did not have (or there is
+        no set to read): with the view still, the frames from now on draw with every tile they
+        ask for."""
+        read = self.stats.read > 0 or not self.sets
+        return read and not self.stats.decoded and not self.stats.waiting
 
     def summary(self) -> dict:
         """The figures ntc-view --stats writes."""
