@@ -18,9 +18,10 @@ bc7enc on first open, with progress, and cached beside the scene like the neural
 keeps the decoded set as RGBA8 (--load-format rgba8) or transcodes it on the GPU into the same BCn
 formats (--load-format bcn; the encoder: shaders/bcn_encode.slang). Sample mode decodes the set
 where each pixel samples it (--filter). Feedback mode ("inference on feedback") decodes the set in
-32x32-texel tiles into a pool texture, only the tiles the frame's pixels touch, after the frame
-that asked for them (at most one decode a pixel a frame; until a tile arrives its pixels use a
-coarser mip), and filters those texels trilinearly: sample mode's exact trilinear picture from
+32x32-texel tiles into a pool texture, only the tiles the frame's pixels touch, a frame after the
+frame that asked for them (so the CPU reads requests the GPU has finished with; at most one decode
+a pixel a frame; until a tile arrives its pixels use a coarser mip), and filters those texels
+trilinearly: sample mode's exact trilinear picture from
 8-bit texels (--tile-format rgba8) or BC7 ones (bc7: about 3/8 of the pool), for no decode once the
 view's tiles are in; --stats gives the texels decoded after each frame.
 

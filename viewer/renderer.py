@@ -10,7 +10,8 @@ shaders/pbr*.slang from one of four material texture sources, switchable at run 
                chosen per frame; one program per network shape
     feedback   the .ntc decoded in tiles, only those the frames' pixels touch, into a pool the
                shader filters trilinearly (shaders/pbr_feedback.slang, feedback_tiles.py: after
-               each frame the missing tiles are decoded, within a budget of decodes a frame)
+               each frame the tiles the frame before it lacked are decoded, within a budget of
+               decodes a frame)
 
 Every frame renders the scene into an offscreen RGBA8 + depth target; a screen pass copies it (or
 in the diff view shows |current - reference| as a heat map) into the display target, with the
@@ -317,10 +318,9 @@ class Renderer:
         return ms
 
     def settle_tiles(self) -> int | None:
-        """Feedback mode: draw frames (untimed) until one whose request bits were read asked for
-        no tile the pool lacked (TileCache.settled), at most SETTLE_MAX, so frames timed after
-        are the view's steady state, as load mode's come after its decode; then restart the
-        frame timer. The frames drawn, or None in other modes."""
+        """Feedback mode: draw frames (untimed) until TileCache.settled, at most SETTLE_MAX, so
+        frames timed after are the view's steady state, as load mode's come after its decode;
+        then restart the frame timer. The frames drawn, or None in other modes."""
         tiles = self.bindings.tiles
         if self.mode != "feedback" or tiles is None:
             return None
