@@ -11,10 +11,13 @@ below) are decoded when it is added and never evicted: the fallback every pixel 
 tiles arrive. A view that stays still needs no decode
 once its tiles are in; motion decodes what comes into view.
 
-The pool is shared by the scene's sets (one slot size, the largest set's layer count); it is sized
-from the view (POOL_TEXELS_PER_PIXEL) when feedback mode is first entered and made anew, larger,
-when the window grows past it (never smaller); where a frame needs more tiles than fit (or than
-the driver's largest texture holds), its pixels keep the coarser mips they fell back to.
+The pool is shared by the scene's sets (one slot size, the largest set's layer count). It starts
+at POOL_START_TEXELS_PER_PIXEL tile texels a pixel of the view plus the pinned tiles, and grows
+with what the frames need: when the slots a frame keeps (those it touched and the pinned ones)
+and the tiles left waiting pass POOL_GROW_AT of the pool, a pool POOL_GROW_BY times that size
+takes over, every slot copied across (never smaller, never more slots than the sets have tiles).
+Where a frame needs more tiles than fit (the driver's largest texture), its pixels keep the
+coarser mips they fell back to.
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ from export.decode.gl_tiles import (PAGES_BINDING, POOL_FORMATS, REQUESTS_BINDIN
 
 from .frame_stats import VramLedger
 
-POOL_TEXELS_PER_PIXEL = 4     # pool size: tile texels a pixel of the view it is made for
+POOL_START_TEXELS_PER_PIXEL = 1   # the pool's first size: tile texels a pixel of the view
+POOL_GROW_AT = 0.9            # grow when a frame's kept slots and waiting tiles pass this share
+POOL_GROW_BY = 1.25           # ... to this many times their number
 POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
 PIN_MIP_TILES = 16            # a set's mips of at most this many tiles stay resident
@@ -104,8 +109,9 @@ class RequestBits:
 
 
 def view_slots(size: tuple[int, int]) -> int:
-    """Pool slots for a view of `size` (w, h): POOL_TEXELS_PER_PIXEL tile texels a pixel."""
-    return -(-POOL_TEXELS_PER_PIXEL * size[0] * size[1] // (TILE * TILE))
+    """A new pool's slots for a view of `size` (w, h), pinned tiles aside:
+    POOL_START_TEXELS_PER_PIXEL tile texels a pixel."""
+    return -(-POOL_START_TEXELS_PER_PIXEL * size[0] * size[1] // (TILE * TILE))
 
 
 def layers_of(model, fmt: str = POOL_FORMAT) -> int:
@@ -178,18 +184,21 @@ class TileStats:
     decoded_texels: int = 0   # MLP evaluations those took (whole slots, borders included)
     waiting: int = 0          # touched, not resident, left for later frames
     evicted: int = 0
+    grown: bool = False       # the pool grew after it
     resident: int = 0
     total_texels: int = 0     # texels decoded since the cache was made
 
 
 class TileCache:
-    """The pool (format `fmt`) and the residency of every set added. `budget`: MLP evaluations
-    at most per update (at least one tile's: a slot's texels, border included)."""
+    """The pool (format `fmt`, `slots` to start with, at most `max_slots` as it grows; None: as
+    the driver allows) and the residency of every set added. `budget`: MLP evaluations at most
+    per update (at least one tile's: a slot's texels, border included)."""
 
     def __init__(self, ctx, slots: int, layers: int, budget: int, ledger: VramLedger,
                  fmt: str = POOL_FORMAT, pin_tiles: int = PIN_MIP_TILES,
-                 readback_lag: int = READBACK_LAG):
+                 readback_lag: int = READBACK_LAG, max_slots: int | None = None):
         self.ctx = ctx
+        self.max_slots = max_slots
         self.pin_tiles = pin_tiles   # mips of at most this many tiles are pinned
         self.readback_lag = readback_lag   # the sets' RequestBits lag (FeedbackSet's lag)
         self.ledger = ledger
@@ -203,57 +212,75 @@ class TileCache:
         self.decodes_per_pixel = DECODES_PER_PIXEL   # the budget's rate, as fit_view keeps it
 
     def _track(self, pool: TilePool) -> None:
-        """Take `pool` as the pool: in the ledger, every slot empty."""
+        """Take `pool` as the pool, in the ledger; the slots it adds empty (a grown pool keeps
+        the earlier slots' tiles where they were)."""
         self.pool = pool
         side = pool.slot
         self.ledger.add("tiles", pool, pool.nbytes,
                         f"tile pool {pool.slots} x {side}x{side} x {pool.layers} {pool.format} "
                         f"layers")
-        self.owner = np.full((pool.slots, 2), -1, np.int64)   # (set, entry) per slot
-        self.touched = np.full(pool.slots, -1, np.int64)      # frame, or PINNED
+        owner = np.full((pool.slots, 2), -1, np.int64)   # (set, entry) per slot
+        touched = np.full(pool.slots, -1, np.int64)      # frame, or PINNED
+        if hasattr(self, "owner"):
+            owner[:len(self.owner)] = self.owner
+            touched[:len(self.touched)] = self.touched
+        self.owner, self.touched = owner, touched
 
     @classmethod
     def for_view(cls, ctx, size: tuple[int, int], layers: int, ledger: VramLedger,
-                 pinned: int = 0, config: FeedbackConfig = FeedbackConfig()) -> "TileCache":
+                 pinned: int = 0, config: FeedbackConfig = FeedbackConfig(),
+                 max_slots: int | None = None) -> "TileCache":
         """A cache for a view of `size` (w, h) and sets of at most `layers` layers whose pinned
-        small mips take `pinned` slots in all."""
+        small mips take `pinned` slots in all and whose tiles number `max_slots` in all."""
         pixels = size[0] * size[1]
-        cache = cls(ctx, view_slots(size) + pinned, layers,
-                    int(config.decodes_per_pixel * pixels), ledger, config.tile_format,
-                    config.pin_mip_tiles, config.readback_lag)
+        slots = view_slots(size) + pinned
+        if max_slots is not None:
+            slots = min(slots, max_slots)
+        cache = cls(ctx, slots, layers, int(config.decodes_per_pixel * pixels), ledger,
+                    config.tile_format, config.pin_mip_tiles, config.readback_lag, max_slots)
         cache.decodes_per_pixel = config.decodes_per_pixel
         return cache
 
     @classmethod
     def for_sets(cls, ctx, size: tuple[int, int], models, ledger: VramLedger,
                  config: FeedbackConfig = FeedbackConfig()) -> "TileCache":
-        """A cache for a view of `size` and the sets of `models` (NTCModels): as many layers as
-        the largest fills, room for every set's pinned small mips."""
-        models = list(models)
-        pinned = sum(len(TileLayout(m.width, m.height, m.mips).small_mip_entries(
-            config.pin_mip_tiles)) for m in models)
+        """A cache for a view of `size` and the sets of `models` (NTCModels, one per material:
+        sets shared by materials are counted for each): as many layers as the largest fills,
+        room for every set's pinned small mips, growing to at most all their tiles."""
+        layouts = [TileLayout(m.width, m.height, m.mips) for m in models]
+        pinned = sum(len(lay.small_mip_entries(config.pin_mip_tiles)) for lay in layouts)
         layers = max((layers_of(m, config.tile_format) for m in models), default=1)
-        return cls.for_view(ctx, size, layers, ledger, pinned, config)
+        return cls.for_view(ctx, size, layers, ledger, pinned, config,
+                            max(1, sum(lay.count for lay in layouts)))
 
     def fit_view(self, size: tuple[int, int]) -> None:
-        """Follow the view to a new size: the decode budget always; the pool grows when the
-        view needs more slots than it has (a new pool: the sets' small mips decoded again at
-        once, the rest as frames ask for them), never shrinks."""
+        """Follow the view to a new size: the decode budget (the pool grows as the frames of
+        any size need it, in update)."""
         self.budget = max(int(self.decodes_per_pixel * size[0] * size[1]), self.tile_decodes)
-        pinned = sum(len(self.pinned_entries(s.layout)) for s in self.sets)
-        if view_slots(size) + pinned <= self.pool.slots:
-            return
-        pool = TilePool(self.ctx, view_slots(size) + pinned, self.pool.layers, self.pool.format)
+
+    def grow(self, slots: int) -> bool:
+        """Make the pool `slots` slots (at most max_slots, and as the driver allows), every
+        tile kept in its slot; False when it cannot grow."""
+        if self.max_slots is not None:
+            slots = min(slots, self.max_slots)
+        if slots <= self.pool.slots:
+            return False
+        pool = TilePool(self.ctx, slots, self.pool.layers, self.pool.format)
         if pool.slots <= self.pool.slots:   # already as large as the driver allows
             pool.release()
-            return
-        self.ledger.remove(self.pool)
-        self.pool.release()
+            return False
+        try:
+            pool.copy_from(self.pool)
+        except BaseException:
+            pool.release()
+            raise
+        old = self.pool
+        self.ledger.remove(old)
         self._track(pool)
-        sets, self.sets = self.sets, []
-        for fset in sets:
-            fset.slot[:] = -1
-            self.add(fset)
+        for fset in self.sets:
+            fset.pool = pool
+        old.release()
+        return True
 
     def add(self, fset: FeedbackSet) -> None:
         """Take a set: decode its small mips now, pinned (NTCGLError, and the set not taken,
@@ -266,9 +293,11 @@ class TileCache:
                              f"{self.readback_lag} frames late")
         pinned = self.pinned_entries(fset.layout)
         slots = self._free_slots(len(pinned))
+        if len(slots) < len(pinned) and self.grow(self.pool.slots + len(pinned) - len(slots)):
+            slots = self._free_slots(len(pinned))
         if len(slots) < len(pinned):
             raise NTCGLError(f"feedback mode's tile pool ({self.pool.slots} tiles, as large as "
-                             f"the driver's textures allow) has no room for the small mips of "
+                             f"it may grow) has no room for the small mips of "
                              f"{len(self.sets) + 1} texture sets")
         k = len(self.sets)
         self.sets.append(fset)
@@ -323,6 +352,12 @@ class TileCache:
             for e in req[~hit]:
                 wanted.append((-int(fset.layout.mip[e]), k, int(e)))
         wanted.sort()
+        # the slots the frame keeps (touched or pinned) and the tiles it lacks: the pool grows
+        # before they crowd it, rather than evict what the next frames will ask for again
+        kept = int(((self.touched == self.frame) | (self.touched == PINNED)).sum())
+        need = kept + len(wanted)
+        if need > POOL_GROW_AT * self.pool.slots:
+            self.stats.grown = self.grow(int(POOL_GROW_BY * need))
         free = list(np.flatnonzero(self.owner[:, 0] < 0))
         spare = self.touched < self.frame
         spare &= self.owner[:, 0] >= 0

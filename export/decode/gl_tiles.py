@@ -207,6 +207,26 @@ class TilePool(_LayerTarget):
         if err != "GL_NO_ERROR":
             raise NTCGLError(f"moving BC7 tiles into the pool failed: {err}")
 
+    @property
+    def name(self) -> int:
+        """The pool texture's GL name."""
+        return self.texture.glo if self.format == "rgba8" else self.texture
+
+    def copy_from(self, other: "TilePool") -> None:
+        """Every slot of `other`, a smaller pool of the same format and layers, into the same
+        slot here (slot k lies at the same place in any pool: whole rows of POOL_ROW slots)."""
+        if (other.format, other.layers, other.slot) != (self.format, self.layers, self.slot) \
+                or other.slots > self.slots:
+            raise ValueError(f"a {other.format} pool of {other.slots} slots, {other.layers} layers "
+                             f"does not fit a {self.format} one of {self.slots}, {self.layers}")
+        self._gl.glGetError()   # the check below is about this copy only
+        self._gl.glCopyImageSubData(other.name, GL_TEXTURE_2D_ARRAY, 0, 0, 0, 0,
+                                    self.name, GL_TEXTURE_2D_ARRAY, 0, 0, 0, 0,
+                                    other.size[0], other.size[1], other.layers)
+        err = self.ctx.error
+        if err != "GL_NO_ERROR":
+            raise NTCGLError(f"copying the tile pool into a larger one failed: {err}")
+
     def read(self) -> np.ndarray:
         """An RGBA8 pool as uint8 [layers, height, width, 4] (tests)."""
         if self.format != "rgba8":
