@@ -190,7 +190,7 @@ class Renderer:
         if self.diff:
             self.targets["reference"] = RenderTarget(self.ctx, size, self.ledger, "reference")
         self.size = size
-        if self.bindings.tiles is not None:   # feedback mode's pool and budget follow the view
+        if self.bindings.tiles is not None:   # feedback mode: its decode budget follows the view
             self.bindings.tiles.fit_view(size)
 
     def set_mode(self, mode: str) -> None:
