@@ -480,3 +480,41 @@ def test_a_larger_view_draws_what_a_fresh_one_draws(ctx, big_sphere):
         assert np.array_equal(grown, fresh)
     finally:
         r.release()
+
+
+@pytest.mark.gl
+def test_a_pool_grown_by_the_frames_draws_what_a_pool_made_large_draws(ctx, tmp_path_factory):
+    """The renderer's pool grows as a close view's tiles need it (a 512x512 set seen from close:
+    more tiles than the first row of 64 slots holds), and the frames drawn from tiles copied
+    across equal those of a pool made that large before the first tile."""
+    from export.gltf import load_scene
+    from viewer.ntc_cache import ensure_ntc
+    from viewer_scenes import tiny_settings, write_sphere_scene
+    folder = tmp_path_factory.mktemp("sphere512")
+    scene = load_scene(write_sphere_scene(folder / "scene", tex=512), log=None)
+
+    def provider(material):
+        return ensure_ntc(scene, material, tiny_settings(), folder / "cache", log=None)
+
+    images, slots = [], []
+    for pre_grow in (False, True):
+        r = renderer(ctx, scene, provider, size=(128, 128), feedback=PIN_ONE)
+        try:
+            r.ensure_mode("feedback")
+            tiles = r.bindings.tiles
+            assert tiles.pool.slots == 64
+            if pre_grow:
+                assert tiles.grow(slots[0])
+            r.camera.turn(0.0, 0.0, 6.0)   # nearer: its tiles fit the first row
+            frame(r, "feedback", frames=6)
+            assert tiles.pool.slots == (slots[0] if pre_grow else 64)
+            r.camera.turn(0.0, 0.0, 2.0)   # close: mip 0, more tiles; some of the last kept
+            images.append(frame(r, "feedback", frames=8))
+            assert tiles.settled() and tiles.stats.waiting == 0
+            slots.append(tiles.pool.slots)
+        finally:
+            r.release()
+    assert slots[0] > 64 and slots[1] == slots[0]
+    diff = np.abs(images[0].astype(int) - images[1].astype(int))
+    # the same texels; other slots of the same pool can round a bilinear weight differently
+    assert diff.max() <= 1 and np.mean(diff == 0) > 0.99, (diff.max(), np.mean(diff == 0))
