@@ -42,7 +42,8 @@ from bench.scenes import (CACHE, RESULTS, add_scene_arguments, check_scenes, log
                           settings_and_context)
 from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr
-from viewer.feedback_tiles import POOL_FORMAT, READBACK_LAG, FeedbackConfig
+from viewer.feedback_sets import POOL_FORMAT, READBACK_LAG
+from viewer.feedback_tiles import FeedbackConfig
 
 PATH_FRAMES = 24
 YAW_STEP = 3.0      # degrees a frame

@@ -179,7 +179,7 @@ def _request(requests, entries) -> None:
 
 @pytest.mark.gl
 def test_request_bits_are_read_lag_frames_after_the_frame_that_wrote_them(ctx):
-    from viewer.feedback_tiles import RequestBits
+    from viewer.feedback_sets import RequestBits
     for lag in (0, 1, 2):
         bits = RequestBits(ctx, 100, lag)
         try:
@@ -201,7 +201,8 @@ def _pages(fset) -> np.ndarray:
 
 @pytest.mark.gl
 def test_residency_budget_order_eviction_and_pages(ctx):
-    from viewer.feedback_tiles import FeedbackSet, TileCache
+    from viewer.feedback_sets import FeedbackSet
+    from viewer.feedback_tiles import TileCache
     from viewer.frame_stats import VramLedger
     model = _model(300, 300)                      # 143 tiles, 5 of them one-tile mips
     ledger = VramLedger()
@@ -377,8 +378,8 @@ def test_a_cache_without_sets_is_settled_at_once(ctx):
 def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
     from export.decode.gl_context import NTCGLError
     from export.decode.gl_tiles import POOL_ROW
-    from viewer.feedback_tiles import (POOL_START_TEXELS_PER_PIXEL, FeedbackSet, TileCache,
-                                       view_slots)
+    from viewer.feedback_sets import FeedbackSet
+    from viewer.feedback_tiles import POOL_START_TEXELS_PER_PIXEL, TileCache, view_slots
     from viewer.frame_stats import VramLedger
     ledger = VramLedger()
     cache = TileCache.for_view(ctx, (64, 32), 3, ledger, pinned=100)
@@ -407,7 +408,8 @@ def test_pool_sized_for_the_view_and_the_sets_last_mips(ctx):
 @pytest.mark.gl
 def test_the_pool_grows_with_what_frames_need_and_keeps_every_tile(ctx):
     from export.decode.gl_tiles import TilePool
-    from viewer.feedback_tiles import POOL_GROW_AT, POOL_GROW_BY, FeedbackSet, TileCache
+    from viewer.feedback_sets import FeedbackSet
+    from viewer.feedback_tiles import POOL_GROW_AT, POOL_GROW_BY, TileCache
     from viewer.frame_stats import VramLedger
     model = _model(300, 300)                      # 143 tiles, 5 of them one-tile mips
     ledger = VramLedger()

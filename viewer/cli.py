@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .renderer import MODES
     from .sample_filters import DEFAULT_FILTER, FILTER_NAMES
     from export.decode.gl_tiles import POOL_FORMATS
-    from .feedback_tiles import POOL_FORMAT
+    from .feedback_sets import POOL_FORMAT
     p = argparse.ArgumentParser(
         prog="ntc-view", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

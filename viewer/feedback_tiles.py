@@ -3,7 +3,8 @@
 Each frame the feedback program (shaders/pbr_feedback.slang) marks in every set's request bits
 the tiles its pixels' footprints touch. The bits are read READBACK_LAG frames late (RequestBits:
 a buffer a frame in turn), so that the CPU reads bits the GPU finished with a frame ago instead
-of waiting for the frame it has just been given. After each frame `TileCache.update` reads them,
+of waiting for the frame it has just been given (feedback_sets.py: each set's GL objects). After
+each frame `TileCache.update` reads them,
 keeps the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
 ones fall back on them) into free slots, else into the slots least recently touched, up to a
 budget of decodes a frame. A set's small mips (PIN_MIP_TILES tiles or fewer: 128x128 texels and
@@ -27,19 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from export.decode.gl_context import GL_BUFFER_UPDATE_BARRIER_BIT, NTCGLError
-from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
-from export.decode.gl_tiles import (PAGES_BINDING, POOL_FORMATS, REQUESTS_BINDING, TILE,
-                                    GLTileDecoder, TileLayout, TilePool, pool_layers)
+from export.decode.gl_tiles import POOL_FORMATS, TILE, TileLayout, TilePool
 
+from .feedback_sets import POOL_FORMAT, READBACK_LAG, FeedbackSet, layers_of
 from .frame_stats import VramLedger
 
 POOL_START_TEXELS_PER_PIXEL = 1   # the pool's first size: tile texels a pixel of the view
 POOL_GROW_AT = 0.9            # grow when a frame's kept slots and waiting tiles pass this share
 POOL_GROW_BY = 1.25           # ... to this many times their number
-POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
 PIN_MIP_TILES = 16            # a set's mips of at most this many tiles stay resident
-READBACK_LAG = 1              # request bits read this many frames after the frame wrote them
 PINNED = np.iinfo(np.int64).max
 
 
@@ -59,118 +57,10 @@ class FeedbackConfig:
             raise ValueError(f"readback lag {self.readback_lag}: expected 0, 1 or 2 frames")
 
 
-class RequestBits:
-    """A set's request bits (a bit a tile) in `lag` + 1 buffers taken in turn: frame k writes
-    buffer k mod (lag + 1), and after it `take` reads (and clears) frame k - lag's, the one
-    frame k + 1 writes next. With lag 0 that read waits for the frame just drawn; with lag 1 it
-    reads a frame the GPU finished while the CPU was giving it the next."""
-
-    def __init__(self, ctx, tiles: int, lag: int):
-        self.tiles = tiles
-        self.lag = lag
-        self.words = -(-tiles // 32)
-        self.frames = 0      # frames taken (drawn and followed by take)
-        self.buffers = []
-        try:
-            for _ in range(lag + 1):
-                self.buffers.append(ctx.buffer(reserve=4 * self.words))
-                self.buffers[-1].clear()
-        except BaseException:
-            self.release()
-            raise
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.size for b in self.buffers)
-
-    @property
-    def writing(self):
-        """The buffer the next frame writes (and, with lag 0, the next take reads)."""
-        return self.buffers[self.frames % len(self.buffers)]
-
-    def bind(self) -> None:
-        self.writing.bind_to_storage_buffer(REQUESTS_BINDING)
-
-    def take(self) -> np.ndarray | None:
-        """After a frame: the tiles frame k - lag touched, or None while no frame that old
-        exists (its buffer cleared for the next frame to write)."""
-        self.frames += 1
-        if self.frames <= self.lag:
-            return None
-        buf = self.writing
-        bits = np.frombuffer(buf.read(), np.uint8)
-        buf.clear()
-        return np.flatnonzero(np.unpackbits(bits, bitorder="little")[:self.tiles])
-
-    def release(self) -> None:
-        for b in self.buffers:
-            b.release()
-        self.buffers.clear()
-
-
 def view_slots(size: tuple[int, int]) -> int:
     """A new pool's slots for a view of `size` (w, h), pinned tiles aside:
     POOL_START_TEXELS_PER_PIXEL tile texels a pixel."""
     return -(-POOL_START_TEXELS_PER_PIXEL * size[0] * size[1] // (TILE * TILE))
-
-
-def layers_of(model, fmt: str = POOL_FORMAT) -> int:
-    """Pool layers a set fills in a pool of format `fmt`."""
-    return pool_layers(model.stored_channels, fmt)
-
-
-class FeedbackSet:
-    """One .ntc in feedback mode: the latents and weights that decode its tiles, the load pass,
-    its remap block, page buffer (header + slot per tile) and request bits."""
-
-    def __init__(self, ctx, model, ledger: VramLedger, label: str,
-                 repeat: tuple[bool, bool] = (True, True), fmt: str = POOL_FORMAT,
-                 lag: int = READBACK_LAG):
-        self.ledger = ledger
-        self.model = model
-        self.repeat = repeat   # per axis: tile borders wrapped (repeat) or clamped
-        self.format = fmt      # the pool's, which sets how many stored channels a layer holds
-        self.layout = TileLayout(model.width, model.height, model.mips)
-        self.layers = layers_of(model, fmt)
-        self.slot = np.full(self.layout.count, -1, np.int32)
-        self.pool: TilePool | None = None   # set by TileCache.add
-        self.tex = NTCTextureGL(model, ctx)
-        self.decoder = self.remap = self.pages = self.requests = None
-        try:
-            self.decoder = GLTileDecoder(self.tex, POOL_FORMATS[fmt][1])
-            self.remap = ctx.buffer(remap_block(model))
-            self.pages = ctx.buffer(reserve=4 * (len(self.layout.header()) + self.layout.count))
-            self.requests = RequestBits(ctx, self.layout.count, lag)
-        except BaseException:
-            self.release()
-            raise
-        self.write_pages()
-        sizes = self.tex.vram_bytes()
-        ledger.add("latents", self.tex, sizes["latents"], f"{label} latents")
-        ledger.add("weights", self.tex.weights, sizes["weights"], f"{label} MLP (fp32)")
-        ledger.add("uniforms", self.remap, self.remap.size, f"{label} remap")
-        ledger.add("tiles", self.pages, self.pages.size + self.requests.nbytes,
-                   f"{label} page table + request bits ({len(self.requests.buffers)} frames)")
-
-    def write_pages(self) -> None:
-        self.pages.write(np.concatenate([self.layout.header(), self.slot]).astype(np.int32))
-
-    def bind(self) -> None:
-        """Everything the feedback program reads of this set, and the pool (once added)."""
-        self.remap.bind_to_uniform_block(REMAP_BINDING)
-        self.pages.bind_to_storage_buffer(PAGES_BINDING)
-        self.requests.bind()
-        self.pool.bind()
-
-    def release(self) -> None:
-        for obj in (self.tex, self.tex.weights, self.remap, self.pages):
-            self.ledger.remove(obj)
-        if self.decoder is not None:
-            self.decoder.release()
-        for obj in (self.remap, self.pages, self.requests):
-            if obj is not None:
-                obj.release()
-        self.tex.release()
 
 
 @dataclass

@@ -5,7 +5,7 @@ format) through its glTF samplers; load: the textures its .ntc decodes to (Loade
 transcoded to BCn: the load format), the same samplers, a slot whose texture the set lacks falling
 back to the image in the reference format; sample: the set's latents and network (SampledSet) with the
 sample-mode program, each slot naming the set texture it reads; feedback: the same slots read from
-the set's decoded tiles (feedback_tiles.FeedbackSet, in the scene's TileCache, made by
+the set's decoded tiles (feedback_sets.FeedbackSet, in the scene's TileCache, made by
 `create_tiles` before the first feedback binding). Materials whose sets are one file share one GL
 copy of it. Slots map to a set's textures through export.gltf.ntc_extension.
 """
@@ -20,7 +20,8 @@ from export.gltf.model import GL_REPEAT, SLOTS
 from export.gltf.ntc_extension import material_slot_names, slot_texture_index
 from shaders import constants as C
 
-from .feedback_tiles import FeedbackConfig, FeedbackSet, TileCache
+from .feedback_sets import FeedbackSet
+from .feedback_tiles import FeedbackConfig, TileCache
 from .frame_stats import VramLedger
 from .material_textures import ImageTextures, LoadedSet, SampledSet, Samplers
 from .programs import Programs
