@@ -1,21 +1,20 @@
 """Feedback mode's residency: which tiles of which neural sets are in the pool, frame by frame.
 
 Each frame the feedback program (shaders/pbr_feedback.slang) marks in every set's request bits
-the tiles its pixels' footprints touch. The bits are read READBACK_LAG frames late (RequestBits:
-a buffer a frame in turn), so that the CPU reads bits the GPU finished with a frame ago instead
-of waiting for the frame it has just been given (feedback_sets.py: each set's GL objects). After
-each frame `TileCache.update` reads them,
-keeps the resident tiles that were touched, and decodes the missing ones (coarsest mips first: finer
-ones fall back on them) into free slots, else into the slots least recently touched, up to a
-budget of decodes a frame. A set's small mips (PIN_MIP_TILES tiles or fewer: 128x128 texels and
-below) are decoded when it is added and never evicted: the fallback every pixel can use before its
-tiles arrive. A view that stays still needs no decode
-once its tiles are in; motion decodes what comes into view.
+the tiles its pixels' footprints touch. The bits are read READBACK_LAG frames late (RequestBits
+in feedback_sets.py, with each set's other GL objects: a buffer a frame in turn), so that the CPU
+reads bits the GPU finished with a frame ago instead of waiting for the frame it has just been
+given. After each frame `TileCache.update` reads them, keeps the resident tiles that were
+touched, and decodes the missing ones (coarsest mips first: finer ones fall back on them) into
+free slots, else into the slots least recently touched, up to a budget of decodes a frame. A
+set's small mips (PIN_MIP_TILES tiles or fewer: 128x128 texels and below) are decoded when it is
+added and never evicted: the fallback every pixel can use before its tiles arrive. A view that
+stays still needs no decode once its tiles are in; motion decodes what comes into view.
 
 The pool is shared by the scene's sets (one slot size, the largest set's layer count). It starts
 at POOL_START_TEXELS_PER_PIXEL tile texels a pixel of the view plus the pinned tiles, and grows
 with what the frames need: when the slots a frame keeps (those it touched and the pinned ones)
-and the tiles left waiting pass POOL_GROW_AT of the pool, a pool POOL_GROW_BY times that size
+and the tiles it lacks pass POOL_GROW_AT of the pool, a pool POOL_GROW_BY times their number
 takes over, every slot copied across (never smaller, never more slots than the sets have tiles).
 Where a frame needs more tiles than fit (the driver's largest texture), its pixels keep the
 coarser mips they fell back to.
@@ -34,7 +33,7 @@ from .feedback_sets import POOL_FORMAT, READBACK_LAG, FeedbackSet, layers_of
 from .frame_stats import VramLedger
 
 POOL_START_TEXELS_PER_PIXEL = 1   # the pool's first size: tile texels a pixel of the view
-POOL_GROW_AT = 0.9            # grow when a frame's kept slots and waiting tiles pass this share
+POOL_GROW_AT = 0.9            # grow when a frame's kept slots and lacking tiles pass this share
 POOL_GROW_BY = 1.25           # ... to this many times their number
 DECODES_PER_PIXEL = 1.0       # default budget: texels decoded a frame, per pixel of the view
 PIN_MIP_TILES = 16            # a set's mips of at most this many tiles stay resident
