@@ -73,7 +73,7 @@ class TileStats:
     decoded_texels: int = 0   # MLP evaluations those took (whole slots, borders included)
     waiting: int = 0          # touched, not resident, left for later frames
     evicted: int = 0
-    grown: bool = False       # the pool grew after it
+    grown: bool = False       # the pool grew for it (before its tiles were placed)
     resident: int = 0
     total_texels: int = 0     # texels decoded since the cache was made
 
