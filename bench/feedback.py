@@ -42,7 +42,7 @@ from bench.scenes import (CACHE, RESULTS, add_scene_arguments, check_scenes, log
                           settings_and_context)
 from export.decode.gl_tiles import POOL_FORMATS
 from export.metrics import psnr
-from viewer.feedback_sets import POOL_FORMAT, READBACK_LAG
+from viewer.feedback_sets import POOL_FORMAT, READBACK_LAG, READBACK_LAGS
 from viewer.feedback_tiles import FeedbackConfig
 
 PATH_FRAMES = 24
@@ -315,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "last (default %(default)s; about 10 s a frame on llvmpipe)")
     p.add_argument("--tile-format", choices=tuple(POOL_FORMATS), default=POOL_FORMAT,
                    help="feedback mode's pool, as ntc-view --tile-format (default %(default)s)")
-    p.add_argument("--readback-lag", type=int, choices=(0, 1, 2), default=READBACK_LAG,
+    p.add_argument("--readback-lag", type=int, choices=READBACK_LAGS, default=READBACK_LAG,
                    help="frames between a frame writing its request bits and their reading "
-                        "(feedback_tiles.READBACK_LAG; default %(default)s)")
+                        "(feedback_sets.READBACK_LAG; default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=CACHE,
                    help="compressed materials, one folder per scene (default bench.viewer's)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for feedback.md / .json")

@@ -127,7 +127,7 @@ def test_bc7_pool_holds_the_tiles_encoded(ctx):
     model = _model(100, 70)                     # 9 stored channels: three BC7 layers of three
     lay = TileLayout(model.width, model.height, model.mips)
     tex = NTCTextureGL(model, ctx)
-    dec = GLTileDecoder(tex, channels=3)
+    dec = GLTileDecoder(tex, "bc7")
     pool = TilePool(ctx, 2 * STAGE_SLOTS, 3, "bc7")
     try:
         assert pool.slot == TILE + 4 and pool.nbytes == pool.size[0] * pool.size[1] * 3

@@ -21,9 +21,9 @@ where each pixel samples it (--filter). Feedback mode ("inference on feedback") 
 32x32-texel tiles into a pool texture, only the tiles the frame's pixels touch, a frame after the
 frame that asked for them (so the CPU reads requests the GPU has finished with; at most one decode
 a pixel a frame; until a tile arrives its pixels use a coarser mip), and filters those texels
-trilinearly: sample mode's exact trilinear picture from
-8-bit texels (--tile-format rgba8) or BC7 ones (bc7: about 3/8 of the pool), for no decode once the
-view's tiles are in; --stats gives the texels decoded after each frame.
+trilinearly: sample mode's exact trilinear picture from 8-bit texels (--tile-format rgba8) or BC7
+ones (bc7: about 3/8 of the pool), for no decode once the view's tiles are in; --stats gives the
+texels decoded after each frame.
 
 Window (glfw + moderngl, OpenGL 4.5 core): 1 / 2 / 3 / 4 reference / load / sample / feedback,
 B toggles the reference format RGBA8 / BCn, L the load format, F cycles the

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from export.decode.gl_resources import NTCTextureGL, REMAP_BINDING, remap_block
-from export.decode.gl_tiles import (PAGES_BINDING, POOL_FORMATS, REQUESTS_BINDING,
+from export.decode.gl_tiles import (PAGES_BINDING, REQUESTS_BINDING,
                                     GLTileDecoder, TileLayout, TilePool, pool_layers)
 
 from .frame_stats import VramLedger
 
 POOL_FORMAT = "rgba8"         # the pool's texels: "rgba8" or "bc7" (gl_tiles.POOL_FORMATS)
 READBACK_LAG = 1              # request bits read this many frames after the frame wrote them
+READBACK_LAGS = (0, 1, 2)     # the lags a FeedbackConfig takes
 
 
 class RequestBits:
@@ -87,7 +88,7 @@ class FeedbackSet:
         self.tex = NTCTextureGL(model, ctx)
         self.decoder = self.remap = self.pages = self.requests = None
         try:
-            self.decoder = GLTileDecoder(self.tex, POOL_FORMATS[fmt][1])
+            self.decoder = GLTileDecoder(self.tex, fmt)
             self.remap = ctx.buffer(remap_block(model))
             self.pages = ctx.buffer(reserve=4 * (len(self.layout.header()) + self.layout.count))
             self.requests = RequestBits(ctx, self.layout.count, lag)

@@ -29,7 +29,7 @@ import numpy as np
 from export.decode.gl_context import GL_BUFFER_UPDATE_BARRIER_BIT, NTCGLError
 from export.decode.gl_tiles import POOL_FORMATS, TILE, TileLayout, TilePool
 
-from .feedback_sets import POOL_FORMAT, READBACK_LAG, FeedbackSet, layers_of
+from .feedback_sets import POOL_FORMAT, READBACK_LAG, READBACK_LAGS, FeedbackSet, layers_of
 from .frame_stats import VramLedger
 
 POOL_START_TEXELS_PER_PIXEL = 1   # the pool's first size: tile texels a pixel of the view
@@ -52,8 +52,9 @@ class FeedbackConfig:
         if self.tile_format not in POOL_FORMATS:
             raise ValueError(f"tile format '{self.tile_format}': expected "
                              f"{', '.join(POOL_FORMATS)}")
-        if self.readback_lag not in (0, 1, 2):
-            raise ValueError(f"readback lag {self.readback_lag}: expected 0, 1 or 2 frames")
+        if self.readback_lag not in READBACK_LAGS:
+            raise ValueError(f"readback lag {self.readback_lag}: expected "
+                             f"{', '.join(map(str, READBACK_LAGS))} frames")
 
 
 def view_slots(size: tuple[int, int]) -> int:
@@ -91,6 +92,8 @@ class TileCache:
         self.pin_tiles = pin_tiles   # mips of at most this many tiles are pinned
         self.readback_lag = readback_lag   # the sets' RequestBits lag (FeedbackSet's lag)
         self.ledger = ledger
+        self.owner = np.full((0, 2), -1, np.int64)   # (set, entry) per slot
+        self.touched = np.full(0, -1, np.int64)      # frame, or PINNED
         self._track(TilePool(ctx, slots, layers, fmt))
         self.tile_decodes = self.pool.slot ** 2   # every texel of a slot is decoded
         self.budget = max(int(budget), self.tile_decodes)
@@ -108,11 +111,10 @@ class TileCache:
         self.ledger.add("tiles", pool, pool.nbytes,
                         f"tile pool {pool.slots} x {side}x{side} x {pool.layers} {pool.format} "
                         f"layers")
-        owner = np.full((pool.slots, 2), -1, np.int64)   # (set, entry) per slot
-        touched = np.full(pool.slots, -1, np.int64)      # frame, or PINNED
-        if hasattr(self, "owner"):
-            owner[:len(self.owner)] = self.owner
-            touched[:len(self.touched)] = self.touched
+        owner = np.full((pool.slots, 2), -1, np.int64)
+        touched = np.full(pool.slots, -1, np.int64)
+        owner[:len(self.owner)] = self.owner
+        touched[:len(self.touched)] = self.touched
         self.owner, self.touched = owner, touched
 
     @classmethod

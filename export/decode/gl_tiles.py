@@ -11,7 +11,7 @@ by the load pass into slots of a pool texture, which shaders/ntc_feedback.slang 
                                   two texels of border, whole blocks; decoded into RGBA8 staging
                                   a batch at a time, encoded on the GPU, the blocks copied into
                                   their slots)
-    GLTileDecoder(tex, channels)  the load pass of one NTCTextureGL (stored channels), one draw a
+    GLTileDecoder(tex, fmt)       the load pass of one NTCTextureGL (stored channels), one draw a
                                   tile into its slot: each texel what load mode decodes for it,
                                   the border's wrapped (repeat) or clamped to the mip
 
@@ -322,14 +322,14 @@ class TileStage(_LayerTarget):
 
 
 class GLTileDecoder(GLLoadDecoder):
-    """The load pass of one set, decoding tiles into pool slots: four stored channels to a
-    layer, or three with `channels` 3 (ntc_load.slang's tripleMain, a BC7 pool's)."""
+    """The load pass of one set, decoding tiles into the slots of a pool of format `fmt`: four
+    stored channels to a layer (RGBA8), or three (BC7: ntc_load.slang's tripleMain)."""
 
-    def __init__(self, tex, channels: int = 4):
-        if channels == 3:
+    def __init__(self, tex, fmt: str = "rgba8"):
+        if POOL_FORMATS[fmt][1] == 3:
             self.fragment = TRIPLE_FRAGMENT
         super().__init__(tex)
-        self.targets = -(-tex.model.stored_channels // channels)
+        self.targets = pool_layers(tex.model.stored_channels, fmt)
 
     def decode(self, target, tiles, repeat: tuple[bool, bool] = (False, False)) -> None:
         """Decode `tiles`, each (mip, x0, y0, width, height, slot), into the slots of `target`
