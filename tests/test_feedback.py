@@ -7,9 +7,10 @@ one-texel border (wrapped or clamped) hold exactly what the load pass decodes fo
 rounded to 8 bits; the residency's budget, coarse-first
 order, least-recently-touched eviction and pinned last mips, and the page buffer the shader reads;
 feedback frames against sample mode's exact trilinear frames on a scene with clamp and mirrored-
-repeat wraps; request bits read the configured number of frames late; a still view decoding
-once (its first frame's tiles, read a frame late) and nothing after; tiles arriving one a frame
-ending in the same frame; the headless CLI's tile figures.
+repeat wraps; request bits read the configured number of frames late, and none of an old view's
+after other modes; a still view decoding once (its first frame's tiles, read a frame late) and
+nothing after; tiles arriving one a frame ending in the same frame; the pool grown by the frames
+(and a BC7 one drawing on after the window resizes); the headless CLI's tile figures.
 """
 from __future__ import annotations
 
@@ -191,6 +192,14 @@ def test_request_bits_are_read_lag_frames_after_the_frame_that_wrote_them(ctx):
             for k in range(lag, 6):   # after frame k: frame k - lag's tiles, alone
                 assert list(taken[k]) == [k - lag, 99], (lag, k, taken[k])
             assert bits.nbytes == (lag + 1) * 4 * 4
+            # back from other modes: the last frames' bits (an old view's) are not read
+            _request(bits, [7])
+            bits.restart()
+            restarted = []
+            for k in range(lag + 1):
+                _request(bits, [20 + k])
+                restarted.append(bits.take())
+            assert restarted[:lag] == [None] * lag and list(restarted[lag]) == [20], restarted
         finally:
             bits.release()
 
@@ -484,11 +493,10 @@ def test_a_larger_view_draws_what_a_fresh_one_draws(ctx, big_sphere):
         r.release()
 
 
-@pytest.mark.gl
-def test_a_pool_grown_by_the_frames_draws_what_a_pool_made_large_draws(ctx, tmp_path_factory):
-    """The renderer's pool grows as a close view's tiles need it (a 512x512 set seen from close:
-    more tiles than the first row of 64 slots holds), and the frames drawn from tiles copied
-    across equal those of a pool made that large before the first tile."""
+@pytest.fixture(scope="module")
+def sphere512(tmp_path_factory):
+    """(scene, provider): the sphere scene with a 512x512 set, compressed once (tiny settings):
+    seen from close it needs more tiles than the pool's first row of 64 slots."""
     from export.gltf import load_scene
     from viewer.ntc_cache import ensure_ntc
     from viewer_scenes import tiny_settings, write_sphere_scene
@@ -498,6 +506,14 @@ def test_a_pool_grown_by_the_frames_draws_what_a_pool_made_large_draws(ctx, tmp_
     def provider(material):
         return ensure_ntc(scene, material, tiny_settings(), folder / "cache", log=None)
 
+    return scene, provider
+
+
+@pytest.mark.gl
+def test_a_pool_grown_by_the_frames_draws_what_a_pool_made_large_draws(ctx, sphere512):
+    """The renderer's pool grows as a close view's tiles need it, and the frames drawn from
+    tiles copied across equal those of a pool made that large before the first tile."""
+    scene, provider = sphere512
     images, slots = [], []
     for pre_grow in (False, True):
         r = renderer(ctx, scene, provider, size=(128, 128), feedback=PIN_ONE)
@@ -520,3 +536,29 @@ def test_a_pool_grown_by_the_frames_draws_what_a_pool_made_large_draws(ctx, tmp_
     diff = np.abs(images[0].astype(int) - images[1].astype(int))
     # the same texels; other slots of the same pool can round a bilinear weight differently
     assert diff.max() <= 1 and np.mean(diff == 0) > 0.99, (diff.max(), np.mean(diff == 0))
+
+
+@pytest.mark.gl
+def test_a_bc7_pool_grown_by_a_frame_draws_on_after_the_window_resizes(ctx, sphere512):
+    """A BC7 pool grown after a frame's scene pass keeps encoding tiles once the window's targets
+    are made anew (its encoder had kept the scene target, released by the resize, to bind after
+    each pass), with the one encoder the cache made."""
+    scene, provider = sphere512
+    r = renderer(ctx, scene, provider, size=(128, 128),
+                 feedback=FeedbackConfig(tile_format="bc7", pin_mip_tiles=1))
+    try:
+        r.camera.turn(0.0, 0.0, 8.0)
+        frame(r, "feedback", frames=6)
+        tiles = r.bindings.tiles
+        assert tiles.pool.slots > 64     # grown after a scene pass
+        assert tiles.pool.encoder is tiles.encoder    # the encoder's programs built once
+        stage = tiles.pool.stage.textures
+        assert tiles.pool.vram_bytes == tiles.pool.nbytes + len(stage) * stage[0].size[0] * \
+            stage[0].size[1] * 4                       # the ledger counts the staging too
+        r.resize((144, 144))
+        r.camera.turn(40.0, 20.0, 0.0)   # tiles not decoded yet
+        frame(r, "feedback", frames=12)
+        assert tiles.settled() and tiles.stats.waiting == 0
+        assert ctx.error == "GL_NO_ERROR"
+    finally:
+        r.release()

@@ -59,6 +59,13 @@ class RequestBits:
         buf.clear()
         return np.flatnonzero(np.unpackbits(bits, bitorder="little")[:self.tiles])
 
+    def restart(self) -> None:
+        """Forget every frame written so far (a view left and come back to): the next take
+        after `lag` + 1 new frames is the first to read."""
+        for b in self.buffers:
+            b.clear()
+        self.frames = 0
+
     def release(self) -> None:
         for b in self.buffers:
             b.release()

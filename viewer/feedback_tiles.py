@@ -28,6 +28,7 @@ import numpy as np
 
 from export.decode.gl_context import GL_BUFFER_UPDATE_BARRIER_BIT, NTCGLError
 from export.decode.gl_tiles import POOL_FORMATS, TILE, TileLayout, TilePool
+from export.decode.gl_transcode import GLBCnEncoder
 
 from .feedback_sets import POOL_FORMAT, READBACK_LAG, READBACK_LAGS, FeedbackSet, layers_of
 from .frame_stats import VramLedger
@@ -94,7 +95,14 @@ class TileCache:
         self.ledger = ledger
         self.owner = np.full((0, 2), -1, np.int64)   # (set, entry) per slot
         self.touched = np.full(0, -1, np.int64)      # frame, or PINNED
-        self._track(TilePool(ctx, slots, layers, fmt))
+        # one BC7 encoder for every pool this cache makes: growing builds no program again
+        self.encoder = GLBCnEncoder(ctx) if fmt == "bc7" else None
+        try:
+            self._track(TilePool(ctx, slots, layers, fmt, self.encoder))
+        except BaseException:
+            if self.encoder is not None:
+                self.encoder.release()
+            raise
         self.tile_decodes = self.pool.slot ** 2   # every texel of a slot is decoded
         self.budget = max(int(budget), self.tile_decodes)
         self.sets: list[FeedbackSet] = []
@@ -108,7 +116,7 @@ class TileCache:
         the earlier slots' tiles where they were)."""
         self.pool = pool
         side = pool.slot
-        self.ledger.add("tiles", pool, pool.nbytes,
+        self.ledger.add("tiles", pool, pool.vram_bytes,
                         f"tile pool {pool.slots} x {side}x{side} x {pool.layers} {pool.format} "
                         f"layers")
         owner = np.full((pool.slots, 2), -1, np.int64)
@@ -156,7 +164,7 @@ class TileCache:
             slots = min(slots, self.max_slots)
         if slots <= self.pool.slots:
             return False
-        pool = TilePool(self.ctx, slots, self.pool.layers, self.pool.format)
+        pool = TilePool(self.ctx, slots, self.pool.layers, self.pool.format, self.encoder)
         if pool.slots <= self.pool.slots:   # already as large as the driver allows
             pool.release()
             return False
@@ -205,15 +213,17 @@ class TileCache:
 
     def _place(self, k: int, entries: np.ndarray, slots: np.ndarray, touched: int) -> None:
         fset = self.sets[k]
-        for e, s in zip(entries, slots):
+        for s in slots:   # evicted first: a fill that fails leaves these slots empty
             old_set, old_entry = self.owner[s]
             if old_set >= 0:
                 self.sets[old_set].slot[old_entry] = -1
+            self.owner[s] = (-1, -1)
+        self.pool.fill(fset.decoder, [(*fset.layout.rect(int(e)), int(s))
+                                      for e, s in zip(entries, slots)], fset.repeat)
+        for e, s in zip(entries, slots):
             self.owner[s] = (k, e)
             self.touched[s] = touched
             fset.slot[e] = s
-        self.pool.fill(fset.decoder, [(*fset.layout.rect(int(e)), int(s))
-                                      for e, s in zip(entries, slots)], fset.repeat)
         texels = len(entries) * self.tile_decodes
         self.stats.decoded_texels += texels
         self.stats.total_texels += texels
@@ -289,6 +299,12 @@ class TileCache:
         read = self.stats.read > 0 or not self.sets
         return read and not self.stats.decoded and not self.stats.waiting
 
+    def restart(self) -> None:
+        """Frames drawn again after other modes: the request bits of the last feedback frames
+        (an old view) are dropped unread rather than decoded."""
+        for fset in self.sets:
+            fset.requests.restart()
+
     def summary(self) -> dict:
         """The figures ntc-view --stats writes."""
         return {"tile": TILE, "slot": self.pool.slot, "format": self.pool.format,
@@ -309,3 +325,6 @@ class TileCache:
         self.sets.clear()
         self.ledger.remove(self.pool)
         self.pool.release()
+        if self.encoder is not None:
+            self.encoder.release()
+            self.encoder = None

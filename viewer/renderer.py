@@ -197,6 +197,8 @@ class Renderer:
         if mode not in MODES:
             raise ValueError(f"mode '{mode}': expected one of {', '.join(MODES)}")
         self.ensure_mode(mode)
+        if mode == "feedback" and self.mode != "feedback":
+            self.bindings.tiles.restart()
         self.mode = mode
         self.timer.reset()
 
@@ -293,6 +295,7 @@ class Renderer:
                                   self.size))
             self._draw(self.mode, self.targets["scene"], self.formats)
             if self.mode == "feedback":
+                self._home.use()   # what a grown pool makes keeps the framebuffer current now
                 self.bindings.tiles.update()
             source = "scene"
             if self.accumulating():

@@ -141,10 +141,12 @@ class TilePool(_LayerTarget):
     batch at a time into RGBA8 staging, encoded on the GPU by shaders/bcn_encode.slang and moved
     into their slots, two texels of border so slots are whole blocks) or "rgba8" (four bytes a
     texel, exactly the decoded 8-bit values, decoded straight into the pool, one texel of border).
-    A BC7 layer holds three stored channels (in rgb), an RGBA8 one four.
+    A BC7 layer holds three stored channels (in rgb), an RGBA8 one four. `encoder`: the
+    GLBCnEncoder a BC7 pool encodes with, kept by the caller (so a pool grown into a larger one
+    does not build its programs again); None: one of its own.
     """
 
-    def __init__(self, ctx, slots: int, layers: int, fmt: str = "rgba8"):
+    def __init__(self, ctx, slots: int, layers: int, fmt: str = "rgba8", encoder=None):
         import moderngl
         if fmt not in POOL_FORMATS:
             raise ValueError(f"pool format '{fmt}': expected {', '.join(POOL_FORMATS)}")
@@ -164,6 +166,7 @@ class TilePool(_LayerTarget):
         self.fbo = 0
         self.texture = None
         self.stage = self.encoder = None
+        self._own_encoder = encoder is None
         texels = self.size[0] * self.size[1] * layers
         try:
             if fmt == "rgba8":
@@ -178,7 +181,7 @@ class TilePool(_LayerTarget):
                 self.texture = _bc7_array(self._gl, self.size, layers)
                 self.nbytes = texels
                 self.stage = TileStage(ctx, layers, self.slot)
-                self.encoder = GLBCnEncoder(ctx)
+                self.encoder = GLBCnEncoder(ctx) if encoder is None else encoder
         except BaseException:
             self.release()
             raise
@@ -192,7 +195,7 @@ class TilePool(_LayerTarget):
         for first in range(0, len(tiles), self.stage.slots):
             batch = tiles[first:first + self.stage.slots]
             decoder.decode(self.stage, [(*tile[:5], i) for i, tile in enumerate(batch)], repeat)
-            for j in range(self.layers):
+            for j in range(decoder.targets):   # the set's layers (the pool may have more)
                 encoded = self.encoder.encode(self.stage.textures[j], 0, "bc7",
                                               alpha=self.channels == 4)
                 try:
@@ -206,6 +209,13 @@ class TilePool(_LayerTarget):
         err = self.ctx.error
         if err != "GL_NO_ERROR":
             raise NTCGLError(f"moving BC7 tiles into the pool failed: {err}")
+
+    @property
+    def vram_bytes(self) -> int:
+        """The pool's texels and, for BC7, its RGBA8 staging."""
+        stage = 0 if self.stage is None else sum(t.width * t.height * 4
+                                                 for t in self.stage.textures)
+        return self.nbytes + stage
 
     @property
     def name(self) -> int:
@@ -256,7 +266,7 @@ class TilePool(_LayerTarget):
 
     def release(self) -> None:
         self._release_fbo()
-        for obj in (self.stage, self.encoder):
+        for obj in (self.stage, self.encoder if self._own_encoder else None):
             if obj is not None:
                 obj.release()
         self.stage = self.encoder = None
