@@ -45,6 +45,7 @@ TARGETS: list[tuple[str, str, str, str]] = [
     ("pbr.slang", "fragmentMain", "fragment", "pbr.frag.glsl"),
     ("pbr_ntc.slang", "fragmentMain", "fragment", "pbr_ntc.frag.glsl"),
     ("pbr_feedback.slang", "fragmentMain", "fragment", "pbr_feedback.frag.glsl"),
+    ("pbr_feedback.slang", "fragmentEarly", "fragment", "pbr_feedback_early.frag.glsl"),
     ("viewer_post.slang", "vertexMain", "vertex", "viewer_post.vert.glsl"),
     ("viewer_post.slang", "fragmentMain", "fragment", "viewer_post.frag.glsl"),
     ("viewer_post.slang", "textVertex", "vertex", "viewer_text.vert.glsl"),

@@ -562,3 +562,47 @@ def test_a_bc7_pool_grown_by_a_frame_draws_on_after_the_window_resizes(ctx, sphe
         assert ctx.error == "GL_NO_ERROR"
     finally:
         r.release()
+
+
+@pytest.mark.gl
+def test_hidden_pixels_request_no_tiles_unless_the_material_masks(ctx, big_sphere, tmp_path):
+    """A second sphere inside the first, turned (other texels) and drawn after it: with early
+    depth tests (materials that never discard) its hidden pixels ask for no tile, so the frames
+    decode what the outer sphere alone decodes; an alpha-masked material is tested late (its
+    discarded pixels must not write depth), so there the hidden sphere's tiles are decoded too."""
+    import json
+    import shutil
+    from export.gltf import load_scene
+    scene, _, provider = big_sphere
+    ntc = provider(scene.materials[0])
+    folder = tmp_path / "scenes"
+    shutil.copytree(scene.folder, folder)
+    base = json.loads((folder / scene.path.name).read_text())
+
+    def decoded(inner: bool, mask: bool) -> tuple[int, np.ndarray]:
+        doc = json.loads(json.dumps(base))
+        if inner:
+            doc["nodes"].append({"mesh": 0, "scale": [0.8, 0.8, 0.8],
+                                 "rotation": [0, 0.7071068, 0, 0.7071068]})
+            doc["scenes"][0]["nodes"].append(len(doc["nodes"]) - 1)
+        if mask:   # a cut-off nothing falls below: the same pixels, tested late
+            doc["materials"][0].update(alphaMode="MASK", alphaCutoff=0.0)
+        path = folder / f"s_{int(inner)}{int(mask)}.gltf"
+        path.write_text(json.dumps(doc))
+        r = renderer(ctx, load_scene(path, log=None), lambda m: ntc, size=(96, 96),
+                     feedback=PIN_ONE)
+        try:
+            image = frame(r, "feedback", frames=8)
+            tiles = r.bindings.tiles
+            assert tiles.settled()
+            return tiles.stats.total_texels, image
+        finally:
+            r.release()
+
+    alone, alone_image = decoded(False, False)
+    hidden, hidden_image = decoded(True, False)
+    assert hidden == alone and np.array_equal(hidden_image, alone_image)
+    masked_alone, _ = decoded(False, True)
+    masked_hidden, masked_image = decoded(True, True)
+    assert masked_alone == alone and masked_hidden > masked_alone
+    assert np.array_equal(masked_image, alone_image)

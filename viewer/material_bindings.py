@@ -155,7 +155,8 @@ class MaterialBindings:
                     fset.release()
                     raise
                 self._feedback[shared] = fset
-            b = self._set_binding(mat, model, self.programs.feedback, self._feedback[shared])
+            b = self._set_binding(mat, model, self.programs.feedback(mat.alpha_mode == "MASK"),
+                                  self._feedback[shared])
         else:
             shared = shared[0]
             if shared not in self._sampled:

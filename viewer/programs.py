@@ -27,7 +27,7 @@ class Programs:
         self.text = build_program(ctx, glsl.load_generated("viewer_text.vert.glsl"),
                                   glsl.load_generated("viewer_text.frag.glsl"), "text overlay")
         self._sample: dict[str, object] = {}
-        self._feedback = None
+        self._feedback: dict[bool, object] = {}   # by whether the material discards pixels
         self._ntc_sources: dict[Precision, str] = {}  # pbr_ntc's generated GLSL, read once each
 
     def sample(self, model) -> tuple[object, Precision]:
@@ -54,17 +54,20 @@ class Programs:
             self._sample[frag] = prog
         return prog
 
-    @property
-    def feedback(self):
-        """The feedback-mode PBR program (one for every set: it runs no MLP), built on first use."""
-        if self._feedback is None:
-            self._feedback = build_program(self.ctx, self.pbr_vert,
-                                           glsl.load_generated("pbr_feedback.frag.glsl"),
-                                           "PBR (feedback mode)")
-        return self._feedback
+    def feedback(self, discards: bool = False):
+        """The feedback-mode PBR program (one for every set: it runs no MLP), built on first use:
+        with early depth tests (hidden pixels request no tiles) unless the material `discards`
+        pixels (alpha mask), whose depth must then be written after the shader."""
+        if discards not in self._feedback:
+            name = "pbr_feedback.frag.glsl" if discards else "pbr_feedback_early.frag.glsl"
+            self._feedback[discards] = build_program(
+                self.ctx, self.pbr_vert, glsl.load_generated(name),
+                f"PBR (feedback mode{', alpha mask' if discards else ''})")
+        return self._feedback[discards]
 
     def release(self) -> None:
-        extra = [self._feedback] if self._feedback is not None else []
-        for p in [self.pbr, self.post, self.text, *self._sample.values(), *extra]:
+        for p in [self.pbr, self.post, self.text, *self._sample.values(),
+                  *self._feedback.values()]:
             p.release()
         self._sample.clear()
+        self._feedback.clear()

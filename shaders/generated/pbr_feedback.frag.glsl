@@ -790,6 +790,23 @@ vec4 pbrShade_0(PbrVertexOut_0 v_3, bool front_0, PbrTexels_0 texels_0)
     return vec4(display_0, handedness_0);
 }
 
+vec4 feedbackShade_0(PbrVertexOut_0 v_4, bool front_1)
+{
+    vec2 uv_3 = pbrSlotUv_0(5, v_4);
+    vec2 gx_0 = dFdx(uv_3);
+    vec2 gy_0 = dFdy(uv_3);
+    NtcSampler_0 s_5 = pbrSetSampler_0(0, 0U);
+    NtcPoolLayout_0 pool_3;
+    pool_3.layers_0 = PbrDraw_0.drawNtcSet_0.w;
+    pool_3.channels_0 = PbrDraw_0.drawSlotTex1_0.y;
+    pool_3.slot_1 = PbrDraw_0.drawNtcWrap_0.z;
+    pool_3.border_0 = PbrDraw_0.drawNtcWrap_0.w;
+    vec4  stored_3[4];
+    ntcFeedbackSample_0(s_5, pool_3, uv_3, gx_0, gy_0, stored_3);
+    vec4 _S42 = pbrShade_0(v_4, front_1, pbrSetTexels_0(stored_3));
+    return _S42;
+}
+
 layout(location = 0)
 out vec4 entryPointParam_fragmentMain_0;
 
@@ -813,20 +830,8 @@ in vec4 v_colour_0;
 
 void main()
 {
-    PbrVertexOut_0 _S42 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec2 uv_3 = pbrSlotUv_0(5, _S42);
-    vec2 gx_0 = dFdx(uv_3);
-    vec2 gy_0 = dFdy(uv_3);
-    NtcSampler_0 s_5 = pbrSetSampler_0(0, 0U);
-    NtcPoolLayout_0 pool_3;
-    pool_3.layers_0 = PbrDraw_0.drawNtcSet_0.w;
-    pool_3.channels_0 = PbrDraw_0.drawSlotTex1_0.y;
-    pool_3.slot_1 = PbrDraw_0.drawNtcWrap_0.z;
-    pool_3.border_0 = PbrDraw_0.drawNtcWrap_0.w;
-    vec4  stored_3[4];
-    ntcFeedbackSample_0(s_5, pool_3, uv_3, gx_0, gy_0, stored_3);
     PbrVertexOut_0 _S43 = PbrVertexOut_0(gl_FragCoord, v_worldPos_0, v_normal_0, v_tangent_0, v_uv_0, v_uv1_0, v_colour_0);
-    vec4 _S44 = pbrShade_0(_S43, gl_FrontFacing, pbrSetTexels_0(stored_3));
+    vec4 _S44 = feedbackShade_0(_S43, gl_FrontFacing);
     entryPointParam_fragmentMain_0 = _S44;
     return;
 }
