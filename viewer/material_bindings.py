@@ -93,9 +93,19 @@ class MaterialBindings:
         """The scene's tile cache (once), its pool sized for a view of `size` and the most layers
         among `materials`' sets."""
         if self.tiles is None:
+            if self.home is not None:   # the pool's passes rebind the framebuffer bound now
+                self.home.use()
             models = [m for m in map(self.model, materials) if m is not None]
             self.tiles = TileCache.for_sets(self.ctx, size, models, self.ledger, config)
         return self.tiles
+
+    def update_tiles(self) -> None:
+        """After a feedback frame: the tile cache's update, with the home framebuffer bound (a
+        pool grown there makes passes that rebind the framebuffer bound then: not a target a
+        resize releases)."""
+        if self.home is not None:
+            self.home.use()
+        self.tiles.update()
 
     def model(self, index: int):
         """The material's NTCModel, or None when it keeps its images."""

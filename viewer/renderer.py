@@ -9,9 +9,8 @@ shaders/pbr*.slang from one of four material texture sources, switchable at run 
     sample     the .ntc decoded per pixel (shaders/pbr_ntc.slang), the filter (sample_filters.py)
                chosen per frame; one program per network shape
     feedback   the .ntc decoded in tiles, only those the frames' pixels touch, into a pool the
-               shader filters trilinearly (shaders/pbr_feedback.slang, feedback_tiles.py: after
-               each frame the tiles the frame before it lacked are decoded, within a budget of
-               decodes a frame)
+               shader filters trilinearly (shaders/pbr_feedback.slang, feedback_tiles.py: tiles
+               a frame lacked decoded after it, within a budget of decodes a frame)
 
 Every frame renders the scene into an offscreen RGBA8 + depth target; a screen pass copies it (or
 in the diff view shows |current - reference| as a heat map) into the display target, with the
@@ -235,7 +234,6 @@ class Renderer:
     def ensure_mode(self, mode: str, formats: TextureFormats | None = None) -> None:
         """Create what `mode` needs for every material the scene draws (once)."""
         if mode == "feedback" and self.bindings.tiles is None:
-            self._home.use()   # the pool's passes rebind the framebuffer current now: this one
             self.bindings.create_tiles(self.size, self.used_materials, self.feedback)
         for index in self.used_materials:
             self.bindings.get(mode, index, formats or self.formats)
@@ -295,8 +293,7 @@ class Renderer:
                                   self.size))
             self._draw(self.mode, self.targets["scene"], self.formats)
             if self.mode == "feedback":
-                self._home.use()   # what a grown pool makes keeps the framebuffer current now
-                self.bindings.tiles.update()
+                self.bindings.update_tiles()
             source = "scene"
             if self.accumulating():
                 self._accumulate()
