@@ -63,7 +63,9 @@ class MaterialBindings:
     """Bindings of a scene's materials, by (mode, material index). `material(index)` gives the
     material; `images(format)` the ImageTextures of a reference format ("rgba8", "bcn");
     `ntc_provider(material)` its .ntc path or None (it keeps its images); `home` is the
-    framebuffer to make current before a load-mode decode."""
+    framebuffer made current before GL passes are made or run (load mode's decode, feedback
+    mode's tiles): they rebind the one current then, which must not be a target a resize
+    releases."""
 
     def __init__(self, ctx, material, programs: Programs, samplers: Samplers,
                  images: Callable[[str], ImageTextures], white, ledger: VramLedger,
@@ -93,19 +95,19 @@ class MaterialBindings:
         """The scene's tile cache (once), its pool sized for a view of `size` and the most layers
         among `materials`' sets."""
         if self.tiles is None:
-            if self.home is not None:   # the pool's passes rebind the framebuffer bound now
-                self.home.use()
+            self._bind_home()
             models = [m for m in map(self.model, materials) if m is not None]
             self.tiles = TileCache.for_sets(self.ctx, size, models, self.ledger, config)
         return self.tiles
 
     def update_tiles(self) -> None:
-        """After a feedback frame: the tile cache's update, with the home framebuffer bound (a
-        pool grown there makes passes that rebind the framebuffer bound then: not a target a
-        resize releases)."""
+        """After a feedback frame: the tile cache's update (a pool grown there makes passes)."""
+        self._bind_home()
+        self.tiles.update()
+
+    def _bind_home(self) -> None:
         if self.home is not None:
             self.home.use()
-        self.tiles.update()
 
     def model(self, index: int):
         """The material's NTCModel, or None when it keeps its images."""
@@ -143,8 +145,7 @@ class MaterialBindings:
             b = self._texture_binding(mat, None, images)
         elif mode == "load":
             if shared not in self._loaded:
-                if self.home is not None:
-                    self.home.use()
+                self._bind_home()
                 self._loaded[shared] = LoadedSet(self.ctx, model, self.ledger, label,
                                                  formats.load)
             b = self._texture_binding(mat, (model, self._loaded[shared]), images)
@@ -155,8 +156,7 @@ class MaterialBindings:
             if shared not in self._feedback:
                 if self.tiles is None:
                     raise RuntimeError("feedback bindings need create_tiles first")
-                if self.home is not None:   # its decode pass rebinds this one after each use
-                    self.home.use()
+                self._bind_home()
                 fset = FeedbackSet(self.ctx, model, self.ledger, label, repeat,
                                    self.tiles.pool.format, self.tiles.readback_lag)
                 try:
